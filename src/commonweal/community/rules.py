@@ -1,0 +1,243 @@
+"""The rules: what each event kind means and when it is allowed.
+
+``check(state, leaf)`` raises if the event may not be appended next; ``apply(state, leaf)``
+checks and returns the new state. Both are pure: no I/O, no clock, no randomness — the only
+time they see is the leaf's, which the log fixed. The hub calls them before appending;
+``ledger verify`` calls them again on every entry, so a hub that appended something the
+rules forbid is caught by anyone who replays its log.
+
+Event kinds (part 1):
+
+- ``community.found`` — entry 0 only, by the founder: the charter, the hub's key and origin.
+- ``member.join`` — by the newcomer's own key: their name, and an invite token if the
+  charter's join policy is ``invite``. Under ``approval`` the member waits as ``pending``.
+- ``member.approve`` — an active member admits a pending one.
+- ``invite.create`` — an active member registers the SHA-256 of a secret invite token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from commonweal.community.charter import validate_charter
+from commonweal.community.state import Invite, Member, State
+from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay, UnknownMember
+from commonweal.ledger.event import Leaf
+from commonweal.ledger.keys import is_key_id
+
+__all__ = ["KINDS", "Touched", "apply", "check", "replay", "touched"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
+MAX_NAME = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """Which projection rows an event changes: the storage shell upserts exactly these."""
+
+    members: tuple[str, ...] = ()
+    invites: tuple[str, ...] = ()
+    community: bool = False
+
+
+def _fields(leaf: Leaf, required: dict[str, type], optional: dict[str, type] | None = None
+            ) -> dict[str, Any]:
+    body, kind = leaf.body, leaf.kind
+    allowed = required | (optional or {})
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise InvalidInput(f"{kind}: unexpected body field(s) {extra}; allowed {sorted(allowed)}")
+    for name, typ in allowed.items():
+        if name not in body:
+            if name in required:
+                raise InvalidInput(f"{kind}: body field {name!r} is missing")
+            continue
+        if type(body[name]) is not typ:
+            raise InvalidInput(
+                f"{kind}: body field {name!r} must be a {typ.__name__}, "
+                f"got {type(body[name]).__name__}"
+            )
+    return body
+
+
+def _check_name(kind: str, name: str) -> str:
+    clean = unicodedata.normalize("NFC", name)
+    if clean != name or name != name.strip() or not 1 <= len(name) <= MAX_NAME:
+        raise InvalidInput(
+            f"{kind}: name {name!r} must be 1-{MAX_NAME} characters, NFC, without "
+            "leading or trailing spaces"
+        )
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise InvalidInput(f"{kind}: name {name!r} contains control characters")
+    return name.casefold()
+
+
+def _need_active(state: State, actor: str, kind: str) -> Member:
+    m = state.members.get(actor)
+    if m is None:
+        raise UnknownMember(
+            f"{kind}: actor {actor[:16]}… is not a member of this community; join first"
+        )
+    if m.status != "active":
+        raise Forbidden(f"{kind}: member {m.name!r} is {m.status}, not active")
+    return m
+
+
+# -- community.found ---------------------------------------------------------------------
+
+
+def _found(state: State, leaf: Leaf) -> State:
+    body = _fields(
+        leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str}
+    )
+    if state.size != 0:
+        raise Conflict("community.found: the community already exists; it is entry 0 only")
+    charter = validate_charter(body["charter"], where="community.found.charter")
+    if not is_key_id(body["hub_key"]):
+        raise InvalidInput("community.found: hub_key must be 64 lowercase hex digits")
+    if not _ORIGIN.match(body["origin"]) or len(body["origin"]) > 200:
+        raise InvalidInput(f"community.found: origin {body['origin']!r} is not a log origin")
+    folded = _check_name(leaf.kind, body["founder_name"])
+    founder = Member(leaf.actor, body["founder_name"], "active", "founder", leaf.index, leaf.index)
+    return replace(
+        state,
+        charter=charter,
+        origin=body["origin"],
+        hub_key=body["hub_key"],
+        founder=leaf.actor,
+        members=state.members.set(leaf.actor, founder),
+        names=state.names.set(folded, leaf.actor),
+    )
+
+
+# -- members -----------------------------------------------------------------------------
+
+
+def _join(state: State, leaf: Leaf) -> State:
+    body = _fields(leaf, {"name": str}, {"invite": str})
+    actor = leaf.actor
+    existing = state.members.get(actor)
+    if existing is not None:
+        raise Conflict(f"member.join: this key already joined as {existing.name!r}")
+    folded = _check_name(leaf.kind, body["name"])
+    if folded in state.names:
+        raise Conflict(f"member.join: the name {body['name']!r} is taken; choose another")
+    assert state.charter is not None
+    policy = state.charter.join_policy
+    invites = state.invites
+    status: Any = "active"
+    if policy == "invite":
+        token = body.get("invite")
+        if token is None:
+            raise Forbidden("member.join: this community joins by invitation; pass --invite TOKEN")
+        th = hashlib.sha256(token.encode()).hexdigest()
+        inv = invites.get(th)
+        if inv is None:
+            raise Forbidden("member.join: the invite token is not one this community issued")
+        if inv.used_by is not None:
+            raise Conflict("member.join: the invite token was already used")
+        invites = invites.set(th, replace(inv, used_by=actor, used_index=leaf.index))
+    elif "invite" in body:
+        raise InvalidInput(f"member.join: the join policy is {policy!r}; drop the invite token")
+    elif policy == "approval":
+        status = "pending"
+    member = Member(actor, body["name"], status, "member", leaf.index, leaf.index)
+    return replace(
+        state,
+        members=state.members.set(actor, member),
+        names=state.names.set(folded, actor),
+        invites=invites,
+    )
+
+
+def _approve(state: State, leaf: Leaf) -> State:
+    body = _fields(leaf, {"member": str})
+    _need_active(state, leaf.actor, leaf.kind)
+    target = state.members.get(body["member"])
+    if target is None:
+        raise InvalidInput(f"member.approve: {body['member'][:16]}… has not asked to join")
+    if target.status != "pending":
+        raise Conflict(f"member.approve: {target.name!r} is already {target.status}")
+    updated = replace(target, status="active", updated_index=leaf.index)
+    return replace(state, members=state.members.set(target.key, updated))
+
+
+def _invite(state: State, leaf: Leaf) -> State:
+    body = _fields(leaf, {"token_hash": str})
+    _need_active(state, leaf.actor, leaf.kind)
+    th = body["token_hash"]
+    if not _HEX64.match(th):
+        raise InvalidInput("invite.create: token_hash must be the hex SHA-256 of the token")
+    if th in state.invites:
+        raise Conflict("invite.create: that invite token is already registered")
+    inv = Invite(th, leaf.actor, leaf.index)
+    return replace(state, invites=state.invites.set(th, inv))
+
+
+# -- dispatch ----------------------------------------------------------------------------
+
+_Rule = Callable[[State, Leaf], State]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    rule: _Rule
+    touched: Callable[[Leaf], Touched] = field(default=lambda leaf: Touched())
+
+
+def _invite_hash(leaf: Leaf) -> tuple[str, ...]:
+    tok = leaf.body.get("invite")
+    return (hashlib.sha256(tok.encode()).hexdigest(),) if isinstance(tok, str) else ()
+
+
+KINDS: dict[str, _Kind] = {
+    "community.found": _Kind(_found, lambda lf: Touched(members=(lf.actor,), community=True)),
+    "member.join": _Kind(
+        _join, lambda lf: Touched(members=(lf.actor,), invites=_invite_hash(lf))
+    ),
+    "member.approve": _Kind(_approve, lambda lf: Touched(members=(lf.body["member"],))),
+    "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
+}
+
+
+def apply(state: State, leaf: Leaf) -> State:
+    """Check ``leaf`` against ``state`` and return the state after it. Raises if refused."""
+    if leaf.index != state.size:
+        raise Conflict(f"entry {leaf.index} cannot follow a log of size {state.size}")
+    kind = KINDS.get(leaf.kind)
+    if kind is None:
+        raise InvalidInput(f"unknown event kind {leaf.kind!r}; known kinds: {sorted(KINDS)}")
+    if state.size == 0 and leaf.kind != "community.found":
+        raise Conflict("the first entry of a log must be community.found")
+    nonce_key = f"{leaf.actor}:{leaf.event['nonce']}"
+    seen = state.nonces.get(nonce_key)
+    if seen is not None:
+        raise Replay(
+            f"{leaf.kind}: nonce {leaf.event['nonce']!r} was already used by this actor "
+            f"(entry {seen}); sign the event again with a fresh nonce"
+        )
+    new = kind.rule(state, leaf)
+    return replace(new, size=state.size + 1, nonces=new.nonces.set(nonce_key, leaf.index))
+
+
+def check(state: State, leaf: Leaf) -> None:
+    """Raise if ``leaf`` may not be appended to a log whose replay is ``state``."""
+    apply(state, leaf)
+
+
+def touched(leaf: Leaf) -> Touched:
+    return KINDS[leaf.kind].touched(leaf)
+
+
+def replay(leaves: Any, state: State | None = None) -> State:
+    """Apply every leaf in order, from ``state`` (default: the empty community)."""
+    s = state if state is not None else State()
+    for leaf in leaves:
+        s = apply(s, leaf)
+    return s

@@ -1,0 +1,140 @@
+"""Every error Commonweal raises, in one tree.
+
+The HTTP API turns each into one JSON shape, ``{"error": {"code", "message", "detail"}}``
+with the class's status; the SDK turns that shape back into the same class; the CLI prints
+the message on one line and exits non-zero. So a caller handles the same exception whether
+the hub is in-process or across the network.
+
+    CommonwealError
+    ├── InvalidInput            400  malformed JSON, a missing or wrong field, a bad value
+    │   ├── BadSignature        400  the signature does not match the event and its actor
+    │   └── CharterInvalid      400  a charter field is missing or out of range
+    ├── Unauthorized            401  no credentials, or credentials the hub does not know
+    ├── Forbidden               403  the rules refuse this actor this act
+    │   └── UnknownMember       403  the actor is not a member of the community
+    ├── NotFound                404  no such entry, proof range, member or hub
+    ├── Conflict                409  the act contradicts what the log already holds
+    │   └── Replay              409  this actor already used this nonce
+    ├── TooLarge                413  a body or batch over the hub's limits
+    ├── HubError                500  the hub's own state is broken (storage, configuration)
+    │   └── ConfigError         500  a hub directory or setting is missing or wrong
+    └── VerificationFailed      ---  a log, proof or checkpoint does not verify
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadSignature",
+    "CharterInvalid",
+    "CommonwealError",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "HubError",
+    "InvalidInput",
+    "NotFound",
+    "Replay",
+    "TooLarge",
+    "Unauthorized",
+    "UnknownMember",
+    "VerificationFailed",
+    "error_class",
+]
+
+
+class CommonwealError(Exception):
+    """Base class. ``code`` is stable and machine-readable; ``message`` is for people."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
+
+
+class InvalidInput(CommonwealError):
+    code = "invalid_input"
+    status = 400
+
+
+class BadSignature(InvalidInput):
+    code = "bad_signature"
+
+
+class CharterInvalid(InvalidInput):
+    code = "charter_invalid"
+
+
+class Unauthorized(CommonwealError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(CommonwealError):
+    code = "forbidden"
+    status = 403
+
+
+class UnknownMember(Forbidden):
+    code = "unknown_member"
+
+
+class NotFound(CommonwealError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(CommonwealError):
+    code = "conflict"
+    status = 409
+
+
+class Replay(Conflict):
+    code = "replay"
+
+
+class TooLarge(CommonwealError):
+    code = "too_large"
+    status = 413
+
+
+class HubError(CommonwealError):
+    code = "hub_error"
+    status = 500
+
+
+class ConfigError(HubError):
+    code = "config_error"
+
+
+class VerificationFailed(CommonwealError):
+    """A log, proof or checkpoint does not verify. ``index`` names the first bad entry."""
+
+    code = "verification_failed"
+    status = 422
+
+    def __init__(self, message: str, *, index: int | None = None, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.index = index
+
+
+def _all_subclasses(cls: type[CommonwealError]) -> list[type[CommonwealError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+_BY_CODE: dict[str, type[CommonwealError]] = {c.code: c for c in _all_subclasses(CommonwealError)}
+
+
+def error_class(code: str) -> type[CommonwealError]:
+    """The class for a wire ``code``; unknown codes map to the base class."""
+    return _BY_CODE.get(code, CommonwealError)

@@ -1,0 +1,349 @@
+"""The hub: the one application object, and the only path by which anything is written.
+
+Every write is the same five steps, in one database transaction: verify each event's
+signature → take the append lock → ``check`` and ``apply`` it with the community's rules →
+append it to the Merkle log → update the projections and sign a new checkpoint → commit.
+A batch is all-or-nothing: if any event is refused, nothing is written and the in-memory
+state is left as it was (states are immutable, so there is nothing to undo).
+
+The hub keeps the replayed ``State`` and the tree's frontier in memory as a cache of the
+log. Under the append lock it first compares the cache with the log head and catches up
+from the database if another process appended meanwhile, so several hub processes can
+share one PostgreSQL database without forking the log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from commonweal.community import rules
+from commonweal.community.charter import Charter
+from commonweal.community.state import State
+from commonweal.errors import (
+    CommonwealError,
+    ConfigError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+)
+from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import (
+    Frontier,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_at,
+)
+from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
+from commonweal.store import projection
+from commonweal.store.database import open_engine, read_connection, write_connection
+from commonweal.store.log import EntryRow, LogStore
+
+__all__ = ["MAX_BATCH", "Appended", "Hub", "default_origin"]
+
+MAX_BATCH = 1000
+CONFIG_FILE = "hub.toml"
+HUB_KEY_FILE = "hub.key"
+FOUNDER_KEY_FILE = "founder.key"
+
+
+def default_origin(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "community"
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"commonweal.local/{slug[:60]}"
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What the hub acknowledges for a committed batch."""
+
+    entries: list[dict[str, Any]]
+    size: int
+    checkpoint: str
+
+
+class Hub:
+    """A community's hub over one database and one signing key."""
+
+    def __init__(self, *, engine: Engine, signer: NoteSigner, directory: Path | None = None
+                 ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.directory = directory
+        self.log = LogStore(engine)
+        self._lock = threading.Lock()
+        self._state: State | None = None
+        self._frontier: Frontier | None = None
+        with read_connection(engine) as conn:
+            self.log.check_schema(conn)
+
+    # -- opening -------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        return self.signer.name
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self.signer.verifier
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], *, database: str | None = None) -> Hub:
+        d = Path(directory)
+        cfg_path = d / CONFIG_FILE
+        if not cfg_path.exists():
+            raise ConfigError(
+                f"{d} is not a hub directory (no {CONFIG_FILE}); "
+                f"create one with `commonweal init {d} --name NAME`"
+            )
+        try:
+            cfg = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path} is not valid TOML: {exc}") from None
+        url = database or os.environ.get("COMMONWEAL_DATABASE_URL") or cfg.get("database")
+        if not url:
+            raise ConfigError(f"{cfg_path} names no database")
+        signer = NoteSigner.parse((d / HUB_KEY_FILE).read_text())
+        return cls(engine=open_engine(_resolve_sqlite(url, d)), signer=signer, directory=d)
+
+    @classmethod
+    def init(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        charter: Charter,
+        founder_name: str,
+        founder_key: SigningKey | None = None,
+        database: str | None = None,
+        origin: str | None = None,
+    ) -> tuple[Hub, SigningKey]:
+        """Create a hub directory, its database and keys, and log the founding event."""
+        d = Path(directory)
+        if (d / CONFIG_FILE).exists():
+            raise ConfigError(f"{d} already holds a hub; pick another directory")
+        d.mkdir(parents=True, exist_ok=True)
+        url = database or "sqlite:///hub.db"
+        engine = open_engine(_resolve_sqlite(url, d))
+        with write_connection(engine) as conn:
+            store = LogStore(engine)
+            store.create(conn)
+            if store.head(conn)[0] != 0:
+                raise ConfigError("that database already holds a community's log")
+        signer = NoteSigner(origin or default_origin(charter.name), SigningKey.generate())
+        _write_private(d / HUB_KEY_FILE, str(signer) + "\n")
+        founder = founder_key or SigningKey.generate()
+        if founder_key is None:
+            founder.save(d / FOUNDER_KEY_FILE, name=founder_name)
+        (d / CONFIG_FILE).write_text(
+            f'# Commonweal hub: {charter.name}\ndatabase = "{url}"\norigin = "{signer.name}"\n'
+        )
+        hub = cls(engine=engine, signer=signer, directory=d)
+        genesis = sign_event(
+            founder,
+            "community.found",
+            {
+                "charter": charter.to_json(),
+                "hub_key": signer.key.key_id,
+                "origin": signer.name,
+                "founder_name": founder_name,
+            },
+        )
+        hub.append([genesis])
+        return hub, founder
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The replayed state as of the last catch-up (loaded on first use)."""
+        with self._lock:
+            if self._state is None:
+                with read_connection(self.engine) as conn:
+                    self._catch_up(conn, self.log.head(conn)[0])
+            assert self._state is not None
+            return self._state
+
+    def _catch_up(self, conn: Any, size: int) -> None:
+        state = self._state or State()
+        if state.size < size:
+            state = rules.replay(
+                (_leaf(b) for b in self.log.iter_leaf_bytes(conn, state.size, size)), state
+            )
+        if self._frontier is None or self._frontier.size != size:
+            keys = Frontier.keys_for(size)
+            got = self.log.get_nodes(conn, keys)
+            self._frontier = Frontier(size, [got[k] for k in keys])
+        self._state = state
+
+    # -- the write path ------------------------------------------------------------------
+
+    def submit(self, doc: Any) -> Appended:
+        """Append a wire document: one signed event, or ``{"events": [...]}``."""
+        if isinstance(doc, dict) and set(doc) == {"events"}:
+            items = doc["events"]
+            if not isinstance(items, list) or not items:
+                raise InvalidInput("events must be a non-empty list of signed events")
+            if len(items) > MAX_BATCH:
+                raise TooLarge(f"a batch holds at most {MAX_BATCH} events; got {len(items)}")
+            signed = [SignedEvent.from_wire(e, where=f"events[{i}]") for i, e in enumerate(items)]
+        else:
+            signed = [SignedEvent.from_wire(doc)]
+        return self.append(signed)
+
+    def append(self, signed: Sequence[SignedEvent]) -> Appended:
+        """Check and append already signature-checked events, all or nothing."""
+        with self._lock, write_connection(self.engine) as conn:
+            size, _ = self.log.lock_head(conn)
+            if self._state is None or self._state.size != size or self._frontier is None:
+                self._catch_up(conn, size)
+            state, frontier = self._state, self._frontier
+            assert state is not None and frontier is not None
+            frontier = frontier.copy()
+            log_time = now()
+            rows: list[EntryRow] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            touched: list[rules.Touched] = []
+            acks: list[dict[str, Any]] = []
+            for pos, ev in enumerate(signed):
+                index = size + pos
+                data = encode_leaf(ev.data, index, log_time, ev.sig)
+                leaf = Leaf(index, log_time, ev.event, ev.sig, data)
+                try:
+                    state = rules.apply(state, leaf)
+                except CommonwealError as exc:
+                    if len(signed) > 1:
+                        exc.message = f"events[{pos}]: {exc.message}"
+                        exc.args = (exc.message,)
+                    raise
+                lh = leaf_hash(data)
+                nodes.extend(frontier.append(lh))
+                rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
+                touched.append(rules.touched(leaf))
+                acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
+            new_size, root = frontier.size, frontier.root()
+            note = Checkpoint(self.origin, new_size, root).sign(self.signer)
+            self.log.write_entries(conn, rows)
+            self.log.write_nodes(conn, nodes)
+            projection.write_touched(conn, state, touched)
+            self.log.set_head(conn, new_size, root)
+            self.log.add_checkpoint(conn, new_size, root, note)
+            # The transaction commits when this block exits; only then is the cache moved on.
+        self._state, self._frontier = state, frontier
+        return Appended(acks, new_size, note)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        with read_connection(self.engine) as conn:
+            return self.log.latest_checkpoint(conn)
+
+    def size(self) -> int:
+        with read_connection(self.engine) as conn:
+            return self.log.head(conn)[0]
+
+    def entries(self, start: int = 0, end: int | None = None, *, limit: int = 1000
+                ) -> list[Leaf]:
+        with read_connection(self.engine) as conn:
+            size = self.log.head(conn)[0]
+            end = size if end is None else min(end, size)
+            if start < 0 or start > end:
+                raise InvalidInput(f"entries: need 0 <= start <= end <= {size}; got {start}..{end}")
+            end = min(end, start + limit)
+            return self.log.leaves(conn, start, end)
+
+    def leaf_bytes(self, start: int, end: int) -> list[bytes]:
+        with read_connection(self.engine) as conn:
+            return self.log.leaf_bytes(conn, start, end)
+
+    def _size_arg(self, conn: Any, size: int | None) -> int:
+        head = self.log.head(conn)[0]
+        if size is None:
+            return head
+        if not 0 <= size <= head:
+            raise NotFound(f"tree size {size} is not between 0 and the log's size {head}")
+        return size
+
+    def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        with read_connection(self.engine) as conn:
+            n = self._size_arg(conn, size)
+            if not 0 <= index < n:
+                raise NotFound(f"entry {index} is not in a tree of size {n}")
+            reader = self.log.node_reader(conn)
+            proof = inclusion_proof(index, n, reader)
+            leaf = self.log.leaf_bytes(conn, index, index + 1)[0]
+            return {
+                "index": index,
+                "size": n,
+                "leaf_hash": leaf_hash(leaf).hex(),
+                "root": root_at(n, reader).hex(),
+                "proof": [h.hex() for h in proof],
+            }
+
+    def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        with read_connection(self.engine) as conn:
+            n = self._size_arg(conn, new)
+            if not 0 <= old <= n:
+                raise NotFound(f"old size {old} is not between 0 and {n}")
+            reader = self.log.node_reader(conn)
+            return {
+                "old": old,
+                "new": n,
+                "old_root": root_at(old, reader).hex(),
+                "new_root": root_at(n, reader).hex(),
+                "proof": [h.hex() for h in consistency_proof(old, n, reader)],
+            }
+
+    def projections(self) -> dict[str, list[dict[str, Any]]]:
+        with read_connection(self.engine) as conn:
+            return projection.db_rows(conn)
+
+    def members(self) -> list[dict[str, Any]]:
+        return self.projections()["members"]
+
+    def community(self) -> dict[str, Any]:
+        rows = self.projections()["community"]
+        if not rows:
+            raise NotFound("this hub has no community yet")
+        return rows[0]
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def rebuild(self) -> dict[str, int]:
+        """Drop every projection and recreate it by replaying the whole log."""
+        with self._lock, write_connection(self.engine) as conn:
+            size, _ = self.log.lock_head(conn)
+            state = rules.replay(_leaf(b) for b in self.log.iter_leaf_bytes(conn, 0, size))
+            counts = projection.rebuild(conn, state)
+        self._state = state
+        return {"entries": size, **counts}
+
+
+def _leaf(data: bytes) -> Leaf:
+    return decode_leaf(data, strict=False)
+
+
+def _resolve_sqlite(url: str, directory: Path) -> str:
+    """Relative SQLite paths in hub.toml are relative to the hub directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((directory / url[len(prefix) :]).resolve())
+    return url
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

@@ -1,0 +1,233 @@
+"""Signed events and the log leaves that wrap them.
+
+An event is the envelope ``{"v": 1, "kind", "actor", "time", "nonce", "body"}``; its
+signature is Ed25519 over the event's canonical (RFC 8785) bytes, by the actor's key. On the
+wire a signed event is ``{"event": {...}, "sig": "<base64>"}``.
+
+When the hub appends an event it wraps it as a *leaf*, the canonical JSON object
+``{"event": {...}, "index": N, "log_time": "...", "sig": "..."}``. Those bytes are what
+RFC 9162 hashes. Because canonical JSON nests (an object's canonical form is the same inside
+a parent as alone), and ``event`` sorts first, the signed bytes are a literal slice of the
+leaf: ``leaf[9 : leaf.rindex(b',"index":')]`` — the last such marker, since everything after
+the event is an integer and two strings that cannot hold a raw quote.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from commonweal.errors import InvalidInput, TooLarge
+from commonweal.ledger.canonical import canonical, canonical_str, parse
+from commonweal.ledger.keys import SigningKey, check_signature, is_key_id
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "Leaf",
+    "SignedEvent",
+    "decode_leaf",
+    "encode_leaf",
+    "now",
+    "sign_event",
+]
+
+EVENT_VERSION = 1
+MAX_EVENT_BYTES = 64 * 1024
+_ENVELOPE_KEYS = frozenset({"v", "kind", "actor", "time", "nonce", "body"})
+_KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+_LEAF_PREFIX = b'{"event":'
+_LEAF_MARK = b',"index":'
+
+
+def now() -> str:
+    """The current UTC time as RFC 3339 with milliseconds, as events and leaves carry it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEvent:
+    """An event with its canonical bytes and signature, already checked for shape."""
+
+    event: dict[str, Any]
+    data: bytes  # canonical bytes: exactly what was signed
+    sig: bytes
+
+    @property
+    def kind(self) -> str:
+        return self.event["kind"]  # type: ignore[no-any-return]
+
+    @property
+    def actor(self) -> str:
+        return self.event["actor"]  # type: ignore[no-any-return]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.event["body"]  # type: ignore[no-any-return]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"event": self.event, "sig": _b64(self.sig)}
+
+    @classmethod
+    def from_wire(cls, doc: Any, *, where: str = "event") -> SignedEvent:
+        """Check a wire document's shape and signature. Raises InvalidInput/BadSignature."""
+        if not isinstance(doc, dict) or set(doc) != {"event", "sig"}:
+            raise InvalidInput(f'{where}: expected an object {{"event": {{...}}, "sig": "..."}}')
+        event, sig_b64 = doc["event"], doc["sig"]
+        check_envelope(event, where=where)
+        if not isinstance(sig_b64, str):
+            raise InvalidInput(f"{where}: sig must be a base64 string")
+        try:
+            sig = base64.b64decode(sig_b64, validate=True)
+        except binascii.Error:
+            raise InvalidInput(f"{where}: sig is not valid base64") from None
+        data = canonical(event)
+        if len(data) > MAX_EVENT_BYTES:
+            raise TooLarge(
+                f"{where}: event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}"
+            )
+        check_signature(event["actor"], data, sig, what=where)
+        return cls(event, data, sig)
+
+
+def check_envelope(event: Any, *, where: str = "event") -> None:
+    """Raise InvalidInput naming the first field that is missing or malformed."""
+    if not isinstance(event, dict):
+        raise InvalidInput(f"{where}: event must be a JSON object")
+    keys = set(event)
+    if keys != _ENVELOPE_KEYS:
+        missing, extra = sorted(_ENVELOPE_KEYS - keys), sorted(keys - _ENVELOPE_KEYS)
+        raise InvalidInput(
+            f"{where}: envelope fields must be exactly {sorted(_ENVELOPE_KEYS)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else "")
+        )
+    if event["v"] != EVENT_VERSION or type(event["v"]) is not int:
+        raise InvalidInput(f"{where}: v must be {EVENT_VERSION}, got {event['v']!r}")
+    kind = event["kind"]
+    if not isinstance(kind, str) or not _KIND.match(kind):
+        raise InvalidInput(f"{where}: kind {kind!r} is not like 'member.join'")
+    if not is_key_id(event["actor"]):
+        raise InvalidInput(
+            f"{where}: actor must be the 64-hex-digit public key of the signer, "
+            f"got {str(event['actor'])[:70]!r}"
+        )
+    t = event["time"]
+    if not isinstance(t, str) or not _TIME.match(t):
+        raise InvalidInput(f"{where}: time {t!r} is not RFC 3339 UTC like 2026-01-31T12:00:00Z")
+    n = event["nonce"]
+    if not isinstance(n, str) or not _NONCE.match(n):
+        raise InvalidInput(f"{where}: nonce must be 16-64 characters of base64url, got {n!r}")
+    if not isinstance(event["body"], dict):
+        raise InvalidInput(f"{where}: body must be a JSON object")
+
+
+def sign_event(
+    key: SigningKey, kind: str, body: dict[str, Any], *, time: str | None = None
+) -> SignedEvent:
+    """Build and sign an event as ``key``: what a member's CLI or SDK does locally."""
+    event = {
+        "v": EVENT_VERSION,
+        "kind": kind,
+        "actor": key.key_id,
+        "time": time or now(),
+        "nonce": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+        "body": body,
+    }
+    check_envelope(event)
+    data = canonical(event)
+    return SignedEvent(event, data, key.sign(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A log entry: the event the hub appended at ``index`` and when."""
+
+    index: int
+    log_time: str
+    event: dict[str, Any]
+    sig: bytes
+    data: bytes  # the leaf bytes: what the Merkle tree hashes
+
+    @property
+    def kind(self) -> str:
+        return self.event["kind"]  # type: ignore[no-any-return]
+
+    @property
+    def actor(self) -> str:
+        return self.event["actor"]  # type: ignore[no-any-return]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.event["body"]  # type: ignore[no-any-return]
+
+    def signed_bytes(self) -> bytes:
+        return signed_slice(self.data)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "log_time": self.log_time,
+            "leaf": _b64(self.data),
+            "event": self.event,
+            "sig": _b64(self.sig),
+        }
+
+
+def encode_leaf(event_data: bytes, index: int, log_time: str, sig: bytes) -> bytes:
+    """The canonical leaf bytes, built by concatenation (keys are already in order)."""
+    if not _TIME.match(log_time):
+        raise InvalidInput(f"log_time {log_time!r} is not RFC 3339 UTC")
+    return b"".join(
+        (
+            _LEAF_PREFIX,
+            event_data,
+            _LEAF_MARK,
+            str(index).encode(),
+            b',"log_time":"',
+            log_time.encode(),
+            b'","sig":"',
+            _b64(sig).encode(),
+            b'"}',
+        )
+    )
+
+
+def signed_slice(leaf: bytes) -> bytes:
+    """The event's signed bytes inside ``leaf`` (see the module docstring)."""
+    if not leaf.startswith(_LEAF_PREFIX):
+        raise InvalidInput('leaf does not start with {"event":')
+    end = leaf.rfind(_LEAF_MARK)
+    if end < 0:
+        raise InvalidInput("leaf has no index")
+    return leaf[len(_LEAF_PREFIX) : end]
+
+
+def decode_leaf(data: bytes, *, strict: bool = True) -> Leaf:
+    """Parse leaf bytes. With ``strict``, also require them to be exactly canonical."""
+    doc = parse(data)
+    if not isinstance(doc, dict) or set(doc) != {"event", "index", "log_time", "sig"}:
+        raise InvalidInput("leaf must hold exactly event, index, log_time and sig")
+    if strict and canonical_str(doc).encode() != data:
+        raise InvalidInput("leaf bytes are not canonical JSON")
+    check_envelope(doc["event"], where="leaf event")
+    index, log_time = doc["index"], doc["log_time"]
+    if type(index) is not int or index < 0:
+        raise InvalidInput(f"leaf index {index!r} is not a non-negative integer")
+    if not isinstance(log_time, str) or not _TIME.match(log_time):
+        raise InvalidInput(f"leaf log_time {log_time!r} is not RFC 3339 UTC")
+    try:
+        sig = base64.b64decode(doc["sig"], validate=True)
+    except (binascii.Error, TypeError):
+        raise InvalidInput("leaf sig is not base64") from None
+    return Leaf(index, log_time, doc["event"], sig, data)

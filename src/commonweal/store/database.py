@@ -1,0 +1,101 @@
+"""Opening the database: SQLite (WAL) by default, PostgreSQL by URL.
+
+Appends must be serialized across processes, not just threads, and an acknowledged append
+must survive ``kill -9``. On SQLite that means WAL with ``synchronous=FULL`` and taking the
+write lock at ``BEGIN IMMEDIATE`` (not at the first write, when a concurrent writer could
+already hold a stale read snapshot). pysqlite's own transaction handling would emit a plain
+``BEGIN`` at the first write, so we switch it off and emit ``BEGIN`` ourselves — the
+recipe SQLAlchemy documents for SQLite. On PostgreSQL the lock is a row lock on the log head
+(see ``log.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from commonweal.errors import ConfigError
+
+__all__ = ["is_sqlite", "open_engine", "read_connection", "write_connection"]
+
+_IMMEDIATE = "commonweal_immediate"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings Commonweal relies on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"database URL {url!r} is not valid; use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB"
+        ) from None
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        # NullPool: a connection per use is cheap on SQLite and avoids sharing one across
+        # the server's threads; pragmas are set on every new connection below.
+        kwargs["poolclass"] = NullPool
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    elif backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+            raise ConfigError("use the psycopg driver: postgresql+psycopg://...")
+        kwargs["pool_pre_ping"] = True
+    else:
+        raise ConfigError(f"database backend {backend!r} is not supported; use sqlite or postgresql")
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError):
+        raise ConfigError(
+            "PostgreSQL support is an optional extra: pip install 'commonweal[postgres]'"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds SQLite's write lock from its first statement.
+
+    Commits on normal exit, rolls back on an exception.
+    """
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn = conn.execution_options(**{_IMMEDIATE: True})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in one read transaction, so what it reads is one consistent snapshot."""
+    with engine.connect() as conn, conn.begin():
+        yield conn

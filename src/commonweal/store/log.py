@@ -1,0 +1,172 @@
+"""The log in the database: entries, tree nodes, the head and signed checkpoints.
+
+Functions here take a ``Connection`` that the caller holds in a transaction, so that the
+hub can write entries, nodes, projections and the new checkpoint in one commit: either all
+of a batch is there after a crash, or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select, tuple_, update
+
+from commonweal.errors import ConfigError, HubError, NotFound
+from commonweal.ledger.event import Leaf, decode_leaf
+from commonweal.ledger.merkle import EMPTY_ROOT, NodeKey
+from commonweal.store.database import is_sqlite
+from commonweal.store.schema import (
+    SCHEMA_VERSION,
+    ledger_checkpoints,
+    ledger_entries,
+    ledger_head,
+    ledger_nodes,
+    metadata,
+    schema_info,
+)
+
+__all__ = ["EntryRow", "LogStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    index: int
+    leaf: bytes
+    kind: str
+    actor: str
+    log_time: str
+
+
+class LogStore:
+    """The log's tables over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def create(self, conn: Connection) -> None:
+        metadata.create_all(conn)
+        if conn.execute(select(schema_info.c.version)).first() is None:
+            conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
+            conn.execute(insert(ledger_head).values(id=1, size=0, root=EMPTY_ROOT))
+
+    def check_schema(self, conn: Connection) -> None:
+        try:
+            row = conn.execute(select(schema_info.c.version)).first()
+        except Exception:
+            raise ConfigError(
+                "this database holds no Commonweal hub; create one with `commonweal init`"
+            ) from None
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise ConfigError(
+                f"database schema version {row[0] if row else None} is not the "
+                f"{SCHEMA_VERSION} this Commonweal understands"
+            )
+
+    # -- head ----------------------------------------------------------------------------
+
+    def lock_head(self, conn: Connection) -> tuple[int, bytes]:
+        """Read the head inside a write transaction, locking it against other writers."""
+        stmt = select(ledger_head.c.size, ledger_head.c.root).where(ledger_head.c.id == 1)
+        if not is_sqlite(self.engine):  # SQLite already holds the lock (BEGIN IMMEDIATE)
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise HubError("the log head row is missing; the database is damaged")
+        return int(row[0]), bytes(row[1])
+
+    def head(self, conn: Connection) -> tuple[int, bytes]:
+        row = conn.execute(select(ledger_head.c.size, ledger_head.c.root)).first()
+        if row is None:
+            raise HubError("the log head row is missing; the database is damaged")
+        return int(row[0]), bytes(row[1])
+
+    def set_head(self, conn: Connection, size: int, root: bytes) -> None:
+        conn.execute(update(ledger_head).where(ledger_head.c.id == 1).values(size=size, root=root))
+
+    # -- entries -------------------------------------------------------------------------
+
+    def write_entries(self, conn: Connection, rows: Sequence[EntryRow]) -> None:
+        if rows:
+            conn.execute(
+                insert(ledger_entries),
+                [
+                    {"idx": r.index, "leaf": r.leaf, "kind": r.kind, "actor": r.actor,
+                     "log_time": r.log_time}
+                    for r in rows
+                ],
+            )
+
+    def leaf_bytes(self, conn: Connection, start: int, end: int) -> list[bytes]:
+        rows = conn.execute(
+            select(ledger_entries.c.leaf)
+            .where(ledger_entries.c.idx >= start, ledger_entries.c.idx < end)
+            .order_by(ledger_entries.c.idx)
+        ).all()
+        return [bytes(r[0]) for r in rows]
+
+    def iter_leaf_bytes(
+        self, conn: Connection, start: int, end: int, *, chunk: int = 20_000
+    ) -> Iterator[bytes]:
+        """Stream leaves in index order without holding them all in memory."""
+        pos = start
+        while pos < end:
+            batch = self.leaf_bytes(conn, pos, min(end, pos + chunk))
+            if not batch:
+                return
+            yield from batch
+            pos += len(batch)
+
+    def leaves(self, conn: Connection, start: int, end: int) -> list[Leaf]:
+        return [decode_leaf(b, strict=False) for b in self.leaf_bytes(conn, start, end)]
+
+    # -- tree ----------------------------------------------------------------------------
+
+    def write_nodes(self, conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if nodes:
+            conn.execute(
+                insert(ledger_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in nodes]
+            )
+
+    def get_nodes(self, conn: Connection, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        if not keys:
+            return {}
+        out: dict[NodeKey, bytes] = {}
+        # Chunked so the bound-parameter count stays well under SQLite's limit.
+        for i in range(0, len(keys), 400):
+            part = keys[i : i + 400]
+            rows = conn.execute(
+                select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
+                    tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(part)
+                )
+            ).all()
+            out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
+        return out
+
+    def node_reader(self, conn: Connection) -> _ConnReader:
+        return _ConnReader(self, conn)
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def add_checkpoint(self, conn: Connection, size: int, root: bytes, note: str) -> None:
+        conn.execute(insert(ledger_checkpoints).values(size=size, root=root, note=note))
+
+    def latest_checkpoint(self, conn: Connection) -> str:
+        row = conn.execute(
+            select(ledger_checkpoints.c.note).order_by(ledger_checkpoints.c.size.desc()).limit(1)
+        ).first()
+        if row is None:
+            raise NotFound("the log has no checkpoint yet")
+        return str(row[0])
+
+
+class _ConnReader:
+    """Adapts a connection to :class:`commonweal.ledger.merkle.NodeReader`."""
+
+    def __init__(self, store: LogStore, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+
+    def get_nodes(self, keys: Sequence[NodeKey]) -> Mapping[NodeKey, bytes]:
+        return self._store.get_nodes(self._conn, keys)

@@ -1,0 +1,97 @@
+"""Projections: the query-friendly tables that the log's replay implies.
+
+They are derived data. The hub writes the rows that each batch touched (the rules say which),
+in the same transaction as the entries; ``rebuild`` recreates them all from a replayed state;
+``ledger verify`` compares them, row for row, with what its own replay produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert, select
+
+from commonweal.community.rules import Touched
+from commonweal.community.state import State
+from commonweal.ledger.canonical import canonical_str
+from commonweal.store.schema import PROJECTION_TABLES, community, invites, members
+
+__all__ = ["db_rows", "rebuild", "state_rows", "write_touched"]
+
+_KEYS: dict[str, str] = {"community": "id", "members": "key", "invites": "token_hash"}
+
+
+def _community_row(state: State) -> dict[str, Any]:
+    assert state.charter is not None
+    return {
+        "id": 1,
+        "name": state.charter.name,
+        "origin": state.origin,
+        "hub_key": state.hub_key,
+        "founder": state.founder,
+        "charter": canonical_str(state.charter.to_json()),
+    }
+
+
+def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
+    """Every projection row that ``state`` implies, sorted by primary key."""
+    return {
+        "community": [_community_row(state)] if state.charter is not None else [],
+        "members": sorted((m.to_json() for m in state.members.values()), key=lambda r: r["key"]),
+        "invites": sorted(
+            (i.to_json() for i in state.invites.values()), key=lambda r: r["token_hash"]
+        ),
+    }
+
+
+def db_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for table in PROJECTION_TABLES:
+        key = table.c[_KEYS[table.name]]
+        out[table.name] = [dict(r._mapping) for r in conn.execute(select(table).order_by(key))]
+    return out
+
+
+def _replace(conn: Connection, table: Table, keys: Iterable[Any], rows: list[dict[str, Any]]
+             ) -> None:
+    key_col = table.c[_KEYS[table.name]]
+    keys = list(keys)
+    for i in range(0, len(keys), 400):
+        conn.execute(delete(table).where(key_col.in_(keys[i : i + 400])))
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) -> None:
+    """Upsert the rows a batch touched, as ``state`` (after the batch) has them."""
+    member_keys: set[str] = set()
+    invite_keys: set[str] = set()
+    whole_community = False
+    for t in touched:
+        member_keys.update(t.members)
+        invite_keys.update(t.invites)
+        whole_community |= t.community
+    if whole_community:
+        _replace(conn, community, [1], [_community_row(state)])
+    if member_keys:
+        rows = [state.members[k].to_json() for k in member_keys if k in state.members]
+        _replace(conn, members, member_keys, rows)
+    if invite_keys:
+        rows = [state.invites[k].to_json() for k in invite_keys if k in state.invites]
+        _replace(conn, invites, invite_keys, rows)
+
+
+def rebuild(conn: Connection, state: State) -> dict[str, int]:
+    """Drop and recreate every projection table from ``state``; return row counts."""
+    for table in reversed(PROJECTION_TABLES):
+        table.drop(conn, checkfirst=True)
+    for table in PROJECTION_TABLES:
+        table.create(conn)
+    counts: dict[str, int] = {}
+    for name, rows in state_rows(state).items():
+        table = next(t for t in PROJECTION_TABLES if t.name == name)
+        for i in range(0, len(rows), 5000):
+            conn.execute(insert(table), rows[i : i + 5000])
+        counts[name] = len(rows)
+    return counts
