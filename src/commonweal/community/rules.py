@@ -36,6 +36,9 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 MAX_NAME = 64
 
+# What a rule returns: the State fields it changes, with their new values.
+Changes = dict[str, Any]
+
 
 @dataclass(frozen=True, slots=True)
 class Touched:
@@ -92,7 +95,7 @@ def _need_active(state: State, actor: str, kind: str) -> Member:
 # -- community.found ---------------------------------------------------------------------
 
 
-def _found(state: State, leaf: Leaf) -> State:
+def _found(state: State, leaf: Leaf) -> Changes:
     body = _fields(
         leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str}
     )
@@ -105,21 +108,20 @@ def _found(state: State, leaf: Leaf) -> State:
         raise InvalidInput(f"community.found: origin {body['origin']!r} is not a log origin")
     folded = _check_name(leaf.kind, body["founder_name"])
     founder = Member(leaf.actor, body["founder_name"], "active", "founder", leaf.index, leaf.index)
-    return replace(
-        state,
-        charter=charter,
-        origin=body["origin"],
-        hub_key=body["hub_key"],
-        founder=leaf.actor,
-        members=state.members.set(leaf.actor, founder),
-        names=state.names.set(folded, leaf.actor),
-    )
+    return {
+        "charter": charter,
+        "origin": body["origin"],
+        "hub_key": body["hub_key"],
+        "founder": leaf.actor,
+        "members": state.members.set(leaf.actor, founder),
+        "names": state.names.set(folded, leaf.actor),
+    }
 
 
 # -- members -----------------------------------------------------------------------------
 
 
-def _join(state: State, leaf: Leaf) -> State:
+def _join(state: State, leaf: Leaf) -> Changes:
     body = _fields(leaf, {"name": str}, {"invite": str})
     actor = leaf.actor
     existing = state.members.get(actor)
@@ -148,15 +150,14 @@ def _join(state: State, leaf: Leaf) -> State:
     elif policy == "approval":
         status = "pending"
     member = Member(actor, body["name"], status, "member", leaf.index, leaf.index)
-    return replace(
-        state,
-        members=state.members.set(actor, member),
-        names=state.names.set(folded, actor),
-        invites=invites,
-    )
+    return {
+        "members": state.members.set(actor, member),
+        "names": state.names.set(folded, actor),
+        "invites": invites,
+    }
 
 
-def _approve(state: State, leaf: Leaf) -> State:
+def _approve(state: State, leaf: Leaf) -> Changes:
     body = _fields(leaf, {"member": str})
     _need_active(state, leaf.actor, leaf.kind)
     target = state.members.get(body["member"])
@@ -165,10 +166,10 @@ def _approve(state: State, leaf: Leaf) -> State:
     if target.status != "pending":
         raise Conflict(f"member.approve: {target.name!r} is already {target.status}")
     updated = replace(target, status="active", updated_index=leaf.index)
-    return replace(state, members=state.members.set(target.key, updated))
+    return {"members": state.members.set(target.key, updated)}
 
 
-def _invite(state: State, leaf: Leaf) -> State:
+def _invite(state: State, leaf: Leaf) -> Changes:
     body = _fields(leaf, {"token_hash": str})
     _need_active(state, leaf.actor, leaf.kind)
     th = body["token_hash"]
@@ -177,12 +178,12 @@ def _invite(state: State, leaf: Leaf) -> State:
     if th in state.invites:
         raise Conflict("invite.create: that invite token is already registered")
     inv = Invite(th, leaf.actor, leaf.index)
-    return replace(state, invites=state.invites.set(th, inv))
+    return {"invites": state.invites.set(th, inv)}
 
 
 # -- dispatch ----------------------------------------------------------------------------
 
-_Rule = Callable[[State, Leaf], State]
+_Rule = Callable[[State, Leaf], Changes]
 
 
 @dataclass(frozen=True)
@@ -222,8 +223,10 @@ def apply(state: State, leaf: Leaf) -> State:
             f"{leaf.kind}: nonce {leaf.event['nonce']!r} was already used by this actor "
             f"(entry {seen}); sign the event again with a fresh nonce"
         )
-    new = kind.rule(state, leaf)
-    return replace(new, size=state.size + 1, nonces=new.nonces.set(nonce_key, leaf.index))
+    changes = kind.rule(state, leaf)
+    changes["size"] = state.size + 1
+    changes["nonces"] = state.nonces.set(nonce_key, leaf.index)
+    return state.evolve(changes)
 
 
 def check(state: State, leaf: Leaf) -> None:

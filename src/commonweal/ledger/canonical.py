@@ -6,27 +6,42 @@ booleans, null, arrays and objects: money and shares are integers in the smalles
 floats never need ES6 number formatting and are refused outright. Integers must fit an
 IEEE double exactly (|n| < 2**53), as RFC 8785 requires.
 
-For those values RFC 8785 is ``json.dumps`` with sorted keys, no whitespace and raw UTF-8,
-with two differences this module handles: keys sort by UTF-16 code units (Python sorts by
-code points, which differs only above U+FFFF), and lone surrogates are not valid I-JSON.
-The stdlib encoder is C and about 3x faster than a pure-Python RFC 8785 encoder, which
-matters on the append path; a property test pins it to the ``rfc8785`` package.
+For those values RFC 8785 is compact JSON with sorted keys and raw UTF-8, which orjson
+writes (with RFC 8785's exact string escapes) in well under a microsecond, with two
+differences this module handles: keys sort by UTF-16 code units (orjson sorts by code
+point, which differs only above U+FFFF), and lone surrogates are not valid I-JSON. Speed
+matters here because every append and every verified entry is encoded once; a property
+test pins the result to the ``rfc8785`` package, a plain reading of the RFC.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
 
 from commonweal.errors import InvalidInput
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical", "canonical_str", "parse"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "canonical",
+    "canonical_str",
+    "is_canonical",
+    "parse",
+    "parse_fast",
+    "parse_trusted",
+]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
-_encode = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_DATETIME
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")
+
+
+def _encode(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPTS)
 
 
 def _utf16_key(s: str) -> bytes:
@@ -85,18 +100,24 @@ def _reorder(value: Any) -> Any:
     return value
 
 
-def canonical_str(value: Any) -> str:
-    """The RFC 8785 text of ``value``; raises :class:`InvalidInput` for what the log refuses."""
-    if _check(value, "$"):
-        # json.dumps(sort_keys=True) would re-sort by code point; encode pre-ordered instead.
-        ordered = _reorder(value)
-        return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return _encode(value)
-
-
 def canonical(value: Any) -> bytes:
-    """The RFC 8785 bytes of ``value`` (UTF-8)."""
-    return canonical_str(value).encode("utf-8")
+    """The RFC 8785 bytes of ``value`` (UTF-8); raises :class:`InvalidInput` for values
+    the log refuses (floats, NaN, integers beyond 2**53, lone surrogates, non-JSON types)."""
+    needs_utf16_order = _check(value, "$")
+    if needs_utf16_order:
+        # orjson would sort by code point; encode an object built in UTF-16 key order.
+        return json.dumps(
+            _reorder(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+    try:
+        return _encode(value)
+    except orjson.JSONEncodeError as exc:  # _check should have caught it; be explicit
+        raise InvalidInput(f"value cannot be canonical JSON: {exc}") from None
+
+
+def canonical_str(value: Any) -> str:
+    """The RFC 8785 text of ``value``."""
+    return canonical(value).decode("utf-8")
 
 
 def _no_floats(text: str) -> Any:
@@ -132,3 +153,46 @@ def parse(data: bytes | str) -> Any:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def parse_fast(data: bytes | str) -> Any:
+    """Parse JSON, refusing floats and NaN but not duplicate keys: for bytes whose
+    canonical form is then checked with :func:`is_canonical` (which catches duplicates),
+    or that were checked so before. Several times faster than :func:`parse`."""
+    try:
+        return json.loads(data, parse_float=_no_floats, parse_constant=_no_constants)
+    except InvalidInput:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def parse_trusted(data: bytes) -> Any:
+    """Parse bytes already known to be canonical (checked elsewhere): the fastest path."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def is_canonical(data: bytes, value: Any) -> bool:
+    """True if ``data`` is the canonical encoding of ``value`` (which was parsed from it).
+
+    The fast path for checking stored leaves, whose ``value`` came from :func:`parse_fast`
+    (so it holds no float or NaN): re-encode and compare. A duplicate key, stray
+    whitespace or an escape that needn't be all make the bytes differ; orjson refuses a
+    lone surrogate or an integer beyond 2**53. Only 4-byte UTF-8 needs the careful encoder,
+    since a key above U+FFFF sorts differently in UTF-16.
+    """
+    try:
+        fast = _encode(value)
+    except orjson.JSONEncodeError:
+        return False
+    if fast != data:
+        return False
+    if _ASTRAL.search(data):
+        try:
+            return canonical(value) == data
+        except InvalidInput:
+            return False
+    return True

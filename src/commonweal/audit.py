@@ -1,0 +1,276 @@
+"""``ledger verify``: check a whole log from its bytes, trusting nothing but the hub's key.
+
+For a log of N entries and the hub's signed checkpoint this checks, in one streaming pass:
+
+1. the checkpoint's signature, with the verifier key the user trusts;
+2. every leaf is canonical JSON, sits at its own index, and carries a valid Ed25519 signature
+   by its actor over the event's exact bytes (in worker processes: this is the costly part,
+   and it is embarrassingly parallel);
+3. the RFC 9162 root of all leaves equals the checkpoint's root, and its size matches;
+4. the log extends the last checkpoint this verifier saw of the same log: the root of the
+   first ``old.size`` leaves must equal the remembered root (an append-only log can only
+   grow, so a rewritten history is caught even if the new checkpoint is validly signed);
+5. replaying every event through the community's rules succeeds, the founding event names
+   this hub's key and origin, and the replayed state equals the hub's projections.
+
+It fails on the first bad entry and names it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_config_dir
+
+from commonweal.community import rules
+from commonweal.community.state import State
+from commonweal.errors import CommonwealError, VerificationFailed
+from commonweal.ledger.event import decode_leaf, signed_slice
+from commonweal.ledger.keys import verify_signature
+from commonweal.ledger.merkle import Frontier, leaf_hash
+from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
+from commonweal.store.projection import state_rows
+
+__all__ = ["AuditReport", "Witness", "audit_log", "verify_chunk"]
+
+CHUNK = 2000
+
+
+@dataclass
+class AuditReport:
+    origin: str
+    size: int
+    root: str
+    checks: list[str] = field(default_factory=list)
+    previous_size: int | None = None
+    members: int = 0
+    seconds: float = 0.0
+    state: State | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "origin": self.origin,
+            "size": self.size,
+            "root": self.root,
+            "previous_size": self.previous_size,
+            "members": self.members,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.size / self.seconds) if self.seconds else None,
+            "checks": self.checks,
+        }
+
+
+def verify_chunk(start: int, leaves: list[bytes]) -> list[tuple[int, str]]:
+    """Check canonical form, position and signature of each leaf; return the failures."""
+    bad: list[tuple[int, str]] = []
+    for i, data in enumerate(leaves, start):
+        try:
+            leaf = decode_leaf(data, strict=True)
+        except CommonwealError as exc:
+            bad.append((i, f"leaf is malformed: {exc.message}"))
+            continue
+        if leaf.index != i:
+            bad.append((i, f"leaf says it is entry {leaf.index}"))
+        elif not verify_signature(leaf.actor, signed_slice(data), leaf.sig):
+            bad.append((i, f"signature by {leaf.actor[:16]}… does not verify"))
+    return bad
+
+
+class Witness:
+    """What this verifier remembers of each log it checked: its last verified checkpoint.
+
+    Kept under the user's config dir (``COMMONWEAL_CONFIG_DIR`` overrides it), one file per
+    hub key, so a log rewritten between two runs is caught by the second.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        base = directory or os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir(
+            "commonweal"
+        )
+        self.directory = Path(base) / "witnessed"
+
+    def _path(self, verifier: NoteVerifier) -> Path:
+        digest = hashlib.sha256(str(verifier).encode()).hexdigest()[:24]
+        return self.directory / f"{digest}.json"
+
+    def last(self, verifier: NoteVerifier) -> Checkpoint | None:
+        p = self._path(verifier)
+        if not p.exists():
+            return None
+        doc = json.loads(p.read_text())
+        return Checkpoint(doc["origin"], int(doc["size"]), base64.b64decode(doc["root"]))
+
+    def remember(self, verifier: NoteVerifier, cp: Checkpoint, note: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        p = self._path(verifier)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "verifier": str(verifier),
+                    "origin": cp.origin,
+                    "size": cp.size,
+                    "root": base64.b64encode(cp.root).decode(),
+                    "note": note,
+                },
+                indent=2,
+            )
+        )
+        os.replace(tmp, p)
+
+
+def _chunks(leaves: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
+    buf: list[bytes] = []
+    for leaf in leaves:
+        buf.append(leaf)
+        if len(buf) == n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    if workers <= 1:
+        return None
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # pragma: no cover - platforms without fork
+        ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def audit_log(
+    leaves: Iterable[bytes],
+    *,
+    checkpoint_note: str,
+    verifier: NoteVerifier,
+    witness: Witness | None = None,
+    projections: dict[str, list[dict[str, Any]]] | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Verify a whole log. Raises :class:`VerificationFailed` naming the first bad entry."""
+    t0 = time.perf_counter()
+    cp = parse_checkpoint(checkpoint_note, verifier)
+    checks = [f"checkpoint signature by {verifier.name} (key hash {verifier.key_hash.hex()})"]
+    previous = witness.last(verifier) if witness else None
+    if previous is not None and previous.size > cp.size:
+        raise VerificationFailed(
+            f"the log shrank: this verifier saw size {previous.size}, the checkpoint says "
+            f"{cp.size}; the hub rewrote its history"
+        )
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    pool = _pool(n_workers)
+    pending: list[Future[list[tuple[int, str]]]] = []
+    failures: list[tuple[int, str]] = []
+    frontier = Frontier()
+    state = State()
+    old_root: bytes | None = None
+    position = 0
+    try:
+        for chunk in _chunks(leaves, CHUNK):
+            if pool is not None:
+                pending.append(pool.submit(verify_chunk, position, chunk))
+            else:
+                failures.extend(verify_chunk(position, chunk))
+            refused = None
+            for data in chunk:
+                frontier.append(leaf_hash(data))
+                if previous is not None and frontier.size == previous.size:
+                    old_root = frontier.root()
+                try:
+                    leaf = decode_leaf(data, strict=False)
+                except CommonwealError as exc:
+                    refused = (position, f"leaf is malformed: {exc.message}")
+                    break
+                try:
+                    state = rules.apply(state, leaf)
+                except CommonwealError as exc:
+                    refused = (position, f"the rules refuse it: {exc.message}")
+                    break
+                position += 1
+            if refused is not None:
+                failures.append(refused)
+                break
+            if progress:
+                progress(position, cp.size)
+        for fut in pending:
+            failures.extend(fut.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if failures:
+        index, why = min(failures)
+        raise VerificationFailed(f"entry {index}: {why}", index=index)
+    checks.append(f"{position} leaves canonical, in place, and signed by their actors")
+    checks.append(f"{position} events replayed through the community's rules")
+    if frontier.size != cp.size:
+        raise VerificationFailed(
+            f"the checkpoint says {cp.size} entries but the log holds {frontier.size}",
+            index=min(frontier.size, cp.size),
+        )
+    root = frontier.root()
+    if root != cp.root:
+        raise VerificationFailed(
+            f"the Merkle root of {frontier.size} leaves ({root.hex()}) is not the "
+            f"checkpoint's ({cp.root.hex()}): some entry was changed"
+        )
+    checks.append(f"RFC 9162 root of {cp.size} leaves matches the checkpoint")
+    if cp.size and (state.hub_key != verifier.public_key.hex() or state.origin != cp.origin):
+        raise VerificationFailed(
+            "entry 0: the founding event names another hub key or origin than the "
+            "checkpoint's signer",
+            index=0,
+        )
+    if previous is not None:
+        if previous.size and old_root != previous.root:
+            raise VerificationFailed(
+                f"the log is not an extension of the size-{previous.size} checkpoint this "
+                "verifier saw before: the hub rewrote its history"
+            )
+        checks.append(f"consistent with the size-{previous.size} checkpoint seen before")
+    if projections is not None:
+        expected = state_rows(state)
+        for table, rows in expected.items():
+            have = projections.get(table, [])
+            if have != rows:
+                diff = _first_diff(rows, have)
+                raise VerificationFailed(
+                    f"projection {table!r} differs from the replayed log: {diff}; "
+                    "run `commonweal rebuild` to recreate it",
+                )
+        checks.append("projections equal the replayed state")
+    if witness is not None:
+        witness.remember(verifier, cp, checkpoint_note)
+    report = AuditReport(
+        origin=cp.origin,
+        size=cp.size,
+        root=cp.root.hex(),
+        checks=checks,
+        previous_size=previous.size if previous else None,
+        members=len(state.members),
+        seconds=time.perf_counter() - t0,
+        state=state,
+    )
+    return report
+
+
+def _first_diff(want: list[dict[str, Any]], have: list[dict[str, Any]]) -> str:
+    for w, h in zip(want, have, strict=False):
+        if w != h:
+            return f"replay has {w}, table has {h}"
+    if len(want) != len(have):
+        return f"replay has {len(want)} rows, table has {len(have)}"
+    return "rows differ"
