@@ -88,10 +88,12 @@ def verify_chunk(start: int, leaves: list[bytes]) -> list[tuple[int, str]]:
 
 
 class Witness:
-    """What this verifier remembers of each log it checked: its last verified checkpoint.
+    """What this verifier remembers of each log it checked: the log's key and its last
+    verified checkpoint.
 
     Kept under the user's config dir (``COMMONWEAL_CONFIG_DIR`` overrides it), one file per
-    hub key, so a log rewritten between two runs is caught by the second.
+    origin, so a log rewritten between two runs is caught by the second, and so is a hub
+    that starts signing the same origin with another key.
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
@@ -100,20 +102,33 @@ class Witness:
         )
         self.directory = Path(base) / "witnessed"
 
-    def _path(self, verifier: NoteVerifier) -> Path:
-        digest = hashlib.sha256(str(verifier).encode()).hexdigest()[:24]
-        return self.directory / f"{digest}.json"
+    def _path(self, origin: str) -> Path:
+        return self.directory / f"{hashlib.sha256(origin.encode()).hexdigest()[:24]}.json"
 
-    def last(self, verifier: NoteVerifier) -> Checkpoint | None:
-        p = self._path(verifier)
+    def _doc(self, origin: str) -> dict[str, Any] | None:
+        p = self._path(origin)
         if not p.exists():
             return None
-        doc = json.loads(p.read_text())
+        return json.loads(p.read_text())  # type: ignore[no-any-return]
+
+    def known_key(self, origin: str) -> NoteVerifier | None:
+        doc = self._doc(origin)
+        return NoteVerifier.parse(doc["verifier"]) if doc else None
+
+    def last(self, verifier: NoteVerifier) -> Checkpoint | None:
+        doc = self._doc(verifier.name)
+        if doc is None:
+            return None
+        if doc["verifier"] != str(verifier):
+            raise VerificationFailed(
+                f"log {verifier.name} was signed by key {doc['verifier']} when this verifier "
+                f"last checked it, and now by {verifier}: a hub does not change its key"
+            )
         return Checkpoint(doc["origin"], int(doc["size"]), base64.b64decode(doc["root"]))
 
     def remember(self, verifier: NoteVerifier, cp: Checkpoint, note: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        p = self._path(verifier)
+        p = self._path(verifier.name)
         tmp = p.with_suffix(".tmp")
         tmp.write_text(
             json.dumps(

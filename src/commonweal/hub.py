@@ -56,11 +56,13 @@ HUB_KEY_FILE = "hub.key"
 FOUNDER_KEY_FILE = "founder.key"
 
 
-def default_origin(name: str) -> str:
+def default_origin(name: str, key_id: str) -> str:
+    """``commonweal.local/<slug>-<8 hex of the hub key>``: readable, and unique enough that
+    two hubs of the same name never share an origin (verifiers pin a key per origin)."""
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "community"
     while "--" in slug:
         slug = slug.replace("--", "-")
-    return f"commonweal.local/{slug[:60]}"
+    return f"commonweal.local/{slug[:60]}-{key_id[:8]}"
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ class Hub:
             store.create(conn)
             if store.head(conn)[0] != 0:
                 raise ConfigError("that database already holds a community's log")
-        signer = NoteSigner(origin or default_origin(charter.name), SigningKey.generate())
+        hub_key = SigningKey.generate()
+        signer = NoteSigner(origin or default_origin(charter.name, hub_key.key_id), hub_key)
         _write_private(d / HUB_KEY_FILE, str(signer) + "\n")
         founder = founder_key or SigningKey.generate()
         if founder_key is None:

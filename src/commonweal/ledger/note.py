@@ -50,7 +50,8 @@ class NoteVerifier:
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:
-        parts = text.strip().split("+")
+        # The base64 key may itself hold '+': split at the first two only, as Go's note does.
+        parts = text.strip().split("+", 2)
         if len(parts) != 3:
             raise InvalidInput(
                 "a verifier key looks like NAME+KEYHASH+BASE64KEY; got "
@@ -90,7 +91,7 @@ class NoteSigner:
 
     @classmethod
     def parse(cls, text: str) -> NoteSigner:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise InvalidInput("a signer key looks like PRIVATE+KEY+NAME+KEYHASH+BASE64KEY")
         name, hash_hex, b64 = parts[2:]

@@ -1,0 +1,173 @@
+"""The SDK: talk to a hub, remote (an http(s) URL) or embedded (a hub directory).
+
+In embedded mode the client runs the real FastAPI app in-process and speaks HTTP to it
+without a socket, so the CLI and tests exercise exactly what a remote user would. Members
+sign on this side: the hub only ever sees signed events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from commonweal.errors import CommonwealError, ConfigError, HubError, error_class
+from commonweal.ledger.event import SignedEvent, sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.note import NoteVerifier
+
+__all__ = ["HubClient", "is_remote"]
+
+API = "/api/v1"
+PAGE = 1000
+
+
+def is_remote(hub: str) -> bool:
+    return hub.startswith(("http://", "https://"))
+
+
+class EmbeddedTransport(httpx.BaseTransport):
+    """Serve a synchronous httpx client from an ASGI app in this process, no socket.
+
+    Each request runs the app under ``httpx.ASGITransport`` in a short-lived event loop;
+    that costs well under a millisecond, which the CLI never notices, and keeps one code
+    path (HTTP, the real routes and error handler) for embedded and remote hubs alike.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def run() -> httpx.Response:
+            resp = await self._asgi.handle_async_request(request)
+            content = await resp.aread()
+            return httpx.Response(resp.status_code, headers=resp.headers, content=content)
+
+        return anyio.run(run)
+
+
+class HubClient:
+    """A connection to one hub. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, hub: str, *, timeout: float = 30.0) -> None:
+        self.target = hub
+        self._hub: Any = None
+        self._http: httpx.Client
+        if is_remote(hub):
+            self._http = httpx.Client(base_url=hub.rstrip("/"), timeout=timeout)
+        else:
+            from commonweal.api import create_app
+            from commonweal.hub import Hub
+
+            if not Path(hub).is_dir():
+                raise ConfigError(
+                    f"--hub {hub!r} is neither an http(s) URL nor a hub directory"
+                )
+            self._hub = Hub.open(hub)
+            self._http = httpx.Client(
+                transport=EmbeddedTransport(create_app(self._hub)),
+                base_url="http://embedded",
+                timeout=timeout,
+            )
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+        if self._hub is not None:
+            self._hub.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise HubError(f"cannot reach the hub at {self.target}: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                cls = error_class(err["code"])
+                raise cls(err["message"], detail=err.get("detail"))
+            except (ValueError, KeyError, TypeError):
+                raise CommonwealError(
+                    f"the hub answered {resp.status_code}: {resp.text[:200]}"
+                ) from None
+        return resp
+
+    def _get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._request("GET", API + path, params=clean).json()
+
+    # -- ledger -------------------------------------------------------------------------
+
+    def submit(self, events: Sequence[SignedEvent]) -> dict[str, Any]:
+        """Append signed events as one all-or-nothing batch."""
+        doc: Any = (
+            events[0].to_wire()
+            if len(events) == 1
+            else {"events": [e.to_wire() for e in events]}
+        )
+        return self._request("POST", API + "/events", json=doc).json()  # type: ignore[no-any-return]
+
+    def checkpoint(self) -> str:
+        return self._request("GET", API + "/ledger/checkpoint").text
+
+    def verifier(self) -> NoteVerifier:
+        return NoteVerifier.parse(self._request("GET", API + "/ledger/key").text)
+
+    def entries(self, start: int = 0, end: int | None = None) -> dict[str, Any]:
+        return self._get("/ledger/entries", start=start, end=end)  # type: ignore[no-any-return]
+
+    def iter_entries(self, start: int = 0, end: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry from ``start`` to ``end`` (default: the current size), page by page."""
+        pos = start
+        while end is None or pos < end:
+            page = self.entries(pos, None if end is None else min(end, pos + PAGE))
+            if end is None:
+                end = page["size"]
+            if not page["entries"]:
+                return
+            yield from page["entries"]
+            pos += len(page["entries"])
+
+    def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        return self._get("/ledger/proof/inclusion", index=index, size=size)  # type: ignore[no-any-return]
+
+    def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        return self._get("/ledger/proof/consistency", old=old, new=new)  # type: ignore[no-any-return]
+
+    def projections(self) -> dict[str, list[dict[str, Any]]]:
+        return self._get("/projections")  # type: ignore[no-any-return]
+
+    # -- community ----------------------------------------------------------------------
+
+    def community(self) -> dict[str, Any]:
+        return self._get("/community")  # type: ignore[no-any-return]
+
+    def members(self) -> list[dict[str, Any]]:
+        return self._get("/members")["members"]  # type: ignore[no-any-return]
+
+    def join(self, key: SigningKey, name: str, *, invite: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if invite is not None:
+            body["invite"] = invite
+        return self.submit([sign_event(key, "member.join", body)])
+
+    def create_invite(self, key: SigningKey) -> tuple[str, dict[str, Any]]:
+        """Register a fresh invite; return the secret token (give it to the invitee)."""
+        token = secrets.token_urlsafe(18)
+        th = hashlib.sha256(token.encode()).hexdigest()
+        return token, self.submit([sign_event(key, "invite.create", {"token_hash": th})])
+
+    def approve(self, key: SigningKey, member: str) -> dict[str, Any]:
+        return self.submit([sign_event(key, "member.approve", {"member": member})])
