@@ -35,13 +35,15 @@ from platformdirs import user_config_dir
 from commonweal.community import rules
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, VerificationFailed
+from commonweal.hub import Hub
 from commonweal.ledger.event import decode_leaf, signed_slice
 from commonweal.ledger.keys import verify_signature
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
-from commonweal.store.projection import state_rows
+from commonweal.store.database import read_connection
+from commonweal.store.projection import db_rows, state_rows
 
-__all__ = ["AuditReport", "Witness", "audit_log", "verify_chunk"]
+__all__ = ["AuditReport", "Witness", "audit_hub", "audit_log", "verify_chunk"]
 
 CHUNK = 2000
 
@@ -97,9 +99,7 @@ class Witness:
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        base = directory or os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir(
-            "commonweal"
-        )
+        base = directory or os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir("commonweal")
         self.directory = Path(base) / "witnessed"
 
     def _path(self, origin: str) -> Path:
@@ -159,11 +159,9 @@ def _chunks(leaves: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
 def _pool(workers: int) -> ProcessPoolExecutor | None:
     if workers <= 1:
         return None
-    try:
-        ctx = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    # fork: workers start in milliseconds and inherit the imported modules.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
 def audit_log(
@@ -289,3 +287,28 @@ def _first_diff(want: list[dict[str, Any]], have: list[dict[str, Any]]) -> str:
     if len(want) != len(have):
         return f"replay has {len(want)} rows, table has {len(have)}"
     return "rows differ"
+
+
+def audit_hub(
+    hub: Hub,
+    *,
+    verifier: NoteVerifier | None = None,
+    witness: Witness | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Verify a hub's own database: its log, its latest checkpoint and its projections,
+    read in one transaction so that they are one snapshot even while the hub appends."""
+    verifier = verifier or hub.verifier
+    with read_connection(hub.engine) as conn:
+        note = hub.log.latest_checkpoint(conn)
+        size = parse_checkpoint(note, verifier).size
+        return audit_log(
+            hub.log.iter_leaf_bytes(conn, 0, size),
+            checkpoint_note=note,
+            verifier=verifier,
+            witness=witness,
+            projections=db_rows(conn),
+            workers=workers,
+            progress=progress,
+        )

@@ -30,11 +30,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-ledger_app = typer.Typer(help="Read, prove, export and verify the community's log.",
-                         no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="Read, prove, export and verify the community's log.", no_args_is_help=True
+)
 key_app = typer.Typer(help="Member keys.", no_args_is_help=True)
-invite_app = typer.Typer(help="Invitations, for communities that join by invite.",
-                         no_args_is_help=True)
+invite_app = typer.Typer(
+    help="Invitations, for communities that join by invite.", no_args_is_help=True
+)
 member_app = typer.Typer(help="Act on other members.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(key_app, name="key")
@@ -99,9 +101,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]
 def init(
     hub_dir: Annotated[Path, typer.Argument(help="Directory to create the hub in.")],
     name: Annotated[str | None, typer.Option(help="The community's name.")] = None,
-    join_policy: Annotated[
-        str, typer.Option(help="open, invite or approval.")
-    ] = "open",
+    join_policy: Annotated[str, typer.Option(help="open, invite or approval.")] = "open",
     description: Annotated[str, typer.Option(help="A line about the community.")] = "",
     charter: Annotated[
         Path | None, typer.Option(help="A charter TOML file (instead of --name etc.).")
@@ -112,8 +112,10 @@ def init(
     ] = None,
     database: Annotated[
         str | None,
-        typer.Option(help="Database URL (default: SQLite in the hub directory), "
-                          "e.g. postgresql+psycopg://user@host/db."),
+        typer.Option(
+            help="Database URL (default: SQLite in the hub directory), "
+            "e.g. postgresql+psycopg://user@host/db."
+        ),
     ] = None,
     origin: Annotated[
         str | None, typer.Option(help="The log's origin line (default: from the name).")
@@ -135,8 +137,12 @@ def init(
         )
     fkey = _load_key(founder_key) if founder_key else None
     hub, founder = Hub.init(
-        hub_dir, charter=ch, founder_name=founder_name, founder_key=fkey,
-        database=database, origin=origin,
+        hub_dir,
+        charter=ch,
+        founder_name=founder_name,
+        founder_key=fkey,
+        database=database,
+        origin=origin,
     )
     info = {
         "hub": str(hub_dir),
@@ -148,12 +154,16 @@ def init(
         "checkpoint": hub.checkpoint(),
     }
     hub.close()
-    _emit(info, as_json, lambda: out.print(
-        f"Created [bold]{ch.name}[/] in {hub_dir}\n"
-        f"  origin        {info['origin']}\n"
-        f"  verifier key  {info['verifier_key']}\n"
-        f"  founder key   {info['founder_key_file']} (keep it safe; it signs your acts)"
-    ))
+    _emit(
+        info,
+        as_json,
+        lambda: out.print(
+            f"Created [bold]{ch.name}[/] in {hub_dir}\n"
+            f"  origin        {info['origin']}\n"
+            f"  verifier key  {info['verifier_key']}\n"
+            f"  founder key   {info['founder_key_file']} (keep it safe; it signs your acts)"
+        ),
+    )
 
 
 @key_app.command("new")
@@ -166,8 +176,11 @@ def key_new(
 
     key = SigningKey.generate()
     key.save(out_path)
-    _emit({"key_id": key.key_id, "file": str(out_path)}, as_json,
-          lambda: out.print(f"Wrote {out_path}\n  key id {key.key_id}"))
+    _emit(
+        {"key_id": key.key_id, "file": str(out_path)},
+        as_json,
+        lambda: out.print(f"Wrote {out_path}\n  key id {key.key_id}"),
+    )
 
 
 @key_app.command("show")
@@ -192,9 +205,13 @@ def join(
         me = next((m for m in c.members() if m["key"] == k.key_id), None)
     status = me["status"] if me else "unknown"
     res["status"] = status
-    _emit(res, as_json, lambda: out.print(
-        f"Joined as [bold]{name}[/] (entry {res['entries'][0]['index']}, status {status})"
-    ))
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"Joined as [bold]{name}[/] (entry {res['entries'][0]['index']}, status {status})"
+        ),
+    )
 
 
 @invite_app.command("create")
@@ -230,8 +247,9 @@ def members(hub: HubOpt, as_json: JsonOpt = False) -> None:
     def render() -> None:
         t = Table("name", "key", "status", "role", "joined at entry")
         for m in sorted(rows, key=lambda r: r["joined_index"]):
-            t.add_row(m["name"], m["key"][:16] + "…", m["status"], m["role"],
-                      str(m["joined_index"]))
+            t.add_row(
+                m["name"], m["key"][:16] + "…", m["status"], m["role"], str(m["joined_index"])
+            )
         out.print(t)
 
     _emit({"members": rows}, as_json, render)
@@ -264,10 +282,16 @@ def rebuild(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
         counts = h.rebuild()
     finally:
         h.close()
-    _emit(counts, as_json, lambda: out.print(
-        "Rebuilt from " + str(counts["entries"]) + " entries: "
-        + ", ".join(f"{k} {v}" for k, v in counts.items() if k != "entries")
-    ))
+    _emit(
+        counts,
+        as_json,
+        lambda: out.print(
+            "Rebuilt from "
+            + str(counts["entries"])
+            + " entries: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items() if k != "entries")
+        ),
+    )
 
 
 # -- ledger ------------------------------------------------------------------------------
@@ -281,9 +305,14 @@ def ledger_checkpoint(hub: HubOpt, as_json: JsonOpt = False) -> None:
     with _client(hub) as c:
         note, verifier = c.checkpoint(), c.verifier()
     cp = parse_checkpoint(note, verifier)
-    data = {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": note,
-            "verifier_key": str(verifier)}
-    _emit(data, as_json, lambda: sys.stdout.write(note))
+    data = {
+        "origin": cp.origin,
+        "size": cp.size,
+        "root": cp.root.hex(),
+        "note": note,
+        "verifier_key": str(verifier),
+    }
+    _emit(data, as_json, lambda: print(note, end=""))
 
 
 @ledger_app.command("show")
@@ -301,8 +330,13 @@ def ledger_show(
         t = Table("index", "log time", "kind", "actor", "body")
         for e in entries:
             body = json.dumps(e["event"]["body"], ensure_ascii=False)
-            t.add_row(str(e["index"]), e["log_time"], e["event"]["kind"],
-                      e["event"]["actor"][:12] + "…", body[:80] + ("…" if len(body) > 80 else ""))
+            t.add_row(
+                str(e["index"]),
+                e["log_time"],
+                e["event"]["kind"],
+                e["event"]["actor"][:12] + "…",
+                body[:80] + ("…" if len(body) > 80 else ""),
+            )
         out.print(t)
 
     _emit({"entries": entries}, as_json, render)
@@ -329,14 +363,19 @@ def ledger_prove(
     root = cp.root if proof["size"] == cp.size else bytes.fromhex(proof["root"])
     if leaf_hash(leaf).hex() != proof["leaf_hash"]:
         raise VerificationFailed(f"entry {index}: leaf bytes do not match the proof's leaf hash")
-    verify_inclusion(leaf_hash(leaf), index, proof["size"],
-                     [bytes.fromhex(h) for h in proof["proof"]], root)
+    verify_inclusion(
+        leaf_hash(leaf), index, proof["size"], [bytes.fromhex(h) for h in proof["proof"]], root
+    )
     proof["verified_against"] = "signed checkpoint" if proof["size"] == cp.size else "root"
-    _emit(proof, as_json, lambda: out.print(
-        f"Entry {index} is in the tree of size {proof['size']} "
-        f"(root {proof['root'][:16]}…): proof of {len(proof['proof'])} hashes verified\n"
-        + "\n".join(f"  {h}" for h in proof["proof"])
-    ))
+    _emit(
+        proof,
+        as_json,
+        lambda: out.print(
+            f"Entry {index} is in the tree of size {proof['size']} "
+            f"(root {proof['root'][:16]}…): proof of {len(proof['proof'])} hashes verified\n"
+            + "\n".join(f"  {h}" for h in proof["proof"])
+        ),
+    )
 
 
 @ledger_app.command("export")
@@ -363,11 +402,20 @@ def ledger_export(
         tmp.replace(out_file)
     Path(f"{out_file}.checkpoint").write_text(note)
     Path(f"{out_file}.vkey").write_text(str(verifier) + "\n")
-    data = {"entries": n, "file": str(out_file), "checkpoint": f"{out_file}.checkpoint",
-            "verifier_key": f"{out_file}.vkey", "size": cp.size}
-    _emit(data, as_json, lambda: out.print(
-        f"Wrote {n} entries to {out_file}, with {out_file}.checkpoint and {out_file}.vkey"
-    ))
+    data = {
+        "entries": n,
+        "file": str(out_file),
+        "checkpoint": f"{out_file}.checkpoint",
+        "verifier_key": f"{out_file}.vkey",
+        "size": cp.size,
+    }
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"Wrote {n} entries to {out_file}, with {out_file}.checkpoint and {out_file}.vkey"
+        ),
+    )
 
 
 def _file_leaves(path: Path) -> Iterator[bytes]:
@@ -390,8 +438,11 @@ def ledger_verify(
     file: Annotated[Path | None, typer.Option("--file", help="An exported JSONL log.")] = None,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="The hub's verifier key (default: pinned from the first "
-                                   "run, or the hub's own / FILE.vkey)."),
+        typer.Option(
+            "--key",
+            help="The hub's verifier key (default: pinned from the first "
+            "run, or the hub's own / FILE.vkey).",
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Processes for signatures.")] = None,
     as_json: JsonOpt = False,
@@ -411,8 +462,14 @@ def ledger_verify(
                 raise ConfigError(f"{file} does not exist")
             note = Path(f"{file}.checkpoint").read_text()
             vkey = NoteVerifier.parse(key or Path(f"{file}.vkey").read_text())
-            report = audit_log(_file_leaves(file), checkpoint_note=note, verifier=vkey,
-                               witness=witness, workers=workers, progress=tick)
+            report = audit_log(
+                _file_leaves(file),
+                checkpoint_note=note,
+                verifier=vkey,
+                witness=witness,
+                workers=workers,
+                progress=tick,
+            )
             report.checks.append("projections not compared: a file holds only the log")
         else:
             assert hub is not None
@@ -424,58 +481,66 @@ def ledger_verify(
                 report = _verify_local(Path(hub), key, witness, workers, tick)
     pinned_note = f" (pinned in {witness.directory})"
     data = report.to_json()
-    _emit(data, as_json, lambda: out.print(
-        f"[green]OK[/] {report.origin}: {report.size} entries verified in "
-        f"{report.seconds:.2f}s\n" + "\n".join(f"  ✓ {c}" for c in report.checks)
-        + f"\n  checkpoint remembered for next time{pinned_note}"
-    ))
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"[green]OK[/] {report.origin}: {report.size} entries verified in "
+            f"{report.seconds:.2f}s\n"
+            + "\n".join(f"  ✓ {c}" for c in report.checks)
+            + f"\n  checkpoint remembered for next time{pinned_note}"
+        ),
+    )
 
 
-def _pick_key(origin_key: Any, given: str | None, witness: Any, fallback: Any) -> Any:
+def _pick_key(given: str | None, witness: Any, offered: Any) -> Any:
+    """The key to trust: the one given, else the one pinned at the first run, else the
+    hub's own (trust on first use; it is pinned after a successful run)."""
     from commonweal.ledger.note import NoteVerifier
 
     if given:
         return NoteVerifier.parse(given)
-    pinned = witness.known_key(fallback.name)
-    return pinned or fallback
+    return witness.known_key(offered.name) or offered
 
 
-def _verify_local(hub_dir: Path, key: str | None, witness: Any, workers: int | None,
-                  tick: Callable[[int, int], None]) -> Any:
-    from commonweal.audit import audit_log
+def _verify_local(
+    hub_dir: Path,
+    key: str | None,
+    witness: Any,
+    workers: int | None,
+    tick: Callable[[int, int], None],
+) -> Any:
+    from commonweal.audit import audit_hub
     from commonweal.hub import Hub
-    from commonweal.ledger.note import parse_checkpoint
-    from commonweal.store import projection
-    from commonweal.store.database import read_connection
 
     h = Hub.open(hub_dir)
     try:
-        verifier = _pick_key(None, key, witness, h.verifier)
-        # One read transaction: checkpoint, leaves and projections are one snapshot.
-        with read_connection(h.engine) as conn:
-            note = h.log.latest_checkpoint(conn)
-            size = parse_checkpoint(note, verifier).size
-            proj = projection.db_rows(conn)
-            return audit_log(h.log.iter_leaf_bytes(conn, 0, size), checkpoint_note=note,
-                             verifier=verifier, witness=witness, projections=proj,
-                             workers=workers, progress=tick)
+        verifier = _pick_key(key, witness, h.verifier)
+        return audit_hub(h, verifier=verifier, witness=witness, workers=workers, progress=tick)
     finally:
         h.close()
 
 
-def _verify_remote(url: str, key: str | None, witness: Any, workers: int | None,
-                   tick: Callable[[int, int], None]) -> Any:
+def _verify_remote(
+    url: str, key: str | None, witness: Any, workers: int | None, tick: Callable[[int, int], None]
+) -> Any:
     from commonweal.audit import audit_log
     from commonweal.client import HubClient
     from commonweal.ledger.note import parse_checkpoint
 
     with HubClient(url) as c:
-        verifier = _pick_key(None, key, witness, c.verifier())
+        verifier = _pick_key(key, witness, c.verifier())
         note = c.checkpoint()
         size = parse_checkpoint(note, verifier).size
         leaves = (base64.b64decode(e["leaf"]) for e in c.iter_entries(0, size))
-        report = audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness,
-                           workers=workers, progress=tick)
+        report = audit_log(
+            leaves,
+            checkpoint_note=note,
+            verifier=verifier,
+            witness=witness,
+            workers=workers,
+            progress=tick,
+        )
         proj = c.projections()
         if c.entries(0, 0)["size"] == size:
             from commonweal.store.projection import state_rows
@@ -496,8 +561,7 @@ def demo(
     hub: Annotated[Path, typer.Option("--hub", help="Demo hub directory.")] = Path(
         "commonweal-demo"
     ),
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build it, don't serve it.")
-                        ] = False,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build it, don't serve it.")] = False,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     as_json: JsonOpt = False,
@@ -506,10 +570,14 @@ def demo(
     from commonweal.demo import build_demo
 
     summary = build_demo(hub, say=(lambda s: None) if as_json else err.print)
-    _emit(summary, as_json, lambda: out.print(
-        f"[bold]{summary['name']}[/] in {hub}: {summary['members']} members, "
-        f"{summary['size']} log entries, verified OK"
-    ))
+    _emit(
+        summary,
+        as_json,
+        lambda: out.print(
+            f"[bold]{summary['name']}[/] in {hub}: {summary['members']} members, "
+            f"{summary['size']} log entries, verified OK"
+        ),
+    )
     if not no_serve:
         serve(hub, host=host, port=port)
 

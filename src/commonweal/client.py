@@ -65,9 +65,7 @@ class HubClient:
             from commonweal.hub import Hub
 
             if not Path(hub).is_dir():
-                raise ConfigError(
-                    f"--hub {hub!r} is neither an http(s) URL nor a hub directory"
-                )
+                raise ConfigError(f"--hub {hub!r} is neither an http(s) URL nor a hub directory")
             self._hub = Hub.open(hub)
             self._http = httpx.Client(
                 transport=EmbeddedTransport(create_app(self._hub)),
@@ -113,9 +111,7 @@ class HubClient:
     def submit(self, events: Sequence[SignedEvent]) -> dict[str, Any]:
         """Append signed events as one all-or-nothing batch."""
         doc: Any = (
-            events[0].to_wire()
-            if len(events) == 1
-            else {"events": [e.to_wire() for e in events]}
+            events[0].to_wire() if len(events) == 1 else {"events": [e.to_wire() for e in events]}
         )
         return self._request("POST", API + "/events", json=doc).json()  # type: ignore[no-any-return]
 

@@ -10,20 +10,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from commonweal.audit import audit_log
+from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community.charter import Charter
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
-from commonweal.store import projection
-from commonweal.store.database import read_connection
 
 __all__ = ["DEMO_MEMBERS", "build_demo"]
 
 DEMO_NAME = "Commonweal demo co-op"
 # Simulated members: who they are does not matter yet; later parts give them data to share.
-DEMO_MEMBERS = ["Grace", "Alan", "Katherine", "Tim", "Ada L.", "Radia", "Edsger", "Barbara",
-                "Donald", "Frances"]
+DEMO_MEMBERS = [
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Tim",
+    "Ada L.",
+    "Radia",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+]
 
 
 def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -41,8 +49,9 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         with HubClient(str(directory)) as client:
             for name in DEMO_MEMBERS:
                 key = SigningKey.generate()
-                key.save(keys_dir / f"{name.lower().replace(' ', '-').replace('.', '')}.key",
-                         name=name)
+                key.save(
+                    keys_dir / f"{name.lower().replace(' ', '-').replace('.', '')}.key", name=name
+                )
                 token, _ = client.create_invite(founder)
                 client.join(key, name, invite=token)
                 say(f"  {name} joined with an invite from Ada")
@@ -50,16 +59,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
     try:
-        with read_connection(hub.engine) as conn:
-            note = hub.log.latest_checkpoint(conn)
-            size = hub.log.head(conn)[0]
-            report = audit_log(
-                hub.log.iter_leaf_bytes(conn, 0, size),
-                checkpoint_note=note,
-                verifier=hub.verifier,
-                projections=projection.db_rows(conn),
-                workers=1,
-            )
+        report = audit_hub(hub, workers=1)
         members = len(hub.members())
     finally:
         hub.close()

@@ -77,8 +77,9 @@ class Appended:
 class Hub:
     """A community's hub over one database and one signing key."""
 
-    def __init__(self, *, engine: Engine, signer: NoteSigner, directory: Path | None = None
-                 ) -> None:
+    def __init__(
+        self, *, engine: Engine, signer: NoteSigner, directory: Path | None = None
+    ) -> None:
         self.engine = engine
         self.signer = signer
         self.directory = directory
@@ -257,8 +258,7 @@ class Hub:
         with read_connection(self.engine) as conn:
             return self.log.head(conn)[0]
 
-    def entries(self, start: int = 0, end: int | None = None, *, limit: int = 1000
-                ) -> list[Leaf]:
+    def entries(self, start: int = 0, end: int | None = None, *, limit: int = 1000) -> list[Leaf]:
         with read_connection(self.engine) as conn:
             size = self.log.head(conn)[0]
             end = size if end is None else min(end, size)

@@ -27,7 +27,7 @@ class Charter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    v: Literal[1] = Field(default=CHARTER_VERSION, description="charter format version")
+    v: Literal[1] = Field(default=1, description="charter format version")
     name: str = Field(min_length=1, max_length=100, description="the community's name")
     description: str = Field(default="", max_length=2000)
     join_policy: JoinPolicy = Field(

@@ -49,8 +49,9 @@ class Touched:
     community: bool = False
 
 
-def _fields(leaf: Leaf, required: dict[str, type], optional: dict[str, type] | None = None
-            ) -> dict[str, Any]:
+def _fields(
+    leaf: Leaf, required: dict[str, type], optional: dict[str, type] | None = None
+) -> dict[str, Any]:
     body, kind = leaf.body, leaf.kind
     allowed = required | (optional or {})
     extra = sorted(set(body) - set(allowed))
@@ -96,9 +97,7 @@ def _need_active(state: State, actor: str, kind: str) -> Member:
 
 
 def _found(state: State, leaf: Leaf) -> Changes:
-    body = _fields(
-        leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str}
-    )
+    body = _fields(leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str})
     if state.size != 0:
         raise Conflict("community.found: the community already exists; it is entry 0 only")
     charter = validate_charter(body["charter"], where="community.found.charter")
@@ -199,9 +198,7 @@ def _invite_hash(leaf: Leaf) -> tuple[str, ...]:
 
 KINDS: dict[str, _Kind] = {
     "community.found": _Kind(_found, lambda lf: Touched(members=(lf.actor,), community=True)),
-    "member.join": _Kind(
-        _join, lambda lf: Touched(members=(lf.actor,), invites=_invite_hash(lf))
-    ),
+    "member.join": _Kind(_join, lambda lf: Touched(members=(lf.actor,), invites=_invite_hash(lf))),
     "member.approve": _Kind(_approve, lambda lf: Touched(members=(lf.body["member"],))),
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
 }

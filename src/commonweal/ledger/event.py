@@ -94,9 +94,7 @@ class SignedEvent:
             raise InvalidInput(f"{where}: sig is not valid base64") from None
         data = canonical(event)
         if len(data) > MAX_EVENT_BYTES:
-            raise TooLarge(
-                f"{where}: event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}"
-            )
+            raise TooLarge(f"{where}: event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
         check_signature(event["actor"], data, sig, what=where)
         return cls(event, data, sig)
 

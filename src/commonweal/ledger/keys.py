@@ -67,7 +67,7 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte detached signature of ``message``."""
-        return self._sk.sign(message).signature  # type: ignore[no-any-return]
+        return bytes(self._sk.sign(message).signature)
 
     def __repr__(self) -> str:
         return f"SigningKey(key_id={self.key_id[:16]}…)"

@@ -231,7 +231,7 @@ def verify_consistency(
 class Frontier:
     """The right edge of a growing tree: enough to append leaves and compute the root."""
 
-    __slots__ = ("_levels", "_hashes", "size")
+    __slots__ = ("_hashes", "_levels", "size")
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         keys = range_nodes(0, size) if size else []

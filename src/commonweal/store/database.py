@@ -52,7 +52,9 @@ def open_engine(url: str) -> Engine:
             raise ConfigError("use the psycopg driver: postgresql+psycopg://...")
         kwargs["pool_pre_ping"] = True
     else:
-        raise ConfigError(f"database backend {backend!r} is not supported; use sqlite or postgresql")
+        raise ConfigError(
+            f"database backend {backend!r} is not supported; use sqlite or postgresql"
+        )
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError):

@@ -93,8 +93,13 @@ class LogStore:
             conn.execute(
                 insert(ledger_entries),
                 [
-                    {"idx": r.index, "leaf": r.leaf, "kind": r.kind, "actor": r.actor,
-                     "log_time": r.log_time}
+                    {
+                        "idx": r.index,
+                        "leaf": r.leaf,
+                        "kind": r.kind,
+                        "actor": r.actor,
+                        "log_time": r.log_time,
+                    }
                     for r in rows
                 ],
             )

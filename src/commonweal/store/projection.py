@@ -53,8 +53,9 @@ def db_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _replace(conn: Connection, table: Table, keys: Iterable[Any], rows: list[dict[str, Any]]
-             ) -> None:
+def _replace(
+    conn: Connection, table: Table, keys: Iterable[Any], rows: list[dict[str, Any]]
+) -> None:
     key_col = table.c[_KEYS[table.name]]
     keys = list(keys)
     for i in range(0, len(keys), 400):

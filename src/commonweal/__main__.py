@@ -1,0 +1,5 @@
+"""``python -m commonweal`` runs the CLI."""
+
+from commonweal.cli import main
+
+main()

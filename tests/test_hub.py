@@ -1,0 +1,304 @@
+"""The hub's write path and storage, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from commonweal.audit import Witness, audit_hub
+from commonweal.errors import (
+    BadSignature,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    Replay,
+    UnknownMember,
+    VerificationFailed,
+)
+from commonweal.hub import Hub
+from commonweal.ledger.event import sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import MemoryTree, verify_consistency, verify_inclusion
+from commonweal.ledger.note import parse_checkpoint
+from commonweal.store.database import write_connection
+from commonweal.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
+from commonweal.store.schema import members as members_table
+from tests.conftest import make_hub
+
+
+def join(hub: Hub, name: str, **body: str) -> SigningKey:
+    key = SigningKey.generate()
+    hub.append([sign_event(key, "member.join", {"name": name, **body})])
+    return key
+
+
+def test_founding_event_makes_the_founder_a_member(hub: tuple[Hub, SigningKey]) -> None:
+    h, founder = hub
+    assert h.size() == 1
+    [m] = h.members()
+    assert (m["key"], m["name"], m["role"], m["status"]) == (
+        founder.key_id,
+        "Ada",
+        "founder",
+        "active",
+    )
+    assert h.community()["hub_key"] == h.signer.key.key_id
+    assert audit_hub(h).size == 1
+
+
+def test_open_community_admits_anyone_with_a_key(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    k = join(h, "Grace")
+    assert {m["key"]: m["status"] for m in h.members()}[k.key_id] == "active"
+    cp = parse_checkpoint(h.checkpoint(), h.verifier)
+    assert cp.size == 2 and cp.origin == h.origin
+
+
+def test_invite_policy_needs_an_unused_token(tmp_path: Path, database_url: str) -> None:
+    h, founder = make_hub(tmp_path / "hub", database_url, join_policy="invite")
+    with pytest.raises(Forbidden, match="invitation"):
+        join(h, "Grace")
+    token = "a-secret-token-for-grace"
+    th = hashlib.sha256(token.encode()).hexdigest()
+    h.append([sign_event(founder, "invite.create", {"token_hash": th})])
+    with pytest.raises(Forbidden, match="not one this community issued"):
+        join(h, "Grace", invite="wrong-token")
+    join(h, "Grace", invite=token)
+    with pytest.raises(Conflict, match="already used"):
+        join(h, "Alan", invite=token)
+    assert [m["name"] for m in h.members()] == ["Ada", "Grace"] or {
+        m["name"] for m in h.members()
+    } == {"Ada", "Grace"}
+    assert audit_hub(h).size == 3
+    h.close()
+
+
+def test_approval_policy_keeps_a_newcomer_pending_until_approved(
+    tmp_path: Path, database_url: str
+) -> None:
+    h, founder = make_hub(tmp_path / "hub", database_url, join_policy="approval")
+    newcomer = join(h, "Grace")
+    assert {m["key"]: m["status"] for m in h.members()}[newcomer.key_id] == "pending"
+    with pytest.raises(Forbidden, match="pending"):
+        h.append([sign_event(newcomer, "invite.create", {"token_hash": "0" * 64})])
+    h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id})])
+    assert {m["key"]: m["status"] for m in h.members()}[newcomer.key_id] == "active"
+    with pytest.raises(Conflict, match="already active"):
+        h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id})])
+    audit_hub(h)
+    h.close()
+
+
+def test_refused_events_append_nothing_and_the_log_still_verifies(
+    hub: tuple[Hub, SigningKey],
+) -> None:
+    h, founder = hub
+    good = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    h.append([good])
+    before = (h.size(), h.checkpoint())
+    stranger = SigningKey.generate()
+
+    forged = good.to_wire()
+    forged["event"] = {**forged["event"], "body": {"name": "Mallory"}}
+    cases = [
+        (forged, BadSignature),  # body changed after signing
+        (good.to_wire(), Replay),  # the same signed event again
+        (sign_event(stranger, "invite.create", {"token_hash": "1" * 64}).to_wire(), UnknownMember),
+        (sign_event(founder, "member.join", {"name": "Ada again"}).to_wire(), Conflict),
+        (sign_event(stranger, "member.join", {"name": "grace"}).to_wire(), Conflict),  # taken
+        (sign_event(stranger, "member.join", {"name": "X", "age": 3}).to_wire(), InvalidInput),
+        (sign_event(stranger, "member.fly", {}).to_wire(), InvalidInput),
+        ({"event": {"v": 1}, "sig": ""}, InvalidInput),
+        ("not an object", InvalidInput),
+    ]
+    for doc, exc in cases:
+        with pytest.raises(exc):
+            h.submit(doc)
+    assert (h.size(), h.checkpoint()) == before
+    assert audit_hub(h).size == before[0]
+
+
+def test_a_batch_is_all_or_nothing(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    a, b = SigningKey.generate(), SigningKey.generate()
+    batch = [
+        sign_event(a, "member.join", {"name": "Grace"}),
+        sign_event(b, "member.join", {"name": "GRACE"}),  # name taken by the first
+    ]
+    with pytest.raises(Conflict, match=r"events\[1\]"):
+        h.submit({"events": [e.to_wire() for e in batch]})
+    assert h.size() == 1 and len(h.members()) == 1
+    # The refused batch left no trace in the hub's cached state either.
+    ok = h.submit({"events": [batch[0].to_wire()]})
+    assert ok.size == 2
+    audit_hub(h)
+
+
+def test_two_hub_processes_share_one_log(hub: tuple[Hub, SigningKey], tmp_path: Path) -> None:
+    h1, _ = hub
+    assert h1.directory is not None
+    h2 = Hub.open(h1.directory)
+    try:
+        for i in range(5):
+            join(h1 if i % 2 else h2, f"m{i}")
+        assert h1.size() == h2.size() == 6
+        assert h1.state.size == 6 or h2.state.size == 6
+        audit_hub(h2)
+    finally:
+        h2.close()
+
+
+def _writer(directory: str, prefix: str, n: int) -> None:
+    h = Hub.open(directory)
+    for i in range(n):
+        keys = [SigningKey.generate() for _ in range(3)]
+        h.append(
+            [sign_event(k, "member.join", {"name": f"{prefix}{i}-{j}"}) for j, k in enumerate(keys)]
+        )
+    h.close()
+
+
+def test_concurrent_writers_never_fork_the_log(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(h.directory), p, 15)) for p in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert h.size() == 1 + 2 * 15 * 3
+    report = audit_hub(h)
+    assert report.members == 91
+
+
+def test_proofs_from_storage_verify_against_signed_checkpoints(
+    hub: tuple[Hub, SigningKey],
+) -> None:
+    h, _ = hub
+    notes = []
+    for i in range(13):
+        join(h, f"m{i}")
+        notes.append(parse_checkpoint(h.checkpoint(), h.verifier))
+    leaves = [e.data for e in h.entries(0, None)]
+    tree = MemoryTree(leaves)
+    for cp in notes:
+        assert tree.root(cp.size) == cp.root
+        for index in (0, cp.size // 2, cp.size - 1):
+            p = h.inclusion(index, cp.size)
+            verify_inclusion(
+                bytes.fromhex(p["leaf_hash"]),
+                index,
+                cp.size,
+                [bytes.fromhex(x) for x in p["proof"]],
+                cp.root,
+            )
+    for old in notes:
+        for new in notes:
+            if old.size <= new.size:
+                c = h.consistency(old.size, new.size)
+                verify_consistency(
+                    old.size, new.size, old.root, new.root, [bytes.fromhex(x) for x in c["proof"]]
+                )
+
+
+def test_tampered_entry_is_named_by_verify(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    for i in range(6):
+        join(h, f"m{i}")
+    with write_connection(h.engine) as conn:
+        leaf = conn.execute(
+            select(ledger_entries.c.leaf).where(ledger_entries.c.idx == 4)
+        ).scalar_one()
+        forged = bytes(leaf).replace(b'"name":"m3"', b'"name":"m9"')
+        assert forged != leaf
+        conn.execute(update(ledger_entries).where(ledger_entries.c.idx == 4).values(leaf=forged))
+    with pytest.raises(VerificationFailed, match="entry 4: signature") as exc:
+        audit_hub(h)
+    assert exc.value.index == 4
+
+
+def test_stale_projection_is_caught_and_rebuild_fixes_it(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    k = join(h, "Grace")
+    with write_connection(h.engine) as conn:
+        conn.execute(delete(members_table).where(members_table.c.key == k.key_id))
+    with pytest.raises(VerificationFailed, match="projection 'members'"):
+        audit_hub(h)
+    counts = h.rebuild()
+    assert counts["members"] == 2 and counts["entries"] == 2
+    assert audit_hub(h).members == 2
+
+
+def _truncate(h: Hub, size: int) -> None:
+    """What a dishonest operator would do: cut the log back and rewrite the head."""
+    with write_connection(h.engine) as conn:
+        conn.execute(delete(ledger_entries).where(ledger_entries.c.idx >= size))
+        # Drop every stored subtree that covers an entry at or past `size`.
+        for level in range(40):
+            conn.execute(
+                delete(ledger_nodes).where(
+                    ledger_nodes.c.level == level, ((ledger_nodes.c.idx + 1) * (2**level)) > size
+                )
+            )
+        conn.execute(delete(ledger_checkpoints).where(ledger_checkpoints.c.size > size))
+        leaves = [
+            bytes(r[0])
+            for r in conn.execute(select(ledger_entries.c.leaf).order_by(ledger_entries.c.idx))
+        ]
+        conn.execute(update(ledger_head).values(size=size, root=MemoryTree(leaves).root()))
+
+
+def test_rewritten_history_is_caught_by_a_verifier_that_saw_it_before(
+    hub: tuple[Hub, SigningKey], tmp_path: Path
+) -> None:
+    h, _ = hub
+    for i in range(5):
+        join(h, f"m{i}")
+    witness = Witness(tmp_path / "w")
+    audit_hub(h, witness=witness)  # the verifier remembers size 6
+    _truncate(h, 3)
+    assert h.directory is not None
+    rewritten = Hub.open(h.directory)
+    rewritten.rebuild()
+    for i in range(6):
+        join(rewritten, f"other{i}")  # a new, validly signed history of size 9
+    assert rewritten.size() == 9
+    audit_hub(rewritten)  # on its own, the rewritten log is self-consistent...
+    with pytest.raises(VerificationFailed, match="rewrote its history"):
+        audit_hub(rewritten, witness=witness)  # ...but not an extension of what was seen
+    rewritten.close()
+
+
+def test_a_shrunk_log_is_caught(hub: tuple[Hub, SigningKey], tmp_path: Path) -> None:
+    h, _ = hub
+    for i in range(4):
+        join(h, f"m{i}")
+    witness = Witness(tmp_path / "w")
+    audit_hub(h, witness=witness)
+    _truncate(h, 2)
+    assert h.directory is not None
+    h2 = Hub.open(h.directory)
+    with pytest.raises(VerificationFailed, match="shrank"):
+        audit_hub(h2, witness=witness)
+    h2.close()
+
+
+def test_opening_a_database_without_a_hub_says_how_to_make_one(tmp_path: Path) -> None:
+    from commonweal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="commonweal init"):
+        Hub.open(tmp_path)
+
+
+def test_checkpoint_history_is_kept(hub: tuple[Hub, SigningKey]) -> None:
+    h, _ = hub
+    for i in range(3):
+        join(h, f"m{i}")
+    with h.engine.connect() as conn:
+        sizes = [r[0] for r in conn.execute(text("SELECT size FROM ledger_checkpoints"))]
+    assert sorted(sizes) == [1, 2, 3, 4]
