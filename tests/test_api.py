@@ -1,0 +1,152 @@
+"""The HTTP API, through the SDK's in-process transport (the real app, no socket)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from commonweal.api import MAX_BODY_BYTES
+from commonweal.client import HubClient
+from commonweal.errors import BadSignature, NotFound, Replay, TooLarge, UnknownMember
+from commonweal.hub import Hub
+from commonweal.ledger.event import sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from commonweal.ledger.note import parse_checkpoint
+from tests.conftest import make_hub
+
+
+@pytest.fixture
+def client(tmp_path: Path, database_url: str) -> Iterator[tuple[HubClient, Hub, SigningKey]]:
+    hub, founder = make_hub(tmp_path / "hub", database_url)
+    hub.close()
+    with HubClient(str(tmp_path / "hub")) as c:
+        yield c, c._hub, founder
+
+
+def raw(c: HubClient) -> httpx.Client:
+    return c._http
+
+
+def test_join_and_list_members_over_http(client: tuple[HubClient, Hub, SigningKey]) -> None:
+    c, _, _ = client
+    k = SigningKey.generate()
+    res = c.join(k, "Grace")
+    assert res["size"] == 2 and res["entries"][0]["index"] == 1
+    assert {m["name"] for m in c.members()} == {"Ada", "Grace"}
+    assert c.community()["charter"]["name"] == "Test Co-op"
+
+
+def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
+    client: tuple[HubClient, Hub, SigningKey],
+) -> None:
+    c, hub, _ = client
+    events = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+              for i in range(25)]
+    res = c.submit(events)
+    assert [e["index"] for e in res["entries"]] == list(range(1, 26))
+    cp = parse_checkpoint(res["checkpoint"], c.verifier())
+    assert cp.size == 26 and cp.origin == hub.origin
+
+
+def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey]) -> None:
+    c, _, founder = client
+    http = raw(c)
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    assert http.post("/api/v1/events", json=ev.to_wire()).status_code == 201
+    bad_sig = ev.to_wire()
+    bad_sig["sig"] = base64.b64encode(bytes(64)).decode()
+    stranger = sign_event(SigningKey.generate(), "invite.create", {"token_hash": "2" * 64})
+    cases = [
+        (http.post("/api/v1/events", content=b"{not json"), 400, "invalid_input", "malformed"),
+        (http.post("/api/v1/events", content=b'{"a":1,"a":2}'), 400, "invalid_input",
+         "duplicate"),
+        (http.post("/api/v1/events", content=b'{"x":1.5}'), 400, "invalid_input",
+         "floating"),
+        (http.post("/api/v1/events", content=b""), 400, "invalid_input", "empty"),
+        (http.post("/api/v1/events", json=bad_sig), 400, "bad_signature", "does not verify"),
+        (http.post("/api/v1/events", json=ev.to_wire()), 409, "replay", "nonce"),
+        (http.post("/api/v1/events", json=stranger.to_wire()), 403, "unknown_member",
+         "not a member"),
+        (http.post("/api/v1/events", content=b"x" * (MAX_BODY_BYTES + 1)), 413, "too_large",
+         "limit"),
+        (http.post("/api/v1/events", json={"events": []}), 400, "invalid_input", "non-empty"),
+        (http.get("/api/v1/ledger/proof/inclusion", params={"index": 99}), 404, "not_found",
+         "not in a tree"),
+        (http.get("/api/v1/ledger/proof/inclusion", params={"index": "x"}), 400,
+         "invalid_input", "index"),
+        (http.get("/api/v1/ledger/entries", params={"start": 5, "end": 2}), 400,
+         "invalid_input", "start"),
+        (http.get("/api/v1/nope"), 404, "not_found", "no such endpoint"),
+    ]
+    for resp, status, code, words in cases:
+        assert resp.status_code == status, resp.text
+        body = resp.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "detail"}
+        assert body["error"]["code"] == code
+        assert words in body["error"]["message"], body["error"]["message"]
+    assert c.entries()["size"] == 2  # none of the bad requests appended anything
+
+
+def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, SigningKey]) -> None:
+    c, _, _ = client
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    c.submit([ev])
+    with pytest.raises(Replay):
+        c.submit([ev])
+    tampered = sign_event(SigningKey.generate(), "member.join", {"name": "Alan"})
+    object.__setattr__(tampered, "sig", bytes(64))
+    with pytest.raises(BadSignature):
+        c.submit([tampered])
+    with pytest.raises(UnknownMember):
+        c.submit([sign_event(SigningKey.generate(), "invite.create", {"token_hash": "3" * 64})])
+    with pytest.raises(NotFound):
+        c.inclusion(50)
+    big = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+           for i in range(1001)]
+    with pytest.raises(TooLarge, match="at most 1000"):
+        c.submit(big)
+
+
+def test_entries_and_proofs_over_http_verify(client: tuple[HubClient, Hub, SigningKey]) -> None:
+    c, _, _ = client
+    first = parse_checkpoint(c.checkpoint(), c.verifier())
+    c.submit([sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+              for i in range(40)])
+    cp = parse_checkpoint(c.checkpoint(), c.verifier())
+    entries = list(c.iter_entries())
+    assert [e["index"] for e in entries] == list(range(cp.size))
+    for e in entries[::7]:
+        p = c.inclusion(e["index"])
+        lh = leaf_hash(base64.b64decode(e["leaf"]))
+        assert p["leaf_hash"] == lh.hex()
+        verify_inclusion(lh, e["index"], cp.size, [bytes.fromhex(h) for h in p["proof"]],
+                         cp.root)
+    con = c.consistency(first.size)
+    verify_consistency(first.size, cp.size, first.root, cp.root,
+                       [bytes.fromhex(h) for h in con["proof"]])
+
+
+def test_openapi_describes_the_ledger_routes(client: tuple[HubClient, Hub, SigningKey]) -> None:
+    c, _, _ = client
+    spec = raw(c).get("/openapi.json").json()
+    for path in ("/api/v1/events", "/api/v1/ledger/checkpoint", "/api/v1/ledger/entries",
+                 "/api/v1/ledger/proof/inclusion", "/api/v1/ledger/proof/consistency",
+                 "/api/v1/members"):
+        assert path in spec["paths"], path
+    assert json.dumps(spec)  # serializable
+
+
+def test_checkpoint_is_a_plain_text_signed_note(client: tuple[HubClient, Hub, SigningKey]
+                                                ) -> None:
+    c, hub, _ = client
+    resp = raw(c).get("/api/v1/ledger/checkpoint")
+    assert resp.headers["content-type"].startswith("text/plain")
+    lines = resp.text.split("\n")
+    assert lines[0] == hub.origin and lines[1] == "1" and lines[3] == ""
+    assert lines[4].startswith("\u2014 " + hub.origin + " ")

@@ -1,0 +1,158 @@
+"""The command line, run as a user would: as a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def cw(*args: str | Path, ok: bool = True, env: dict[str, str] | None = None
+       ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "commonweal", *map(str, args)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+    if ok:
+        assert proc.returncode == 0, f"{args}: {proc.stderr}"
+    return proc
+
+
+def cwj(*args: str | Path) -> Any:
+    proc = cw(*args, "--json")
+    return json.loads(proc.stdout)  # stdout holds one JSON document and nothing else
+
+
+def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    info = cwj("init", hub, "--name", "River Keepers", "--founder-name", "Ada")
+    assert info["origin"].startswith("commonweal.local/river-keepers-")
+    founder = Path(info["founder_key_file"])
+    assert stat.S_IMODE(founder.stat().st_mode) == 0o600
+    assert stat.S_IMODE((hub / "hub.key").stat().st_mode) == 0o600
+
+    key = tmp_path / "grace.key"
+    made = cwj("key", "new", "--out", key)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    joined = cwj("join", "--hub", hub, "--key", key, "--name", "Grace")
+    assert joined["status"] == "active" and joined["entries"][0]["index"] == 1
+
+    members = cwj("members", "--hub", hub)["members"]
+    assert {m["key"] for m in members} == {made["key_id"], info["founder"]}
+
+    cp = cwj("ledger", "checkpoint", "--hub", hub)
+    assert cp["size"] == 2 and cp["note"].startswith(info["origin"] + "\n2\n")
+    shown = cwj("ledger", "show", "--hub", hub)["entries"]
+    assert [e["event"]["kind"] for e in shown] == ["community.found", "member.join"]
+    proof = cwj("ledger", "prove", "--hub", hub, "--index", "1")
+    assert proof["verified_against"] == "signed checkpoint"
+
+    report = cwj("ledger", "verify", "--hub", hub)
+    assert report["ok"] and report["size"] == 2 and report["members"] == 2
+
+    out = tmp_path / "log.jsonl"
+    cwj("ledger", "export", "--hub", hub, "--out", out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["index"] for line in lines] == [0, 1]
+    assert {"index", "leaf", "event"} <= set(lines[0])
+    assert (tmp_path / "log.jsonl.checkpoint").exists() and (tmp_path / "log.jsonl.vkey").exists()
+    assert cwj("ledger", "verify", "--file", out)["size"] == 2
+
+    rebuilt = cwj("rebuild", "--hub", hub)
+    assert rebuilt == {"entries": 2, "community": 1, "members": 2, "invites": 0}
+
+
+def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    cw("init", hub, "--name", "Invite Only", "--join-policy", "invite")
+    cw("key", "new", "--out", tmp_path / "k.key")
+    cases = [
+        (("join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Zed"), "invitation"),
+        (("join", "--hub", hub, "--key", tmp_path / "missing.key", "--name", "Zed"),
+         "does not exist"),
+        (("members", "--hub", tmp_path / "nohub"), "neither an http(s) URL nor a hub"),
+        (("init", tmp_path / "h2", "--name", "X", "--join-policy", "maybe"), "join_policy"),
+        (("init", hub, "--name", "Again"), "already holds a hub"),
+        (("key", "new", "--out", tmp_path / "k.key"), "already exists"),
+        (("ledger", "prove", "--hub", hub, "--index", "7"), "not in a tree"),
+    ]
+    for args, words in cases:
+        proc = cw(*args, ok=False)
+        assert proc.returncode != 0, args
+        assert words in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr  # one line
+        assert "Traceback" not in proc.stderr
+
+
+def test_invite_flow_from_the_command_line(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    info = cwj("init", hub, "--name", "Clinic Pool", "--join-policy", "invite")
+    token = cwj("invite", "create", "--hub", hub, "--key", info["founder_key_file"])["token"]
+    cw("key", "new", "--out", tmp_path / "k.key")
+    res = cwj("join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Dr Lee",
+              "--invite", token)
+    assert res["status"] == "active"
+
+
+def test_charter_file_sets_the_rules(tmp_path: Path) -> None:
+    charter = tmp_path / "charter.toml"
+    charter.write_text('name = "Language Commons"\njoin_policy = "approval"\n')
+    info = cwj("init", tmp_path / "hub", "--charter", charter)
+    assert info["name"] == "Language Commons"
+    charter.write_text('name = "X"\nvoting = "yes"\n')
+    proc = cw("init", tmp_path / "hub2", "--charter", charter, ok=False)
+    assert proc.returncode == 1 and "voting" in proc.stderr
+
+
+def test_verify_names_the_tampered_entry(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    cw("init", hub, "--name", "Tamper Test")
+    for i in range(3):
+        cw("key", "new", "--out", tmp_path / f"{i}.key")
+        cw("join", "--hub", hub, "--key", tmp_path / f"{i}.key", "--name", f"m{i}")
+    with sqlite3.connect(hub / "hub.db") as db:
+        (leaf,) = db.execute("SELECT leaf FROM ledger_entries WHERE idx = 2").fetchone()
+        db.execute("UPDATE ledger_entries SET leaf = ? WHERE idx = 2",
+                   (leaf.replace(b'"m1"', b'"m7"'),))
+    proc = cw("ledger", "verify", "--hub", hub, ok=False)
+    assert proc.returncode == 1
+    assert "entry 2" in proc.stderr and "signature" in proc.stderr
+
+
+def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    cw("init", hub, "--name", "Rewrite Test")
+    for i in range(3):
+        cw("key", "new", "--out", tmp_path / f"{i}.key")
+        cw("join", "--hub", hub, "--key", tmp_path / f"{i}.key", "--name", f"m{i}")
+    out = tmp_path / "log.jsonl"
+    cw("ledger", "export", "--hub", hub, "--out", out)
+    assert cwj("ledger", "verify", "--file", out)["size"] == 4
+    # The operator drops the last entry and re-signs a checkpoint with the hub's own key.
+    from commonweal.ledger.merkle import MemoryTree
+    from commonweal.ledger.note import Checkpoint, NoteSigner
+
+    lines = out.read_text().splitlines()[:3]
+    out.write_text("\n".join(lines) + "\n")
+    import base64
+
+    tree = MemoryTree(base64.b64decode(json.loads(line)["leaf"]) for line in lines)
+    signer = NoteSigner.parse((hub / "hub.key").read_text())
+    Path(f"{out}.checkpoint").write_text(Checkpoint(signer.name, 3, tree.root()).sign(signer))
+    proc = cw("ledger", "verify", "--file", out, ok=False)
+    assert proc.returncode == 1 and "shrank" in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
+    res = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
+    assert res["members"] >= 11 and res["size"] >= 21
+    again = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
+    assert again["size"] == res["size"]  # reused, not rebuilt

@@ -1,0 +1,101 @@
+"""A real server (uvicorn), killed with SIGKILL in the middle of a stream of appends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from commonweal.audit import audit_hub
+from commonweal.hub import Hub
+from commonweal.ledger.event import sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import leaf_hash
+from tests.conftest import make_hub
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "commonweal", "serve", "--hub", str(hub_dir), "--port",
+         str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url: str) -> None:
+    hub, _ = make_hub(tmp_path / "hub", database_url)
+    hub.close()
+    port = free_port()
+    server = start_server(tmp_path / "hub", port)
+    acked: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            i = 0
+            while not stop.is_set():
+                batch = [sign_event(SigningKey.generate(), "member.join",
+                                    {"name": f"w{n}-{i}-{j}"}).to_wire() for j in range(3)]
+                i += 1
+                try:
+                    r = http.post("/api/v1/events", json={"events": batch})
+                except httpx.HTTPError:
+                    return  # the server is gone; this batch was never acknowledged
+                assert r.status_code == 201, r.text
+                acked.extend((e["index"], e["leaf_hash"]) for e in r.json()["entries"])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    while len(acked) < 150:
+        time.sleep(0.01)
+    os.kill(server.pid, signal.SIGKILL)  # mid-stream: requests are in flight
+    server.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(10)
+
+    survivor = Hub.open(tmp_path / "hub")
+    size = survivor.size()
+    assert size >= 1 + len(acked)
+    stored = {leaf.index: leaf_hash(leaf.data).hex() for leaf in survivor.entries(0, size,
+                                                                                   limit=size)}
+    for index, lh in acked:
+        assert stored[index] == lh
+    assert audit_hub(survivor).size == size
+    survivor.close()
+
+    # And the hub comes back and keeps appending after the crash.
+    server = start_server(tmp_path / "hub", port)
+    try:
+        ev = sign_event(SigningKey.generate(), "member.join", {"name": "after the crash"})
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/events", json=ev.to_wire())
+        assert r.status_code == 201 and r.json()["size"] == size + 1
+    finally:
+        server.kill()
+        server.wait(10)
