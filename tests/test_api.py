@@ -46,8 +46,9 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
     client: tuple[HubClient, Hub, SigningKey],
 ) -> None:
     c, hub, _ = client
-    events = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
-              for i in range(25)]
+    events = [
+        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(25)
+    ]
     res = c.submit(events)
     assert [e["index"] for e in res["entries"]] == list(range(1, 26))
     cp = parse_checkpoint(res["checkpoint"], c.verifier())
@@ -64,24 +65,42 @@ def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey
     stranger = sign_event(SigningKey.generate(), "invite.create", {"token_hash": "2" * 64})
     cases = [
         (http.post("/api/v1/events", content=b"{not json"), 400, "invalid_input", "malformed"),
-        (http.post("/api/v1/events", content=b'{"a":1,"a":2}'), 400, "invalid_input",
-         "duplicate"),
-        (http.post("/api/v1/events", content=b'{"x":1.5}'), 400, "invalid_input",
-         "floating"),
+        (http.post("/api/v1/events", content=b'{"a":1,"a":2}'), 400, "invalid_input", "duplicate"),
+        (http.post("/api/v1/events", content=b'{"x":1.5}'), 400, "invalid_input", "floating"),
         (http.post("/api/v1/events", content=b""), 400, "invalid_input", "empty"),
         (http.post("/api/v1/events", json=bad_sig), 400, "bad_signature", "does not verify"),
         (http.post("/api/v1/events", json=ev.to_wire()), 409, "replay", "nonce"),
-        (http.post("/api/v1/events", json=stranger.to_wire()), 403, "unknown_member",
-         "not a member"),
-        (http.post("/api/v1/events", content=b"x" * (MAX_BODY_BYTES + 1)), 413, "too_large",
-         "limit"),
+        (
+            http.post("/api/v1/events", json=stranger.to_wire()),
+            403,
+            "unknown_member",
+            "not a member",
+        ),
+        (
+            http.post("/api/v1/events", content=b"x" * (MAX_BODY_BYTES + 1)),
+            413,
+            "too_large",
+            "limit",
+        ),
         (http.post("/api/v1/events", json={"events": []}), 400, "invalid_input", "non-empty"),
-        (http.get("/api/v1/ledger/proof/inclusion", params={"index": 99}), 404, "not_found",
-         "not in a tree"),
-        (http.get("/api/v1/ledger/proof/inclusion", params={"index": "x"}), 400,
-         "invalid_input", "index"),
-        (http.get("/api/v1/ledger/entries", params={"start": 5, "end": 2}), 400,
-         "invalid_input", "start"),
+        (
+            http.get("/api/v1/ledger/proof/inclusion", params={"index": 99}),
+            404,
+            "not_found",
+            "not in a tree",
+        ),
+        (
+            http.get("/api/v1/ledger/proof/inclusion", params={"index": "x"}),
+            400,
+            "invalid_input",
+            "index",
+        ),
+        (
+            http.get("/api/v1/ledger/entries", params={"start": 5, "end": 2}),
+            400,
+            "invalid_input",
+            "start",
+        ),
         (http.get("/api/v1/nope"), 404, "not_found", "no such endpoint"),
     ]
     for resp, status, code, words in cases:
@@ -107,8 +126,7 @@ def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, Signing
         c.submit([sign_event(SigningKey.generate(), "invite.create", {"token_hash": "3" * 64})])
     with pytest.raises(NotFound):
         c.inclusion(50)
-    big = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
-           for i in range(1001)]
+    big = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(1001)]
     with pytest.raises(TooLarge, match="at most 1000"):
         c.submit(big)
 
@@ -116,8 +134,9 @@ def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, Signing
 def test_entries_and_proofs_over_http_verify(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
     first = parse_checkpoint(c.checkpoint(), c.verifier())
-    c.submit([sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
-              for i in range(40)])
+    c.submit(
+        [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(40)]
+    )
     cp = parse_checkpoint(c.checkpoint(), c.verifier())
     entries = list(c.iter_entries())
     assert [e["index"] for e in entries] == list(range(cp.size))
@@ -125,25 +144,29 @@ def test_entries_and_proofs_over_http_verify(client: tuple[HubClient, Hub, Signi
         p = c.inclusion(e["index"])
         lh = leaf_hash(base64.b64decode(e["leaf"]))
         assert p["leaf_hash"] == lh.hex()
-        verify_inclusion(lh, e["index"], cp.size, [bytes.fromhex(h) for h in p["proof"]],
-                         cp.root)
+        verify_inclusion(lh, e["index"], cp.size, [bytes.fromhex(h) for h in p["proof"]], cp.root)
     con = c.consistency(first.size)
-    verify_consistency(first.size, cp.size, first.root, cp.root,
-                       [bytes.fromhex(h) for h in con["proof"]])
+    verify_consistency(
+        first.size, cp.size, first.root, cp.root, [bytes.fromhex(h) for h in con["proof"]]
+    )
 
 
 def test_openapi_describes_the_ledger_routes(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
     spec = raw(c).get("/openapi.json").json()
-    for path in ("/api/v1/events", "/api/v1/ledger/checkpoint", "/api/v1/ledger/entries",
-                 "/api/v1/ledger/proof/inclusion", "/api/v1/ledger/proof/consistency",
-                 "/api/v1/members"):
+    for path in (
+        "/api/v1/events",
+        "/api/v1/ledger/checkpoint",
+        "/api/v1/ledger/entries",
+        "/api/v1/ledger/proof/inclusion",
+        "/api/v1/ledger/proof/consistency",
+        "/api/v1/members",
+    ):
         assert path in spec["paths"], path
     assert json.dumps(spec)  # serializable
 
 
-def test_checkpoint_is_a_plain_text_signed_note(client: tuple[HubClient, Hub, SigningKey]
-                                                ) -> None:
+def test_checkpoint_is_a_plain_text_signed_note(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, hub, _ = client
     resp = raw(c).get("/api/v1/ledger/checkpoint")
     assert resp.headers["content-type"].startswith("text/plain")

@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 
 
-def cw(*args: str | Path, ok: bool = True, env: dict[str, str] | None = None
-       ) -> subprocess.CompletedProcess[str]:
+def cw(
+    *args: str | Path, ok: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "commonweal", *map(str, args)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
     if ok:
         assert proc.returncode == 0, f"{args}: {proc.stderr}"
@@ -75,8 +79,10 @@ def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path) -> None:
     cw("key", "new", "--out", tmp_path / "k.key")
     cases = [
         (("join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Zed"), "invitation"),
-        (("join", "--hub", hub, "--key", tmp_path / "missing.key", "--name", "Zed"),
-         "does not exist"),
+        (
+            ("join", "--hub", hub, "--key", tmp_path / "missing.key", "--name", "Zed"),
+            "does not exist",
+        ),
         (("members", "--hub", tmp_path / "nohub"), "neither an http(s) URL nor a hub"),
         (("init", tmp_path / "h2", "--name", "X", "--join-policy", "maybe"), "join_policy"),
         (("init", hub, "--name", "Again"), "already holds a hub"),
@@ -96,8 +102,9 @@ def test_invite_flow_from_the_command_line(tmp_path: Path) -> None:
     info = cwj("init", hub, "--name", "Clinic Pool", "--join-policy", "invite")
     token = cwj("invite", "create", "--hub", hub, "--key", info["founder_key_file"])["token"]
     cw("key", "new", "--out", tmp_path / "k.key")
-    res = cwj("join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Dr Lee",
-              "--invite", token)
+    res = cwj(
+        "join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Dr Lee", "--invite", token
+    )
     assert res["status"] == "active"
 
 
@@ -119,8 +126,9 @@ def test_verify_names_the_tampered_entry(tmp_path: Path) -> None:
         cw("join", "--hub", hub, "--key", tmp_path / f"{i}.key", "--name", f"m{i}")
     with sqlite3.connect(hub / "hub.db") as db:
         (leaf,) = db.execute("SELECT leaf FROM ledger_entries WHERE idx = 2").fetchone()
-        db.execute("UPDATE ledger_entries SET leaf = ? WHERE idx = 2",
-                   (leaf.replace(b'"m1"', b'"m7"'),))
+        db.execute(
+            "UPDATE ledger_entries SET leaf = ? WHERE idx = 2", (leaf.replace(b'"m1"', b'"m7"'),)
+        )
     proc = cw("ledger", "verify", "--hub", hub, ok=False)
     assert proc.returncode == 1
     assert "entry 2" in proc.stderr and "signature" in proc.stderr

@@ -32,9 +32,9 @@ def free_port() -> int:
 
 def start_server(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "commonweal", "serve", "--hub", str(hub_dir), "--port",
-         str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "commonweal", "serve", "--hub", str(hub_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -59,8 +59,12 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
             i = 0
             while not stop.is_set():
-                batch = [sign_event(SigningKey.generate(), "member.join",
-                                    {"name": f"w{n}-{i}-{j}"}).to_wire() for j in range(3)]
+                batch = [
+                    sign_event(
+                        SigningKey.generate(), "member.join", {"name": f"w{n}-{i}-{j}"}
+                    ).to_wire()
+                    for j in range(3)
+                ]
                 i += 1
                 try:
                     r = http.post("/api/v1/events", json={"events": batch})
@@ -83,8 +87,9 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
     survivor = Hub.open(tmp_path / "hub")
     size = survivor.size()
     assert size >= 1 + len(acked)
-    stored = {leaf.index: leaf_hash(leaf.data).hex() for leaf in survivor.entries(0, size,
-                                                                                   limit=size)}
+    stored = {
+        leaf.index: leaf_hash(leaf.data).hex() for leaf in survivor.entries(0, size, limit=size)
+    }
     for index, lh in acked:
         assert stored[index] == lh
     assert audit_hub(survivor).size == size

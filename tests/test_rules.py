@@ -27,15 +27,26 @@ def leaf_for(ev: object, index: int) -> Leaf:
 
 
 def founding(policy: str) -> Leaf:
-    ev = sign_event(KEYS[0], "community.found", {
-        "charter": Charter(name="P", join_policy=policy).to_json(),  # type: ignore[arg-type]
-        "hub_key": HUB.key_id, "origin": "test/p", "founder_name": "k0"})
+    ev = sign_event(
+        KEYS[0],
+        "community.found",
+        {
+            "charter": Charter(name="P", join_policy=policy).to_json(),  # type: ignore[arg-type]
+            "hub_key": HUB.key_id,
+            "origin": "test/p",
+            "founder_name": "k0",
+        },
+    )
     return leaf_for(ev, 0)
 
 
 action = st.one_of(
-    st.tuples(st.just("join"), st.integers(0, 5), st.sampled_from(["a", "b", "A", "k0", "c"]),
-              st.sampled_from([None, "t1", "t2"])),
+    st.tuples(
+        st.just("join"),
+        st.integers(0, 5),
+        st.sampled_from(["a", "b", "A", "k0", "c"]),
+        st.sampled_from([None, "t1", "t2"]),
+    ),
     st.tuples(st.just("invite"), st.integers(0, 5), st.sampled_from(["t1", "t2"]), st.none()),
     st.tuples(st.just("approve"), st.integers(0, 5), st.integers(0, 5), st.none()),
     st.tuples(st.just("replay"), st.integers(0, 50), st.none(), st.none()),
@@ -103,8 +114,11 @@ def test_the_first_entry_must_found_the_community() -> None:
 
 def test_the_community_is_founded_once() -> None:
     s = rules.apply(State(), founding("open"))
-    again = sign_event(KEYS[1], "community.found", {
-        "charter": {"name": "Q"}, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"})
+    again = sign_event(
+        KEYS[1],
+        "community.found",
+        {"charter": {"name": "Q"}, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"},
+    )
     with pytest.raises(Conflict, match="already exists"):
         rules.apply(s, leaf_for(again, 1))
 
@@ -116,15 +130,21 @@ def test_an_entry_out_of_place_is_refused() -> None:
         rules.apply(s, leaf_for(ev, 5))
 
 
-@pytest.mark.parametrize("charter", [
-    {"name": ""},
-    {"name": "x", "join_policy": "lottery"},
-    {"name": "x", "voting": "yes"},
-    {"join_policy": "open"},
-])
+@pytest.mark.parametrize(
+    "charter",
+    [
+        {"name": ""},
+        {"name": "x", "join_policy": "lottery"},
+        {"name": "x", "voting": "yes"},
+        {"join_policy": "open"},
+    ],
+)
 def test_a_bad_charter_is_refused_naming_the_field(charter: dict[str, object]) -> None:
-    ev = sign_event(KEYS[0], "community.found", {
-        "charter": charter, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"})
+    ev = sign_event(
+        KEYS[0],
+        "community.found",
+        {"charter": charter, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"},
+    )
     with pytest.raises(InvalidInput, match=r"community\.found\.charter\.\w+"):
         rules.apply(State(), leaf_for(ev, 0))
 

@@ -1,0 +1,132 @@
+"""``ledger verify`` over raw leaves: any tampered byte fails, and the failure is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commonweal.audit import Witness, audit_log
+from commonweal.community.charter import Charter
+from commonweal.errors import VerificationFailed
+from commonweal.hub import Hub
+from commonweal.ledger.event import sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.note import NoteSigner, NoteVerifier
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], str, NoteVerifier]:
+    d = tmp_path_factory.mktemp("audit")
+    hub, founder = Hub.init(
+        d / "hub", charter=Charter(name="Audit", join_policy="invite"), founder_name="Ada"
+    )
+    import hashlib
+
+    for i in range(6):
+        token = f"token-{i}"
+        th = hashlib.sha256(token.encode()).hexdigest()
+        hub.append([sign_event(founder, "invite.create", {"token_hash": th})])
+        hub.append(
+            [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}", "invite": token})]
+        )
+    leaves = [leaf.data for leaf in hub.entries(0, None)]
+    note, verifier = hub.checkpoint(), hub.verifier
+    hub.close()
+    return leaves, note, verifier
+
+
+def test_an_honest_log_verifies(log: tuple[list[bytes], str, NoteVerifier]) -> None:
+    leaves, note, verifier = log
+    report = audit_log(leaves, checkpoint_note=note, verifier=verifier, workers=1)
+    assert report.size == 13 and report.members == 7
+    parallel = audit_log(leaves, checkpoint_note=note, verifier=verifier, workers=2)
+    assert parallel.root == report.root
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_tampered_leaf_byte_fails(
+    log: tuple[list[bytes], str, NoteVerifier], data: st.DataObject
+) -> None:
+    leaves, note, verifier = log
+    i = data.draw(st.integers(0, len(leaves) - 1), label="entry")
+    pos = data.draw(st.integers(0, len(leaves[i]) - 1), label="byte")
+    flip = data.draw(st.integers(1, 255), label="xor")
+    bad = bytearray(leaves[i])
+    bad[pos] ^= flip
+    forged = [*leaves[:i], bytes(bad), *leaves[i + 1 :]]
+    with pytest.raises(VerificationFailed) as exc:
+        audit_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
+    # The failure names the tampered entry, or (if only the tree noticed) the root.
+    assert exc.value.index in (i, None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_any_tampered_checkpoint_byte_fails(
+    log: tuple[list[bytes], str, NoteVerifier], data: st.DataObject
+) -> None:
+    leaves, note, verifier = log
+    raw = bytearray(note.encode())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    raw[pos] ^= data.draw(st.integers(1, 127))
+    try:
+        forged = raw.decode()
+    except UnicodeDecodeError:
+        return  # not even text: nothing to verify
+    with pytest.raises(VerificationFailed):
+        audit_log(leaves, checkpoint_note=forged, verifier=verifier, workers=1)
+
+
+def test_dropped_reordered_or_extra_entries_fail(
+    log: tuple[list[bytes], str, NoteVerifier],
+) -> None:
+    leaves, note, verifier = log
+    for forged in (
+        leaves[:-1],
+        [leaves[0], leaves[2], leaves[1], *leaves[3:]],
+        [*leaves, leaves[-1]],
+    ):
+        with pytest.raises(VerificationFailed):
+            audit_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
+
+
+def test_a_checkpoint_signed_by_another_key_fails(
+    log: tuple[list[bytes], str, NoteVerifier],
+) -> None:
+    leaves, note, verifier = log
+    other = NoteSigner(verifier.name, SigningKey.generate())
+    with pytest.raises(VerificationFailed):
+        audit_log(leaves, checkpoint_note=note, verifier=other.verifier, workers=1)
+
+
+def test_a_hub_that_changes_its_key_is_caught(
+    log: tuple[list[bytes], str, NoteVerifier], tmp_path: Path
+) -> None:
+    leaves, note, verifier = log
+    witness = Witness(tmp_path)
+    audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    impostor = NoteSigner(verifier.name, SigningKey.generate())
+    from commonweal.ledger.merkle import MemoryTree
+    from commonweal.ledger.note import Checkpoint
+
+    forged = Checkpoint(verifier.name, len(leaves), MemoryTree(leaves).root()).sign(impostor)
+    with pytest.raises(VerificationFailed, match="does not change its key"):
+        audit_log(
+            leaves, checkpoint_note=forged, verifier=impostor.verifier, witness=witness, workers=1
+        )
+
+
+def test_the_witness_remembers_and_accepts_growth(
+    log: tuple[list[bytes], str, NoteVerifier], tmp_path: Path
+) -> None:
+    leaves, note, verifier = log
+    witness = Witness(tmp_path)
+    audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    last = witness.last(verifier)
+    assert last is not None and last.size == len(leaves)
+    report = audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    assert report.previous_size == len(leaves)
