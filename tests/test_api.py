@@ -56,7 +56,7 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
 
 
 def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey]) -> None:
-    c, _, founder = client
+    c, _, _ = client
     http = raw(c)
     ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
     assert http.post("/api/v1/events", json=ev.to_wire()).status_code == 201

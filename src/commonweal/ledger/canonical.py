@@ -178,8 +178,8 @@ def parse_trusted(data: bytes) -> Any:
 def is_canonical(data: bytes, value: Any) -> bool:
     """True if ``data`` is the canonical encoding of ``value`` (which was parsed from it).
 
-    The fast path for checking stored leaves: re-encode ``value`` and compare. A duplicate key, stray
-    whitespace or an escape that needn't be all make the bytes differ; orjson refuses a
+    The fast path for checking stored leaves: re-encode ``value`` and compare. A duplicate
+    key, stray whitespace or an escape that needn't be all make the bytes differ; orjson refuses a
     lone surrogate or an integer beyond 2**53. Only 4-byte UTF-8 needs the careful encoder,
     since a key above U+FFFF sorts differently in UTF-16.
     """
