@@ -82,7 +82,9 @@ bmp_bodies = st.dictionaries(
     max_size=6,
 )
 kinds = st.from_regex(r"\A[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8}){1,3}\Z")
-times = st.from_regex(r"\A20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z\Z")
+times = st.from_regex(
+    r"\A20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z\Z"
+)
 indices = st.one_of(st.integers(0, MAX_SAFE_INTEGER), st.integers(0, 1000))
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -287,8 +289,10 @@ def test_envelope_errors_are_invalid_input_naming_the_field(doc: Any, names: str
 def test_envelope_fields_with_trailing_whitespace_are_refused(field: str, value: str) -> None:
     # A field is well-formed or refused; "almost" (a regex `$` that lets a final newline
     # through, bytes.fromhex skipping whitespace) must not slip into signed, logged events.
-    with pytest.raises(InvalidInput, match=field):
-        sign_event(ALICE, **{"kind": "member.join", "body": {}, "time": TIME, field: value})  # type: ignore[arg-type]
+    if field in ("kind", "time"):
+        args: dict[str, Any] = {"kind": "member.join", "time": TIME, field: value}
+        with pytest.raises(InvalidInput, match=field):
+            sign_event(ALICE, args["kind"], {}, time=args["time"])
     doc = _with(**{field: value})
     with pytest.raises(InvalidInput) as info:
         SignedEvent.from_wire(doc)
@@ -327,7 +331,9 @@ def test_signed_bytes_are_a_literal_slice_of_the_leaf_even_with_a_nested_index_k
     ev = sign_event(ALICE, "member.join", body, time=TIME)
     assert b',"index":' in ev.data, "the body really does hold the leaf's marker"
     leaf = encode_leaf(ev.data, 41, LOG_TIME, ev.sig)
-    assert leaf == canonical({"event": ev.event, "index": 41, "log_time": LOG_TIME, "sig": _b64(ev.sig)})
+    assert leaf == canonical(
+        {"event": ev.event, "index": 41, "log_time": LOG_TIME, "sig": _b64(ev.sig)}
+    )
     assert signed_slice(leaf) == ev.data
     decoded = decode_leaf(leaf)
     assert decoded.index == 41
@@ -370,9 +376,7 @@ def _check_decoded(leaf: Leaf, ev: SignedEvent, index: int, log_time: str, data:
 
 @PROPERTY
 @given(body=bmp_bodies, index=indices, log_time=times)
-def test_leaves_decode_back_to_their_event(
-    body: dict[str, Any], index: int, log_time: str
-) -> None:
+def test_leaves_decode_back_to_their_event(body: dict[str, Any], index: int, log_time: str) -> None:
     ev = sign_event(ALICE, "contribution.submit", body, time=TIME)
     data = encode_leaf(ev.data, index, log_time, ev.sig)
     _check_decoded(decode_leaf(data, strict=True), ev, index, log_time, data)
@@ -395,7 +399,9 @@ def test_a_leaf_whose_body_keys_sort_differently_in_utf16_decodes_strictly() -> 
     body = {"\uffff": 1, "\U00010000": 2}
     ev = SignedEvent.from_wire(sign_event(ALICE, "member.join", body, time=TIME).to_wire())
     data = encode_leaf(ev.data, 0, LOG_TIME, ev.sig)
-    assert data == canonical({"event": ev.event, "index": 0, "log_time": LOG_TIME, "sig": _b64(ev.sig)})
+    assert data == canonical(
+        {"event": ev.event, "index": 0, "log_time": LOG_TIME, "sig": _b64(ev.sig)}
+    )
     assert decode_leaf(data, strict=True).body == body
 
 
@@ -403,7 +409,7 @@ def test_a_leaf_of_the_deepest_event_the_wire_accepts_decodes_strictly() -> None
     # Find the deepest nesting sign_event/from_wire accept; the hub would append that
     # event, and the leaf, one level deeper, must still be readable by the verifier.
     accepted = None
-    for depth in range(1, 2000):
+    for depth in range(1, 600):
         value: Any = 0
         for _ in range(depth):
             value = [value]
@@ -432,7 +438,7 @@ def _respellings(data: bytes) -> list[bytes]:
         ).encode(),
         data.replace(b'"index":', b'"index": ', 1),
         data.replace(b'{"event":', b'{"event":{"v":1,"v":1}, "event":', 1),  # a duplicate
-        data.replace(b'"log_time":"', b'"log_time":"\\u0032', 1)[:0] or data.replace(b"T", b"\\u0054", 1),
+        data.replace(b"T", b"\\u0054", 1),  # the same character, escaped
     ]
     return [o for o in out if o != data]
 
@@ -452,7 +458,7 @@ def test_strict_decoding_refuses_leaf_bytes_that_are_not_canonical(
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda d: d.replace(b'"event":{', b'"event":{"body":{"a":1,"a":1},', 1),
+        lambda d: d.replace(b'"body":{}', b'"body":{"a":1,"a":1}', 1),
         lambda d: d.replace(b'"body":{}', b'"body":{"n":1.0}', 1),
         lambda d: d.replace(b'"body":{}', b'"body":{"s":"\\/"}', 1),
         lambda d: d.replace(b'"body":{}', b'"body":{"s":"\\u001F"}', 1),

@@ -148,6 +148,15 @@ def test_malformed_verifier_keys_are_refused(vkey: str) -> None:
         NoteVerifier.parse(vkey)
 
 
+@pytest.mark.parametrize("alg", [0x00, 0x02, 0xFF])
+def test_verifier_keys_of_other_algorithms_are_refused_even_with_a_matching_hash(alg: int) -> None:
+    public_key = SigningKey(bytes(32)).public_key
+    key_hash = hashlib.sha256(b"log\n\x01" + public_key).digest()[:4]
+    vkey = f"log+{key_hash.hex()}+" + base64.b64encode(bytes([alg]) + public_key).decode()
+    with pytest.raises(InvalidInput, match="Ed25519"):
+        NoteVerifier.parse(vkey)
+
+
 @pytest.mark.parametrize(
     "skey",
     [

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "canonical",
     "canonical_str",
+    "has_float",
     "is_canonical",
     "parse",
     "parse_fast",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# Nesting deeper than this is refused: nothing the rules accept needs it, and it keeps every
+# leaf (an event plus two levels) well inside orjson's 255-level limit.
+MAX_DEPTH = 64
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_DATETIME
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
@@ -48,8 +52,10 @@ def _utf16_key(s: str) -> bytes:
     return s.encode("utf-16-be", "surrogatepass")
 
 
-def _check(value: Any, path: str) -> bool:
+def _check(value: Any, path: str, depth: int = 0) -> bool:
     """Validate ``value``; return True if some object key needs UTF-16 ordering."""
+    if depth > MAX_DEPTH:
+        raise InvalidInput(f"{path}: nested deeper than {MAX_DEPTH} levels")
     t = type(value)
     if t is str:
         if _has_surrogate(value):
@@ -69,7 +75,7 @@ def _check(value: Any, path: str) -> bool:
     if t is list or t is tuple:
         needs = False
         for i, item in enumerate(value):
-            needs |= _check(item, f"{path}[{i}]")
+            needs |= _check(item, f"{path}[{i}]", depth + 1)
         return needs
     if t is dict:
         needs = False
@@ -80,7 +86,7 @@ def _check(value: Any, path: str) -> bool:
                 raise InvalidInput(f"{path}: key holds a lone surrogate")
             if not k.isascii() and any(ord(c) > 0xFFFF for c in k):
                 needs = True
-            needs |= _check(v, f"{path}.{k}")
+            needs |= _check(v, f"{path}.{k}", depth + 1)
         return needs
     raise InvalidInput(f"{path}: {t.__name__} is not a JSON value")
 
@@ -151,6 +157,8 @@ def parse(data: bytes | str) -> Any:
         )
     except InvalidInput:
         raise
+    except RecursionError:
+        raise InvalidInput("JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from None
 
@@ -163,6 +171,8 @@ def parse_fast(data: bytes | str) -> Any:
         return json.loads(data, parse_float=_no_floats, parse_constant=_no_constants)
     except InvalidInput:
         raise
+    except RecursionError:
+        raise InvalidInput("JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from None
 
@@ -183,15 +193,28 @@ def is_canonical(data: bytes, value: Any) -> bool:
     lone surrogate or an integer beyond 2**53. Only 4-byte UTF-8 needs the careful encoder,
     since a key above U+FFFF sorts differently in UTF-16.
     """
-    try:
-        fast = _encode(value)
-    except orjson.JSONEncodeError:
-        return False
-    if fast != data:
-        return False
     if _ASTRAL.search(data):
+        # A key above U+FFFF may sort differently in UTF-16: only the careful encoder knows.
         try:
             return canonical(value) == data
         except InvalidInput:
             return False
-    return True
+    try:
+        return _encode(value) == data
+    except orjson.JSONEncodeError:
+        return False
+
+
+def has_float(value: Any) -> bool:
+    """True if a parsed JSON value holds a float anywhere (the log holds none)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        elif t is float:
+            return True
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import nacl.bindings
@@ -23,15 +24,12 @@ __all__ = ["SigningKey", "is_key_id", "verify_signature"]
 _KEY_FILE_KIND = "commonweal-member-key"
 
 
+_KEY_ID = re.compile(r"[0-9a-f]{64}")
+
+
 def is_key_id(value: object) -> bool:
-    """True if ``value`` looks like a key id: 64 lowercase hex digits."""
-    if not isinstance(value, str) or len(value) != 64:
-        return False
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        return False
-    return value == value.lower()
+    """True if ``value`` looks like a key id: exactly 64 lowercase hex digits."""
+    return isinstance(value, str) and _KEY_ID.fullmatch(value) is not None
 
 
 def verify_signature(key_id: str, message: bytes, signature: bytes) -> bool:

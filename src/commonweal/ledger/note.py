@@ -111,10 +111,16 @@ class NoteSigner:
         return f"PRIVATE+KEY+{self.name}+{self.verifier.key_hash.hex()}+{b64}"
 
 
+def _check_text(text: str) -> bool:
+    # As Go's note package requires: text ends in a newline and holds no control
+    # characters but newlines.
+    return text.endswith("\n") and not any(ord(c) < 0x20 and c != "\n" for c in text)
+
+
 def sign_note(text: str, signer: NoteSigner) -> str:
     """Sign ``text`` (which must end in a newline) and return the whole signed note."""
-    if not text.endswith("\n"):
-        raise InvalidInput("note text must end with a newline")
+    if not _check_text(text):
+        raise InvalidInput("note text must end with a newline and hold no control characters")
     sig = signer.key.sign(text.encode())
     blob = base64.b64encode(signer.verifier.key_hash + sig).decode()
     return f"{text}\n{_SIG_PREFIX}{signer.name} {blob}\n"
@@ -130,7 +136,9 @@ def verify_note(note: str, verifier: NoteVerifier) -> str:
     if cut < 0 or not note.endswith("\n"):
         raise VerificationFailed("signed note has no blank line before its signatures")
     text, sig_block = note[: cut + 1], note[cut + 2 :]
-    for line in sig_block.splitlines():
+    if not _check_text(text):
+        raise VerificationFailed("note text holds control characters")
+    for line in sig_block[:-1].split("\n"):
         if not line.startswith(_SIG_PREFIX):
             raise VerificationFailed(f"signature line {line!r} does not start with an em dash")
         try:
