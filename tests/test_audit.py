@@ -130,3 +130,29 @@ def test_the_witness_remembers_and_accepts_growth(
     assert last is not None and last.size == len(leaves)
     report = audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
     assert report.previous_size == len(leaves)
+
+
+def test_a_signed_canonical_leaf_holding_a_float_fails_replay(tmp_path: Path) -> None:
+    import orjson
+
+    from commonweal.ledger.event import encode_leaf, now
+    from commonweal.ledger.merkle import MemoryTree
+    from commonweal.ledger.note import Checkpoint
+
+    hub, _ = Hub.init(tmp_path / "hub", charter=Charter(name="Floats"), founder_name="Ada")
+    leaves = [leaf.data for leaf in hub.entries(0, None)]
+    key = SigningKey.generate()
+    event = {
+        "v": 1,
+        "kind": "member.join",
+        "actor": key.key_id,
+        "time": now(),
+        "nonce": "abcdefghijklmnopqrstuv",
+        "body": {"name": 1.5},
+    }
+    data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)  # canonical, but with a float
+    leaves.append(encode_leaf(data, 1, now(), key.sign(data)))
+    note = Checkpoint(hub.origin, 2, MemoryTree(leaves).root()).sign(hub.signer)
+    with pytest.raises(VerificationFailed, match="entry 1: the rules refuse it"):
+        audit_log(leaves, checkpoint_note=note, verifier=hub.verifier, workers=1)
+    hub.close()

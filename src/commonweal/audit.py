@@ -74,11 +74,15 @@ class AuditReport:
 
 
 def verify_chunk(start: int, leaves: list[bytes]) -> list[tuple[int, str]]:
-    """Check canonical form, position and signature of each leaf; return the failures."""
+    """Check canonical form, position and signature of each leaf; return the failures.
+
+    Floats are left to the replay, which refuses them (no rule accepts one), so the
+    costliest pure-Python step is not done twice.
+    """
     bad: list[tuple[int, str]] = []
     for i, data in enumerate(leaves, start):
         try:
-            leaf = decode_leaf(data, strict=True)
+            leaf = decode_leaf(data, strict=True, check_floats=False)
         except CommonwealError as exc:
             bad.append((i, f"leaf is malformed: {exc.message}"))
             continue

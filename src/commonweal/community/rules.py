@@ -71,14 +71,17 @@ def _fields(
 
 
 def _check_name(kind: str, name: str) -> str:
-    clean = unicodedata.normalize("NFC", name)
-    if clean != name or name != name.strip() or not 1 <= len(name) <= MAX_NAME:
+    if not 1 <= len(name) <= MAX_NAME or name != name.strip():
         raise InvalidInput(
-            f"{kind}: name {name!r} must be 1-{MAX_NAME} characters, NFC, without "
-            "leading or trailing spaces"
+            f"{kind}: name {name!r} must be 1-{MAX_NAME} characters, without leading or "
+            "trailing spaces"
         )
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise InvalidInput(f"{kind}: name {name!r} contains control characters")
+    # isprintable() refuses control, format and separator characters other than the
+    # ASCII space: names are shown to people and must not hide or reorder text.
+    if not name.isprintable():
+        raise InvalidInput(f"{kind}: name {name!r} holds control or invisible characters")
+    if not name.isascii() and not unicodedata.is_normalized("NFC", name):
+        raise InvalidInput(f"{kind}: name {name!r} is not in Unicode NFC form")
     return name.casefold()
 
 

@@ -73,11 +73,11 @@ class State:
     invites: Map[str, Invite] = field(default_factory=Map)
 
     def evolve(self, changes: dict[str, Any]) -> State:
-        """A copy with ``changes`` applied; cheaper than ``dataclasses.replace`` on the
-        replay hot path, and the maps inside are shared, not copied."""
+        """A copy with ``changes`` applied; several times cheaper than
+        ``dataclasses.replace`` on the replay hot path. The maps are shared, not copied."""
         new = object.__new__(State)
         for name in _FIELDS:
-            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+            _set(new, name, changes.get(name, _get(self, name)))
         return new
 
     def is_active(self, key: str) -> bool:
@@ -95,3 +95,5 @@ class State:
 
 
 _FIELDS = tuple(f.name for f in fields(State))
+_set = object.__setattr__
+_get = object.__getattribute__

@@ -213,19 +213,21 @@ def signed_slice(leaf: bytes) -> bytes:
     return leaf[len(_LEAF_PREFIX) : end]
 
 
-def decode_leaf(data: bytes, *, strict: bool = True) -> Leaf:
+def decode_leaf(data: bytes, *, strict: bool = True, check_floats: bool = True) -> Leaf:
     """Parse leaf bytes.
 
     With ``strict`` (for bytes not yet trusted), also require them to be exactly canonical
     and every envelope field to be well-formed. Without it (for leaves already checked so,
     such as a replay whose signatures workers are checking), only the shape is checked.
+    ``check_floats=False`` skips the search for floats, for a caller that replays every
+    leaf through the rules anyway: no rule accepts a float in any field.
     """
     # orjson is ~4x faster than the stdlib here; it parses floats, which strict mode then
     # refuses with has_float (the log holds none).
     doc = parse_trusted(data)
     if not isinstance(doc, dict) or doc.keys() != _LEAF_KEYS:
         raise InvalidInput("leaf must hold exactly event, index, log_time and sig")
-    if strict and (has_float(doc) or not is_canonical(data, doc)):
+    if strict and ((check_floats and has_float(doc)) or not is_canonical(data, doc)):
         raise InvalidInput("leaf bytes are not canonical JSON")
     event, index, log_time = doc["event"], doc["index"], doc["log_time"]
     if strict:
@@ -237,7 +239,7 @@ def decode_leaf(data: bytes, *, strict: bool = True) -> Leaf:
     if type(index) is not int or index < 0:
         raise InvalidInput(f"leaf index {index!r} is not a non-negative integer")
     try:
-        sig = base64.b64decode(doc["sig"], validate=True)
+        sig = binascii.a2b_base64(doc["sig"], strict_mode=True)
     except (binascii.Error, TypeError, ValueError):
         raise InvalidInput("leaf sig is not base64") from None
     return Leaf(index, log_time, event, sig, data)
