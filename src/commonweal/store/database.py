@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.pool import NullPool
 
 from commonweal.errors import ConfigError
 
@@ -43,9 +42,9 @@ def open_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
-        # NullPool: a connection per use is cheap on SQLite and avoids sharing one across
-        # the server's threads; pragmas are set on every new connection below.
-        kwargs["poolclass"] = NullPool
+        # Pooled connections (a checkout is exclusive, so threads never share one at once);
+        # opening a fresh connection and setting its pragmas per request costs more than
+        # a small proof query. Pragmas are set on every new connection below.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif backend == "postgresql":
         if parsed.get_driver_name() not in ("psycopg", "psycopg2"):

