@@ -146,6 +146,10 @@ def verify_note(note: str, verifier: NoteVerifier) -> str:
             raw = base64.b64decode(b64, validate=True)
         except (ValueError, binascii.Error):
             raise VerificationFailed(f"signature line {line!r} is malformed") from None
+        if base64.b64encode(raw).decode() != b64:
+            # Unused low bits in the last character would let one signature be spelled
+            # several ways; accept only the canonical spelling, so a note is one string.
+            raise VerificationFailed(f"signature line {line!r} is not canonical base64")
         if name != verifier.name or raw[:4] != verifier.key_hash:
             continue
         if len(raw) == 68 and verify_signature(verifier.public_key.hex(), text.encode(), raw[4:]):

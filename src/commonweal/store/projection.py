@@ -17,7 +17,7 @@ from commonweal.community.state import State
 from commonweal.ledger.canonical import canonical_str
 from commonweal.store.schema import PROJECTION_TABLES, community, invites, members
 
-__all__ = ["db_rows", "rebuild", "state_rows", "write_touched"]
+__all__ = ["compare", "db_rows", "rebuild", "state_rows", "write_touched"]
 
 _KEYS: dict[str, str] = {"community": "id", "members": "key", "invites": "token_hash"}
 
@@ -51,6 +51,32 @@ def db_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
         key = table.c[_KEYS[table.name]]
         out[table.name] = [dict(r._mapping) for r in conn.execute(select(table).order_by(key))]
     return out
+
+
+def compare(conn: Connection, state: State) -> str | None:
+    """Where the projection tables differ from ``state``, in words; None if they agree.
+
+    Compares plain tuples, sorted in Python, so that it stays cheap for a large community
+    and does not depend on the database's collation.
+    """
+    expected = state_rows(state)
+    for table in PROJECTION_TABLES:
+        cols = [c.name for c in table.c]
+        want = sorted(tuple(r[c] for c in cols) for r in expected[table.name])
+        have = sorted(tuple(r) for r in conn.execute(select(table)))
+        if want != have:
+            for w, h in zip(want, have, strict=False):
+                if w != h:
+                    return (
+                        f"{table.name!r} differs from the replayed log: replay has "
+                        f"{dict(zip(cols, w, strict=True))}, "
+                        f"table has {dict(zip(cols, h, strict=True))}"
+                    )
+            return (
+                f"{table.name!r} differs from the replayed log: replay has {len(want)} "
+                f"rows, table has {len(have)}"
+            )
+    return None
 
 
 def _replace(
