@@ -302,3 +302,11 @@ def test_checkpoint_history_is_kept(hub: tuple[Hub, SigningKey]) -> None:
     with h.engine.connect() as conn:
         sizes = [r[0] for r in conn.execute(text("SELECT size FROM ledger_checkpoints"))]
     assert sorted(sizes) == [1, 2, 3, 4]
+
+
+def test_projection_rows_follow_the_table_columns() -> None:
+    from commonweal.community.state import INVITE_COLUMNS, MEMBER_COLUMNS
+    from commonweal.store.schema import invites
+
+    assert tuple(c.name for c in members_table.c) == MEMBER_COLUMNS
+    assert tuple(c.name for c in invites.c) == INVITE_COLUMNS

@@ -239,6 +239,15 @@ def audit_log(
                 break
             if progress:
                 progress(position, cp.size)
+        # Compare the projections while the workers finish their signatures, so that
+        # neither core idles; the result counts only if everything else verifies.
+        problem = None
+        if projections is not None and not failures:
+            problem = (
+                projections(state)
+                if callable(projections)
+                else _compare_rows(state_rows(state), projections)
+            )
         for fut in pending:
             failures.extend(fut.result())
     if failures:
@@ -272,11 +281,6 @@ def audit_log(
             )
         checks.append(f"consistent with the size-{previous.size} checkpoint seen before")
     if projections is not None:
-        problem = (
-            projections(state)
-            if callable(projections)
-            else _compare_rows(state_rows(state), projections)
-        )
         if problem:
             raise VerificationFailed(
                 f"projection {problem}; run `commonweal rebuild` to recreate it"

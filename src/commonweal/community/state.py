@@ -4,24 +4,27 @@
 ``apply`` returns a new state that shares almost everything with the old one. That makes a
 batch all-or-nothing for free — the hub keeps the old state until the batch commits — and
 keeps replay of a long log fast.
+
+The records are named tuples rather than dataclasses: replay makes one or more per log
+entry, and a tuple is built and read several times faster, which `ledger verify` feels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from immutables import Map
 
 from commonweal.community.charter import Charter
 
-__all__ = ["Invite", "Member", "MemberStatus", "State"]
+__all__ = ["INVITE_COLUMNS", "MEMBER_COLUMNS", "Invite", "Member", "MemberStatus", "State"]
 
 MemberStatus = Literal["active", "pending"]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
+    """A member, in the column order of the ``members`` projection."""
+
     key: str
     name: str
     status: MemberStatus
@@ -30,18 +33,15 @@ class Member:
     updated_index: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "status": self.status,
-            "role": self.role,
-            "joined_index": self.joined_index,
-            "updated_index": self.updated_index,
-        }
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
 
 
-@dataclass(frozen=True, slots=True)
-class Invite:
+class Invite(NamedTuple):
+    """An invitation, in the column order of the ``invites`` projection."""
+
     token_hash: str
     created_by: str
     created_index: int
@@ -49,17 +49,18 @@ class Invite:
     used_index: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "token_hash": self.token_hash,
-            "created_by": self.created_by,
-            "created_index": self.created_index,
-            "used_by": self.used_by,
-            "used_index": self.used_index,
-        }
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+MEMBER_COLUMNS = Member._fields
+INVITE_COLUMNS = Invite._fields
+_EMPTY: Map[str, Any] = Map()
+
+
+class State(NamedTuple):
     """Replay of the first ``size`` log entries."""
 
     size: int = 0
@@ -67,33 +68,22 @@ class State:
     origin: str = ""
     hub_key: str = ""
     founder: str = ""
-    members: Map[str, Member] = field(default_factory=Map)
-    names: Map[str, str] = field(default_factory=Map)  # casefolded name -> member key
-    nonces: Map[str, int] = field(default_factory=Map)  # "actor:nonce" -> index
-    invites: Map[str, Invite] = field(default_factory=Map)
+    members: Map[str, Member] = _EMPTY
+    names: Map[str, str] = _EMPTY  # casefolded name -> member key
+    nonces: Map[str, int] = _EMPTY  # "actor:nonce" -> index
+    invites: Map[str, Invite] = _EMPTY
 
     def evolve(self, changes: dict[str, Any]) -> State:
-        """A copy with ``changes`` applied; several times cheaper than
-        ``dataclasses.replace`` on the replay hot path. The maps are shared, not copied."""
-        new = object.__new__(State)
-        for name in _FIELDS:
-            _set(new, name, changes.get(name, _get(self, name)))
-        return new
+        """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot
+        path). The maps are shared, not copied."""
+        values = list(self)
+        for name, value in changes.items():
+            values[_INDEX[name]] = value
+        return tuple.__new__(State, values)
 
     def is_active(self, key: str) -> bool:
         m = self.members.get(key)
         return m is not None and m.status == "active"
 
-    def community_json(self) -> dict[str, Any]:
-        return {
-            "name": self.charter.name if self.charter else "",
-            "origin": self.origin,
-            "hub_key": self.hub_key,
-            "founder": self.founder,
-            "charter": self.charter.to_json() if self.charter else None,
-        }
 
-
-_FIELDS = tuple(f.name for f in fields(State))
-_set = object.__setattr__
-_get = object.__getattribute__
+_INDEX = {name: i for i, name in enumerate(State._fields)}
