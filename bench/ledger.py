@@ -55,7 +55,7 @@ import httpx
 import nacl.bindings
 import orjson
 
-from commonweal.audit import Witness, audit_log
+from commonweal.audit import Witness, audit_hub
 from commonweal.community.charter import Charter
 from commonweal.hub import Hub
 from commonweal.ledger.event import SignedEvent, decode_leaf, sign_event, signed_slice
@@ -69,8 +69,7 @@ from commonweal.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from commonweal.ledger.note import NoteSigner, parse_checkpoint
-from commonweal.store import projection
+from commonweal.ledger.note import NoteSigner
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
 
@@ -556,20 +555,13 @@ def _verify_like_cli(hub_dir: Path, workers: int, witness_dir: Path) -> tuple[fl
     t = time.perf_counter()
     h = Hub.open(hub_dir)
     try:
-        verifier = h.verifier
-        with read_connection(h.engine) as conn:
-            note = h.log.latest_checkpoint(conn)
-            size = parse_checkpoint(note, verifier).size
-            proj = projection.db_rows(conn)
-            report = audit_log(
-                h.log.iter_leaf_bytes(conn, 0, size),
-                checkpoint_note=note,
-                verifier=verifier,
-                witness=witness,
-                projections=proj,
-                workers=workers,
-                progress=lambda done, total: None,
-            )
+        report = audit_hub(
+            h,
+            verifier=h.verifier,
+            witness=witness,
+            workers=workers,
+            progress=lambda done, total: None,
+        )
     finally:
         h.close()
     return time.perf_counter() - t, report

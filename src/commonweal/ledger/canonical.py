@@ -193,7 +193,7 @@ def is_canonical(data: bytes, value: Any) -> bool:
     lone surrogate or an integer beyond 2**53. Only 4-byte UTF-8 needs the careful encoder,
     since a key above U+FFFF sorts differently in UTF-16.
     """
-    if _ASTRAL.search(data):
+    if not data.isascii() and _ASTRAL.search(data):
         # A key above U+FFFF may sort differently in UTF-16: only the careful encoder knows.
         try:
             return canonical(value) == data

@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from commonweal.errors import InvalidInput, TooLarge
 from commonweal.ledger.canonical import canonical, has_float, is_canonical, parse_trusted
@@ -149,11 +149,14 @@ def sign_event(
     return SignedEvent(event, data, key.sign(data))
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """A log entry: the event the hub appended at ``index`` and when."""
+class Leaf(NamedTuple):
+    """A log entry: the event the hub appended at ``index`` and when.
 
-    index: int
+    A named tuple rather than a dataclass because verification builds one per entry and a
+    tuple is built several times faster. (Its ``index`` field hides ``tuple.index``.)
+    """
+
+    index: int  # type: ignore[assignment]
     log_time: str
     event: dict[str, Any]
     sig: bytes
