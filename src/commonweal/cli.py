@@ -455,7 +455,6 @@ def ledger_verify(
     if (hub is None) == (file is None):
         raise InvalidInput("give exactly one of --hub or --file")
     witness = Witness()
-    pinned_note = ""
     with _progress("verifying", not as_json) as tick:
         if file is not None:
             if not file.exists():
@@ -479,7 +478,6 @@ def ledger_verify(
                 report = _verify_remote(hub, key, witness, workers, tick)
             else:
                 report = _verify_local(Path(hub), key, witness, workers, tick)
-    pinned_note = f" (pinned in {witness.directory})"
     data = report.to_json()
     _emit(
         data,
@@ -488,7 +486,7 @@ def ledger_verify(
             f"[green]OK[/] {report.origin}: {report.size} entries verified in "
             f"{report.seconds:.2f}s\n"
             + "\n".join(f"  ✓ {c}" for c in report.checks)
-            + f"\n  checkpoint remembered for next time{pinned_note}"
+            + f"\n  checkpoint remembered in {witness.directory} for the next run"
         ),
     )
 
