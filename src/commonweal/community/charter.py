@@ -8,18 +8,118 @@ so that charters written today still validate tomorrow.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from commonweal.errors import CharterInvalid
 
-__all__ = ["CHARTER_VERSION", "Charter", "JoinPolicy", "charter_from_file", "validate_charter"]
+__all__ = [
+    "CHARTER_VERSION",
+    "CONSENT_SCOPES",
+    "Charter",
+    "Column",
+    "Duplicates",
+    "JoinPolicy",
+    "Limits",
+    "Privacy",
+    "ReviewRules",
+    "Task",
+    "charter_from_file",
+    "validate_charter",
+]
 
 CHARTER_VERSION = 1
 JoinPolicy = Literal["open", "invite", "approval"]
+TaskKind = Literal[
+    "text-classification", "tabular-classification", "tabular-regression", "image-classification"
+]
+ConsentScope = Literal["train", "evaluate", "commercial", "publish"]
+CONSENT_SCOPES: tuple[str, ...] = ("train", "evaluate", "commercial", "publish")
+_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+_SPDX = r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Column(_Section):
+    """One named input column of a tabular task."""
+
+    name: str = Field(pattern=_NAME)
+    type: Literal["numeric", "categorical"] = "numeric"
+    categories: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class Task(_Section):
+    """What the community's model learns, and so what a contribution must look like."""
+
+    kind: TaskKind
+    labels: list[str] = Field(default_factory=list, max_length=1000)
+    columns: list[Column] = Field(default_factory=list, max_length=1000)
+    target: str = Field(default="target", pattern=_NAME)
+    image_width: int = Field(default=8, ge=1, le=1024)
+    image_height: int = Field(default=8, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Task:
+        classification = self.kind.endswith("classification")
+        if classification and len(self.labels) < 2:
+            raise ValueError(f"a {self.kind} task needs at least two labels")
+        if not classification and self.labels:
+            raise ValueError(f"a {self.kind} task has no labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+        if any(not 1 <= len(x) <= 64 or x != x.strip() for x in self.labels):
+            raise ValueError("each label is 1-64 characters without surrounding spaces")
+        tabular = self.kind.startswith("tabular")
+        if tabular and not self.columns:
+            raise ValueError(f"a {self.kind} task needs its columns")
+        if not tabular and self.columns:
+            raise ValueError(f"a {self.kind} task has no columns")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names) or self.target in names:
+            raise ValueError("column names must be distinct and differ from the target")
+        return self
+
+
+class Limits(_Section):
+    """How much one item, one batch and one member's day may hold."""
+
+    max_item_bytes: int = Field(default=8192, ge=64, le=1_048_576)
+    max_batch_items: int = Field(default=1000, ge=1, le=1000)
+    max_items_per_member_per_day: int = Field(default=100_000, ge=1)
+
+
+class Privacy(_Section):
+    """What to do with personal data (emails, phone and card numbers, IBANs, IPs)."""
+
+    personal_data: Literal["redact", "refuse", "flag"] = "redact"
+
+
+class Duplicates(_Section):
+    """Exact copies and near copies of items the community already holds."""
+
+    exact: Literal["refuse", "flag"] = "refuse"
+    near: Literal["refuse", "flag"] = "flag"
+    near_threshold_pct: int = Field(default=80, ge=50, le=100)
+    image_max_distance: int = Field(default=4, ge=0, le=32)
+
+
+class ReviewRules(_Section):
+    """Peer review: how many reviews an item needs and how they are combined."""
+
+    reviews_needed: int = Field(default=2, ge=1, le=20)
+    newcomer_reviews_needed: int = Field(default=3, ge=1, le=20)
+    newcomer_until_accepted: int = Field(
+        default=10, ge=0, description="a member is a newcomer until this many items are accepted"
+    )
+    consensus: Literal["dawid-skene", "majority"] = "dawid-skene"
+    accept_threshold_pct: int = Field(default=50, ge=1, le=100)
 
 
 class Charter(BaseModel):
@@ -37,6 +137,29 @@ class Charter(BaseModel):
             "approval: a join waits until an active member approves it"
         ),
     )
+
+    task: Task | None = Field(default=None, description="what members contribute data for")
+    licenses: list[str] = Field(
+        default_factory=lambda: ["CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0"],
+        min_length=1,
+        max_length=100,
+        description="SPDX ids of the licenses a contribution may carry",
+    )
+    consent_required: list[ConsentScope] = Field(
+        default_factory=lambda: list[ConsentScope](["train"]),
+        description="consent scopes every contribution must grant",
+    )
+    limits: Limits = Field(default_factory=Limits)
+    privacy: Privacy = Field(default_factory=Privacy)
+    duplicates: Duplicates = Field(default_factory=Duplicates)
+    review: ReviewRules = Field(default_factory=ReviewRules)
+
+    @model_validator(mode="after")
+    def _licenses_are_spdx(self) -> Charter:
+        for lic in self.licenses:
+            if not re.match(_SPDX, lic):
+                raise ValueError(f"license {lic!r} is not an SPDX identifier")
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

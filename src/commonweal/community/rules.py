@@ -26,9 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from commonweal.community import contributions
 from commonweal.community.charter import validate_charter
+from commonweal.community.kinds import Changes, Touched, fields, need_active
 from commonweal.community.state import Invite, Member, State
-from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay, UnknownMember
+from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf
 from commonweal.ledger.keys import is_key_id
 
@@ -37,39 +39,6 @@ __all__ = ["KINDS", "Touched", "apply", "check", "gc_paused", "replay", "touched
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 MAX_NAME = 64
-
-# What a rule returns: the State fields it changes, with their new values.
-Changes = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Touched:
-    """Which projection rows an event changes: the storage shell upserts exactly these."""
-
-    members: tuple[str, ...] = ()
-    invites: tuple[str, ...] = ()
-    community: bool = False
-
-
-def _fields(
-    leaf: Leaf, required: dict[str, type], optional: dict[str, type] | None = None
-) -> dict[str, Any]:
-    body, kind = leaf.body, leaf.kind
-    allowed = required | (optional or {})
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise InvalidInput(f"{kind}: unexpected body field(s) {extra}; allowed {sorted(allowed)}")
-    for name, typ in allowed.items():
-        if name not in body:
-            if name in required:
-                raise InvalidInput(f"{kind}: body field {name!r} is missing")
-            continue
-        if type(body[name]) is not typ:
-            raise InvalidInput(
-                f"{kind}: body field {name!r} must be a {typ.__name__}, "
-                f"got {type(body[name]).__name__}"
-            )
-    return body
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -87,22 +56,11 @@ def _check_name(kind: str, name: str) -> str:
     return name.casefold()
 
 
-def _need_active(state: State, actor: str, kind: str) -> Member:
-    m = state.members.get(actor)
-    if m is None:
-        raise UnknownMember(
-            f"{kind}: actor {actor[:16]}… is not a member of this community; join first"
-        )
-    if m.status != "active":
-        raise Forbidden(f"{kind}: member {m.name!r} is {m.status}, not active")
-    return m
-
-
 # -- community.found ---------------------------------------------------------------------
 
 
 def _found(state: State, leaf: Leaf) -> Changes:
-    body = _fields(leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str})
+    body = fields(leaf, {"charter": dict, "hub_key": str, "origin": str, "founder_name": str})
     if state.size != 0:
         raise Conflict("community.found: the community already exists; it is entry 0 only")
     charter = validate_charter(body["charter"], where="community.found.charter")
@@ -128,7 +86,7 @@ def _found(state: State, leaf: Leaf) -> Changes:
 def _join(state: State, leaf: Leaf) -> Changes:
     body = leaf.body
     if len(body) != 1 or type(body.get("name")) is not str:  # else the general check says why
-        body = _fields(leaf, {"name": str}, {"invite": str})
+        body = fields(leaf, {"name": str}, {"invite": str})
     actor = leaf.actor
     existing = state.members.get(actor)
     if existing is not None:
@@ -164,8 +122,8 @@ def _join(state: State, leaf: Leaf) -> Changes:
 
 
 def _approve(state: State, leaf: Leaf) -> Changes:
-    body = _fields(leaf, {"member": str})
-    _need_active(state, leaf.actor, leaf.kind)
+    body = fields(leaf, {"member": str})
+    need_active(state, leaf.actor, leaf.kind)
     target = state.members.get(body["member"])
     if target is None:
         raise InvalidInput(f"member.approve: {body['member'][:16]}… has not asked to join")
@@ -176,8 +134,8 @@ def _approve(state: State, leaf: Leaf) -> Changes:
 
 
 def _invite(state: State, leaf: Leaf) -> Changes:
-    body = _fields(leaf, {"token_hash": str})
-    _need_active(state, leaf.actor, leaf.kind)
+    body = fields(leaf, {"token_hash": str})
+    need_active(state, leaf.actor, leaf.kind)
     th = body["token_hash"]
     if not _HEX64.match(th):
         raise InvalidInput("invite.create: token_hash must be the hex SHA-256 of the token")
@@ -208,6 +166,7 @@ KINDS: dict[str, _Kind] = {
     "member.join": _Kind(_join, lambda lf: Touched(members=(lf.actor,), invites=_invite_hash(lf))),
     "member.approve": _Kind(_approve, lambda lf: Touched(members=(lf.body["member"],))),
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
+    **{name: _Kind(rule, touch) for name, (rule, touch) in contributions.KINDS.items()},
 }
 
 

@@ -17,7 +17,19 @@ from immutables import Map
 
 from commonweal.community.charter import Charter
 
-__all__ = ["INVITE_COLUMNS", "MEMBER_COLUMNS", "Invite", "Member", "MemberStatus", "State"]
+__all__ = [
+    "CONTRIBUTION_COLUMNS",
+    "INVITE_COLUMNS",
+    "MEMBER_COLUMNS",
+    "REVIEW_COLUMNS",
+    "Contribution",
+    "Invite",
+    "Member",
+    "MemberStats",
+    "MemberStatus",
+    "Review",
+    "State",
+]
 
 MemberStatus = Literal["active", "pending"]
 
@@ -55,9 +67,63 @@ class Invite(NamedTuple):
         return tuple(self)
 
 
+class Contribution(NamedTuple):
+    """One contributed item: what the log knows of it (never its content)."""
+
+    id: str
+    member: str
+    batch_index: int
+    commitment: str
+    label: str | None
+    license: str
+    consent: str  # comma-separated scopes, in charter order
+    status: str  # screening | in_review | refused | accepted | rejected | withdrawn
+    flags: str  # comma-separated quality flags
+    reasons: str  # why it was refused, if it was
+    reviews_needed: int
+    reviews: int
+    decided_label: str | None
+    updated_index: int
+    reviewers: frozenset[str] = frozenset()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)[:-1]  # reviewers live in the reviews table
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(zip(CONTRIBUTION_COLUMNS, self.row(), strict=True))
+
+
+class Review(NamedTuple):
+    """One member's verdict on one item, logged at entry ``entry``."""
+
+    entry: int  # the review's own log index
+    item: str
+    reviewer: str
+    verdict: str  # accept | reject | relabel | flag
+    label: str | None
+    reason: str | None
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+class MemberStats(NamedTuple):
+    """Per-member counters the rules need: accepted items (the newcomer rule) and items
+    submitted on the current UTC day (the rate limit)."""
+
+    accepted: int = 0
+    day: str = ""
+    day_items: int = 0
+
+
 MEMBER_COLUMNS = Member._fields
 INVITE_COLUMNS = Invite._fields
-_EMPTY: Map[str, Any] = Map()
+CONTRIBUTION_COLUMNS = Contribution._fields[:-1]
+REVIEW_COLUMNS = Review._fields
+_EMPTY: Any = Map()  # immutable, so one instance serves every default
 
 
 class State(NamedTuple):
@@ -72,6 +138,10 @@ class State(NamedTuple):
     names: Map[str, str] = _EMPTY  # casefolded name -> member key
     nonces: Map[str, int] = _EMPTY  # "actor:nonce" -> index
     invites: Map[str, Invite] = _EMPTY
+    contributions: Map[str, Contribution] = _EMPTY
+    reviews: Map[int, Review] = _EMPTY  # by log index
+    batches: Map[int, tuple[str, ...]] = _EMPTY  # submit index -> item ids awaiting screening
+    stats: Map[str, MemberStats] = _EMPTY  # per member
 
     def evolve(self, changes: dict[str, Any]) -> State:
         """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot

@@ -15,11 +15,24 @@ from sqlalchemy import Connection, Table, delete, insert, select
 from commonweal.community.rules import Touched, gc_paused
 from commonweal.community.state import State
 from commonweal.ledger.canonical import canonical_str
-from commonweal.store.schema import PROJECTION_TABLES, community, invites, members
+from commonweal.store.schema import (
+    PROJECTION_TABLES,
+    community,
+    contributions,
+    invites,
+    members,
+    reviews,
+)
 
 __all__ = ["compare", "db_rows", "rebuild", "state_rows", "write_touched"]
 
-_KEYS: dict[str, str] = {"community": "id", "members": "key", "invites": "token_hash"}
+_KEYS: dict[str, str] = {
+    "community": "id",
+    "members": "key",
+    "invites": "token_hash",
+    "contributions": "id",
+    "reviews": "entry",
+}
 
 
 def _community_row(state: State) -> dict[str, Any]:
@@ -42,6 +55,10 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
         "invites": sorted(
             (i.to_json() for i in state.invites.values()), key=lambda r: r["token_hash"]
         ),
+        "contributions": sorted(
+            (c.to_json() for c in state.contributions.values()), key=lambda r: r["id"]
+        ),
+        "reviews": sorted((r.to_json() for r in state.reviews.values()), key=lambda r: r["entry"]),
     }
 
 
@@ -64,6 +81,8 @@ def _state_tuples(state: State) -> dict[str, list[Any]]:
         # driver's row tuples as they are.
         "members": list(state.members.values()),
         "invites": list(state.invites.values()),
+        "contributions": [c.row() for c in state.contributions.values()],
+        "reviews": list(state.reviews.values()),
     }
 
 
@@ -124,10 +143,14 @@ def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) ->
     """Upsert the rows a batch touched, as ``state`` (after the batch) has them."""
     member_keys: set[str] = set()
     invite_keys: set[str] = set()
+    item_keys: set[str] = set()
+    review_keys: set[int] = set()
     whole_community = False
     for t in touched:
         member_keys.update(t.members)
         invite_keys.update(t.invites)
+        item_keys.update(t.contributions)
+        review_keys.update(t.reviews)
         whole_community |= t.community
     if whole_community:
         _replace(conn, community, [1], [_community_row(state)])
@@ -137,6 +160,12 @@ def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) ->
     if invite_keys:
         rows = [state.invites[k].to_json() for k in invite_keys if k in state.invites]
         _replace(conn, invites, invite_keys, rows)
+    if item_keys:
+        rows = [state.contributions[k].to_json() for k in item_keys if k in state.contributions]
+        _replace(conn, contributions, item_keys, rows)
+    if review_keys:
+        rows = [state.reviews[k].to_json() for k in review_keys if k in state.reviews]
+        _replace(conn, reviews, review_keys, rows)
 
 
 def rebuild(conn: Connection, state: State) -> dict[str, int]:

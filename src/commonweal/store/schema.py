@@ -16,10 +16,16 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "CONTENT_TABLES",
     "LOG_TABLES",
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
     "community",
+    "content_blobs",
+    "content_keys",
+    "contributions",
+    "dedup_exact",
+    "hub_settings",
     "invites",
     "ledger_checkpoints",
     "ledger_entries",
@@ -27,6 +33,9 @@ __all__ = [
     "ledger_nodes",
     "members",
     "metadata",
+    "near_signatures",
+    "quality_reports",
+    "reviews",
     "schema_info",
 ]
 
@@ -115,4 +124,84 @@ invites = Table(
     Column("used_index", BigInteger),
 )
 
-PROJECTION_TABLES = (community, members, invites)
+contributions = Table(
+    "contributions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("member", String(64), nullable=False, index=True),
+    Column("batch_index", BigInteger, nullable=False),
+    Column("commitment", String(64), nullable=False),
+    Column("label", Text),
+    Column("license", String(64), nullable=False),
+    Column("consent", String(64), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("flags", Text, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("reviews_needed", Integer, nullable=False),
+    Column("reviews", Integer, nullable=False),
+    Column("decided_label", Text),
+    Column("updated_index", BigInteger, nullable=False),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("entry", BigInteger, primary_key=True, autoincrement=False),
+    Column("item", String(32), nullable=False, index=True),
+    Column("reviewer", String(64), nullable=False, index=True),
+    Column("verdict", String(16), nullable=False),
+    Column("label", Text),
+    Column("reason", Text),
+)
+
+PROJECTION_TABLES = (community, members, invites, contributions, reviews)
+
+# -- the hub's own data: not in the log, not derivable from it ----------------------------
+# Content is encrypted with a key per item; withdrawing an item deletes both rows in the
+# same transaction as the withdrawal event (crypto-shredding). rebuild never touches these.
+
+hub_settings = Table(
+    "hub_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+content_blobs = Table(
+    "content_blobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("member", String(64), nullable=False, index=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+
+content_keys = Table(
+    "content_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", LargeBinary, nullable=False),
+)
+
+dedup_exact = Table(
+    "dedup_exact",
+    metadata,
+    # HMAC of the normalized content under the hub's secret: never an unsalted hash.
+    Column("key", String(64), primary_key=True),
+    Column("id", String(32), nullable=False, index=True),
+)
+
+near_signatures = Table(
+    "near_signatures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+quality_reports = Table(
+    "quality_reports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("report", Text, nullable=False),  # JSON; findings by kind and position only
+)
+
+CONTENT_TABLES = (content_blobs, content_keys, dedup_exact, near_signatures, quality_reports)
