@@ -216,6 +216,7 @@ def audit_log(
     state = State()
     old_root: bytes | None = None
     position = 0
+    decisions = 0
     with rules.gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
             if pool is not None:
@@ -235,6 +236,12 @@ def audit_log(
                 if leaf.index != position:
                     refused = (position, f"leaf says it is entry {leaf.index}")
                     break
+                if leaf.event["kind"] == "review.decide":
+                    why = _recompute_decision(state, leaf)
+                    if why:
+                        refused = (position, why)
+                        break
+                    decisions += 1
                 try:
                     state = rules.apply(state, leaf)
                 except CommonwealError as exc:
@@ -262,6 +269,8 @@ def audit_log(
         raise VerificationFailed(f"entry {index}: {why}", index=index)
     checks.append(f"{position} leaves canonical, in place, and signed by their actors")
     checks.append(f"{position} events replayed through the community's rules")
+    if decisions:
+        checks.append(f"{decisions} review decisions recomputed from the logged reviews")
     if frontier.size != cp.size:
         raise VerificationFailed(
             f"the checkpoint says {cp.size} entries but the log holds {frontier.size}",
@@ -306,6 +315,26 @@ def audit_log(
         state=state,
     )
     return report
+
+
+def _recompute_decision(state: State, leaf: Any) -> str | None:
+    """Recompute a ``review.decide`` entry from the reviews logged before it."""
+    from commonweal.verdicts import pending_decisions
+
+    body = leaf.body
+    upto = body.get("upto")
+    if not isinstance(upto, int) or upto != leaf.index:
+        return "a review decision must be computed over every review logged before it"
+    try:
+        expected = pending_decisions(state, upto)
+    except CommonwealError as exc:
+        return f"its decisions cannot be recomputed: {exc.message}"
+    if expected != body:
+        return (
+            "its decisions differ from what the logged reviews give "
+            f"(recomputed {expected and expected['decisions'][:3]}…)"
+        )
+    return None
 
 
 def _compare_rows(

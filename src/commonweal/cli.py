@@ -106,6 +106,16 @@ def init(
     charter: Annotated[
         Path | None, typer.Option(help="A charter TOML file (instead of --name etc.).")
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="text-classification, tabular-classification, tabular-regression "
+            "or image-classification (tabular tasks need --charter)."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Comma-separated labels, for a classification task.")
+    ] = None,
     founder_name: Annotated[str, typer.Option(help="Your name as founder.")] = "founder",
     founder_key: Annotated[
         Path | None, typer.Option(help="Use this member key as founder (default: make one).")
@@ -131,10 +141,12 @@ def init(
     elif name is None:
         raise InvalidInput("give the community a --name (or a --charter file)")
     else:
-        ch = validate_charter(
-            {"name": name, "join_policy": join_policy, "description": description},
-            where="charter",
-        )
+        doc: dict[str, Any] = {"name": name, "join_policy": join_policy, "description": description}
+        if task is not None:
+            doc["task"] = {"kind": task}
+            if labels:
+                doc["task"]["labels"] = [x.strip() for x in labels.split(",") if x.strip()]
+        ch = validate_charter(doc, where="charter")
     fkey = _load_key(founder_key) if founder_key else None
     hub, founder = Hub.init(
         hub_dir,
@@ -587,6 +599,8 @@ def version() -> None:
 
 
 def main() -> None:
+    from commonweal import cli_data  # noqa: F401 - registers its commands on app
+
     try:
         app()
     except CommonwealError as exc:

@@ -7,7 +7,9 @@ sign on this side: the hub only ever sees signed events.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -167,3 +169,102 @@ class HubClient:
 
     def approve(self, key: SigningKey, member: str) -> dict[str, Any]:
         return self.submit([sign_event(key, "member.approve", {"member": member})])
+
+    # -- contributions and reviews ------------------------------------------------------
+
+    def _signed_get(self, key: SigningKey, path: str, **params: Any) -> Any:
+        from urllib.parse import urlencode
+
+        from commonweal.api.auth import HEADER, auth_header
+
+        clean = {k: v for k, v in params.items() if v is not None}
+        target = API + path + (f"?{urlencode(clean)}" if clean else "")
+        headers = {HEADER: auth_header(key, "GET", target)}
+        return self._request("GET", target, headers=headers).json()
+
+    def contribute(
+        self,
+        key: SigningKey,
+        items: Sequence[dict[str, Any]],
+        *,
+        license: str = "CC-BY-4.0",
+        consent: Sequence[str] = ("train", "evaluate"),
+        charter: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Sign and send one batch of items; return the hub's receipt."""
+        from commonweal.intake import SALT_BYTES, commitment_of
+        from commonweal.ledger.canonical import canonical
+
+        task = (charter or self.community()["charter"]).get("task") or {}
+        described, content = [], []
+        for item in items:
+            salt = os.urandom(SALT_BYTES)
+            commitment = commitment_of(salt, item)
+            meta: dict[str, Any] = {
+                "id": commitment[:32],
+                "commitment": commitment,
+                "license": license,
+                "consent": list(consent),
+                "bytes": len(canonical(item)),
+            }
+            if task.get("kind") == "tabular-classification":
+                meta["label"] = item.get("target")
+            elif "label" in item:
+                meta["label"] = item["label"]
+            described.append(meta)
+            content.append(
+                {"id": meta["id"], "salt": base64.b64encode(salt).decode(), "item": item}
+            )
+        ev = sign_event(key, "contribution.submit", {"items": described})
+        doc = {**ev.to_wire(), "content": content}
+        return self._request("POST", API + "/contributions", json=doc).json()  # type: ignore[no-any-return]
+
+    def contributions(
+        self, *, member: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self._get(
+            "/contributions",
+            member=member,
+            status=status,  # type: ignore[no-any-return]
+            limit=100_000,
+        )["contributions"]
+
+    def contribution(self, item_id: str) -> dict[str, Any]:
+        return self._get(f"/contributions/{item_id}")  # type: ignore[no-any-return]
+
+    def content(self, key: SigningKey, item_id: str) -> Any:
+        return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
+
+    def next_review(self, key: SigningKey) -> dict[str, Any] | None:
+        from commonweal.errors import NotFound
+
+        try:
+            return self._signed_get(key, "/reviews/next")  # type: ignore[no-any-return]
+        except NotFound:
+            return None
+
+    def review(
+        self,
+        key: SigningKey,
+        item: str,
+        verdict: str,
+        *,
+        label: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"item": item, "verdict": verdict}
+        if label is not None:
+            body["label"] = label
+        if reason is not None:
+            body["reason"] = reason
+        ev = sign_event(key, "review.submit", body)
+        return self._request("POST", API + "/reviews", json=ev.to_wire()).json()  # type: ignore[no-any-return]
+
+    def reliability(self) -> list[dict[str, Any]]:
+        return self._get("/reviews/reliability")["reviewers"]  # type: ignore[no-any-return]
+
+    def withdraw(self, key: SigningKey, ids: Sequence[str]) -> dict[str, Any]:
+        return self.submit([sign_event(key, "contribution.withdraw", {"items": list(ids)})])
+
+    def export(self, key: SigningKey) -> dict[str, Any]:
+        return self._signed_get(key, f"/members/{key.key_id}/export")  # type: ignore[no-any-return]

@@ -6,14 +6,16 @@ it again). Each later part of Commonweal adds its step here.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from commonweal.audit import audit_hub
 from commonweal.client import HubClient
-from commonweal.community.charter import Charter
+from commonweal.community.charter import validate_charter
 from commonweal.hub import Hub
+from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["DEMO_MEMBERS", "build_demo"]
@@ -38,14 +40,25 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
     directory = Path(directory)
     if not (directory / "hub.toml").exists():
         say(f"Creating the demo community in {directory} …")
-        charter = Charter(
-            name=DEMO_NAME,
-            description="A demo data co-operative: members pool data and own the model.",
-            join_policy="invite",
+        charter = validate_charter(
+            {
+                "name": DEMO_NAME,
+                "description": "A demo data co-operative: members pool handwritten digits "
+                "and own the model trained on them.",
+                "join_policy": "invite",
+                "task": {
+                    "kind": "image-classification",
+                    "labels": [str(d) for d in range(10)],
+                    "image_width": 8,
+                    "image_height": 8,
+                },
+                "review": {"reviews_needed": 2, "newcomer_reviews_needed": 2},
+            }
         )
         hub, founder = Hub.init(directory, charter=charter, founder_name="Ada")
         hub.close()
         keys_dir = directory / "members"
+        keys: dict[str, SigningKey] = {}
         with HubClient(str(directory)) as client:
             for name in DEMO_MEMBERS:
                 key = SigningKey.generate()
@@ -54,7 +67,11 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
                 )
                 token, _ = client.create_invite(founder)
                 client.join(key, name, invite=token)
+                keys[name] = key
                 say(f"  {name} joined with an invite from Ada")
+            keys["Ada"] = founder
+            _contribute_digits(client, keys, say)
+            _review_everything(client, keys, say)
     else:
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
@@ -72,3 +89,121 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         "root": report.root,
         "checks": report.checks,
     }
+
+
+# Who gives what: uneven shares of the digits, and three members who misbehave.
+_SHARES = {
+    "Ada": 14,
+    "Grace": 16,
+    "Alan": 12,
+    "Katherine": 11,
+    "Tim": 9,
+    "Ada L.": 8,
+    "Radia": 8,
+    "Edsger": 7,
+    "Barbara": 6,
+    "Donald": 5,
+    "Frances": 4,
+}
+MISLABELLER, DUPLICATOR, OVERSHARER, SLOPPY_REVIEWER = "Edsger", "Donald", "Barbara", "Frances"
+
+
+def _png(pixels: Any) -> str:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = Image.fromarray((np.asarray(pixels) * 15).clip(0, 255).astype("uint8"), mode="L")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _contribute_digits(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Split scikit-learn's bundled handwritten digits among the members and send them."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(digits.target))
+    total = sum(_SHARES.values())
+    start = 0
+    given: dict[str, list[int]] = {}
+    for name, share in _SHARES.items():
+        n = len(order) * share // total
+        given[name] = [int(i) for i in order[start : start + n]]
+        start += n
+    charter = client.community()["charter"]
+    for name, idxs in given.items():
+        items = []
+        for i in idxs:
+            label = str(int(digits.target[i]))
+            if name == MISLABELLER and rng.random() < 0.3:
+                label = str((int(label) + int(rng.integers(1, 10))) % 10)
+            item: dict[str, Any] = {"image": _png(digits.images[i].tolist()), "label": label}
+            if name == OVERSHARER and rng.random() < 0.5:
+                item["caption"] = "scanned by barbara.l@example.org, call +44 20 7946 0958"
+            items.append(item)
+        if name == DUPLICATOR:  # re-sends other members' items as their own
+            for i in given["Grace"][:40]:
+                items.append(
+                    {"image": _png(digits.images[i].tolist()), "label": str(int(digits.target[i]))}
+                )
+        refused = 0
+        for b in range(0, len(items), 100):
+            receipt = client.contribute(keys[name], items[b : b + 100], charter=charter)
+            refused += sum(r["status"] == "refused" for r in receipt["items"])
+        say(f"  {name} contributed {len(items)} digits ({refused} refused at screening)")
+
+
+def _review_everything(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Members review each other's items: they see the image (here: the true digit); one
+    sloppy reviewer answers at random. Consensus weights them by reliability."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(11)
+    # What a careful reviewer would see: the true digit of each distinct image.
+    truth = {
+        _png(digits.images[i].tolist()): str(int(digits.target[i]))
+        for i in range(len(digits.target))
+    }
+    names = list(keys)
+    rounds = 0
+    while True:
+        pending = [c for c in client.contributions(status="in_review")]
+        if not pending:
+            break
+        rounds += 1
+        events = []
+        for c in pending:
+            reviewers = [n for n in names if keys[n].key_id != c["member"]]
+            rng.shuffle(reviewers)
+            needed = c["reviews_needed"] - c["reviews"]
+            for name in reviewers[:needed]:
+                key = keys[name]
+                item = client.content(key, c["id"])
+                true = truth.get(item["image"])
+                if name == SLOPPY_REVIEWER:
+                    verdict = str(int(rng.integers(0, 10)))
+                else:
+                    verdict = true or c["label"]
+                body: dict[str, Any] = {"item": c["id"], "verdict": "accept"}
+                if verdict != c["label"]:
+                    body = {"item": c["id"], "verdict": "relabel", "label": verdict}
+                events.append(sign_event(key, "review.submit", body))
+        for b in range(0, len(events), 500):
+            client.submit(events[b : b + 500])
+        if rounds > 5:
+            break
+    rows = client.contributions()
+    accepted = sum(r["status"] == "accepted" for r in rows)
+    relabelled = sum(r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows)
+    say(f"  reviews done: {accepted} items accepted ({relabelled} relabelled by consensus)")

@@ -14,26 +14,32 @@ share one PostgreSQL database without forking the log.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
+from commonweal import vault
 from commonweal.community import rules
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
 from commonweal.errors import (
     CommonwealError,
     ConfigError,
+    Forbidden,
     InvalidInput,
     NotFound,
     TooLarge,
 )
+from commonweal.intake import Screened, Screener, check_item, commitment_of, item_label
+from commonweal.ledger.canonical import canonical, parse
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import (
@@ -47,6 +53,7 @@ from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from commonweal.store import projection
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
+from commonweal.verdicts import pending_decisions
 
 __all__ = ["MAX_BATCH", "Appended", "Hub", "default_origin"]
 
@@ -87,6 +94,7 @@ class Hub:
         self._lock = threading.Lock()
         self._state: State | None = None
         self._frontier: Frontier | None = None
+        self.screener = Screener()
         with read_connection(engine) as conn:
             self.log.check_schema(conn)
 
@@ -207,46 +215,250 @@ class Hub:
             signed = [SignedEvent.from_wire(doc)]
         return self.append(signed)
 
-    def append(self, signed: Sequence[SignedEvent]) -> Appended:
-        """Check and append already signature-checked events, all or nothing."""
-        with self._lock, write_connection(self.engine) as conn:
-            size, _ = self.log.lock_head(conn)
-            if self._state is None or self._state.size != size or self._frontier is None:
-                self._catch_up(conn, size)
-            state, frontier = self._state, self._frontier
-            assert state is not None and frontier is not None
-            frontier = frontier.copy()
-            log_time = now()
-            rows: list[EntryRow] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            touched: list[rules.Touched] = []
-            acks: list[dict[str, Any]] = []
-            for pos, ev in enumerate(signed):
-                index = size + pos
-                data = encode_leaf(ev.data, index, log_time, ev.sig)
-                leaf = Leaf(index, log_time, ev.event, ev.sig, data)
-                try:
-                    state = rules.apply(state, leaf)
-                except CommonwealError as exc:
-                    if len(signed) > 1:
-                        exc.message = f"events[{pos}]: {exc.message}"
-                        exc.args = (exc.message,)
-                    raise
-                lh = leaf_hash(data)
-                nodes.extend(frontier.append(lh))
-                rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
-                touched.append(rules.touched(leaf))
-                acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
-            new_size, root = frontier.size, frontier.root()
-            note = Checkpoint(self.origin, new_size, root).sign(self.signer)
-            self.log.write_entries(conn, rows)
-            self.log.write_nodes(conn, nodes)
-            projection.write_touched(conn, state, touched)
-            self.log.set_head(conn, new_size, root)
-            self.log.add_checkpoint(conn, new_size, root, note)
-            # The transaction commits when this block exits; only then is the cache moved on.
+    def append(
+        self,
+        signed: Sequence[SignedEvent],
+        *,
+        after: Callable[[Connection, State, int], list[SignedEvent]] | None = None,
+    ) -> Appended:
+        """Check and append already signature-checked events, all or nothing.
+
+        ``after`` runs under the append lock once ``signed`` are applied, with the
+        transaction's connection, the state and the next index; the hub-signed events it
+        returns (screening results, say) join the same commit. Events with effects beyond
+        the log — withdrawals shred content, reviews may complete a decision — have them
+        in the same transaction too.
+        """
+        withdrawn: list[str] = []
+        try:
+            with self._lock, write_connection(self.engine) as conn:
+                size, _ = self.log.lock_head(conn)
+                if self._state is None or self._state.size != size or self._frontier is None:
+                    self._catch_up(conn, size)
+                state, frontier = self._state, self._frontier
+                assert state is not None and frontier is not None
+                frontier = frontier.copy()
+                log_time = now()
+                rows: list[EntryRow] = []
+                nodes: list[tuple[int, int, bytes]] = []
+                touched: list[rules.Touched] = []
+                acks: list[dict[str, Any]] = []
+
+                def add(ev: SignedEvent, pos: int | None) -> None:
+                    nonlocal state
+                    index = size + len(rows)
+                    data = encode_leaf(ev.data, index, log_time, ev.sig)
+                    leaf = Leaf(index, log_time, ev.event, ev.sig, data)
+                    try:
+                        state = rules.apply(state, leaf)
+                    except CommonwealError as exc:
+                        if pos is not None and len(signed) > 1:
+                            exc.message = f"events[{pos}]: {exc.message}"
+                            exc.args = (exc.message,)
+                        raise
+                    lh = leaf_hash(data)
+                    nodes.extend(frontier.append(lh))
+                    rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
+                    touched.append(rules.touched(leaf))
+                    acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
+                    if ev.kind == "contribution.withdraw":
+                        withdrawn.extend(ev.body["items"])
+
+                for pos, ev in enumerate(signed):
+                    add(ev, pos)
+                if after is not None:
+                    for ev in after(conn, state, size + len(rows)):
+                        add(ev, None)
+                if any(r.kind == "review.submit" for r in rows):
+                    owed = pending_decisions(state, size + len(rows))
+                    if owed is not None:
+                        add(self.sign("review.decide", owed), None)
+                if withdrawn:
+                    vault.shred(conn, withdrawn)
+                new_size, root = frontier.size, frontier.root()
+                note = Checkpoint(self.origin, new_size, root).sign(self.signer)
+                self.log.write_entries(conn, rows)
+                self.log.write_nodes(conn, nodes)
+                projection.write_touched(conn, state, touched)
+                self.log.set_head(conn, new_size, root)
+                self.log.add_checkpoint(conn, new_size, root, note)
+                # The transaction commits when this block exits; only then does the cache
+                # move on.
+        except BaseException:
+            self.screener.reset()  # its in-memory index may hold the refused batch
+            raise
         self._state, self._frontier = state, frontier
+        if withdrawn:
+            self.screener.forget(withdrawn)
+            vault.purge_deleted(self.engine)
         return Appended(acks, new_size, note)
+
+    def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
+        """An event signed by the hub itself (screening results, review decisions)."""
+        return sign_event(self.signer.key, kind, body)
+
+    # -- contributions -------------------------------------------------------------------
+
+    def contribute(self, doc: Any) -> dict[str, Any]:
+        """Take a signed batch with its content: check it, screen it, store it encrypted.
+
+        ``doc`` is ``{"event": ..., "sig": ..., "content": [{"id", "salt", "item"}, ...]}``.
+        A batch that fails a hard check is refused whole (nothing is stored); otherwise the
+        answer is a receipt: each item in review, or refused with its reasons.
+        """
+        if not isinstance(doc, dict) or set(doc) != {"event", "sig", "content"}:
+            raise InvalidInput('send {"event": ..., "sig": ..., "content": [...]}')
+        signed = SignedEvent.from_wire({"event": doc["event"], "sig": doc["sig"]})
+        if signed.kind != "contribution.submit":
+            raise InvalidInput(f"expected a contribution.submit event, got {signed.kind}")
+        state = self.state
+        charter = state.charter
+        if charter is None or charter.task is None:
+            raise Forbidden("this community has no task in its charter, so it takes no data")
+        described = signed.body.get("items")
+        content = doc["content"]
+        if not isinstance(described, list) or not isinstance(content, list):
+            raise InvalidInput("the event's items and the content must be lists")
+        if len(content) != len(described):
+            raise InvalidInput(
+                f"the batch describes {len(described)} items but carries {len(content)}"
+            )
+        items: list[tuple[str, dict[str, Any]]] = []
+        for n, (meta, part) in enumerate(zip(described, content, strict=True)):
+            where = f"content[{n}]"
+            if not isinstance(part, dict) or set(part) != {"id", "salt", "item"}:
+                raise InvalidInput(f'{where} must be {{"id", "salt", "item"}}')
+            if not isinstance(meta, dict) or part["id"] != meta.get("id"):
+                raise InvalidInput(f"{where}: id does not match the event's items[{n}]")
+            check_item(charter, part["item"], f"{where}.item")
+            try:
+                salt = base64.b64decode(part["salt"], validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise InvalidInput(f"{where}.salt must be base64") from None
+            if len(salt) < 16:
+                raise InvalidInput(f"{where}.salt must be at least 16 random bytes")
+            if commitment_of(salt, part["item"]) != meta.get("commitment"):
+                raise InvalidInput(f"{where}: the item does not match its signed commitment")
+            if len(canonical(part["item"])) != meta.get("bytes"):
+                raise InvalidInput(f"{where}: bytes does not match the item's canonical size")
+            if item_label(charter, part["item"]) != meta.get("label"):
+                raise InvalidInput(f"{where}: label does not match the signed label")
+            items.append((part["id"], part["item"]))
+        screened: list[Screened] = []
+
+        def screen(conn: Connection, st: State, index: int) -> list[SignedEvent]:
+            assert st.charter is not None
+            screened.extend(self.screener.screen(conn, st.charter, items))
+            keep = [(s.id, s.stored) for s in screened if s.stored is not None]
+            vault.store_items(conn, signed.actor, keep)
+            results = [s.result() for s in screened]
+            return [self.sign("contribution.screen", {"batch": index - 1, "results": results})]
+
+        done = self.append([signed], after=screen)
+        return {
+            "batch": done.entries[0]["index"],
+            "size": done.size,
+            "checkpoint": done.checkpoint,
+            "items": [{**s.result(), "report": s.report} for s in screened],
+        }
+
+    def contributions(
+        self, *, member: str | None = None, status: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        from commonweal.store.schema import contributions as table
+
+        stmt = select(table).order_by(table.c.batch_index, table.c.id).limit(limit)
+        if member:
+            stmt = stmt.where(table.c.member == member)
+        if status:
+            stmt = stmt.where(table.c.status == status)
+        with read_connection(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def contribution(self, item_id: str) -> dict[str, Any]:
+        rows = [r for r in self.contributions_by_id([item_id])]
+        if not rows:
+            raise NotFound(f"there is no item {item_id}")
+        return rows[0]
+
+    def contributions_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        from commonweal.store.schema import contributions as table
+
+        with read_connection(self.engine) as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(table).where(table.c.id.in_(list(ids))))
+            ]
+
+    def next_review(self, reviewer: str) -> dict[str, Any] | None:
+        """An item in review that ``reviewer`` may review, with its content: the one with
+        the fewest reviews first, so items finish rather than all advancing slowly."""
+        state = self.state
+        candidates = sorted(
+            (
+                c
+                for c in state.contributions.values()
+                if c.status == "in_review" and c.member != reviewer and reviewer not in c.reviewers
+            ),
+            key=lambda c: (c.reviews_needed - c.reviews, c.updated_index),
+        )
+        for c in candidates:
+            try:
+                content = self.item_content(c.id)
+            except NotFound:
+                continue
+            return {**c.to_json(), "content": content, "report": self.quality_report(c.id)}
+        return None
+
+    def reviewer_reliability(self) -> dict[str, float]:
+        from commonweal.verdicts import reliability
+
+        return reliability(self.state)
+
+    def member_export(self, member: str) -> dict[str, Any]:
+        """Everything ``member`` contributed (content included) and every log entry by
+        them or naming them: what data portability owes them."""
+        mine = self.contributions(member=member, limit=10**9)
+        with read_connection(self.engine) as conn:
+            content = vault.load_items(conn, [c["id"] for c in mine])
+        events = []
+        my_items = {c["id"] for c in mine}
+        with read_connection(self.engine) as conn:
+            size = self.log.head(conn)[0]
+            for data in self.log.iter_leaf_bytes(conn, 0, size):
+                leaf = decode_leaf(data, strict=False)
+                body = leaf.body
+                named = (
+                    leaf.actor == member
+                    or body.get("member") == member
+                    or body.get("item") in my_items
+                    or any(
+                        isinstance(r, dict) and r.get("id") in my_items
+                        for r in body.get("results", []) + body.get("decisions", [])
+                    )
+                )
+                if named:
+                    events.append(leaf.to_json())
+        return {
+            "member": member,
+            "contributions": [{**c, "content": content.get(c["id"])} for c in mine],
+            "events": events,
+        }
+
+    def item_content(self, item_id: str) -> Any:
+        with read_connection(self.engine) as conn:
+            return vault.load_item(conn, item_id)
+
+    def quality_report(self, item_id: str) -> dict[str, Any]:
+        from commonweal.store.schema import quality_reports
+
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(quality_reports.c.report).where(quality_reports.c.id == item_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"item {item_id} has no quality report (unknown or withdrawn)")
+        return parse(row[0])  # type: ignore[no-any-return]
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from commonweal.errors import CommonwealError, InvalidInput, TooLarge
 from commonweal.hub import Hub
 from commonweal.ledger.canonical import parse
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app", "read_json"]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 API = "/api/v1"
@@ -39,7 +39,7 @@ def _error(status: int, code: str, message: str, detail: Any = None) -> JSONResp
     )
 
 
-async def _read_json(request: Request) -> Any:
+async def read_json(request: Request) -> Any:
     """Read a JSON body strictly and within the size limit (before parsing it)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -103,7 +103,7 @@ def create_app(hub: Hub) -> FastAPI:
         A batch is all-or-nothing. The answer holds each entry's index and leaf hash, and
         the new signed checkpoint.
         """
-        doc = await _read_json(request)
+        doc = await read_json(request)
         done = await run_in_threadpool(hub.submit, doc)
         return {"size": done.size, "entries": done.entries, "checkpoint": done.checkpoint}
 
@@ -160,6 +160,10 @@ def create_app(hub: Hub) -> FastAPI:
     def get_projections(hub: HubDep) -> dict[str, Any]:
         """Every projection table, so a remote verifier can compare them with its replay."""
         return hub.projections()
+
+    from commonweal.api.contributions import router as contributions_router
+
+    app.include_router(contributions_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:

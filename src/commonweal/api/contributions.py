@@ -1,0 +1,113 @@
+"""Routes for contributed data and peer review: each calls the hub and nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from commonweal.api.auth import CurrentMember
+from commonweal.errors import Forbidden, InvalidInput, NotFound
+from commonweal.hub import Hub
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+HubDep = Annotated[Hub, Depends(_hub)]
+
+
+@router.post("/contributions", status_code=201, tags=["contributions"])
+async def post_contributions(request: Request, hub: HubDep) -> dict[str, Any]:
+    """A signed ``contribution.submit`` batch with its content. The receipt says, item by
+    item, whether it went into review or was refused, and why."""
+    from commonweal.api import read_json
+
+    doc = await read_json(request)
+    return await run_in_threadpool(hub.contribute, doc)  # type: ignore[no-any-return]
+
+
+@router.get("/contributions", tags=["contributions"])
+def list_contributions(
+    hub: HubDep,
+    member: str | None = None,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> dict[str, Any]:
+    """Items' metadata (never content), filtered by member and status."""
+    return {"contributions": hub.contributions(member=member, status=status, limit=limit)}
+
+
+@router.get("/contributions/{item_id}", tags=["contributions"])
+def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
+    """An item's metadata and its quality report (findings by kind and position only)."""
+    row = hub.contribution(item_id)
+    try:
+        report = hub.quality_report(item_id)
+    except NotFound:
+        report = None
+    return {**row, "report": report}
+
+
+@router.get("/contributions/{item_id}/content", tags=["contributions"])
+def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
+    """The item itself, for its contributor or for a member who may review it."""
+    row = hub.contribution(item_id)
+    if row["member"] != member and row["status"] != "in_review":
+        raise Forbidden("only its contributor may read an item that is not in review")
+    return {"id": item_id, "item": hub.item_content(item_id)}
+
+
+@router.get("/reviews/next", tags=["reviews"])
+def next_review(hub: HubDep, member: CurrentMember) -> dict[str, Any]:
+    """An item waiting for your review (never your own, never one you reviewed)."""
+    item = hub.next_review(member)
+    if item is None:
+        raise NotFound("nothing is waiting for your review right now")
+    return item
+
+
+@router.post("/reviews", status_code=201, tags=["reviews"])
+async def post_reviews(request: Request, hub: HubDep) -> dict[str, Any]:
+    """Signed ``review.submit`` events (one, or a batch). Items that reach their required
+    number of reviews are decided in the same commit."""
+    from commonweal.api import read_json
+
+    doc = await read_json(request)
+    events = doc.get("events", [doc]) if isinstance(doc, dict) else None
+    if not isinstance(events, list) or any(
+        not isinstance(e, dict)
+        or not isinstance(e.get("event"), dict)
+        or e["event"].get("kind") != "review.submit"
+        for e in events
+    ):
+        raise InvalidInput("send signed review.submit events")
+    done = await run_in_threadpool(hub.submit, doc)
+    return {"size": done.size, "entries": done.entries, "checkpoint": done.checkpoint}
+
+
+@router.get("/reviews/reliability", tags=["reviews"])
+def reviewer_reliability(hub: HubDep) -> dict[str, Any]:
+    """Each reviewer's estimated reliability, from the consensus model over all reviews."""
+    rel = hub.reviewer_reliability()
+    names = {m["key"]: m["name"] for m in hub.members()}
+    return {
+        "reviewers": [
+            {"key": k, "name": names.get(k, ""), "reliability_pct": round(v * 100, 1)}
+            for k, v in sorted(rel.items(), key=lambda kv: -kv[1])
+        ]
+    }
+
+
+@router.get("/members/{key}/export", tags=["contributions"])
+def export_member(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
+    """Everything you contributed, content included, and every log entry about you."""
+    if key != member:
+        raise Forbidden("members export only their own data")
+    return hub.member_export(member)

@@ -1,0 +1,315 @@
+"""CLI commands for contributed data and peer review (registered on the main app).
+
+Kept apart from ``cli.py`` so each stays readable; both are thin over the SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from commonweal.cli import (
+    HubOpt,
+    JsonOpt,
+    KeyOpt,
+    _client,
+    _emit,
+    _load_key,
+    _progress,
+    app,
+    err,
+    out,
+)
+from commonweal.errors import InvalidInput
+
+review_app = typer.Typer(help="Review other members' items.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+def read_items(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Items from a CSV or JSONL file, or (images) a folder with a labels.csv file."""
+    kind = task.get("kind")
+    if path.is_dir():
+        labels = path / "labels.csv"
+        if kind != "image-classification" or not labels.exists():
+            raise InvalidInput(
+                f"{path} is a folder: for an image task it needs labels.csv (file,label[,caption])"
+            )
+        items = []
+        with labels.open(newline="") as fh:
+            for n, row in enumerate(csv.DictReader(fh), 2):
+                if "file" not in row or "label" not in row:
+                    raise InvalidInput(f"{labels}:{n}: needs columns file and label")
+                image = base64.b64encode((path / row["file"]).read_bytes()).decode()
+                item = {"image": image, "label": row["label"]}
+                if row.get("caption"):
+                    item["caption"] = row["caption"]
+                items.append(item)
+        return items
+    if not path.exists():
+        raise InvalidInput(f"{path} does not exist")
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line, parse_float=str))
+                except ValueError:
+                    raise InvalidInput(f"{path}:{n}: not a JSON object") from None
+    elif path.suffix == ".csv":
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        raise InvalidInput(f"{path}: contribute takes a .csv or .jsonl file, or an image folder")
+    return [_shape(row, task, f"{path}:{n}") for n, row in enumerate(rows, 1)]
+
+
+def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise InvalidInput(f"{where}: not an object")
+    kind = task.get("kind", "")
+    if kind == "text-classification":
+        return {"text": row.get("text"), "label": row.get("label")}
+    if kind.startswith("tabular"):
+        if "features" in row:
+            return row
+        target = task.get("target", "target")
+        cols = [c["name"] for c in task.get("columns", [])]
+        return {"features": {c: row.get(c) for c in cols}, "target": row.get(target)}
+    return row
+
+
+@app.command()
+def contribute(
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL file, or an image folder.")],
+    hub: HubOpt,
+    key: KeyOpt,
+    license: Annotated[str, typer.Option(help="SPDX license id for these items.")] = "CC-BY-4.0",
+    consent: Annotated[
+        str, typer.Option(help="Comma-separated: train,evaluate,commercial,publish.")
+    ] = "train,evaluate",
+    batch_size: Annotated[int, typer.Option(help="Items per signed batch.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give the community data: each batch is signed by you, checked, and put up for review."""
+    k = _load_key(key)
+    scopes = [c.strip() for c in consent.split(",") if c.strip()]
+    with _client(hub) as c:
+        charter = c.community()["charter"]
+        items = read_items(file, charter.get("task") or {})
+        receipts = []
+        with _progress("contributing", not as_json) as tick:
+            for start in range(0, len(items), batch_size):
+                r = c.contribute(
+                    k,
+                    items[start : start + batch_size],
+                    license=license,
+                    consent=scopes,
+                    charter=charter,
+                )
+                receipts.append(r)
+                tick(min(start + batch_size, len(items)), len(items))
+                if not as_json:
+                    _print_receipt(r)
+    summary = {
+        "items": len(items),
+        "in_review": sum(i["status"] == "in_review" for r in receipts for i in r["items"]),
+        "refused": sum(i["status"] == "refused" for r in receipts for i in r["items"]),
+        "batches": receipts,
+    }
+    _emit(
+        summary,
+        as_json,
+        lambda: out.print(
+            f"{summary['items']} items: {summary['in_review']} in review, "
+            f"{summary['refused']} refused"
+        ),
+    )
+
+
+def _print_receipt(r: dict[str, Any]) -> None:
+    ok = sum(i["status"] == "in_review" for i in r["items"])
+    flagged = sum(bool(i["flags"]) for i in r["items"])
+    out.print(
+        f"batch at entry {r['batch']}: {ok} in review ({flagged} flagged), "
+        f"{len(r['items']) - ok} refused"
+    )
+    for i in r["items"]:
+        if i["status"] == "refused":
+            out.print(f"  refused {i['id']}: {'; '.join(i['reasons'])}")
+
+
+@app.command()
+def contributions(
+    hub: HubOpt,
+    member: Annotated[str | None, typer.Option(help="Only this member's items (key id).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Only your own items.")] = None,
+    status: Annotated[str | None, typer.Option(help="in_review, accepted, refused, …")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List contributed items (metadata only)."""
+    if key is not None:
+        member = _load_key(key).key_id
+    with _client(hub) as c:
+        rows = c.contributions(member=member, status=status)
+
+    def render() -> None:
+        t = Table("id", "member", "label", "status", "reviews", "flags")
+        for r in rows:
+            t.add_row(
+                r["id"][:12] + "…",
+                r["member"][:10] + "…",
+                str(r["decided_label"] or r["label"] or ""),
+                r["status"],
+                f"{r['reviews']}/{r['reviews_needed']}",
+                r["flags"],
+            )
+        out.print(t)
+
+    _emit({"contributions": rows}, as_json, render)
+
+
+@app.command()
+def contribution(
+    item: Annotated[str, typer.Argument(help="Item id.")],
+    hub: HubOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one item's metadata and quality report."""
+    with _client(hub) as c:
+        row = c.contribution(item)
+    _emit(row, as_json, lambda: out.print_json(data=row))
+
+
+@review_app.command("next")
+def review_next(
+    hub: HubOpt,
+    key: KeyOpt,
+    verdict: Annotated[
+        str | None, typer.Option(help="Answer without a prompt: accept, reject, relabel, flag.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="The new label, for relabel.")] = None,
+    reason: Annotated[str | None, typer.Option(help="What is wrong, for flag.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the next item waiting for your review and record your verdict."""
+    k = _load_key(key)
+    with _client(hub) as c:
+        item = c.next_review(k)
+        if item is None:
+            _emit({"item": None}, as_json, lambda: out.print("Nothing waits for your review."))
+            return
+        if verdict is None:
+            if as_json:
+                raise InvalidInput("with --json, give the --verdict")
+            _show_item(item)
+            verdict = typer.prompt("verdict (accept / reject / relabel / flag)").strip()
+            if verdict == "relabel" and label is None:
+                label = typer.prompt("new label").strip()
+            if verdict == "flag" and reason is None:
+                reason = typer.prompt("what is wrong").strip()
+        res = c.review(k, item["id"], verdict, label=label, reason=reason)
+    res["item"] = item["id"]
+    _emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item['id']}"))
+
+
+def _show_item(item: dict[str, Any]) -> None:
+    content = dict(item["content"])
+    if "image" in content:
+        content["image"] = f"<{len(content['image'])} bytes of base64 image>"
+    out.print(
+        f"[bold]item {item['id']}[/] label {item['label']!r}, "
+        f"{item['reviews']}/{item['reviews_needed']} reviews, flags: {item['flags'] or '-'}"
+    )
+    out.print_json(data=content)
+
+
+@review_app.command("submit")
+def review_submit(
+    item: Annotated[str, typer.Argument(help="Item id.")],
+    verdict: Annotated[str, typer.Argument(help="accept, reject, relabel or flag.")],
+    hub: HubOpt,
+    key: KeyOpt,
+    label: Annotated[str | None, typer.Option(help="The new label, for relabel.")] = None,
+    reason: Annotated[str | None, typer.Option(help="What is wrong, for flag.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record your verdict on an item."""
+    k = _load_key(key)
+    with _client(hub) as c:
+        res = c.review(k, item, verdict, label=label, reason=reason)
+    _emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item}"))
+
+
+@review_app.command("reliability")
+def review_reliability(hub: HubOpt, as_json: JsonOpt = False) -> None:
+    """Each reviewer's estimated reliability (from the consensus model)."""
+    with _client(hub) as c:
+        rows = c.reliability()
+
+    def render() -> None:
+        t = Table("reviewer", "key", "reliability %")
+        for r in rows:
+            t.add_row(r["name"], r["key"][:16] + "…", f"{r['reliability_pct']:.1f}")
+        out.print(t)
+
+    _emit({"reviewers": rows}, as_json, render)
+
+
+@app.command()
+def withdraw(
+    items: Annotated[list[str] | None, typer.Argument(help="Item ids to withdraw.")] = None,
+    hub: HubOpt = "",
+    key: KeyOpt = Path(),
+    all_items: Annotated[bool, typer.Option("--all", help="Withdraw everything you gave.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take items back: their content and keys are deleted, and no future model uses them."""
+    k = _load_key(key)
+    with _client(hub) as c:
+        ids = list(items or [])
+        if all_items:
+            ids = [r["id"] for r in c.contributions(member=k.key_id) if r["status"] != "withdrawn"]
+        if not ids:
+            raise InvalidInput("name the items to withdraw, or pass --all")
+        res = c.withdraw(k, ids)
+    res["withdrawn"] = ids
+    _emit(res, as_json, lambda: out.print(f"Withdrew {len(ids)} items; their content is deleted"))
+
+
+@app.command("export")
+def export_data(
+    hub: HubOpt,
+    key: KeyOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything you contributed, and every log entry about you (data portability)."""
+    k = _load_key(key)
+    with _client(hub) as c:
+        doc = c.export(k)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "contributions.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in doc["contributions"])
+    )
+    (out_dir / "events.jsonl").write_text(
+        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in doc["events"])
+    )
+    info = {
+        "out": str(out_dir),
+        "contributions": len(doc["contributions"]),
+        "events": len(doc["events"]),
+    }
+    _emit(
+        info,
+        as_json,
+        lambda: err.print(
+            f"Wrote {info['contributions']} contributions and {info['events']} events to {out_dir}"
+        ),
+    )
