@@ -36,7 +36,7 @@ from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 
 HERE = Path(__file__).resolve().parent
-WORDS = (
+WORDS = (  # noqa: SIM905 - a paragraph of words reads better than a list literal
     "river market bread garden school library bridge canal meadow harbour station orchard "
     "council festival clinic bakery workshop allotment choir ferry lantern quarry mill "
     "spring autumn winter summer morning evening north south old new green blue quiet busy "

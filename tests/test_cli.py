@@ -70,7 +70,14 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
     assert cwj("ledger", "verify", "--file", out)["size"] == 2
 
     rebuilt = cwj("rebuild", "--hub", hub)
-    assert rebuilt == {"entries": 2, "community": 1, "members": 2, "invites": 0}
+    assert rebuilt == {
+        "entries": 2,
+        "community": 1,
+        "members": 2,
+        "invites": 0,
+        "contributions": 0,
+        "reviews": 0,
+    }
 
 
 def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path) -> None:

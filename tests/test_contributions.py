@@ -152,7 +152,7 @@ def test_bad_items_refuse_the_whole_batch(
 
 
 def test_forged_or_replayed_batches_are_refused(coop: dict[str, Any]) -> None:
-    c, keys, hub = coop["client"], coop["keys"], coop["hub"]
+    keys, hub = coop["keys"], coop["hub"]
     from commonweal.intake import commitment_of
 
     salt = os.urandom(16)

@@ -222,12 +222,10 @@ class HubClient:
     def contributions(
         self, *, member: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
-        return self._get(
-            "/contributions",
-            member=member,
-            status=status,  # type: ignore[no-any-return]
-            limit=100_000,
+        rows: list[dict[str, Any]] = self._get(
+            "/contributions", member=member, status=status, limit=100_000
         )["contributions"]
+        return rows
 
     def contribution(self, item_id: str) -> dict[str, Any]:
         return self._get(f"/contributions/{item_id}")  # type: ignore[no-any-return]

@@ -235,9 +235,9 @@ class Hub:
                 size, _ = self.log.lock_head(conn)
                 if self._state is None or self._state.size != size or self._frontier is None:
                     self._catch_up(conn, size)
-                state, frontier = self._state, self._frontier
-                assert state is not None and frontier is not None
-                frontier = frontier.copy()
+                assert self._state is not None and self._frontier is not None
+                state: State = self._state
+                frontier = self._frontier.copy()
                 log_time = now()
                 rows: list[EntryRow] = []
                 nodes: list[tuple[int, int, bytes]] = []

@@ -233,7 +233,7 @@ class Screener:
             self._image = dup.ImageNearDuplicates(
                 max_distance=charter.duplicates.image_max_distance
             )
-            index = self._image if charter.task.kind == "image-classification" else self._text
+            index: Any = self._image if charter.task.kind == "image-classification" else self._text
             for iid, sig in conn.execute(select(near_signatures.c.id, near_signatures.c.signature)):
                 index.add(iid, index.from_bytes(bytes(sig)))
             self._loaded = True
@@ -293,7 +293,7 @@ class Screener:
                     s.reasons.append(f"near duplicate of item {near[0][0]}")
                 else:
                     s.flags.append("near-duplicate")
-            found = []
+            found: list[dict[str, Any]] = []
             stored = item
             for path, text in item_text_fields(charter, item):
                 hits = find_personal_data(text)

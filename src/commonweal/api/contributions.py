@@ -30,7 +30,7 @@ async def post_contributions(request: Request, hub: HubDep) -> dict[str, Any]:
     from commonweal.api import read_json
 
     doc = await read_json(request)
-    return await run_in_threadpool(hub.contribute, doc)  # type: ignore[no-any-return]
+    return await run_in_threadpool(hub.contribute, doc)
 
 
 @router.get("/contributions", tags=["contributions"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,8 +72,10 @@ _IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){10,30}(?![\w])")
 _IBAN_PREFIX = re.compile(r"[A-Za-z]{2}\d{2}")
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+# Embedded IPv4 is tried before a last hex group, so "::ffff:192.0.2.1" is read whole.
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+    r"(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?![\w:])"
 )
 
 # libphonenumber's matcher is the slow part (50-100 microseconds per text), so it runs only
@@ -85,6 +87,7 @@ _DATE = re.compile(
 )
 
 _MIN_CARD, _MAX_CARD = 13, 19
+_MAX_PASSES = 8
 
 
 def find_personal_data(text: str, *, region: str = "GB") -> list[Finding]:
@@ -93,26 +96,24 @@ def find_personal_data(text: str, *, region: str = "GB") -> list[Finding]:
     ``region`` is the ISO 3166 country used to read phone numbers written without a ``+``
     country code; numbers written with one are found whatever the region.
     """
-    # Detectors run from the most specific to the least, and each later one sees the text
-    # with the earlier findings masked the way ``redact`` will replace them. Otherwise a
-    # phone number glued to a card ("020 7946 0018 4111 1111 1111 1111") reads as one long
-    # non-number, and would only appear once the card had been redacted.
+    # Detectors run from the most specific to the least, and each one reads the text as it
+    # will be once what was found so far is redacted: a phone number glued to a card ("020
+    # 7946 0018 4111 1111 1111 1111") is one long non-number until the card is replaced, and
+    # in "a@b.cox+c@d.org" the second address only starts once the first is gone. Passes
+    # repeat until one finds nothing new, so redacting the result leaves nothing to find.
+    # Text without personal data takes one pass over an unchanged view; the cap is a backstop
+    # (every pass that continues has grown the redacted span).
     found: list[Finding] = []
-    if "@" in text:
-        found.extend(Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
-    view = _masked(text, found)
-    if _IBAN_PREFIX.search(view):
-        found.extend(_ibans(view))
-        view = _masked(text, found)
-    found.extend(_cards(view))
-    view = _masked(text, found)
-    found.extend(_ipv4s(view))
-    if view.count(":") >= 2:
-        found.extend(_ipv6s(view))
-    view = _masked(text, found)
-    if _needs_phone_matcher(view):
-        found.extend(_phones(view, region))
-    return _merge(found)
+    for _ in range(_MAX_PASSES):
+        before = found
+        for detect in _DETECTORS:
+            view = _RedactedView(text, found)
+            hits = detect(view.text, region)
+            if hits:
+                found = _merge(found + [view.original(h) for h in hits])
+        if found == before:
+            break
+    return found
 
 
 def redact(text: str, findings: Sequence[Finding]) -> str:
@@ -136,7 +137,15 @@ def redact(text: str, findings: Sequence[Finding]) -> str:
     return "".join(parts)
 
 
-def _ibans(text: str) -> list[Finding]:
+def _emails(text: str, region: str) -> list[Finding]:
+    if "@" not in text:
+        return []
+    return [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
+
+
+def _ibans(text: str, region: str) -> list[Finding]:
+    if not _IBAN_PREFIX.search(text):
+        return []
     out: list[Finding] = []
     for m in _IBAN.finditer(text):
         candidate = m.group()
@@ -151,7 +160,7 @@ def _ibans(text: str) -> list[Finding]:
     return out
 
 
-def _cards(text: str) -> list[Finding]:
+def _cards(text: str, region: str) -> list[Finding]:
     out: list[Finding] = []
     for m in _DIGIT_RUN.finditer(text):
         groups = [(g.start(), g.end()) for g in _RUN_GROUP.finditer(m.group())]
@@ -193,6 +202,13 @@ def _is_card(candidate: str) -> bool:
     return _MIN_CARD <= len(digits) <= _MAX_CARD and digits[0] in "23456" and luhn.is_valid(digits)
 
 
+def _ips(text: str, region: str) -> list[Finding]:
+    out = _ipv4s(text)
+    if text.count(":") >= 2:
+        out.extend(_ipv6s(text))
+    return out
+
+
 def _ipv4s(text: str) -> list[Finding]:
     out: list[Finding] = []
     for m in _IPV4.finditer(text):
@@ -223,27 +239,52 @@ def _ipv6s(text: str) -> list[Finding]:
     return out
 
 
-def _needs_phone_matcher(text: str) -> bool:
-    return any(not _DATE.fullmatch(m.group()) for m in _PHONE_HINT.finditer(text))
-
-
-def _masked(text: str, found: list[Finding]) -> str:
-    # Same length as the text, so positions still hold; bracketed like a placeholder, so the
-    # neighbours of a masked span see what they will see after redaction.
-    if not found:
-        return text
-    chars = list(text)
-    for f in found:
-        n = f.end - f.start
-        chars[f.start : f.end] = "[" + "X" * (n - 2) + "]" if n >= 2 else "X"
-    return "".join(chars)
-
-
 def _phones(text: str, region: str) -> list[Finding]:
+    if all(_DATE.fullmatch(m.group()) for m in _PHONE_HINT.finditer(text)):
+        return []  # no run of seven digits, or only dates: skip the slow matcher
     # VALID leniency: the number must be a real, assignable number for its country per
     # libphonenumber's metadata. POSSIBLE (length only) flags years, dates and prices.
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
     return [Finding("phone", m.start, m.end) for m in matcher]
+
+
+_DETECTORS: tuple[Callable[[str, str], list[Finding]], ...] = (
+    _emails,
+    _ibans,
+    _cards,
+    _ips,
+    _phones,
+)
+
+
+class _RedactedView:
+    """``text`` as ``redact(text, found)`` makes it, and the way back to ``text``'s positions."""
+
+    def __init__(self, text: str, found: list[Finding]) -> None:
+        self.text = redact(text, found) if found else text
+        # (start in view, end in view, start in text, end in text) of each placeholder.
+        self._holes: list[tuple[int, int, int, int]] = []
+        shift = 0
+        for f in found:
+            width = len(PLACEHOLDERS[f.kind])
+            self._holes.append((f.start + shift, f.start + shift + width, f.start, f.end))
+            shift += width - (f.end - f.start)
+
+    def original(self, hit: Finding) -> Finding:
+        """``hit`` (positions in the view) in positions of the text; a hit that touches a
+        placeholder grows to cover all of what the placeholder replaced."""
+        return Finding(hit.kind, self._to_text(hit.start, 0), self._to_text(hit.end - 1, 1))
+
+    def _to_text(self, pos: int, after: int) -> int:
+        # ``after`` is 0 for a start position and 1 for the last character of a span.
+        shift = 0
+        for v_start, v_end, t_start, t_end in self._holes:
+            if pos < v_start:
+                break
+            if pos < v_end:
+                return t_end if after else t_start
+            shift += (v_end - v_start) - (t_end - t_start)
+        return pos - shift + after
 
 
 def _merge(found: list[Finding]) -> list[Finding]:
