@@ -171,3 +171,52 @@ def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     assert res["members"] >= 11 and res["size"] >= 21
     again = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert again["size"] == res["size"]  # reused, not rebuilt
+
+
+def test_contribute_review_withdraw_and_export_from_the_command_line(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    info = cwj(
+        "init",
+        hub,
+        "--name",
+        "Lang Commons",
+        "--task",
+        "text-classification",
+        "--labels",
+        "greeting,farewell",
+        "--founder-name",
+        "Ada",
+    )
+    founder = info["founder_key_file"]
+    keys = {}
+    for name in ("grace", "alan", "tim"):
+        keys[name] = tmp_path / f"{name}.key"
+        cw("key", "new", "--out", keys[name])
+        cw("join", "--hub", hub, "--key", keys[name], "--name", name)
+    data = tmp_path / "greetings.csv"
+    data.write_text(
+        "text,label\n"
+        "Good morning to everyone on the early train today,greeting\n"
+        "See you all at the next meeting of the garden club,farewell\n"
+        "Good morning to everyone on the early train today,greeting\n"
+    )
+    res = cwj("contribute", data, "--hub", hub, "--key", keys["grace"])
+    assert (res["items"], res["in_review"], res["refused"]) == (3, 2, 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nHello there,sports\n")
+    proc = cw("contribute", bad, "--hub", hub, "--key", keys["grace"], ok=False)
+    assert proc.returncode == 1 and "not one of" in proc.stderr
+    mine = cwj("contributions", "--hub", hub, "--key", keys["grace"])["contributions"]
+    item = next(r for r in mine if r["status"] == "in_review")["id"]
+    for reviewer in (founder, keys["alan"], keys["tim"]):
+        cw("review", "submit", item, "accept", "--hub", hub, "--key", reviewer)
+    shown = cwj("contribution", item, "--hub", hub)
+    assert shown["status"] == "accepted" and shown["report"]["status"] == "in_review"
+    nxt = cwj("review", "next", "--hub", hub, "--key", keys["alan"], "--verdict", "reject")
+    assert nxt["item"] != item
+    out = tmp_path / "export"
+    cwj("withdraw", "--all", "--hub", hub, "--key", keys["grace"])
+    exported = cwj("export", "--hub", hub, "--key", keys["grace"], "--out", out)
+    assert exported["contributions"] == 3
+    assert "Good morning" not in (out / "contributions.jsonl").read_text()  # withdrawn: gone
+    assert cwj("ledger", "verify", "--hub", hub)["ok"]

@@ -247,3 +247,28 @@ def test_a_member_can_export_everything_they_gave(coop: dict[str, Any], tmp_path
     assert "member.join" in kinds
     with pytest.raises(Forbidden):
         c._signed_get(keys["Alan"], f"/members/{keys['Grace'].key_id}/export")
+
+
+def test_a_hub_that_logs_a_decision_the_reviews_do_not_support_is_caught(
+    coop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, keys, hub = coop["client"], coop["keys"], coop["hub"]
+    r = c.contribute(keys["Grace"], items(TEXTS[0]))["items"][0]
+    import commonweal.hub as hub_module
+    from commonweal.errors import VerificationFailed
+
+    honest = hub_module.pending_decisions
+
+    def dishonest(state: Any, upto: int) -> Any:
+        body = honest(state, upto)
+        if body:  # the reviews say reject; the hub logs accept
+            body["decisions"] = [{**d, "outcome": "accepted"} for d in body["decisions"]]
+        return body
+
+    monkeypatch.setattr(hub_module, "pending_decisions", dishonest)
+    c.review(keys["Alan"], r["id"], "reject")
+    c.review(keys["Tim"], r["id"], "reject")
+    assert c.contribution(r["id"])["status"] == "accepted"
+    entry = next(e["index"] for e in c.iter_entries() if e["event"]["kind"] == "review.decide")
+    with pytest.raises(VerificationFailed, match=f"entry {entry}: its decisions differ"):
+        audit_hub(hub)
