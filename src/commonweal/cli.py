@@ -585,7 +585,10 @@ def demo(
         as_json,
         lambda: out.print(
             f"[bold]{summary['name']}[/] in {hub}: {summary['members']} members, "
-            f"{summary['size']} log entries, verified OK"
+            f"{summary['size']} log entries, verified OK\n"
+            f"  contributions: {summary['contributions']}\n"
+            f"  relabelled by review consensus: {summary['relabelled']}; "
+            f"flags: {summary['flagged']}"
         ),
     )
     if not no_serve:

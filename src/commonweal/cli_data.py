@@ -313,3 +313,30 @@ def export_data(
             f"Wrote {info['contributions']} contributions and {info['events']} events to {out_dir}"
         ),
     )
+
+
+quality_app = typer.Typer(help="Pool-wide data-quality checks the hub runs.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+
+
+@quality_app.command("scan")
+def quality_scan(
+    hub: Annotated[Path, typer.Option("--hub", help="Hub directory (on this machine).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Find suspected label errors (confident learning) and flag them for reviewers."""
+    from commonweal.hub import Hub
+
+    h = Hub.open(hub)
+    try:
+        res = h.scan_labels()
+    finally:
+        h.close()
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"Scanned {res['scanned']} items: {res['suspected']} suspected label errors, "
+            f"{len(res['flagged'])} newly flagged for reviewers"
+        ),
+    )

@@ -71,6 +71,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
                 say(f"  {name} joined with an invite from Ada")
             keys["Ada"] = founder
             _contribute_digits(client, keys, say)
+            scan = client._hub.scan_labels()
+            say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
             _review_everything(client, keys, say)
     else:
         say(f"Reusing the demo community in {directory}")
@@ -78,6 +80,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
     try:
         report = audit_hub(hub, workers=1)
         members = len(hub.members())
+        rows = hub.contributions(limit=10**9)
     finally:
         hub.close()
     say(f"Verified the log: {report.size} entries, root {report.root[:16]}…")
@@ -88,6 +91,17 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         "size": report.size,
         "root": report.root,
         "checks": report.checks,
+        "contributions": {
+            status: sum(r["status"] == status for r in rows)
+            for status in ("accepted", "rejected", "in_review", "refused", "withdrawn")
+        },
+        "relabelled": sum(
+            r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows
+        ),
+        "flagged": {
+            flag: sum(flag in r["flags"].split(",") for r in rows)
+            for flag in ("near-duplicate", "personal-data-redacted", "suspected-label-error")
+        },
     }
 
 

@@ -445,6 +445,34 @@ class Hub:
             "events": events,
         }
 
+    def scan_labels(self, *, seed: int = 0) -> dict[str, Any]:
+        """Look for suspected label errors across the pool (confident learning) and flag
+        them in the log for reviewers. Needs enough items per label to mean anything."""
+        from commonweal.quality import label_features
+
+        state = self.state
+        charter = state.charter
+        if charter is None or charter.task is None or not charter.task.labels:
+            raise InvalidInput("label checks need a classification task in the charter")
+        pool = sorted(
+            (c for c in state.contributions.values() if c.status in ("in_review", "accepted")),
+            key=lambda c: c.id,
+        )
+        with read_connection(self.engine) as conn:
+            content = vault.load_items(conn, [c.id for c in pool])
+        pool = [c for c in pool if c.id in content]
+        labels = [c.decided_label or c.label or "" for c in pool]
+        suspects = label_features(charter, [content[c.id] for c in pool], labels, seed=seed)
+        new = [pool[i].id for i in suspects if "suspected-label-error" not in pool[i].flags]
+        result: dict[str, Any] = {"scanned": len(pool), "suspected": len(suspects), "flagged": new}
+        if new:
+            ev = self.sign(
+                "contribution.flag",
+                {"items": new, "flag": "suspected-label-error", "method": "cleanlab"},
+            )
+            result["entry"] = self.append([ev]).entries[0]["index"]
+        return result
+
     def item_content(self, item_id: str) -> Any:
         with read_connection(self.engine) as conn:
             return vault.load_item(conn, item_id)

@@ -15,6 +15,8 @@ Event kinds:
   before entry ``upto``; ``ledger verify`` recomputes them.
 - ``contribution.withdraw`` — the contributor takes items back; the hub deletes their
   content and keys in the same transaction, and no later training may use them.
+- ``contribution.flag`` — the hub marks items a later check found suspect (confident
+  learning's suspected label errors, once the pool is large enough), for reviewers to see.
 """
 
 from __future__ import annotations
@@ -275,6 +277,24 @@ def _withdraw(state: State, leaf: Leaf) -> Changes:
     return {"contributions": contributions.finish()}
 
 
+def _flag(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, {"items": list, "flag": str, "method": str})
+    need_hub(state, leaf)
+    if not _FLAG.fullmatch(body["flag"]):
+        raise InvalidInput(f"{kind}: a flag is a short lowercase word")
+    contributions = state.contributions.mutate()
+    for iid in body["items"]:
+        c = contributions.get(iid) if isinstance(iid, str) else None
+        if c is None or c.status not in ("in_review", "accepted"):
+            raise Conflict(f"{kind}: item {iid!r} is not in review or accepted")
+        flags = [f for f in c.flags.split(",") if f]
+        if body["flag"] not in flags:
+            flags.append(body["flag"])
+        contributions[iid] = c._replace(flags=",".join(flags), updated_index=leaf.index)
+    return {"contributions": contributions.finish()}
+
+
 def _ids(leaf: Leaf, key: str = "items") -> tuple[str, ...]:
     items: Any = leaf.body.get(key, [])
     return tuple(i["id"] if isinstance(i, dict) else i for i in items)
@@ -289,4 +309,5 @@ KINDS: dict[str, tuple[Any, Any]] = {
     ),
     "review.decide": (_decide, lambda lf: Touched(contributions=_ids(lf, "decisions"))),
     "contribution.withdraw": (_withdraw, lambda lf: Touched(contributions=_ids(lf))),
+    "contribution.flag": (_flag, lambda lf: Touched(contributions=_ids(lf))),
 }
