@@ -148,13 +148,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse(data: bytes | str) -> Any:
     """Parse JSON strictly: no floats, NaN, Infinity or duplicate keys (they have no
     single canonical form, so a signature over them would be ambiguous)."""
+    return _loads(data, object_pairs_hook=_unique_keys)
+
+
+def _loads(data: bytes | str, **hooks: Any) -> Any:
     try:
-        return json.loads(
-            data,
-            parse_float=_no_floats,
-            parse_constant=_no_constants,
-            object_pairs_hook=_unique_keys,
-        )
+        return json.loads(data, parse_float=_no_floats, parse_constant=_no_constants, **hooks)
     except InvalidInput:
         raise
     except RecursionError:
@@ -167,14 +166,7 @@ def parse_fast(data: bytes | str) -> Any:
     """Parse JSON, refusing floats and NaN but not duplicate keys: for bytes whose
     canonical form is then checked with :func:`is_canonical` (which catches duplicates),
     or that were checked so before. Several times faster than :func:`parse`."""
-    try:
-        return json.loads(data, parse_float=_no_floats, parse_constant=_no_constants)
-    except InvalidInput:
-        raise
-    except RecursionError:
-        raise InvalidInput("JSON is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from None
+    return _loads(data)
 
 
 def parse_trusted(data: bytes) -> Any:
