@@ -86,6 +86,11 @@ _DATE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4} ?[-/] ?\d{4}"
 )
 
+_TOKEN = re.compile(r"\S+")
+# E.164 allows 15 digits; an international or trunk prefix written out adds up to two more.
+_MAX_PHONE_DIGITS = 17
+_PHONE_RETRY_BUDGET = 64
+
 _MIN_CARD, _MAX_CARD = 13, 19
 _MAX_PASSES = 8
 
@@ -240,12 +245,52 @@ def _ipv6s(text: str) -> list[Finding]:
 
 
 def _phones(text: str, region: str) -> list[Finding]:
-    if all(_DATE.fullmatch(m.group()) for m in _PHONE_HINT.finditer(text)):
+    runs = [m for m in _PHONE_HINT.finditer(text) if not _DATE.fullmatch(m.group())]
+    if not runs:
         return []  # no run of seven digits, or only dates: skip the slow matcher
+    found = _match_phones(text, region)
+    budget = [_PHONE_RETRY_BUDGET]
+    for run in runs:
+        if not any(f.start < run.end() and run.start() < f.end for f in found):
+            found.extend(_phones_in_run(text, run.start(), run.end(), region, budget))
+    return found
+
+
+def _match_phones(text: str, region: str) -> list[Finding]:
     # VALID leniency: the number must be a real, assignable number for its country per
     # libphonenumber's metadata. POSSIBLE (length only) flags years, dates and prices.
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
     return [Finding("phone", m.start, m.end) for m in matcher]
+
+
+def _phones_in_run(
+    text: str, start: int, end: int, region: str, budget: list[int]
+) -> list[Finding]:
+    # libphonenumber reads digits joined by spaces as one number, so numbers listed with only
+    # a space between them ("020 7946 0018 020 7946 0019") are missed. Retry the run's
+    # space-separated pieces, left to right, longest first, as the cards are scanned. Each
+    # retry costs a matcher call, so a text gets a fixed budget of them: a page of digits
+    # cannot make this quadratic.
+    tokens = [(start + t.start(), start + t.end()) for t in _TOKEN.finditer(text[start:end])]
+    out: list[Finding] = []
+    i = 0
+    while i < len(tokens) and budget[0] > 0:
+        best: tuple[int, int, int] | None = None
+        digits = 0
+        for j in range(i, len(tokens)):
+            digits += sum(c.isdigit() for c in text[tokens[j][0] : tokens[j][1]])
+            if digits > _MAX_PHONE_DIGITS or (i, j) == (0, len(tokens) - 1) or budget[0] <= 0:
+                break
+            budget[0] -= 1
+            window = text[tokens[i][0] : tokens[j][1]]
+            if any(f.start == 0 and f.end == len(window) for f in _match_phones(window, region)):
+                best = (tokens[i][0], tokens[j][1], j)
+        if best is None:
+            i += 1
+            continue
+        out.append(Finding("phone", best[0], best[1]))
+        i = best[2] + 1
+    return out
 
 
 _DETECTORS: tuple[Callable[[str, str], list[Finding]], ...] = (
