@@ -114,3 +114,57 @@ def test_newcomers_items_need_more_reviews(tmp_path: Path) -> None:
     r2 = c.contribute(keys["Grace"], [{"text": text2, "label": "no"}])["items"][0]
     assert c.contribution(r2["id"])["reviews_needed"] == 1
     c.close()
+
+
+def test_a_member_over_the_daily_limit_is_refused(tmp_path: Path) -> None:
+    from commonweal.errors import TooLarge
+
+    c, keys = open_coop(
+        tmp_path,
+        {"kind": "text-classification", "labels": ["yes", "no"]},
+        limits={"max_items_per_member_per_day": 3},
+    )
+    texts = [
+        f"Market day number {i} brought apples, pears and plums to the square." for i in range(4)
+    ]
+    c.contribute(keys["Grace"], [{"text": t, "label": "yes"} for t in texts[:2]])
+    with pytest.raises(TooLarge, match="per member per day"):
+        c.contribute(keys["Grace"], [{"text": t, "label": "yes"} for t in texts[2:]])
+    c.contribute(keys["Alan"], [{"text": t, "label": "yes"} for t in texts[2:]])  # own limit
+    c.close()
+
+
+def test_an_image_folder_is_contributed_from_the_command_line(tmp_path: Path) -> None:
+    from tests.test_cli import cw, cwj
+
+    hub = tmp_path / "hub"
+    info = cwj(
+        "init",
+        hub,
+        "--name",
+        "Digits",
+        "--task",
+        "image-classification",
+        "--labels",
+        "0,1,2,3,4,5,6,7,8,9",
+    )
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    digits = load_digits()
+    rows = ["file,label,caption"]
+    for i in range(5):
+        (folder / f"d{i}.png").write_bytes(base64.b64decode(png(digits.images[i])))
+        rows.append(f"d{i}.png,{digits.target[i]},scan {i}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    res = cwj("contribute", folder, "--hub", hub, "--key", info["founder_key_file"])
+    assert (res["items"], res["in_review"]) == (5, 5)
+    proc = cw(
+        "contribute",
+        tmp_path / "nothing.csv",
+        "--hub",
+        hub,
+        "--key",
+        info["founder_key_file"],
+        ok=False,
+    )
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
