@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, select
 
@@ -38,7 +38,6 @@ from commonweal.errors import (
     NotFound,
     TooLarge,
 )
-from commonweal.intake import Screened, Screener, check_item, commitment_of, item_label
 from commonweal.ledger.canonical import canonical, parse
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
@@ -53,7 +52,9 @@ from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from commonweal.store import projection
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
-from commonweal.verdicts import pending_decisions
+
+if TYPE_CHECKING:
+    from commonweal.intake import Screened, Screener
 
 __all__ = ["MAX_BATCH", "Appended", "Hub", "default_origin"]
 
@@ -94,9 +95,20 @@ class Hub:
         self._lock = threading.Lock()
         self._state: State | None = None
         self._frontier: Frontier | None = None
-        self.screener = Screener()
+        self._screener: Screener | None = None
         with read_connection(engine) as conn:
             self.log.check_schema(conn)
+
+    @property
+    def screener(self) -> Screener:
+        """Screening (duplicate indexes, personal data): loaded on first use, since its
+        libraries take a noticeable part of a second to import and most commands never
+        screen anything."""
+        if self._screener is None:
+            from commonweal.intake import Screener
+
+            self._screener = Screener()
+        return self._screener
 
     # -- opening -------------------------------------------------------------------------
 
@@ -270,6 +282,8 @@ class Hub:
                     for ev in after(conn, state, size + len(rows)):
                         add(ev, None)
                 if any(r.kind == "review.submit" for r in rows):
+                    from commonweal.verdicts import pending_decisions
+
                     owed = pending_decisions(state, size + len(rows))
                     if owed is not None:
                         add(self.sign("review.decide", owed), None)
@@ -285,11 +299,13 @@ class Hub:
                 # The transaction commits when this block exits; only then does the cache
                 # move on.
         except BaseException:
-            self.screener.reset()  # its in-memory index may hold the refused batch
+            if self._screener is not None:
+                self._screener.reset()  # its in-memory index may hold the refused batch
             raise
         self._state, self._frontier = state, frontier
         if withdrawn:
-            self.screener.forget(withdrawn)
+            if self._screener is not None:
+                self._screener.forget(withdrawn)
             vault.purge_deleted(self.engine)
         return Appended(acks, new_size, note)
 
@@ -306,6 +322,8 @@ class Hub:
         A batch that fails a hard check is refused whole (nothing is stored); otherwise the
         answer is a receipt: each item in review, or refused with its reasons.
         """
+        from commonweal.intake import check_item, commitment_of, item_label
+
         if not isinstance(doc, dict) or set(doc) != {"event", "sig", "content"}:
             raise InvalidInput('send {"event": ..., "sig": ..., "content": [...]}')
         signed = SignedEvent.from_wire({"event": doc["event"], "sig": doc["sig"]})
