@@ -254,18 +254,16 @@ def test_a_hub_that_logs_a_decision_the_reviews_do_not_support_is_caught(
 ) -> None:
     c, keys, hub = coop["client"], coop["keys"], coop["hub"]
     r = c.contribute(keys["Grace"], items(TEXTS[0]))["items"][0]
-    import commonweal.hub as hub_module
     from commonweal.errors import VerificationFailed
-
-    honest = hub_module.pending_decisions
+    from commonweal.verdicts import pending_decisions
 
     def dishonest(state: Any, upto: int) -> Any:
-        body = honest(state, upto)
+        body = pending_decisions(state, upto)
         if body:  # the reviews say reject; the hub logs accept
             body["decisions"] = [{**d, "outcome": "accepted"} for d in body["decisions"]]
         return body
 
-    monkeypatch.setattr(hub_module, "pending_decisions", dishonest)
+    monkeypatch.setattr(hub, "_owed_decisions", dishonest)  # this hub lies; verify must not
     c.review(keys["Alan"], r["id"], "reject")
     c.review(keys["Tim"], r["id"], "reject")
     assert c.contribution(r["id"])["status"] == "accepted"

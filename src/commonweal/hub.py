@@ -282,9 +282,7 @@ class Hub:
                     for ev in after(conn, state, size + len(rows)):
                         add(ev, None)
                 if any(r.kind == "review.submit" for r in rows):
-                    from commonweal.verdicts import pending_decisions
-
-                    owed = pending_decisions(state, size + len(rows))
+                    owed = self._owed_decisions(state, size + len(rows))
                     if owed is not None:
                         add(self.sign("review.decide", owed), None)
                 if withdrawn:
@@ -308,6 +306,12 @@ class Hub:
                 self._screener.forget(withdrawn)
             vault.purge_deleted(self.engine)
         return Appended(acks, new_size, note)
+
+    def _owed_decisions(self, state: State, upto: int) -> dict[str, Any] | None:
+        """The review decisions the hub must log now (see ``verdicts``)."""
+        from commonweal.verdicts import pending_decisions
+
+        return pending_decisions(state, upto)
 
     def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
         """An event signed by the hub itself (screening results, review decisions)."""
