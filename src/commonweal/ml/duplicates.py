@@ -122,6 +122,42 @@ def exact_key(secret: bytes, content: Mapping[str, Any]) -> str:
     return hmac.new(secret, _EXACT_DOMAIN + kind + b"\x00" + body, sha256).hexdigest()
 
 
+class _DenseRows:
+    """Ids with one numpy row each, kept dense: appends grow the array geometrically and a
+    removal moves the last row into the hole, so scans never meet gaps."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.values: NDArray[Any] = np.empty((0, *shape), dtype=dtype)
+        self.ids: list[str] = []
+        self.row: dict[str, int] = {}
+
+    def add(self, item_id: str, value: Any) -> None:
+        if item_id in self.row:
+            raise ValueError(f"item {item_id} is already in the near-duplicate index")
+        n = len(self.ids)
+        if n == len(self.values):
+            grown = np.empty((max(1024, 2 * n), *self.values.shape[1:]), dtype=self.values.dtype)
+            grown[:n] = self.values[:n]
+            self.values = grown
+        self.values[n] = value
+        self.ids.append(item_id)
+        self.row[item_id] = n
+
+    def remove(self, item_id: str) -> bool:
+        """Drop ``item_id``; False if it was not there."""
+        row = self.row.pop(item_id, None)
+        if row is None:
+            return False
+        last = len(self.ids) - 1
+        if row != last:
+            moved = self.ids[last]
+            self.values[row] = self.values[last]
+            self.ids[row] = moved
+            self.row[moved] = row
+        self.ids.pop()
+        return True
+
+
 class TextNearDuplicates:
     """Near-duplicate texts: MinHash over character 5-grams, candidates from MinHash LSH.
 
@@ -147,9 +183,7 @@ class TextNearDuplicates:
         self._lsh = MinHashLSH(
             threshold=min(threshold, 0.95), num_perm=num_perm, weights=(0.2, 0.8)
         )
-        self._sigs: NDArray[np.uint32] = np.empty((0, num_perm), dtype=np.uint32)
-        self._ids: list[str] = []
-        self._row: dict[str, int] = {}
+        self._rows = _DenseRows((num_perm,), np.uint32)
 
     def signature(self, text: str) -> NDArray[np.uint32]:
         """The MinHash of ``text``'s shingles: ``num_perm`` uint32 values, the same everywhere."""
@@ -160,56 +194,38 @@ class TextNearDuplicates:
     def add(self, item_id: str, signature: NDArray[np.uint32]) -> None:
         """Index ``signature`` under ``item_id``; raises ``ValueError`` if the id is indexed."""
         sig = self._check(signature)
-        if item_id in self._row:
-            raise ValueError(f"item {item_id} is already in the near-duplicate index")
+        self._rows.add(item_id, sig)
         self._lsh.insert(item_id, self._lean(sig), check_duplication=False)
-        row = len(self._ids)
-        if row == len(self._sigs):
-            grown = np.empty((max(1024, 2 * row), self.num_perm), dtype=np.uint32)
-            grown[:row] = self._sigs
-            self._sigs = grown
-        self._sigs[row] = sig
-        self._ids.append(item_id)
-        self._row[item_id] = row
 
     def remove(self, item_id: str) -> None:
         """Drop ``item_id`` from the index; an id that is not there is ignored."""
-        row = self._row.pop(item_id, None)
-        if row is None:
-            return
-        self._lsh.remove(item_id)
-        # Move the last row into the hole so the signature matrix stays dense.
-        last = len(self._ids) - 1
-        if row != last:
-            moved = self._ids[last]
-            self._sigs[row] = self._sigs[last]
-            self._ids[row] = moved
-            self._row[moved] = row
-        self._ids.pop()
+        if self._rows.remove(item_id):
+            self._lsh.remove(item_id)
 
     def query(self, signature: NDArray[np.uint32]) -> list[tuple[str, float]]:
         """``(id, estimated Jaccard)`` of stored texts at or above the threshold, best first."""
         sig = self._check(signature)
-        if not self._ids:
+        if not self._rows.ids:
             return []
         candidates = self._lsh.query(self._lean(sig))
         if not candidates:
             return []
-        rows = np.fromiter((self._row[c] for c in candidates), dtype=np.intp, count=len(candidates))
-        agree = np.count_nonzero(self._sigs[rows] == sig, axis=1)
+        index = self._rows.row
+        rows = np.fromiter((index[c] for c in candidates), dtype=np.intp, count=len(candidates))
+        agree = np.count_nonzero(self._rows.values[rows] == sig, axis=1)
         keep = agree >= self._min_agree
         out = [
-            (self._ids[r], a / self.num_perm)
+            (self._rows.ids[r], a / self.num_perm)
             for r, a in zip(rows[keep].tolist(), agree[keep].tolist(), strict=True)
         ]
         out.sort(key=lambda pair: (-pair[1], pair[0]))
         return out
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows.ids)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._row
+        return item_id in self._rows.row
 
     def to_bytes(self, signature: NDArray[np.uint32]) -> bytes:
         """The signature as bytes for the database: a format tag, then little-endian uint32."""
@@ -249,9 +265,7 @@ class ImageNearDuplicates:
         if not 0 <= max_distance < HASH_BITS:
             raise ValueError(f"max_distance must be in 0..{HASH_BITS - 1}, got {max_distance}")
         self.max_distance = max_distance
-        self._hashes: NDArray[np.uint64] = np.empty(0, dtype=np.uint64)
-        self._ids: list[str] = []
-        self._row: dict[str, int] = {}
+        self._rows = _DenseRows((), np.uint64)
 
     def signature(self, image: NDArray[Any] | str) -> NDArray[np.uint64]:
         """pHash of a pixel array (uint8, HxW or HxWxC) or of a base64 PNG/JPEG, as one uint64."""
@@ -274,48 +288,29 @@ class ImageNearDuplicates:
 
     def add(self, item_id: str, signature: NDArray[np.uint64]) -> None:
         """Index ``signature`` under ``item_id``; raises ``ValueError`` if the id is indexed."""
-        value = self._check(signature)
-        if item_id in self._row:
-            raise ValueError(f"item {item_id} is already in the near-duplicate index")
-        row = len(self._ids)
-        if row == len(self._hashes):
-            grown = np.empty(max(1024, 2 * row), dtype=np.uint64)
-            grown[:row] = self._hashes[:row]
-            self._hashes = grown
-        self._hashes[row] = value
-        self._ids.append(item_id)
-        self._row[item_id] = row
+        self._rows.add(item_id, self._check(signature))
 
     def remove(self, item_id: str) -> None:
         """Drop ``item_id`` from the index; an id that is not there is ignored."""
-        row = self._row.pop(item_id, None)
-        if row is None:
-            return
-        last = len(self._ids) - 1
-        if row != last:
-            moved = self._ids[last]
-            self._hashes[row] = self._hashes[last]
-            self._ids[row] = moved
-            self._row[moved] = row
-        self._ids.pop()
+        self._rows.remove(item_id)
 
     def query(self, signature: NDArray[np.uint64]) -> list[tuple[str, float]]:
         """``(id, 1 - distance/64)`` of stored images within ``max_distance``, best first."""
         value = self._check(signature)
-        n = len(self._ids)
+        n = len(self._rows.ids)
         if n == 0:
             return []
-        distance = np.bitwise_count(self._hashes[:n] ^ value)
+        distance = np.bitwise_count(self._rows.values[:n] ^ value)
         rows = np.flatnonzero(distance <= self.max_distance)
-        out = [(self._ids[r], 1.0 - int(distance[r]) / HASH_BITS) for r in rows.tolist()]
+        out = [(self._rows.ids[r], 1.0 - int(distance[r]) / HASH_BITS) for r in rows.tolist()]
         out.sort(key=lambda pair: (-pair[1], pair[0]))
         return out
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows.ids)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._row
+        return item_id in self._rows.row
 
     def to_bytes(self, signature: NDArray[np.uint64]) -> bytes:
         """The hash as bytes for the database: a format tag, then a little-endian uint64."""
