@@ -398,7 +398,7 @@ class Hub:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def contribution(self, item_id: str) -> dict[str, Any]:
-        rows = [r for r in self.contributions_by_id([item_id])]
+        rows = self.contributions_by_id([item_id])
         if not rows:
             raise NotFound(f"there is no item {item_id}")
         return rows[0]

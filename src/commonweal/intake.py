@@ -96,7 +96,7 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
         raise InvalidInput(f"{where} must be an object")
     kind = task.kind
 
-    def exact_keys(required: set[str], optional: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def exact_keys(required: set[str], optional: frozenset[str] = frozenset()) -> None:
         missing, extra = required - set(item), set(item) - required - optional
         if missing or extra:
             raise InvalidInput(
@@ -110,7 +110,7 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
         exact_keys({"text", "label"})
         _clean_text(item["text"], f"{where}.text", max_bytes=limit)
     elif kind == "image-classification":
-        exact_keys({"image", "label"}, {"caption"})
+        exact_keys({"image", "label"}, frozenset({"caption"}))
         decode_image(item["image"], task, f"{where}.image")
         if "caption" in item:
             _clean_text(item["caption"], f"{where}.caption", max_bytes=1000, required=False)
