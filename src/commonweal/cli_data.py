@@ -28,6 +28,9 @@ from commonweal.cli import (
 )
 from commonweal.errors import InvalidInput
 
+LabelOpt = Annotated[str | None, typer.Option(help="The new label, for relabel.")]
+ReasonOpt = Annotated[str | None, typer.Option(help="What is wrong, for flag.")]
+
 review_app = typer.Typer(help="Review other members' items.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 
@@ -194,8 +197,8 @@ def review_next(
     verdict: Annotated[
         str | None, typer.Option(help="Answer without a prompt: accept, reject, relabel, flag.")
     ] = None,
-    label: Annotated[str | None, typer.Option(help="The new label, for relabel.")] = None,
-    reason: Annotated[str | None, typer.Option(help="What is wrong, for flag.")] = None,
+    label: LabelOpt = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the next item waiting for your review and record your verdict."""
@@ -236,8 +239,8 @@ def review_submit(
     verdict: Annotated[str, typer.Argument(help="accept, reject, relabel or flag.")],
     hub: HubOpt,
     key: KeyOpt,
-    label: Annotated[str | None, typer.Option(help="The new label, for relabel.")] = None,
-    reason: Annotated[str | None, typer.Option(help="What is wrong, for flag.")] = None,
+    label: LabelOpt = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record your verdict on an item."""

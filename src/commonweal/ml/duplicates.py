@@ -158,7 +158,19 @@ class _DenseRows:
         return True
 
 
-class TextNearDuplicates:
+class _Indexed:
+    """What both near-duplicate indexes share: their ids, held in a dense-rows store."""
+
+    _rows: _DenseRows
+
+    def __len__(self) -> int:
+        return len(self._rows.ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._rows.row
+
+
+class TextNearDuplicates(_Indexed):
     """Near-duplicate texts: MinHash over character 5-grams, candidates from MinHash LSH.
 
     ``query`` returns the stored ids whose estimated Jaccard similarity with the query is at
@@ -221,12 +233,6 @@ class TextNearDuplicates:
         out.sort(key=lambda pair: (-pair[1], pair[0]))
         return out
 
-    def __len__(self) -> int:
-        return len(self._rows.ids)
-
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._rows.row
-
     def to_bytes(self, signature: NDArray[np.uint32]) -> bytes:
         """The signature as bytes for the database: a format tag, then little-endian uint32."""
         return _TEXT_MAGIC + self._check(signature).astype("<u4").tobytes()
@@ -253,7 +259,7 @@ class TextNearDuplicates:
         return LeanMinHash(seed=MINHASH_SEED, hashvalues=sig, scheme=MINHASH_SCHEME)
 
 
-class ImageNearDuplicates:
+class ImageNearDuplicates(_Indexed):
     """Near-duplicate images: 64-bit pHash, near when the Hamming distance is small.
 
     ``query`` returns ``(id, similarity)`` with similarity ``1 - distance / 64`` for stored
@@ -305,12 +311,6 @@ class ImageNearDuplicates:
         out = [(self._rows.ids[r], 1.0 - int(distance[r]) / HASH_BITS) for r in rows.tolist()]
         out.sort(key=lambda pair: (-pair[1], pair[0]))
         return out
-
-    def __len__(self) -> int:
-        return len(self._rows.ids)
-
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._rows.row
 
     def to_bytes(self, signature: NDArray[np.uint64]) -> bytes:
         """The hash as bytes for the database: a format tag, then a little-endian uint64."""

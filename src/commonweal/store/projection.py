@@ -139,33 +139,21 @@ def _replace(
         conn.execute(insert(table), rows)
 
 
+# Keyed projections: the table, and the State map and Touched field of the same name.
+_KEYED = (members, invites, contributions, reviews)
+
+
 def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) -> None:
     """Upsert the rows a batch touched, as ``state`` (after the batch) has them."""
-    member_keys: set[str] = set()
-    invite_keys: set[str] = set()
-    item_keys: set[str] = set()
-    review_keys: set[int] = set()
-    whole_community = False
-    for t in touched:
-        member_keys.update(t.members)
-        invite_keys.update(t.invites)
-        item_keys.update(t.contributions)
-        review_keys.update(t.reviews)
-        whole_community |= t.community
-    if whole_community:
+    touched = list(touched)
+    if any(t.community for t in touched):
         _replace(conn, community, [1], [_community_row(state)])
-    if member_keys:
-        rows = [state.members[k].to_json() for k in member_keys if k in state.members]
-        _replace(conn, members, member_keys, rows)
-    if invite_keys:
-        rows = [state.invites[k].to_json() for k in invite_keys if k in state.invites]
-        _replace(conn, invites, invite_keys, rows)
-    if item_keys:
-        rows = [state.contributions[k].to_json() for k in item_keys if k in state.contributions]
-        _replace(conn, contributions, item_keys, rows)
-    if review_keys:
-        rows = [state.reviews[k].to_json() for k in review_keys if k in state.reviews]
-        _replace(conn, reviews, review_keys, rows)
+    for table in _KEYED:
+        keys = {k for t in touched for k in getattr(t, table.name)}
+        if keys:
+            source = getattr(state, table.name)
+            rows = [source[k].to_json() for k in keys if k in source]
+            _replace(conn, table, keys, rows)
 
 
 def rebuild(conn: Connection, state: State) -> dict[str, int]:
