@@ -77,6 +77,9 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
         "invites": 0,
         "contributions": 0,
         "reviews": 0,
+        "models": 0,
+        "apikeys": 0,
+        "treasury": 1,
     }
 
 

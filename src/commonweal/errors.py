@@ -35,6 +35,7 @@ __all__ = [
     "HubError",
     "InvalidInput",
     "NotFound",
+    "QuotaExceeded",
     "Replay",
     "TooLarge",
     "Unauthorized",
@@ -103,6 +104,13 @@ class Replay(Conflict):
 class TooLarge(CommonwealError):
     code = "too_large"
     status = 413
+
+
+class QuotaExceeded(CommonwealError):
+    """A consumer's API key has used its calls for the day."""
+
+    code = "quota_exceeded"
+    status = 429
 
 
 class HubError(CommonwealError):

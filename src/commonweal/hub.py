@@ -98,6 +98,11 @@ class Hub:
         self._screener: Screener | None = None
         with read_connection(engine) as conn:
             self.log.check_schema(conn)
+            stale = self.log.needs_upgrade(conn)
+        if stale:
+            with write_connection(engine) as conn:
+                if self.log.needs_upgrade(conn):
+                    self.log.upgrade(conn)
 
     @property
     def screener(self) -> Screener:

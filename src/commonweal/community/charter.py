@@ -23,11 +23,14 @@ __all__ = [
     "Charter",
     "Column",
     "Duplicates",
+    "Evaluation",
     "JoinPolicy",
     "Limits",
     "Privacy",
     "ReviewRules",
+    "Serving",
     "Task",
+    "Training",
     "charter_from_file",
     "validate_charter",
 ]
@@ -122,6 +125,44 @@ class ReviewRules(_Section):
     accept_threshold_pct: int = Field(default=50, ge=1, le=100)
 
 
+class Evaluation(_Section):
+    """The community's held-out evaluation set: never trained on, every version scored on it.
+
+    An accepted item belongs to it when the SHA-256 of ``"evaluation:" + item id`` falls in
+    the first ``holdout_pct`` percent — a deterministic choice anyone can recompute."""
+
+    holdout_pct: int = Field(default=10, ge=1, le=50)
+    min_items: int = Field(default=20, ge=1, description="fewer than this and training refuses")
+
+
+class Training(_Section):
+    """How the community's model is trained (see ``commonweal.ml.trainers``)."""
+
+    trainer: str = Field(
+        default="auto", pattern=r"^[a-z][a-z0-9-]{0,40}$", description="auto picks per task"
+    )
+    shards: int = Field(
+        default=8, ge=1, le=64, description="SISA shards: a withdrawal retrains only its shard"
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+
+
+class Serving(_Section):
+    """Who may issue API keys, what a prediction costs, and how often usage is billed."""
+
+    apikeys: Literal["member", "founder"] = Field(
+        default="member", description="who may issue API keys to consumers"
+    )
+    price_per_call: int = Field(
+        default=1, ge=0, le=10**12, description="credits per input predicted (integers)"
+    )
+    quota_per_key_per_day: int = Field(default=100_000, ge=1, le=10**12)
+    revenue_period_seconds: int = Field(
+        default=3600, ge=1, le=31 * 86400, description="how often usage becomes a revenue event"
+    )
+
+
 class Charter(BaseModel):
     """The community's rules. Field docs are what `commonweal init --help` and the API show."""
 
@@ -153,6 +194,8 @@ class Charter(BaseModel):
     privacy: Privacy = Field(default_factory=Privacy)
     duplicates: Duplicates = Field(default_factory=Duplicates)
     review: ReviewRules = Field(default_factory=ReviewRules)
+    training: Training = Field(default_factory=Training)
+    serving: Serving = Field(default_factory=Serving)
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:

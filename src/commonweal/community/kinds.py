@@ -25,6 +25,9 @@ class Touched:
     community: bool = False
     contributions: tuple[str, ...] = ()
     reviews: tuple[int, ...] = ()
+    models: tuple[int, ...] = ()
+    apikeys: tuple[str, ...] = ()
+    treasury: bool = False
 
 
 def fields(

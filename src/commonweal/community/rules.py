@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from commonweal.community import contributions
+from commonweal.community import contributions, models, serving
 from commonweal.community.charter import validate_charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active
 from commonweal.community.state import Invite, Member, State
@@ -166,7 +166,11 @@ KINDS: dict[str, _Kind] = {
     "member.join": _Kind(_join, lambda lf: Touched(members=(lf.actor,), invites=_invite_hash(lf))),
     "member.approve": _Kind(_approve, lambda lf: Touched(members=(lf.body["member"],))),
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
-    **{name: _Kind(rule, touch) for name, (rule, touch) in contributions.KINDS.items()},
+    **{
+        name: _Kind(rule, touch)
+        for module in (contributions, models, serving)
+        for name, (rule, touch) in module.KINDS.items()
+    },
 }
 
 

@@ -22,13 +22,16 @@ __all__ = [
     "INVITE_COLUMNS",
     "MEMBER_COLUMNS",
     "REVIEW_COLUMNS",
+    "ApiKey",
     "Contribution",
     "Invite",
     "Member",
     "MemberStats",
     "MemberStatus",
+    "ModelVersion",
     "Review",
     "State",
+    "Treasury",
 ]
 
 MemberStatus = Literal["active", "pending"]
@@ -119,6 +122,65 @@ class MemberStats(NamedTuple):
     day_items: int = 0
 
 
+class ModelVersion(NamedTuple):
+    """A trained model version, in the column order of the ``models`` projection. The
+    event itself holds the rest (per-shard manifests, parameters, library versions)."""
+
+    version: int
+    entry: int  # the model.version event's log index
+    log_time: str
+    trainer: str
+    shards: int
+    seed: int
+    items: int
+    manifest_root: str
+    eval_items: int
+    eval_root: str
+    metrics: str  # canonical JSON: name -> decimal string
+    artifact_sha256: str
+    previous: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class ApiKey(NamedTuple):
+    """A consumer's API key: the log holds only the SHA-256 of the secret."""
+
+    key_hash: str
+    consumer: str
+    issued_by: str
+    quota_per_day: int
+    status: str  # active | revoked
+    created_index: int
+    updated_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class Treasury(NamedTuple):
+    """The community's credits: revenue in, payouts out (part 4). Integers only."""
+
+    id: int = 1
+    balance: int = 0
+    revenue: int = 0
+    calls: int = 0
+    updated_index: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
 MEMBER_COLUMNS = Member._fields
 INVITE_COLUMNS = Invite._fields
 CONTRIBUTION_COLUMNS = Contribution._fields[:-1]
@@ -142,6 +204,10 @@ class State(NamedTuple):
     reviews: Map[int, Review] = _EMPTY  # by log index
     batches: Map[int, tuple[str, ...]] = _EMPTY  # submit index -> item ids awaiting screening
     stats: Map[str, MemberStats] = _EMPTY  # per member
+    models: Map[int, ModelVersion] = _EMPTY  # by version number
+    apikeys: Map[str, ApiKey] = _EMPTY  # by key hash
+    treasury: Treasury = Treasury()
+    revenue_until: str = ""  # the end of the last billed usage period
 
     def evolve(self, changes: dict[str, Any]) -> State:
         """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot
@@ -150,6 +216,10 @@ class State(NamedTuple):
         for name, value in changes.items():
             values[_INDEX[name]] = value
         return tuple.__new__(State, values)
+
+    @property
+    def latest_model(self) -> ModelVersion | None:
+        return self.models.get(len(self.models)) if self.models else None
 
     def is_active(self, key: str) -> bool:
         m = self.members.get(key)

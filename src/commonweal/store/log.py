@@ -52,6 +52,16 @@ class LogStore:
             conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
             conn.execute(insert(ledger_head).values(id=1, size=0, root=EMPTY_ROOT))
 
+    def needs_upgrade(self, conn: Connection) -> bool:
+        row = conn.execute(select(schema_info.c.version)).first()
+        return row is not None and row[0] < SCHEMA_VERSION
+
+    def upgrade(self, conn: Connection) -> None:
+        """Bring an older schema up to date, in the caller's write transaction. Version 2
+        only added tables, so creating the missing ones is the whole migration."""
+        metadata.create_all(conn)
+        conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
+
     def check_schema(self, conn: Connection) -> None:
         try:
             row = conn.execute(select(schema_info.c.version)).first()
@@ -59,6 +69,8 @@ class LogStore:
             raise ConfigError(
                 "this database holds no Commonweal hub; create one with `commonweal init`"
             ) from None
+        if row is not None and row[0] == 1:
+            return  # the hub upgrades it (``upgrade``) before use
         if row is None or row[0] != SCHEMA_VERSION:
             raise ConfigError(
                 f"database schema version {row[0] if row else None} is not the "

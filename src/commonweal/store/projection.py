@@ -17,11 +17,14 @@ from commonweal.community.state import State
 from commonweal.ledger.canonical import canonical_str
 from commonweal.store.schema import (
     PROJECTION_TABLES,
+    apikeys,
     community,
     contributions,
     invites,
     members,
+    models,
     reviews,
+    treasury,
 )
 
 __all__ = ["compare", "db_rows", "rebuild", "state_rows", "write_touched"]
@@ -32,6 +35,9 @@ _KEYS: dict[str, str] = {
     "invites": "token_hash",
     "contributions": "id",
     "reviews": "entry",
+    "models": "version",
+    "apikeys": "key_hash",
+    "treasury": "id",
 }
 
 
@@ -59,6 +65,11 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
             (c.to_json() for c in state.contributions.values()), key=lambda r: r["id"]
         ),
         "reviews": sorted((r.to_json() for r in state.reviews.values()), key=lambda r: r["entry"]),
+        "models": sorted((m.to_json() for m in state.models.values()), key=lambda r: r["version"]),
+        "apikeys": sorted(
+            (k.to_json() for k in state.apikeys.values()), key=lambda r: r["key_hash"]
+        ),
+        "treasury": [state.treasury.to_json()] if state.charter is not None else [],
     }
 
 
@@ -83,6 +94,9 @@ def _state_tuples(state: State) -> dict[str, list[Any]]:
         "invites": list(state.invites.values()),
         "contributions": [c.row() for c in state.contributions.values()],
         "reviews": list(state.reviews.values()),
+        "models": list(state.models.values()),
+        "apikeys": list(state.apikeys.values()),
+        "treasury": [state.treasury] if state.charter is not None else [],
     }
 
 
@@ -140,7 +154,7 @@ def _replace(
 
 
 # Keyed projections: the table, and the State map and Touched field of the same name.
-_KEYED = (members, invites, contributions, reviews)
+_KEYED = (members, invites, contributions, reviews, models, apikeys)
 
 
 def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) -> None:
@@ -148,6 +162,8 @@ def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) ->
     touched = list(touched)
     if any(t.community for t in touched):
         _replace(conn, community, [1], [_community_row(state)])
+    if any(t.community or t.treasury for t in touched):
+        _replace(conn, treasury, [1], [state.treasury.to_json()])
     for table in _KEYED:
         keys = {k for t in touched for k in getattr(t, table.name)}
         if keys:

@@ -20,6 +20,7 @@ __all__ = [
     "LOG_TABLES",
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
+    "apikeys",
     "community",
     "content_blobs",
     "content_keys",
@@ -33,13 +34,18 @@ __all__ = [
     "ledger_nodes",
     "members",
     "metadata",
+    "model_blobs",
+    "model_items",
+    "models",
     "near_signatures",
     "quality_reports",
     "reviews",
     "schema_info",
+    "treasury",
+    "usage",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: models, API keys, treasury, usage (part 3)
 
 metadata = MetaData()
 
@@ -154,7 +160,47 @@ reviews = Table(
     Column("reason", Text),
 )
 
-PROJECTION_TABLES = (community, members, invites, contributions, reviews)
+models = Table(
+    "models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("entry", BigInteger, nullable=False),
+    Column("log_time", String(32), nullable=False),
+    Column("trainer", String(64), nullable=False),
+    Column("shards", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("manifest_root", String(64), nullable=False),
+    Column("eval_items", Integer, nullable=False),
+    Column("eval_root", String(64), nullable=False),
+    Column("metrics", Text, nullable=False),  # canonical JSON
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("previous", Integer),
+)
+
+apikeys = Table(
+    "apikeys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("consumer", Text, nullable=False),
+    Column("issued_by", String(64), nullable=False),
+    Column("quota_per_day", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_index", BigInteger, nullable=False),
+    Column("updated_index", BigInteger, nullable=False),
+)
+
+treasury = Table(
+    "treasury",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("revenue", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("updated_index", BigInteger, nullable=False),
+)
+
+PROJECTION_TABLES = (community, members, invites, contributions, reviews, models, apikeys, treasury)
 
 # -- the hub's own data: not in the log, not derivable from it ----------------------------
 # Content is encrypted with a key per item; withdrawing an item deletes both rows in the
@@ -202,6 +248,35 @@ quality_reports = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("report", Text, nullable=False),  # JSON; findings by kind and position only
+)
+
+# -- model artifacts and usage: the hub's, not derivable from the log ----------------------
+# A shard's artifact is stored once under its SHA-256 and shared by every version that
+# reuses the shard. A version's item list is stored here; the log holds its Merkle root.
+
+model_blobs = Table(
+    "model_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+model_items = Table(
+    "model_items",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("item", String(32), primary_key=True, index=True),
+    Column("shard", SmallInteger, nullable=False),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    # Calls metered per key and UTC day; ``unbilled`` moves into a revenue event.
+    Column("key_hash", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Column("unbilled", BigInteger, nullable=False),
 )
 
 CONTENT_TABLES = (content_blobs, content_keys, dedup_exact, near_signatures, quality_reports)

@@ -1,0 +1,200 @@
+"""The rules for model versions: which items a version may be trained and scored on.
+
+A version's data is not the hub's choice. The pool is a pure function of the replayed
+state: accepted items whose consent includes ``train``, minus the community's held-out
+evaluation set (a deterministic choice by hash, see ``in_evaluation``), split into SISA
+shards by another hash. The ``model.version`` event carries the Merkle root and size of
+the whole manifest, of each shard's part and of the evaluation set; the rule recomputes all
+of them from the state, so ``ledger verify`` proves exactly which items trained each
+version — and, after a withdrawal, that the item is gone.
+
+What the rules cannot check (the metrics, the artifact's hash) needs the data; anyone who
+holds it can retrain the manifest with the logged seed and compare.
+
+Event kinds:
+
+- ``model.version`` — by the hub: a new version, its manifests, trainer, seed, libraries,
+  metrics on the evaluation set and the SHA-256 of its saved artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from commonweal.community.charter import Charter
+from commonweal.community.kinds import Changes, Touched, fields, need_hub
+from commonweal.community.state import ModelVersion, State
+from commonweal.errors import Conflict, InvalidInput
+from commonweal.ledger.canonical import canonical_str
+from commonweal.ledger.event import Leaf
+from commonweal.ledger.merkle import MemoryTree
+
+__all__ = [
+    "KINDS",
+    "Pool",
+    "in_evaluation",
+    "manifest_root",
+    "pool",
+    "shard_of",
+    "trainer_name",
+]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_METRIC = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+# The trainer "auto" stands for, per task kind (see commonweal.ml.trainers).
+DEFAULT_TRAINERS = {
+    "text-classification": "hashing-logreg",
+    "image-classification": "pixels-logreg",
+    "tabular-classification": "gradient-boosting",
+    "tabular-regression": "gradient-boosting",
+}
+
+
+def trainer_name(charter: Charter) -> str:
+    assert charter.task is not None
+    name = charter.training.trainer
+    return DEFAULT_TRAINERS[charter.task.kind] if name == "auto" else name
+
+
+def _bucket(tag: str, item: str, modulus: int) -> int:
+    digest = hashlib.sha256(f"{tag}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % modulus
+
+
+def in_evaluation(item: str, holdout_pct: int) -> bool:
+    """Whether an accepted item belongs to the held-out evaluation set."""
+    return _bucket("evaluation", item, 100) < holdout_pct
+
+
+def shard_of(item: str, shards: int) -> int:
+    """The SISA shard an item trains in: stable, so a withdrawal touches one shard."""
+    return _bucket("shard", item, shards)
+
+
+def manifest_root(ids: Iterable[str]) -> str:
+    """RFC 9162 Merkle root over the sorted item ids (16 bytes each), as hex. Sorting makes
+    the root a function of the set, and lets a proof show an item is absent (its two
+    neighbours are adjacent leaves)."""
+    return MemoryTree(bytes.fromhex(i) for i in sorted(ids)).root().hex()
+
+
+class Pool(NamedTuple):
+    """What a version trained on at some point of the log: ids sorted, per shard."""
+
+    shards: tuple[tuple[str, ...], ...]
+    evaluation: tuple[str, ...]
+
+    @property
+    def training(self) -> list[str]:
+        return sorted(i for shard in self.shards for i in shard)
+
+
+def pool(state: State) -> Pool:
+    """The training shards and evaluation set the charter implies for ``state``."""
+    charter = state.charter
+    assert charter is not None
+    cfg = charter.training
+    shards: list[list[str]] = [[] for _ in range(cfg.shards)]
+    evaluation: list[str] = []
+    for c in state.contributions.values():
+        if c.status != "accepted":
+            continue
+        scopes = c.consent.split(",")
+        if in_evaluation(c.id, cfg.evaluation.holdout_pct):
+            # Scoring a model is a lesser use than training it: either consent will do.
+            if "evaluate" in scopes or "train" in scopes:
+                evaluation.append(c.id)
+        elif "train" in scopes:
+            shards[shard_of(c.id, cfg.shards)].append(c.id)
+    return Pool(tuple(tuple(sorted(s)) for s in shards), tuple(sorted(evaluation)))
+
+
+def _summary(ids: Sequence[str]) -> dict[str, Any]:
+    return {"root": manifest_root(ids), "count": len(ids)}
+
+
+def _version(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(
+        leaf,
+        {
+            "version": int,
+            "trainer": str,
+            "params": dict,
+            "seed": int,
+            "manifest": dict,
+            "evaluation": dict,
+            "shards": list,
+            "artifact": dict,
+            "metrics": dict,
+            "libraries": dict,
+        },
+        {"previous": int},
+    )
+    need_hub(state, leaf)
+    charter = state.charter
+    if charter is None or charter.task is None:
+        raise Conflict(f"{kind}: this community has no task, so it has no model")
+    cfg = charter.training
+    expected = len(state.models) + 1
+    if body["version"] != expected:
+        raise Conflict(f"{kind}: the next version is {expected}, not {body['version']}")
+    if body["trainer"] != trainer_name(charter):
+        raise InvalidInput(f"{kind}: the charter's trainer is {trainer_name(charter)!r}")
+    if body["seed"] != cfg.seed:
+        raise InvalidInput(f"{kind}: the charter's seed is {cfg.seed}, not {body['seed']}")
+    previous = body.get("previous")
+    if previous is not None and previous not in state.models:
+        raise InvalidInput(f"{kind}: previous version {previous} does not exist")
+    for name, value in body["metrics"].items():
+        if not isinstance(value, str) or not _METRIC.fullmatch(value):
+            raise InvalidInput(f"{kind}: metric {name!r} must be a decimal string")
+    art = body["artifact"]
+    if set(art) != {"format", "sha256", "bytes"} or not _HEX64.fullmatch(str(art["sha256"])):
+        raise InvalidInput(f"{kind}: artifact must be {{format, sha256, bytes}}")
+
+    # The data: recomputed from the state, so the hub cannot claim a version left out a
+    # withdrawn item (or trained on an unaccepted one) without the replay catching it.
+    p = pool(state)
+    if len(p.evaluation) < cfg.evaluation.min_items:
+        raise Conflict(
+            f"{kind}: the evaluation set holds {len(p.evaluation)} items; the charter needs "
+            f"{cfg.evaluation.min_items}"
+        )
+    if body["evaluation"] != _summary(p.evaluation):
+        raise InvalidInput(f"{kind}: the evaluation set is not the one the log implies")
+    if body["manifest"] != _summary(p.training):
+        raise InvalidInput(f"{kind}: the manifest is not the training pool the log implies")
+    shards = body["shards"]
+    if len(shards) != cfg.shards:
+        raise InvalidInput(f"{kind}: the charter trains {cfg.shards} shards, not {len(shards)}")
+    for n, (got, ids) in enumerate(zip(shards, p.shards, strict=True)):
+        if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != _summary(ids):
+            raise InvalidInput(f"{kind}: shard {n}'s manifest is not the one the log implies")
+    if not p.training:
+        raise Conflict(f"{kind}: there is no accepted data to train on")
+    model = ModelVersion(
+        body["version"],
+        leaf.index,
+        leaf.log_time,
+        body["trainer"],
+        cfg.shards,
+        body["seed"],
+        body["manifest"]["count"],
+        body["manifest"]["root"],
+        body["evaluation"]["count"],
+        body["evaluation"]["root"],
+        canonical_str(body["metrics"]),
+        art["sha256"],
+        previous,
+    )
+    return {"models": state.models.set(model.version, model)}
+
+
+KINDS: dict[str, tuple[Any, Any]] = {
+    "model.version": (_version, lambda lf: Touched(models=(lf.body["version"],))),
+}
