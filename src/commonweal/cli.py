@@ -281,7 +281,7 @@ def serve(
 
     h = Hub.open(hub)
     err.print(f"Serving {h.origin} at http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(create_app(h), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(h, billing=True), host=host, port=port, log_level="info")
 
 
 @app.command()

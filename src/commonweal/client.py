@@ -266,3 +266,54 @@ class HubClient:
 
     def export(self, key: SigningKey) -> dict[str, Any]:
         return self._signed_get(key, f"/members/{key.key_id}/export")  # type: ignore[no-any-return]
+
+    # -- the model ----------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        return self._get("/models")["models"]  # type: ignore[no-any-return]
+
+    def model(self, version: str | int = "latest") -> dict[str, Any]:
+        return self._get(f"/models/{version}")  # type: ignore[no-any-return]
+
+    def model_lineage(self, version: str | int) -> dict[str, Any]:
+        return self._get(f"/models/{version}/lineage")  # type: ignore[no-any-return]
+
+    def item_lineage(self, item_id: str) -> dict[str, Any]:
+        return self._get(f"/contributions/{item_id}/lineage")  # type: ignore[no-any-return]
+
+    def prove_item(self, item_id: str, version: str | int) -> dict[str, Any]:
+        return self._get(f"/models/{version}/proof", item=item_id)  # type: ignore[no-any-return]
+
+    def card(self, version: str | int, fmt: str = "markdown") -> Any:
+        resp = self._request("GET", f"{API}/models/{version}/card", params={"format": fmt})
+        return resp.text if fmt == "markdown" else resp.json()
+
+    def predict(
+        self, inputs: Sequence[dict[str, Any]], *, api_key: str, version: str | int = "latest"
+    ) -> dict[str, Any]:
+        """Predict with a model version, metered against ``api_key``."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST",
+            f"{API}/models/{version}/predict",
+            json={"inputs": list(inputs)},
+            headers={"Authorization": f"Bearer {api_key}"},
+        ).json()
+
+    def create_apikey(
+        self, key: SigningKey, consumer: str, *, quota_per_day: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Issue an API key to ``consumer``: the log gets its hash; the secret is returned
+        here once and nowhere else."""
+        from commonweal.serving import new_api_key
+
+        secret, key_hash = new_api_key()
+        body: dict[str, Any] = {"key_hash": key_hash, "consumer": consumer}
+        if quota_per_day is not None:
+            body["quota_per_day"] = quota_per_day
+        return secret, self.submit([sign_event(key, "apikey.create", body)])
+
+    def revoke_apikey(self, key: SigningKey, key_hash: str) -> dict[str, Any]:
+        return self.submit([sign_event(key, "apikey.revoke", {"key_hash": key_hash})])
+
+    def treasury(self) -> dict[str, Any]:
+        return self._get("/treasury")  # type: ignore[no-any-return]

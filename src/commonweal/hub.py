@@ -20,6 +20,7 @@ import os
 import threading
 import tomllib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ from commonweal.store.log import EntryRow, LogStore
 
 if TYPE_CHECKING:
     from commonweal.intake import Screened, Screener
+    from commonweal.serving import Meter, Models
+    from commonweal.training import Progress
 
 __all__ = ["MAX_BATCH", "Appended", "Hub", "default_origin"]
 
@@ -96,6 +99,9 @@ class Hub:
         self._state: State | None = None
         self._frontier: Frontier | None = None
         self._screener: Screener | None = None
+        self._meter: Meter | None = None
+        self._models: Models | None = None
+        self._checked_at = 0.0
         with read_connection(engine) as conn:
             self.log.check_schema(conn)
             stale = self.log.needs_upgrade(conn)
@@ -114,6 +120,22 @@ class Hub:
 
             self._screener = Screener()
         return self._screener
+
+    @property
+    def meter(self) -> Meter:
+        if self._meter is None:
+            from commonweal.serving import Meter
+
+            self._meter = Meter(self)
+        return self._meter
+
+    @property
+    def models_cache(self) -> Models:
+        if self._models is None:
+            from commonweal.serving import Models
+
+            self._models = Models(self)
+        return self._models
 
     # -- opening -------------------------------------------------------------------------
 
@@ -191,6 +213,8 @@ class Hub:
         return hub, founder
 
     def close(self) -> None:
+        if self._meter is not None:
+            self._meter.flush()
         self.engine.dispose()
 
     # -- state ---------------------------------------------------------------------------
@@ -204,6 +228,21 @@ class Hub:
                     self._catch_up(conn, self.log.head(conn)[0])
             assert self._state is not None
             return self._state
+
+    def refresh(self, *, max_age: float = 0.0) -> None:
+        """Catch up with entries other processes appended (a model trained by the CLI
+        while this server runs, say), checking the head at most every ``max_age`` s."""
+        import time
+
+        t = time.monotonic()
+        if self._state is not None and t - self._checked_at < max_age:
+            return
+        self._checked_at = t
+        with read_connection(self.engine) as conn:
+            size = self.log.head(conn)[0]
+            if self._state is None or self._state.size != size:
+                with self._lock:
+                    self._catch_up(conn, size)
 
     def _catch_up(self, conn: Any, size: int) -> None:
         state = self._state or State()
@@ -515,7 +554,49 @@ class Hub:
             raise NotFound(f"item {item_id} has no quality report (unknown or withdrawn)")
         return parse(row[0])  # type: ignore[no-any-return]
 
+    # -- the model -----------------------------------------------------------------------
+
+    def train(
+        self, *, incremental: bool = False, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Train and register a new model version (see ``commonweal.training``)."""
+        from commonweal.training import train
+
+        return train(self, incremental=incremental, progress=progress)
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model version, oldest first, metrics as numbers."""
+        return [
+            {**m.to_json(), "metrics": {k: float(v) for k, v in parse(m.metrics).items()}}
+            for m in sorted(self.state.models.values())
+        ]
+
+    def model(self, version: str | int) -> dict[str, Any]:
+        """A version's projection row and the whole ``model.version`` event body."""
+        from commonweal.serving import resolve_version
+
+        v = resolve_version(self, version)
+        mv = self.state.models[v]
+        body = self.entries(mv.entry, mv.entry + 1)[0].body
+        return {**self.models()[v - 1], "event": body}
+
+    def predict(
+        self, version: str | int, inputs: Any, *, api_key: str | None, metered: bool = True
+    ) -> dict[str, Any]:
+        from commonweal.serving import predict
+
+        return predict(self, version, inputs, api_key=api_key, metered=metered)
+
+    def close_revenue(self) -> dict[str, Any] | None:
+        from commonweal.serving import close_revenue
+
+        return close_revenue(self)
+
     # -- reads ---------------------------------------------------------------------------
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A connection in one read transaction (one consistent snapshot)."""
+        return read_connection(self.engine)
 
     def checkpoint(self) -> str:
         with read_connection(self.engine) as conn:

@@ -7,6 +7,8 @@ or from an unknown route, leaves as one JSON shape:
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -57,8 +59,25 @@ async def read_json(request: Request) -> Any:
     return parse(body)
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
+    """The app over ``hub``. With ``billing`` (what ``commonweal serve`` uses), a background
+    thread flushes metered calls every second and logs revenue every period."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from commonweal.serving import Biller
+
+        biller = Biller(hub) if billing else None
+        if biller is not None:
+            biller.start()
+        try:
+            yield
+        finally:
+            if biller is not None:
+                await run_in_threadpool(biller.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Commonweal hub",
         version=__version__,
         description=(
@@ -164,6 +183,10 @@ def create_app(hub: Hub) -> FastAPI:
     from commonweal.api.contributions import router as contributions_router
 
     app.include_router(contributions_router)
+
+    from commonweal.api.models import router as models_router
+
+    app.include_router(models_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:

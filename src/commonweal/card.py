@@ -1,0 +1,842 @@
+"""Model cards and Croissant dataset descriptions for one trained model version.
+
+The hub gathers what its log says about a ``model.version`` entry into one ``info`` dict and
+this module turns it into two documents: a Markdown model card (Mitchell et al., "Model
+Cards for Model Reporting", in the layout of a Hugging Face card: YAML front matter, then
+sections) and a Croissant 1.0 JSON-LD description of the training data. Both are pure
+functions of ``info``, so a card can be regenerated, diffed and hashed like any other
+derived artefact: the same version always renders to the same bytes. Text that members or
+founders typed (names, labels, column names, license ids, consent scopes, the community's
+description) is escaped wherever it lands, because cards are shown on the hub's pages and
+one member's name must not be able to rewrite the table it sits in or smuggle in HTML.
+
+The Croissant record set reads the training items from the version's manifest document,
+served at ``commonweal://<origin>/models/<version>/manifest`` as
+``{"items": [item, ...]}`` where each item has the shape intake accepts for the task:
+``{"text", "label"}``, ``{"image", "label"}`` (base64 PNG or JPEG) or
+``{"features": {column: value}, "target"}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from commonweal.errors import HubError
+
+__all__ = ["croissant", "render_model_card"]
+
+TASK_KINDS = (
+    "text-classification",
+    "image-classification",
+    "tabular-classification",
+    "tabular-regression",
+)
+
+# The @context the Croissant 1.0 reference datasets and the mlcroissant validator share
+# (the spec's own appendix is an older, shorter draft), plus our namespace.
+_CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+    "commonweal": "https://commonweal.dev/ns#",
+}
+CROISSANT_1_0 = "http://mlcommons.org/croissant/1.0"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# Only a plain decimal goes into the front matter unquoted: YAML 1.1 would read "012" as
+# octal and "1e3" as a string, so anything else stays a quoted string.
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
+_ORIGIN = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
+_LOG_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_JSON_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Inline Markdown (CommonMark, and GFM's tables, strikethrough and math): escaping '[' and
+# '<' is what stops links, images, autolinks and raw HTML; '|' keeps a table row whole.
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~#$!])")
+# What opens a list when it starts a line (a heading's '#' is escaped everywhere already).
+_MD_LINE_START = re.compile(r"^([-+]|\d+(?=[.)]))")
+_SMALL_HOLDOUT = 100
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    type: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Contributor:
+    member: str
+    name: str
+    items: int
+
+
+@dataclass(frozen=True)
+class _Version:
+    """``info`` checked once, so both renderers can trust every field they print."""
+
+    community: str
+    description: str
+    origin: str
+    version: int
+    index: int
+    log_time: str
+    log_size: int
+    kind: str
+    labels: tuple[str, ...]
+    columns: tuple[_Column, ...]
+    target: str
+    image_width: int
+    image_height: int
+    trainer: str
+    params: dict[str, Any]
+    seed: int
+    shards: int
+    libraries: tuple[tuple[str, str], ...]
+    manifest_root: str
+    manifest_count: int
+    manifest_sha256: str | None
+    evaluation_root: str
+    evaluation_count: int
+    holdout_pct: int
+    metrics: tuple[tuple[str, str], ...]
+    artifact_format: str
+    artifact_sha256: str
+    artifact_bytes: int
+    contributors: tuple[_Contributor, ...]
+    licenses: tuple[tuple[str, int], ...]
+    consent: tuple[tuple[str, int], ...]
+    previous: int | None
+    reused: tuple[tuple[int, int], ...]
+    withdrawn: int
+
+
+def _bad(where: str, what: str) -> HubError:
+    return HubError(f"model card: {where} must be {what}")
+
+
+def _obj(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, Mapping):
+        raise _bad(f"{where}{key}", "an object")
+    return value
+
+
+def _str(
+    parent: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None
+) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
+        raise _bad(f"{where}{key}", "a string" if pattern is None else f"like {pattern.pattern}")
+    return value
+
+
+def _int(parent: Mapping[str, Any], key: str, where: str) -> int:
+    value = parent.get(key)
+    # bool is an int to Python but never a count or an index to us.
+    if type(value) is not int or value < 0:
+        raise _bad(f"{where}{key}", "a non-negative integer")
+    return value
+
+
+def _counts(value: Any, where: str) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, Mapping):
+        raise _bad(where, "an object of counts")
+    return tuple((k, _int(value, k, f"{where}.")) for k in sorted(value))
+
+
+def _parse(info: Mapping[str, Any]) -> _Version:
+    community = _obj(info, "community", "")
+    task = _obj(info, "task", "")
+    manifest = _obj(info, "manifest", "")
+    evaluation = _obj(info, "evaluation", "")
+    artifact = _obj(info, "artifact", "")
+    kind = _str(task, "kind", "task.")
+    if kind not in TASK_KINDS:
+        raise _bad("task.kind", f"one of {', '.join(TASK_KINDS)}")
+
+    columns = []
+    for i, col in enumerate(task.get("columns") or ()):
+        if not isinstance(col, Mapping):
+            raise _bad(f"task.columns[{i}]", "an object")
+        cats = col.get("categories") or []
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise _bad(f"task.columns[{i}].categories", "a list of strings")
+        columns.append(
+            _Column(
+                _str(col, "name", f"task.columns[{i}]."),
+                str(col.get("type", "numeric")),
+                tuple(cats),
+            )
+        )
+    if len({c.name for c in columns}) != len(columns):
+        raise _bad("task.columns", "distinct names")
+    labels = task.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise _bad("task.labels", "a list of strings")
+
+    params = info.get("params") or {}
+    try:
+        json.dumps(params, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise _bad("params", "JSON") from e
+    if not isinstance(params, dict):
+        raise _bad("params", "an object")
+    libraries = info.get("libraries") or {}
+    if not isinstance(libraries, Mapping) or not all(
+        isinstance(v, str) for v in libraries.values()
+    ):
+        raise _bad("libraries", "an object of version strings")
+    metrics = info.get("metrics") or {}
+    if not isinstance(metrics, Mapping) or not all(isinstance(v, str) for v in metrics.values()):
+        raise _bad("metrics", "an object of decimal strings")
+
+    contributors = []
+    for i, c in enumerate(info.get("contributors") or ()):
+        if not isinstance(c, Mapping):
+            raise _bad(f"contributors[{i}]", "an object")
+        where = f"contributors[{i}]."
+        contributors.append(
+            _Contributor(
+                _str(c, "member", where, _HEX64), _str(c, "name", where), _int(c, "items", where)
+            )
+        )
+    # The hub's query order is an accident of storage; the biggest contributors first, ties
+    # by key, is an order a reader can check and that never changes between renderings.
+    contributors.sort(key=lambda c: (-c.items, c.member))
+
+    reused = []
+    for i, r in enumerate(info.get("reused") or ()):
+        if not isinstance(r, Mapping):
+            raise _bad(f"reused[{i}]", "an object")
+        reused.append((_int(r, "shard", f"reused[{i}]."), _int(r, "from_version", f"reused[{i}].")))
+    previous = info.get("previous")
+    if previous is not None:
+        previous = _int(info, "previous", "")
+    sha = manifest.get("sha256")
+
+    return _Version(
+        community=_str(community, "name", "community."),
+        description=_str(community, "description", "community.")
+        if community.get("description") is not None
+        else "",
+        origin=_str(community, "origin", "community.", _ORIGIN),
+        version=_int(info, "version", ""),
+        index=_int(info, "index", ""),
+        log_time=_str(info, "log_time", "", _LOG_TIME),
+        log_size=_int(info, "log_size", ""),
+        kind=kind,
+        labels=tuple(labels),
+        columns=tuple(columns),
+        target=str(task.get("target") or "target"),
+        image_width=_int(task, "image_width", "task.") if kind == "image-classification" else 0,
+        image_height=_int(task, "image_height", "task.") if kind == "image-classification" else 0,
+        trainer=_str(info, "trainer", ""),
+        params=params,
+        seed=_int(info, "seed", ""),
+        shards=_int(info, "shards", ""),
+        libraries=tuple((k, libraries[k]) for k in sorted(libraries)),
+        manifest_root=_str(manifest, "root", "manifest.", _HEX64),
+        manifest_count=_int(manifest, "count", "manifest."),
+        manifest_sha256=None if sha is None else _str(manifest, "sha256", "manifest.", _HEX64),
+        evaluation_root=_str(evaluation, "root", "evaluation.", _HEX64),
+        evaluation_count=_int(evaluation, "count", "evaluation."),
+        holdout_pct=_int(evaluation, "holdout_pct", "evaluation."),
+        metrics=tuple((k, metrics[k]) for k in sorted(metrics)),
+        artifact_format=_str(artifact, "format", "artifact."),
+        artifact_sha256=_str(artifact, "sha256", "artifact.", _HEX64),
+        artifact_bytes=_int(artifact, "bytes", "artifact."),
+        contributors=tuple(contributors),
+        licenses=_counts(info.get("licenses") or {}, "licenses"),
+        consent=_counts(info.get("consent") or {}, "consent"),
+        previous=previous,
+        reused=tuple(sorted(reused)),
+        withdrawn=_int(info, "withdrawn_since_previous", "")
+        if info.get("withdrawn_since_previous") is not None
+        else 0,
+    )
+
+
+# --- Markdown -------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    """Untrusted text as literal inline Markdown, on one line."""
+    # Control, format (bidi overrides) and separator characters would break a table row or
+    # reorder what a reader sees; none of them belongs in a name.
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_INLINE.sub(r"\\\1", flat)
+
+
+def _md_paragraphs(text: str) -> list[str]:
+    """Untrusted prose, each paragraph escaped as literal text, paragraph breaks kept."""
+    paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
+    return [_MD_LINE_START.sub(_escape_line_start, _md(p)) for p in paragraphs if p.strip()]
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    # A list marker is escaped itself; for "1." it is the '.' or ')' after the digits.
+    return m.group(1) + "\\" if m.group(1)[0].isdigit() else "\\" + m.group(1)
+
+
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool]
+) -> list[str]:
+    """A GFM table of cells already escaped; numeric columns right-aligned."""
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
+    ]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+def _yaml_str(text: str) -> str:
+    """A YAML double-quoted scalar that any YAML 1.1 or 1.2 parser reads back exactly."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            # Line and paragraph separators, NEL and the BOM would be folded or refused by
+            # the YAML reader, so every non-printable character travels as an escape.
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+    out.append('"')
+    return "".join(out)
+
+
+def _yaml_number_or_str(value: str) -> str:
+    return value if _DECIMAL.fullmatch(value) else _yaml_str(value)
+
+
+def _front_matter(v: _Version) -> list[str]:
+    lines = ["---"]
+    lines.append("license:" + ("" if v.licenses else " []"))
+    lines.extend(f"- {_yaml_str(spdx)}" for spdx, _ in v.licenses)
+    lines.append("tags:")
+    for tag in ("commonweal", "community-owned", v.kind, "sisa", "merkle-log"):
+        lines.append(f"- {_yaml_str(tag)}")
+    lines.append(f"pipeline_tag: {_yaml_str(v.kind)}")
+    if v.artifact_format == "skops":
+        lines.append(f"library_name: {_yaml_str('sklearn')}")
+    lines += [
+        "model-index:",
+        f"- name: {_yaml_str(f'{v.community} v{v.version}')}",
+        "  results:",
+        "  - task:",
+        f"      type: {_yaml_str(v.kind)}",
+        "    dataset:",
+        f"      name: {_yaml_str(f'{v.community} held-out set')}",
+        f"      type: {_yaml_str('commonweal-holdout')}",
+        f"      split: {_yaml_str('held-out')}",
+        f"      revision: {_yaml_str(v.evaluation_root)}",
+        "    metrics:" + ("" if v.metrics else " []"),
+    ]
+    for name, value in v.metrics:
+        lines += [
+            f"    - type: {_yaml_str(name)}",
+            f"      name: {_yaml_str(name)}",
+            f"      value: {_yaml_number_or_str(value)}",
+        ]
+    lines += [
+        "commonweal:",
+        f"  origin: {_yaml_str(v.origin)}",
+        f"  version: {v.version}",
+        f"  log_index: {v.index}",
+        f"  log_time: {_yaml_str(v.log_time)}",
+        f"  previous_version: {'null' if v.previous is None else v.previous}",
+        f"  manifest_root: {_yaml_str(v.manifest_root)}",
+        f"  manifest_count: {v.manifest_count}",
+        f"  evaluation_root: {_yaml_str(v.evaluation_root)}",
+        f"  evaluation_count: {v.evaluation_count}",
+        f"  artifact_sha256: {_yaml_str(v.artifact_sha256)}",
+        "---",
+    ]
+    return lines
+
+
+def _column_kind(col: _Column) -> str:
+    if col.type == "categorical":
+        return "categorical: " + ", ".join(_md(x) for x in col.categories)
+    return _md(col.type)
+
+
+def _input_output(v: _Version) -> tuple[str, str]:
+    labels = ", ".join(_md(x) for x in v.labels)
+    if v.kind == "text-classification":
+        return "a text", f"one of {len(v.labels)} labels: {labels}"
+    if v.kind == "image-classification":
+        return (
+            f"a PNG or JPEG image of at most {v.image_width}×{v.image_height} pixels, "
+            "read as grayscale",
+            f"one of {len(v.labels)} labels: {labels}",
+        )
+    cols = ", ".join(f"{_md(c.name)} ({_column_kind(c)})" for c in v.columns)
+    if v.kind == "tabular-classification":
+        return (
+            f"a row of {len(v.columns)} columns: {cols}",
+            f"{_md(v.target)}, one of {len(v.labels)} labels: {labels}",
+        )
+    return f"a row of {len(v.columns)} columns: {cols}", f"{_md(v.target)}, a number"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _model_details(v: _Version) -> list[str]:
+    given, predicted = _input_output(v)
+    previous = (
+        "none: this is the community's first model"
+        if v.previous is None
+        else f"version {v.previous}"
+    )
+    lines = [
+        "## Model details",
+        "",
+        f"- **Community:** {_md(v.community)}",
+        f"- **Version:** {v.version} (previous: {previous})",
+        f"- **Task:** {v.kind}",
+        f"- **Input:** {given}",
+        f"- **Output:** {predicted}",
+        f"- **Trainer:** {_md(v.trainer)}, as an ensemble of {_plural(v.shards, 'shard')} "
+        "(see Unlearning)",
+        f"- **Artifact:** {_md(v.artifact_format)}, {v.artifact_bytes} bytes, "
+        f"SHA-256 `{v.artifact_sha256}`",
+        f"- **Recorded:** {v.log_time}, entry {v.index} of the log `{v.origin}`",
+    ]
+    description = _md_paragraphs(v.description)
+    if description:
+        lines += ["", f"About {_md(v.community)}:", ""]
+        for i, paragraph in enumerate(description):
+            lines += ([">"] if i else []) + [f"> {paragraph}"]
+    return lines
+
+
+def _intended_use(v: _Version) -> list[str]:
+    scopes = ", ".join(_md(s) for s, _ in v.consent) or "none recorded"
+    licenses = ", ".join(_md(s) for s, _ in v.licenses) or "none recorded"
+    return [
+        "## Intended use",
+        "",
+        f"Made by and for the members of {_md(v.community)}: the task above, on data like what "
+        "they contributed. Members gave their data for the consent scopes listed under "
+        "Training data and under the licenses listed there; a use is in scope only if every "
+        "one of them allows it.",
+        "",
+        f"- **Consent scopes:** {scopes}",
+        f"- **Licenses:** {licenses}",
+        "",
+        "Out of scope: uses the consent scopes or licenses do not cover; decisions with legal "
+        "or similarly significant effects on a person without human review; data unlike the "
+        "community's own (see Limitations).",
+    ]
+
+
+def _spdx_link(spdx: str) -> str:
+    if _SPDX_ID.fullmatch(spdx):
+        return f"[{_md(spdx)}](https://spdx.org/licenses/{spdx}.html)"
+    return _md(spdx)
+
+
+def _training_data(v: _Version) -> list[str]:
+    lines = [
+        "## Training data",
+        "",
+        f"{_plural(v.manifest_count, 'item')} from "
+        f"{_plural(len(v.contributors), 'contributing member')}. "
+        f"The manifest lists every training item; its Merkle root `{v.manifest_root}` is in the "
+        f"signed log (entry {v.index}), so anyone can check an item's inclusion against it.",
+    ]
+    if v.previous is not None:
+        lines += [
+            "",
+            f"{_plural(v.withdrawn, 'item was', 'items were')} withdrawn since version "
+            f"{v.previous}.",
+        ]
+    lines += ["", "### By license", ""]
+    lines += _table(
+        ["License", "Items"], ([_spdx_link(s), str(n)] for s, n in v.licenses), [False, True]
+    )
+    lines += ["", "### By consent scope", ""]
+    lines += _table(["Scope", "Items"], ([_md(s), str(n)] for s, n in v.consent), [False, True])
+    lines += ["", "### By member", ""]
+    lines += _table(
+        ["Member", "Key", "Items"],
+        ([_md(c.name), f"`{c.member[:16]}`", str(c.items)] for c in v.contributors),
+        [False, False, True],
+    )
+    return lines
+
+
+def _evaluation(v: _Version) -> list[str]:
+    lines = [
+        "## Evaluation",
+        "",
+        f"Measured on a held-out set of {_plural(v.evaluation_count, 'item')} ({v.holdout_pct}% of "
+        f"the contributions, never trained on), whose Merkle root is `{v.evaluation_root}`.",
+        "",
+    ]
+    lines += _table(["Metric", "Value"], ([_md(k), _md(x)] for k, x in v.metrics), [False, True])
+    return lines
+
+
+def _lineage(v: _Version) -> list[str]:
+    return [
+        "## Lineage and proof",
+        "",
+        f"- **Log origin:** `{v.origin}`",
+        f"- **Log entry:** {v.index} (the `model.version` event; the log held {v.log_size} "
+        "entries when this card was rendered)",
+        f"- **Manifest Merkle root:** `{v.manifest_root}`",
+        f"- **Evaluation Merkle root:** `{v.evaluation_root}`",
+        f"- **Artifact SHA-256:** `{v.artifact_sha256}`",
+        "",
+        "To check these facts yourself, with `HUB` the hub's URL or directory:",
+        "",
+        "```sh",
+        "# The model.version entry is in the log the hub signed:",
+        f"commonweal ledger prove --index {v.index} --hub HUB",
+        "# The versions, manifests and shards this model descends from:",
+        f"commonweal lineage --model {v.version} --hub HUB",
+        "# Every signature, the Merkle root, and a replay of every event:",
+        "commonweal ledger verify --hub HUB",
+        f"# The artifact you downloaded is the one the log names (expect {v.artifact_sha256}):",
+        "sha256sum ARTIFACT",
+        "```",
+    ]
+
+
+def _reproducibility(v: _Version) -> list[str]:
+    lines = [
+        "## Reproducibility",
+        "",
+        f"- **Trainer:** {_md(v.trainer)}",
+        f"- **Seed:** {v.seed}",
+        f"- **Shards:** {v.shards}",
+        "",
+        "### Parameters",
+        "",
+    ]
+    lines += _table(
+        ["Parameter", "Value"],
+        (
+            [_md(k), _md(json.dumps(v.params[k], sort_keys=True, ensure_ascii=False))]
+            for k in sorted(v.params)
+        ),
+        [False, False],
+    )
+    lines += ["", "### Libraries", ""]
+    lines += _table(
+        ["Library", "Version"], ([_md(k), _md(x)] for k, x in v.libraries), [False, False]
+    )
+    lines += [
+        "",
+        "Training the same trainer with these parameters, seed and shard count on the items the "
+        "manifest lists, with these library versions, should give the same model; the SHA-256 "
+        "matches only where the libraries' serialisation is byte-for-byte deterministic, so "
+        "compare the held-out metrics too.",
+    ]
+    return lines
+
+
+def _unlearning(v: _Version) -> list[str]:
+    lines = [
+        "## Unlearning",
+        "",
+        f'The model is trained with SISA (Bourtoule et al., "Machine Unlearning", 2021): the '
+        f"training items are split into {_plural(v.shards, 'shard')}, each with its own "
+        "sub-model, and the sub-models' predictions are combined. An item lives in exactly one "
+        "shard, so when a member withdraws it only that shard is retrained.",
+        "",
+    ]
+    if v.previous is None:
+        lines.append(
+            "This is the community's first model version: every shard was trained from scratch."
+        )
+        return lines
+    kept = len(v.reused)
+    lines.append(
+        f"Against version {v.previous}: {_plural(v.withdrawn, 'item was', 'items were')} "
+        f"withdrawn; {kept} of {v.shards} shards were reused unchanged and the other "
+        f"{max(v.shards - kept, 0)} retrained."
+    )
+    if v.reused:
+        rows = ([str(s), str(f)] for s, f in v.reused)
+        lines += ["", *_table(["Shard", "Reused from version"], rows, [True, True])]
+    return lines
+
+
+def _limitations(v: _Version) -> list[str]:
+    lines = [
+        "## Limitations",
+        "",
+        f"- The data comes only from members of {_md(v.community)} who chose to contribute; it "
+        "is not a sample of any wider population, and the model inherits its gaps and biases.",
+        "- The hub screens contributions (format, duplicates, personal data, suspected label "
+        "errors) and members review them, which reduces errors but does not remove them.",
+        "- The held-out set is drawn from the same contributions, so its metrics estimate "
+        "performance on data like the community's own, not on data from elsewhere.",
+    ]
+    if v.evaluation_count < _SMALL_HOLDOUT:
+        lines.append(
+            f"- The held-out set has only {_plural(v.evaluation_count, 'item')}: treat the "
+            "metrics as rough."
+        )
+    lines += [
+        "- Unlearning is per version: a withdrawn item is gone from this version's retrained "
+        "shards, but artifacts of earlier versions trained on it stay as they were for anyone "
+        "who kept a copy.",
+        "- The log proves what the hub recorded, when, and which artifact hash it published; it "
+        "does not by itself prove that the artifact came from training on the manifest. "
+        "Reproducing the training (above) checks that.",
+    ]
+    return lines
+
+
+def render_model_card(info: dict[str, Any]) -> str:
+    """A Markdown model card for one model version, with YAML front matter.
+
+    Raises :class:`~commonweal.errors.HubError` if ``info`` is not the shape the hub builds:
+    a card must not print a wrong hash or index as if the log said so.
+    """
+    v = _parse(info)
+    sections = [
+        _front_matter(v),
+        [
+            f"# {_md(v.community)}: model version {v.version}",
+            "",
+            f"A {v.kind} model that the hub of {_md(v.community)} trained on "
+            f"{_plural(v.manifest_count, 'item')} its members contributed. Every fact on this card "
+            f"is recorded in the community's signed, append-only log `{v.origin}` (entry "
+            f"{v.index}) and can be checked without trusting the hub.",
+        ],
+        _model_details(v),
+        _intended_use(v),
+        _training_data(v),
+        _evaluation(v),
+        _lineage(v),
+        _reproducibility(v),
+        _unlearning(v),
+        _limitations(v),
+    ]
+    return "\n\n".join("\n".join(s) for s in sections) + "\n"
+
+
+# --- Croissant ------------------------------------------------------------------------
+
+
+def _json_path(*keys: str) -> str:
+    parts = ["$.items[*]"]
+    for key in keys:
+        # A column name may hold '.' or '-', which a bare JSONPath segment would misread.
+        parts.append(
+            key
+            if _JSON_KEY.fullmatch(key)
+            else "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        )
+    return ".".join(parts)
+
+
+def _field(
+    name: str,
+    description: str,
+    data_type: str | list[str],
+    path: str,
+    references: str | None = None,
+) -> dict[str, Any]:
+    field: dict[str, Any] = {
+        "@type": "cr:Field",
+        "@id": f"items/{quote(name, safe='')}",
+        "name": name,
+        "description": description,
+        "dataType": data_type,
+        "source": {"fileObject": {"@id": "manifest"}, "extract": {"jsonPath": path}},
+    }
+    if references is not None:
+        field["references"] = {"field": {"@id": references}}
+    return field
+
+
+def _item_fields(v: _Version) -> list[dict[str, Any]]:
+    label = ["sc:Text", "cr:Label"]
+    if v.kind == "text-classification":
+        return [
+            _field("text", "The contributed text.", "sc:Text", _json_path("text")),
+            _field("label", "The item's label.", label, _json_path("label"), "labels/name"),
+        ]
+    if v.kind == "image-classification":
+        return [
+            _field(
+                "image",
+                f"A base64 PNG or JPEG image of at most {v.image_width}x{v.image_height} pixels.",
+                "sc:ImageObject",
+                _json_path("image"),
+            ),
+            _field("label", "The item's label.", label, _json_path("label"), "labels/name"),
+        ]
+    fields = []
+    for col in v.columns:
+        if col.type == "categorical":
+            about = f"Categorical column, one of: {', '.join(col.categories)}."
+            fields.append(_field(col.name, about, "sc:Text", _json_path("features", col.name)))
+        else:
+            fields.append(
+                _field(col.name, "Numeric column.", "sc:Float", _json_path("features", col.name))
+            )
+    if v.kind == "tabular-classification":
+        fields.append(
+            _field(v.target, "The target label.", label, _json_path("target"), "labels/name")
+        )
+    else:
+        fields.append(
+            _field(v.target, "The target value.", ["sc:Float", "cr:Label"], _json_path("target"))
+        )
+    return fields
+
+
+def _property_values(pairs: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+    return [{"@type": "sc:PropertyValue", "name": k, "value": x} for k, x in pairs]
+
+
+def croissant(info: dict[str, Any]) -> dict[str, Any]:
+    """A Croissant 1.0 JSON-LD description of the data a model version was trained on.
+
+    The manifest's Merkle root is not a hash of the manifest's bytes, so it is given as
+    ``commonweal:merkleRoot``; the file's ``sha256`` is set only if ``info["manifest"]``
+    carries the SHA-256 of the manifest document as served (Croissant requires a file
+    checksum, so without it validators report that one omission).
+    """
+    v = _parse(info)
+    manifest_url = f"commonweal://{v.origin}/models/{v.version}/manifest"
+    manifest: dict[str, Any] = {
+        "@type": "cr:FileObject",
+        "@id": "manifest",
+        "name": "manifest",
+        "description": (
+            f"The {_plural(v.manifest_count, 'training item')} of model version {v.version}, "
+            f"the leaves of a Merkle tree whose root {v.manifest_root} is recorded at entry "
+            f"{v.index} of the signed log {v.origin}."
+        ),
+        "contentUrl": manifest_url,
+        "encodingFormat": "application/json",
+    }
+    if v.manifest_sha256 is not None:
+        manifest["sha256"] = v.manifest_sha256
+    manifest["commonweal:merkleRoot"] = v.manifest_root
+
+    record_sets: list[dict[str, Any]] = []
+    if v.kind != "tabular-regression":
+        record_sets.append(
+            {
+                "@type": "cr:RecordSet",
+                "@id": "labels",
+                "name": "labels",
+                "description": "The labels the community's charter allows.",
+                "dataType": "sc:Enumeration",
+                "key": {"@id": "labels/name"},
+                "field": [
+                    {
+                        "@type": "cr:Field",
+                        "@id": "labels/name",
+                        "name": "name",
+                        "dataType": "sc:Text",
+                    }
+                ],
+                "data": [{"labels/name": label} for label in v.labels],
+            }
+        )
+    record_sets.append(
+        {
+            "@type": "cr:RecordSet",
+            "@id": "items",
+            "name": "items",
+            "description": f"One contributed training item of a {v.kind} task.",
+            "field": _item_fields(v),
+        }
+    )
+
+    date = v.log_time[:10]
+    return {
+        "@context": copy.deepcopy(_CONTEXT),
+        "@type": "sc:Dataset",
+        "name": f"{v.community}: training data of model version {v.version}",
+        "description": (
+            f"The items that {_plural(len(v.contributors), 'member')} of {v.community} contributed "
+            f"and consented to for training, as used by model version {v.version}: "
+            f"{_plural(v.manifest_count, 'item')}, listed by a manifest whose Merkle root is in "
+            f"the community's signed, append-only log."
+        ),
+        "conformsTo": CROISSANT_1_0,
+        "citeAs": (
+            f"{v.community}. Training data of model version {v.version}. Commonweal log "
+            f"{v.origin}, entry {v.index}, {date}."
+        ),
+        "creator": {"@type": "sc:Organization", "name": v.community},
+        "datePublished": v.log_time,
+        "license": [
+            f"https://spdx.org/licenses/{quote(s, safe='.+-')}.html" for s, _ in v.licenses
+        ],
+        "version": f"{v.version}.0.0",
+        "distribution": [manifest],
+        "recordSet": record_sets,
+        "commonweal:contributorCount": len(v.contributors),
+        "commonweal:itemCount": v.manifest_count,
+        "commonweal:consentScopes": _property_values(v.consent),
+        "commonweal:logOrigin": v.origin,
+        "commonweal:logIndex": v.index,
+        "commonweal:manifestMerkleRoot": v.manifest_root,
+        "commonweal:evaluationMerkleRoot": v.evaluation_root,
+        "commonweal:metrics": _property_values(v.metrics),
+        "commonweal:artifactSha256": v.artifact_sha256,
+    }

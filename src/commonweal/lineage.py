@@ -1,0 +1,188 @@
+"""Lineage: which items made which model version, with proofs against the log.
+
+The hub stores each version's item list; the log holds its Merkle root (over the sorted
+ids), which the rules recomputed from the replayed state when the version was appended.
+So a list that hashes to the logged root is the list — and an item's presence or absence
+can be shown with an RFC 9162 proof: an inclusion proof, or, for an absent item, inclusion
+proofs of the two adjacent ids it would sit between.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from commonweal.community.models import manifest_root
+from commonweal.errors import NotFound, VerificationFailed
+from commonweal.ledger.merkle import MemoryTree, inclusion_proof, leaf_hash
+from commonweal.store.schema import model_items
+
+if TYPE_CHECKING:
+    from commonweal.hub import Hub
+
+__all__ = ["item_lineage", "manifest_ids", "model_lineage", "prove_item"]
+
+
+def manifest_ids(hub: Hub, version: int) -> list[str]:
+    """The sorted ids behind ``version``, checked against the root in the log."""
+    mv = hub.state.models.get(version)
+    if mv is None:
+        raise NotFound(f"there is no model version {version}; see `commonweal models`")
+    with hub.read() as conn:
+        ids = sorted(
+            r[0]
+            for r in conn.execute(
+                select(model_items.c.item).where(model_items.c.version == version)
+            )
+        )
+    if manifest_root(ids) != mv.manifest_root or len(ids) != mv.items:
+        raise VerificationFailed(
+            f"the stored item list of version {version} does not match the manifest root "
+            f"logged at entry {mv.entry}",
+            index=mv.entry,
+        )
+    return ids
+
+
+def item_lineage(hub: Hub, item: str) -> dict[str, Any]:
+    """The versions that trained on ``item`` (and in which shard)."""
+    state = hub.state
+    c = state.contributions.get(item)
+    if c is None:
+        raise NotFound(f"there is no item {item}")
+    with hub.read() as conn:
+        rows = conn.execute(
+            select(model_items.c.version, model_items.c.shard)
+            .where(model_items.c.item == item)
+            .order_by(model_items.c.version)
+        ).all()
+    used = {r[0]: r[1] for r in rows}
+    return {
+        "item": item,
+        "member": c.member,
+        "status": c.status,
+        "versions": [
+            {"version": v, "shard": used[v], "entry": state.models[v].entry}
+            for v in sorted(used)
+            if v in state.models
+        ],
+        "not_in": [v for v in sorted(state.models) if v not in used],
+    }
+
+
+def model_lineage(hub: Hub, version: int) -> dict[str, Any]:
+    """The items behind ``version`` and how many each member gave."""
+    state = hub.state
+    ids = manifest_ids(hub, version)
+    mv = state.models[version]
+    per_member = Counter(state.contributions[i].member for i in ids)
+    members = [
+        {
+            "member": key,
+            "name": state.members[key].name if key in state.members else "",
+            "items": n,
+        }
+        for key, n in sorted(per_member.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return {
+        "version": version,
+        "entry": mv.entry,
+        "manifest_root": mv.manifest_root,
+        "items": ids,
+        "members": members,
+        "verified": True,
+    }
+
+
+def prove_item(hub: Hub, item: str, version: int) -> dict[str, Any]:
+    """Proof that ``item`` is, or is not, in the manifest of ``version``."""
+    ids = manifest_ids(hub, version)
+    mv = hub.state.models[version]
+    tree = MemoryTree(bytes.fromhex(i) for i in ids)
+
+    def leaf(n: int) -> dict[str, Any]:
+        return {
+            "index": n,
+            "item": ids[n],
+            "leaf_hash": leaf_hash(bytes.fromhex(ids[n])).hex(),
+            "proof": [h.hex() for h in inclusion_proof(n, len(ids), tree)],
+        }
+
+    import bisect
+
+    at = bisect.bisect_left(ids, item)
+    out: dict[str, Any] = {
+        "item": item,
+        "version": version,
+        "entry": mv.entry,
+        "root": mv.manifest_root,
+        "size": len(ids),
+    }
+    if at < len(ids) and ids[at] == item:
+        out["included"] = True
+        out["leaf"] = leaf(at)
+    else:
+        # Adjacent leaves of a sorted tree around where the item would be: it is absent.
+        out["included"] = False
+        out["neighbours"] = [leaf(n) for n in (at - 1, at) if 0 <= n < len(ids)]
+    return out
+
+
+def card_info(hub: Hub, version: int) -> dict[str, Any]:
+    """Everything a model card and datasheet say about ``version``, from the log."""
+    from commonweal.ledger.canonical import parse
+
+    state = hub.state
+    charter = state.charter
+    assert charter is not None and charter.task is not None
+    lineage = model_lineage(hub, version)
+    mv = state.models[version]
+    body = hub.entries(mv.entry, mv.entry + 1)[0].body
+    used = [state.contributions[i] for i in lineage["items"]]
+    licenses = Counter(c.license for c in used)
+    consent = Counter(scope for c in used for scope in c.consent.split(",") if scope)
+    previous = body.get("previous")
+    withdrawn = 0
+    if previous is not None:
+        before = set(manifest_ids(hub, previous))
+        withdrawn = sum(
+            1
+            for i in before - set(lineage["items"])
+            if state.contributions[i].status == "withdrawn"
+        )
+    return {
+        "community": {
+            "name": charter.name,
+            "description": charter.description,
+            "origin": state.origin,
+        },
+        "version": version,
+        "index": mv.entry,
+        "log_time": mv.log_time,
+        "log_size": hub.size(),
+        "task": charter.task.model_dump(mode="json"),
+        "trainer": body["trainer"],
+        "params": body["params"],
+        "seed": body["seed"],
+        "shards": len(body["shards"]),
+        "libraries": body["libraries"],
+        "manifest": body["manifest"],
+        "evaluation": {
+            **body["evaluation"],
+            "holdout_pct": charter.training.evaluation.holdout_pct,
+        },
+        "metrics": parse(mv.metrics),
+        "artifact": {k: body["artifact"][k] for k in ("format", "sha256", "bytes")},
+        "contributors": lineage["members"],
+        "licenses": dict(sorted(licenses.items())),
+        "consent": dict(sorted(consent.items())),
+        "previous": previous,
+        "reused": [
+            {"shard": n, "from_version": s["from_version"]}
+            for n, s in enumerate(body["shards"])
+            if "from_version" in s
+        ],
+        "withdrawn_since_previous": withdrawn,
+    }

@@ -1,0 +1,96 @@
+"""SISA training (Bourtoule et al., "Machine Unlearning", 2021): one model per shard,
+predictions averaged, so forgetting an item means retraining only the shard that held it.
+
+A shard's model is a pure function of its items (features and labels, in a fixed order),
+the trainer and the seed; the hub keys stored shard models by that, so a version trained
+"incrementally" predicts exactly what a full retrain of the same manifest would.
+
+Shard models are saved with skops, which refuses to load any type not on our list of
+scikit-learn and numpy types: loading an artifact never runs code it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from commonweal.ml.trainers import Trainer
+
+__all__ = ["ShardedModel", "UnsafeArtifact", "dump_shard", "fit_shard", "load_shard", "shard_seed"]
+
+
+class UnsafeArtifact(ValueError):
+    """An artifact holds a type that is not on the list of types safe to load."""
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    """Each shard its own random stream, fixed by the community's seed."""
+    return (seed * 1_000_003 + shard) % 2**32
+
+
+def fit_shard(
+    trainer: Trainer, task_kind: str, X: Any, y: NDArray[Any], *, seed: int, shard: int
+) -> Any:
+    """Fit one shard's model. A classification shard that holds a single label cannot fit
+    a discriminative model; it predicts that label's prior instead (it still votes)."""
+    if task_kind.endswith("classification") and len(np.unique(y)) < 2:
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior").fit(X, y)
+    est = trainer.make(task_kind, shard_seed(seed, shard))
+    return est.fit(X, y)
+
+
+class ShardedModel:
+    """The aggregate of a version's shard models: the mean of the shards' class
+    probabilities (columns in the charter's label order), or of their predicted values."""
+
+    def __init__(self, shards: Sequence[Any], labels: Sequence[str] | None) -> None:
+        self.shards = [s for s in shards if s is not None]
+        if not self.shards:
+            raise ValueError("a model needs at least one trained shard")
+        self.labels = list(labels) if labels else None
+        if self.labels is not None:
+            index = {label: n for n, label in enumerate(self.labels)}
+            self._columns = [
+                np.array([index[str(c)] for c in s.classes_], dtype=np.intp) for s in self.shards
+            ]
+
+    def predict_proba(self, X: Any) -> NDArray[np.float64]:
+        assert self.labels is not None, "a regression model has no class probabilities"
+        n = X.shape[0]
+        total = np.zeros((n, len(self.labels)))
+        for shard, cols in zip(self.shards, self._columns, strict=True):
+            total[:, cols] += shard.predict_proba(X)
+        total /= len(self.shards)
+        return total
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        if self.labels is None:
+            return np.mean([s.predict(X) for s in self.shards], axis=0)  # type: ignore[no-any-return]
+        best = self.predict_proba(X).argmax(axis=1)
+        out: NDArray[Any] = np.asarray(self.labels, dtype=object)[best]
+        return out
+
+
+# Types beyond skops' own defaults that a shard model of ours may hold.
+_SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
+
+
+def dump_shard(model: Any) -> bytes:
+    import skops.io as sio
+
+    return sio.dumps(model)  # type: ignore[no-any-return]
+
+
+def load_shard(data: bytes) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    unsafe = [t for t in untrusted if not t.startswith(_SAFE_PREFIXES)]
+    if unsafe:
+        raise UnsafeArtifact(f"the artifact holds types that are not safe to load: {unsafe}")
+    return sio.loads(data, trusted=untrusted)
