@@ -180,9 +180,17 @@ def _int(parent: Mapping[str, Any], key: str, where: str) -> int:
 
 
 def _counts(value: Any, where: str) -> tuple[tuple[str, int], ...]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise _bad(where, "an object of counts")
     return tuple((k, _int(value, k, f"{where}.")) for k in sorted(value))
+
+
+def _strings(value: Any, where: str, what: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(x, str) for k, x in value.items()
+    ):
+        raise _bad(where, f"an object of {what}")
+    return tuple((k, value[k]) for k in sorted(value))
 
 
 def _parse(info: Mapping[str, Any]) -> _Version:
@@ -219,17 +227,9 @@ def _parse(info: Mapping[str, Any]) -> _Version:
     try:
         json.dumps(params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise _bad("params", "JSON") from e
+        raise _bad("params", "a JSON object") from e
     if not isinstance(params, dict):
-        raise _bad("params", "an object")
-    libraries = info.get("libraries") or {}
-    if not isinstance(libraries, Mapping) or not all(
-        isinstance(v, str) for v in libraries.values()
-    ):
-        raise _bad("libraries", "an object of version strings")
-    metrics = info.get("metrics") or {}
-    if not isinstance(metrics, Mapping) or not all(isinstance(v, str) for v in metrics.values()):
-        raise _bad("metrics", "an object of decimal strings")
+        raise _bad("params", "a JSON object")
 
     contributors = []
     for i, c in enumerate(info.get("contributors") or ()):
@@ -250,16 +250,15 @@ def _parse(info: Mapping[str, Any]) -> _Version:
         if not isinstance(r, Mapping):
             raise _bad(f"reused[{i}]", "an object")
         reused.append((_int(r, "shard", f"reused[{i}]."), _int(r, "from_version", f"reused[{i}].")))
-    previous = info.get("previous")
-    if previous is not None:
-        previous = _int(info, "previous", "")
+    previous = None if info.get("previous") is None else _int(info, "previous", "")
     sha = manifest.get("sha256")
+    optional = {**info, "community": {"description": "", **community}}
+    if optional.get("withdrawn_since_previous") is None:
+        optional["withdrawn_since_previous"] = 0
 
     return _Version(
         community=_str(community, "name", "community."),
-        description=_str(community, "description", "community.")
-        if community.get("description") is not None
-        else "",
+        description=_str(optional["community"], "description", "community."),
         origin=_str(community, "origin", "community.", _ORIGIN),
         version=_int(info, "version", ""),
         index=_int(info, "index", ""),
@@ -275,14 +274,14 @@ def _parse(info: Mapping[str, Any]) -> _Version:
         params=params,
         seed=_int(info, "seed", ""),
         shards=_int(info, "shards", ""),
-        libraries=tuple((k, libraries[k]) for k in sorted(libraries)),
+        libraries=_strings(info.get("libraries") or {}, "libraries", "version strings"),
         manifest_root=_str(manifest, "root", "manifest.", _HEX64),
         manifest_count=_int(manifest, "count", "manifest."),
         manifest_sha256=None if sha is None else _str(manifest, "sha256", "manifest.", _HEX64),
         evaluation_root=_str(evaluation, "root", "evaluation.", _HEX64),
         evaluation_count=_int(evaluation, "count", "evaluation."),
         holdout_pct=_int(evaluation, "holdout_pct", "evaluation."),
-        metrics=tuple((k, metrics[k]) for k in sorted(metrics)),
+        metrics=_strings(info.get("metrics") or {}, "metrics", "decimal strings"),
         artifact_format=_str(artifact, "format", "artifact."),
         artifact_sha256=_str(artifact, "sha256", "artifact.", _HEX64),
         artifact_bytes=_int(artifact, "bytes", "artifact."),
@@ -291,9 +290,7 @@ def _parse(info: Mapping[str, Any]) -> _Version:
         consent=_counts(info.get("consent") or {}, "consent"),
         previous=previous,
         reused=tuple(sorted(reused)),
-        withdrawn=_int(info, "withdrawn_since_previous", "")
-        if info.get("withdrawn_since_previous") is not None
-        else 0,
+        withdrawn=_int(optional, "withdrawn_since_previous", ""),
     )
 
 
@@ -470,9 +467,9 @@ def _intended_use(v: _Version) -> list[str]:
         "## Intended use",
         "",
         f"Made by and for the members of {_md(v.community)}: the task above, on data like what "
-        "they contributed. Members gave their data for the consent scopes listed under "
-        "Training data and under the licenses listed there; a use is in scope only if every "
-        "one of them allows it.",
+        "they contributed. Members contributed under the licenses and for the consent scopes "
+        "below (item counts under Training data); a use is in scope only if all of them allow "
+        "it.",
         "",
         f"- **Consent scopes:** {scopes}",
         f"- **Licenses:** {licenses}",
