@@ -252,7 +252,10 @@ def _parse(info: Mapping[str, Any]) -> _Version:
         reused.append((_int(r, "shard", f"reused[{i}]."), _int(r, "from_version", f"reused[{i}].")))
     previous = None if info.get("previous") is None else _int(info, "previous", "")
     sha = manifest.get("sha256")
-    optional = {**info, "community": {"description": "", **community}}
+    optional = {
+        **info,
+        "community": {**community, "description": community.get("description") or ""},
+    }
     if optional.get("withdrawn_since_previous") is None:
         optional["withdrawn_since_previous"] = 0
 

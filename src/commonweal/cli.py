@@ -588,7 +588,13 @@ def demo(
             f"{summary['size']} log entries, verified OK\n"
             f"  contributions: {summary['contributions']}\n"
             f"  relabelled by review consensus: {summary['relabelled']}; "
-            f"flags: {summary['flagged']}"
+            f"flags: {summary['flagged']}\n"
+            f"  model versions: "
+            + "; ".join(
+                f"v{m['version']} {m['items']} items, accuracy {m['metrics']['accuracy']:.3f}"
+                for m in summary["models"]
+            )
+            + f"\n  treasury: {summary['treasury']['balance']} credits"
         ),
     )
     if not no_serve:
@@ -602,7 +608,7 @@ def version() -> None:
 
 
 def main() -> None:
-    from commonweal import cli_data  # noqa: F401 - registers its commands on app
+    from commonweal import cli_data, cli_model  # noqa: F401 - they register their commands
 
     try:
         app()

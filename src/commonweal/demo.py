@@ -74,6 +74,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
             scan = client._hub.scan_labels()
             say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
             _review_everything(client, keys, say)
+            _model_story(client, keys, say)
     else:
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
@@ -81,6 +82,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         report = audit_hub(hub, workers=1)
         members = len(hub.members())
         rows = hub.contributions(limit=10**9)
+        models = hub.models()
+        treasury = hub.state.treasury.to_json()
     finally:
         hub.close()
     say(f"Verified the log: {report.size} entries, root {report.root[:16]}…")
@@ -95,6 +98,10 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
             status: sum(r["status"] == status for r in rows)
             for status in ("accepted", "rejected", "in_review", "refused", "withdrawn")
         },
+        "models": [
+            {"version": m["version"], "items": m["items"], "metrics": m["metrics"]} for m in models
+        ],
+        "treasury": treasury,
         "relabelled": sum(
             r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows
         ),
@@ -221,3 +228,70 @@ def _review_everything(
     accepted = sum(r["status"] == "accepted" for r in rows)
     relabelled = sum(r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows)
     say(f"  reviews done: {accepted} items accepted ({relabelled} relabelled by consensus)")
+
+
+LATECOMER, LEAVER, CONSUMER = "Radia", "Frances", "Acme Reading Service"
+
+
+def _model_story(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Train, serve, grow, unlearn: the community's model over three versions."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    hub = client._hub
+
+    def trained(what: str, res: dict[str, Any]) -> None:
+        acc = float(res["metrics"]["accuracy"])
+        say(
+            f"  model v{res['version']} {what}: {res['manifest']['count']} items, accuracy "
+            f"{acc:.3f} on {res['evaluation']['count']} held-out items; shards retrained "
+            f"{len(res['retrained'])}/{len(res['shards'])}"
+        )
+
+    trained("trained", hub.train())
+
+    # A consumer pays per prediction: Ada issues them a key; calls are metered.
+    digits = load_digits()
+    secret, _ = client.create_apikey(keys["Ada"], CONSUMER, quota_per_day=10_000)
+    picks = np.random.default_rng(3).choice(len(digits.target), size=200, replace=False)
+    right = 0
+    for n in range(0, len(picks), 50):
+        batch = [{"image": _png(digits.images[i].tolist())} for i in picks[n : n + 50]]
+        res = client.predict(batch, api_key=secret)
+        right += sum(
+            p["label"] == str(int(digits.target[i]))
+            for p, i in zip(res["predictions"], picks[n : n + 50], strict=True)
+        )
+    billed = hub.close_revenue()
+    assert billed is not None
+    say(
+        f"  {CONSUMER} made {len(picks)} metered predictions ({right} right); revenue event "
+        f"at entry {billed['entry']}: treasury {billed['balance']} credits"
+    )
+
+    # Radia brings new digits (the originals shifted by a pixel); reviewed, then v2.
+    shifted = [
+        {"image": _png(np.roll(digits.images[i], 1, axis=1).tolist()), "label": str(int(t))}
+        for i, t in enumerate(digits.target[:150])
+    ]
+    charter = client.community()["charter"]
+    client.contribute(keys[LATECOMER], shifted, charter=charter)
+    _review_everything(client, keys, lambda line: None)
+    trained(f"trained after {LATECOMER} shared {len(shifted)} more", hub.train(incremental=True))
+
+    # Frances leaves and takes her data with her: v3 retrains only the shards it was in.
+    mine = [
+        c["id"]
+        for c in client.contributions(status="accepted")
+        if c["member"] == keys[LEAVER].key_id
+    ]
+    client.withdraw(keys[LEAVER], mine)
+    res = hub.train(incremental=True)
+    trained(f"unlearned {LEAVER}'s {len(mine)} items", res)
+    proof = client.prove_item(mine[0], res["version"])
+    say(
+        f"  lineage: item {mine[0][:12]}… was in v1 and v2; the v{res['version']} manifest "
+        f"proves it {'present' if proof['included'] else 'absent'}"
+    )

@@ -130,6 +130,19 @@ def prove_item(hub: Hub, item: str, version: int) -> dict[str, Any]:
     return out
 
 
+def manifest_file(version: int, ids: list[str]) -> bytes:
+    """The manifest as a file (what ``lineage --model V --json`` lists): canonical JSON."""
+    from commonweal.ledger.canonical import canonical
+
+    return canonical({"version": version, "items": ids})
+
+
+def manifest_file_sha256(version: int, ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(manifest_file(version, ids)).hexdigest()
+
+
 def card_info(hub: Hub, version: int) -> dict[str, Any]:
     """Everything a model card and datasheet say about ``version``, from the log."""
     from commonweal.ledger.canonical import parse
@@ -168,7 +181,7 @@ def card_info(hub: Hub, version: int) -> dict[str, Any]:
         "seed": body["seed"],
         "shards": len(body["shards"]),
         "libraries": body["libraries"],
-        "manifest": body["manifest"],
+        "manifest": {**body["manifest"], "sha256": manifest_file_sha256(version, lineage["items"])},
         "evaluation": {
             **body["evaluation"],
             "holdout_pct": charter.training.evaluation.holdout_pct,

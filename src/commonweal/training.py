@@ -367,3 +367,20 @@ def load_model(hub: Hub, version: int) -> tuple[ShardedModel, dict[str, Any]]:
             load_shard(_blob(conn, s["sha256"])) if s["count"] else None for s in body["shards"]
         ]
     return ShardedModel(shards, state.charter.task.labels or None), body
+
+
+def export_artifact(hub: Hub, version: str | int) -> tuple[int, bytes]:
+    """The artifact bundle of a version, rebuilt from the stored shard blobs: the same
+    bytes whose SHA-256 the ``model.version`` event records."""
+    from commonweal.serving import resolve_version
+
+    v = resolve_version(hub, version)
+    state = hub.state
+    assert state.charter is not None
+    mv = state.models[v]
+    body = hub.entries(mv.entry, mv.entry + 1)[0].body
+    with hub.read() as conn:
+        data = artifact_bundle(
+            state.charter, [s["sha256"] for s in body["shards"]], lambda h: _blob(conn, h)
+        )
+    return v, data

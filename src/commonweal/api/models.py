@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from commonweal.errors import InvalidInput
 from commonweal.hub import Hub
@@ -44,6 +44,18 @@ def get_model_lineage(version: str, hub: HubDep) -> dict[str, Any]:
     from commonweal.serving import resolve_version
 
     return model_lineage(hub, resolve_version(hub, version))
+
+
+@router.get("/models/{version}/manifest", tags=["models"])
+def get_manifest(version: str, hub: HubDep) -> Response:
+    """The version's manifest file: canonical JSON ``{"version", "items"}`` with the sorted
+    item ids; its SHA-256 is the one the Croissant datasheet gives, and the Merkle root of
+    its ids is the one in the log."""
+    from commonweal.lineage import manifest_file, manifest_ids
+    from commonweal.serving import resolve_version
+
+    v = resolve_version(hub, version)
+    return Response(manifest_file(v, manifest_ids(hub, v)), media_type="application/json")
 
 
 @router.get("/models/{version}/proof", tags=["models"])

@@ -1,0 +1,400 @@
+"""CLI commands for the community's model: training, versions, lineage, cards, API keys,
+predictions and revenue (registered on the main app)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from commonweal.cli import (
+    HubDirOpt,
+    HubOpt,
+    JsonOpt,
+    KeyOpt,
+    _client,
+    _emit,
+    _load_key,
+    app,
+    err,
+    out,
+)
+from commonweal.errors import InvalidInput, Unauthorized
+
+ModelOpt = Annotated[str, typer.Option("--model", help="A version number, or latest.")]
+apikey_app = typer.Typer(help="API keys for the model's consumers.", no_args_is_help=True)
+revenue_app = typer.Typer(help="Metered use of the model, and the treasury.", no_args_is_help=True)
+model_app = typer.Typer(help="A model version's artifact.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(revenue_app, name="revenue")
+app.add_typer(model_app, name="model")
+
+
+@contextmanager
+def _open(hub: Path) -> Iterator[Any]:
+    from commonweal.hub import Hub
+
+    h = Hub.open(hub)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+@contextmanager
+def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar whose label follows the stage training is in."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    if not enabled or not err.is_terminal:
+        yield lambda what, done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=max(total, 1))
+
+        yield update
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
+
+
+@app.command()
+def train(
+    hub: HubDirOpt,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Reuse the latest version's shard models wherever their data is unchanged "
+            "(after a withdrawal, only the shards that held withdrawn items retrain).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a new model version on every accepted item that consents to training."""
+    with _open(hub) as h, _stages(not as_json) as progress:
+        res = h.train(incremental=incremental, progress=progress)
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"Model version [bold]{res['version']}[/] (log entry {res['entry']}): "
+            f"{res['manifest']['count']} items, evaluated on {res['evaluation']['count']}: "
+            f"{_metrics_text(res['metrics'])}\n"
+            f"  shards retrained: {res['retrained'] or 'none'}; reused: {res['reused'] or 'none'}\n"
+            f"  manifest root {res['manifest']['root']}\n"
+            f"  artifact sha256 {res['artifact']['sha256']}"
+        ),
+    )
+
+
+@app.command()
+def models(hub: HubOpt, as_json: JsonOpt = False) -> None:
+    """List model versions with their metrics on the evaluation set."""
+    with _client(hub) as c:
+        rows = c.models()
+
+    def render() -> None:
+        if not rows:
+            out.print("No model yet: train one with `commonweal train --hub HUB_DIR`.")
+            return
+        t = Table("version", "entry", "trained", "items", "eval", "metrics", "artifact")
+        for m in rows:
+            t.add_row(
+                str(m["version"]),
+                str(m["entry"]),
+                m["log_time"][:19],
+                str(m["items"]),
+                str(m["eval_items"]),
+                _metrics_text(m["metrics"]),
+                m["artifact_sha256"][:16] + "…",
+            )
+        out.print(t)
+
+    _emit(rows, as_json, render)
+
+
+@app.command()
+def lineage(
+    hub: HubOpt,
+    item: Annotated[str | None, typer.Argument(help="A contribution id.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="List the items behind this version.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which versions used an item (ID), or which items made a version (--model V).
+
+    With both, prove the item is or is not in that version's manifest."""
+    if item is None and model is None:
+        raise InvalidInput("give a contribution ID, --model V, or both")
+    with _client(hub) as c:
+        if item is not None and model is not None:
+            res = c.prove_item(item, model)
+            _emit(
+                res,
+                as_json,
+                lambda: out.print(
+                    f"Item {item} is {'IN' if res['included'] else 'NOT in'} version "
+                    f"{res['version']}: manifest root {res['root']} (log entry {res['entry']}); "
+                    + (
+                        "inclusion proof attached"
+                        if res["included"]
+                        else f"proof: its neighbours {[n['item'] for n in res['neighbours']]} "
+                        "are adjacent leaves of the sorted manifest"
+                    )
+                ),
+            )
+            return
+        if item is not None:
+            res = c.item_lineage(item)
+            _emit(
+                res,
+                as_json,
+                lambda: out.print(
+                    f"Item {item} ({res['status']}): used by versions "
+                    f"{[v['version'] for v in res['versions']] or 'none'}; "
+                    f"not in {res['not_in'] or 'none'}"
+                ),
+            )
+            return
+        res = c.model_lineage(model)
+
+    def render() -> None:
+        out.print(
+            f"Version {res['version']}: {len(res['items'])} items, manifest root "
+            f"{res['manifest_root']} (log entry {res['entry']}), the stored list matches it"
+        )
+        t = Table("member", "name", "items")
+        for m in res["members"]:
+            t.add_row(m["member"][:16] + "…", m["name"], str(m["items"]))
+        out.print(t)
+
+    _emit(res, as_json, render)
+
+
+@app.command()
+def card(
+    hub: HubOpt,
+    model: ModelOpt = "latest",
+    output: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory to write the card and datasheet to.")
+    ] = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version's model card (Markdown) and Croissant dataset description."""
+    with _client(hub) as c:
+        markdown = c.card(model, "markdown")
+        croissant = c.card(model, "croissant")
+        version = c.model(model)["version"]
+    output.mkdir(parents=True, exist_ok=True)
+    md_path = output / f"model-card-v{version}.md"
+    cr_path = output / f"croissant-v{version}.json"
+    md_path.write_text(markdown)
+    cr_path.write_text(json.dumps(croissant, indent=2, ensure_ascii=False) + "\n")
+    res = {"version": version, "model_card": str(md_path), "croissant": str(cr_path)}
+    _emit(res, as_json, lambda: out.print(f"Wrote {md_path} and {cr_path}"))
+
+
+def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """What to predict: a JSON object or list, a file (image, .jsonl, .csv), or plain text."""
+    from commonweal.cli_data import read_items
+
+    kind = task["kind"]
+    path = Path(value)
+    if value.lstrip().startswith(("{", "[")):
+        try:
+            doc = json.loads(value, parse_float=str)
+        except ValueError:
+            raise InvalidInput("INPUT looks like JSON but does not parse") from None
+        return doc if isinstance(doc, list) else [doc]
+    if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        return [{"image": base64.b64encode(path.read_bytes()).decode()}]
+    if path.is_file() and path.suffix in (".jsonl", ".csv"):
+        rows = read_items(path, task)
+        return [{k: v for k, v in r.items() if k not in ("label", "target")} for r in rows]
+    if kind == "text-classification":
+        return [{"text": value}]
+    raise InvalidInput(
+        f"INPUT for a {kind} model is a JSON object, an image file, or a .jsonl/.csv file"
+    )
+
+
+@app.command()
+def predict(
+    hub: HubOpt,
+    input_: Annotated[str, typer.Argument(metavar="INPUT", help="Text, JSON, or a file.")],
+    model: ModelOpt = "latest",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="COMMONWEAL_API_KEY",
+            help="Your API key (metered). On a hub directory, without a key, the hub's own "
+            "unmetered use.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict with a model version."""
+    from commonweal.client import is_remote
+
+    with _client(hub) as c:
+        task = c.community()["charter"]["task"]
+        inputs = _inputs(input_, task)
+        if api_key:
+            res = c.predict(inputs, api_key=api_key, version=model)
+        elif is_remote(hub):
+            raise Unauthorized("predicting on a remote hub needs --api-key (or COMMONWEAL_API_KEY)")
+        else:
+            res = c._hub.predict(model, inputs, api_key=None, metered=False)
+
+    def render() -> None:
+        for p in res["predictions"]:
+            if "label" in p:
+                out.print(f"{p['label']}  (score {p['score']:.3f}, version {res['version']})")
+            else:
+                out.print(f"{p['value']:.6g}  (version {res['version']})")
+        if "credits" in res:
+            err.print(f"{res['calls']} call(s) metered: {res['credits']} credits")
+
+    _emit(res, as_json, render)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    hub: HubOpt,
+    key: KeyOpt,
+    consumer: Annotated[str, typer.Option(help="Who the key is for.")],
+    quota: Annotated[
+        int | None, typer.Option(help="Calls per UTC day (default: the charter's maximum).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue an API key to a consumer. The secret is printed once; the log keeps its hash."""
+    with _client(hub) as c:
+        secret, ack = c.create_apikey(_load_key(key), consumer, quota_per_day=quota)
+    from commonweal.serving import hash_key
+
+    res = {"api_key": secret, "key_hash": hash_key(secret), "consumer": consumer, **ack}
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"API key for {consumer} (shown once; keep it secret):\n  {secret}\n"
+            f"key hash {res['key_hash']}, logged at entry {ack['entries'][0]['index']}"
+        ),
+    )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    hub: HubOpt,
+    key: KeyOpt,
+    key_hash: Annotated[str, typer.Argument(help="The key's hash (see `apikey list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key you issued (or, as founder, any key)."""
+    with _client(hub) as c:
+        ack = c.revoke_apikey(_load_key(key), key_hash)
+    _emit(ack, as_json, lambda: out.print(f"Revoked {key_hash[:16]}…"))
+
+
+@apikey_app.command("list")
+def apikey_list(hub: HubOpt, as_json: JsonOpt = False) -> None:
+    """The community's API keys (hashes, consumers, quotas, status)."""
+    with _client(hub) as c:
+        rows = c.projections()["apikeys"]
+
+    def render() -> None:
+        t = Table("key hash", "consumer", "quota/day", "status", "issued by")
+        for k in rows:
+            t.add_row(
+                k["key_hash"][:16] + "…",
+                k["consumer"],
+                str(k["quota_per_day"]),
+                k["status"],
+                k["issued_by"][:16] + "…",
+            )
+        out.print(t)
+
+    _emit(rows, as_json, render)
+
+
+@revenue_app.command("close")
+def revenue_close(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
+    """Bill every unbilled call now, in one signed revenue event (the server does this
+    every charter period on its own)."""
+    with _open(hub) as h:
+        res = h.close_revenue()
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            "Nothing to bill."
+            if res is None
+            else f"Billed {sum(u['calls'] for u in res['usage'])} calls for {res['credits']} "
+            f"credits (log entry {res['entry']}); treasury balance {res['balance']}"
+        ),
+    )
+
+
+@revenue_app.command("treasury")
+def revenue_treasury(hub: HubOpt, as_json: JsonOpt = False) -> None:
+    """The treasury's balance, and the revenue and calls billed so far."""
+    with _client(hub) as c:
+        res = c.treasury()
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"Treasury: {res['balance']} credits (revenue {res['revenue']} from "
+            f"{res['calls']} calls)"
+        ),
+    )
+
+
+@model_app.command("export")
+def model_export(
+    hub: HubDirOpt,
+    model: ModelOpt = "latest",
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="The .zip to write.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version's artifact: the zip whose SHA-256 the log records."""
+    import hashlib
+
+    from commonweal.training import export_artifact
+
+    with _open(hub) as h:
+        version, data = export_artifact(h, model)
+        logged = h.model(version)["artifact_sha256"]
+    path = output or Path(f"model-v{version}.zip")
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    res = {"version": version, "path": str(path), "sha256": digest, "matches_log": digest == logged}
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"Wrote {path} ({len(data)} bytes), sha256 {digest}: "
+            + ("matches the log" if res["matches_log"] else "[red]does NOT match the log[/]")
+        ),
+    )
