@@ -367,7 +367,7 @@ def audit_hub(
     with read_connection(hub.engine) as conn:
         note = hub.log.latest_checkpoint(conn)
         size = parse_checkpoint(note, verifier).size
-        return audit_log(
+        report = audit_log(
             hub.log.iter_leaf_bytes(conn, 0, size),
             checkpoint_note=note,
             verifier=verifier,
@@ -376,3 +376,14 @@ def audit_hub(
             workers=workers,
             progress=progress,
         )
+    if report.state is not None and report.state.models:
+        # The hub's stored item list of each version must hash to the root the rules
+        # recomputed from the log (what `lineage --model V` shows people).
+        from commonweal.lineage import manifest_ids
+
+        for v in sorted(report.state.models):
+            manifest_ids(hub, v)
+        report.checks.append(
+            f"stored manifests of {len(report.state.models)} model version(s) match their roots"
+        )
+    return report
