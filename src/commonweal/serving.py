@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from commonweal.errors import (
     InvalidInput,
@@ -232,24 +232,37 @@ def close_revenue(hub: Hub) -> dict[str, Any] | None:
 
     def record(conn: Connection, st: State, index: int) -> list[SignedEvent]:
         assert st.charter is not None
+        # Lock the rows, and subtract exactly what was read: a flush by another process
+        # that commits meanwhile (PostgreSQL, READ COMMITTED) is then billed next time
+        # instead of zeroed unbilled. Rows are locked in the order flushes write them.
         rows = conn.execute(
-            select(usage.c.key_hash, func.sum(usage.c.unbilled))
+            select(usage.c.key_hash, usage.c.day, usage.c.unbilled)
             .where(usage.c.unbilled > 0)
-            .group_by(usage.c.key_hash)
-            .order_by(usage.c.key_hash)
+            .order_by(usage.c.key_hash, usage.c.day)
+            .with_for_update()
         ).all()
         if not rows:
             raise _NothingToBill
-        conn.execute(update(usage).where(usage.c.unbilled > 0).values(unbilled=0))
+        per_key: dict[str, int] = {}
+        for kh, day, n in rows:
+            conn.execute(
+                update(usage)
+                .where(and_(usage.c.key_hash == kh, usage.c.day == day))
+                .values(unbilled=usage.c.unbilled - n)
+            )
+            per_key[kh] = per_key.get(kh, 0) + int(n)
         price = st.charter.serving.price_per_call
-        entries = [{"key_hash": kh, "calls": int(n), "credits": int(n) * price} for kh, n in rows]
+        entries: list[dict[str, Any]] = [
+            {"key_hash": kh, "calls": n, "credits": n * price} for kh, n in sorted(per_key.items())
+        ]
         start = st.revenue_until or _first_key_time(hub, st)
-        body = {
-            "start": min(start, end),
-            "end": end,
+        body: dict[str, Any] = {
+            # Another process may have billed a later period since ``end`` was read.
+            "start": start,
+            "end": max(end, start),
             "price_per_call": price,
             "usage": entries,
-            "credits": sum(e["credits"] for e in entries),
+            "credits": sum(n * price for n in per_key.values()),
         }
         billed.update(body)
         return [hub.sign("revenue.record", body)]

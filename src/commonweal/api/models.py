@@ -40,6 +40,7 @@ def get_model(version: str, hub: HubDep) -> dict[str, Any]:
 def get_model_lineage(version: str, hub: HubDep) -> dict[str, Any]:
     """The items behind a version and how many each member gave, checked against the
     manifest root in the log."""
+    hub.refresh(max_age=1.0)
     from commonweal.lineage import model_lineage
     from commonweal.serving import resolve_version
 
@@ -51,6 +52,7 @@ def get_manifest(version: str, hub: HubDep) -> Response:
     """The version's manifest file: canonical JSON ``{"version", "items"}`` with the sorted
     item ids; its SHA-256 is the one the Croissant datasheet gives, and the Merkle root of
     its ids is the one in the log."""
+    hub.refresh(max_age=1.0)
     from commonweal.lineage import manifest_file, manifest_ids
     from commonweal.serving import resolve_version
 
@@ -63,6 +65,7 @@ def get_item_proof(
     version: str, hub: HubDep, item: Annotated[str, Query(min_length=32, max_length=32)]
 ) -> dict[str, Any]:
     """Proof that an item is, or is not, in a version's manifest."""
+    hub.refresh(max_age=1.0)
     from commonweal.lineage import prove_item
     from commonweal.serving import resolve_version
 
@@ -72,6 +75,7 @@ def get_item_proof(
 @router.get("/contributions/{item_id}/lineage", tags=["models"])
 def get_item_lineage(item_id: str, hub: HubDep) -> dict[str, Any]:
     """The model versions that trained on an item."""
+    hub.refresh(max_age=1.0)
     from commonweal.lineage import item_lineage
 
     return item_lineage(hub, item_id)
@@ -82,6 +86,7 @@ def get_card(
     version: str, hub: HubDep, format: str = "markdown"
 ) -> PlainTextResponse | dict[str, Any]:
     """The version's model card (Markdown) or its Croissant dataset description."""
+    hub.refresh(max_age=1.0)
     from commonweal.card import croissant, render_model_card
     from commonweal.lineage import card_info
     from commonweal.serving import resolve_version
