@@ -458,7 +458,7 @@ def revenue(
     """A revenue record billing ``usage`` ((key name, calls)), by default 5 calls with key
     "a" and 2 with "b"; lines in key hash order unless ``in_order`` is false. ``raw``
     gives the usage lines as they are."""
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"key_hash": key_hash(name), "calls": calls, "credits": calls * PRICE}
         for name, calls in (usage if usage is not None else [("a", 5), ("b", 2)])
     ]
