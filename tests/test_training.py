@@ -381,12 +381,6 @@ def test_same_items_same_model_on_another_hub(tmp_path: Path, database_url: str)
             client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: skops names each array file and object by id() and stamps the wall-clock "
-    "time in its zip, so dump_shard of two equal models differ; the logged shard and "
-    "artifact hashes cannot be reproduced by retraining",
-)
 def test_equal_shard_models_dump_to_equal_bytes() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((60, 64))
@@ -586,22 +580,12 @@ def test_a_crash_while_training_leaves_no_trace(
 def test_a_withdrawal_during_training_never_reaches_the_version(
     digits: Community,
     monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
     held_out_too: bool,
 ) -> None:
     """Another hub process takes a withdrawal while this one fits its first shard: the
     register step, under the append lock, sees the new pool, refits the shard that held
     the item and scores the result on the evaluation set as it is then."""
     hub, keys, directory = digits.hub, digits.keys, digits.directory
-    if held_out_too and hub.engine.dialect.name == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: on PostgreSQL hub.read() is READ COMMITTED, not the one snapshot "
-                "it promises, so training loads the evaluation set after the withdrawal "
-                "committed and finds a held-out item's content gone (Conflict)",
-            )
-        )
     per_shard, held_out = grace_items(hub, keys)
     gone = [per_shard[2][0], *(held_out[:1] if held_out_too else [])]
     before = pool(hub.state)
@@ -650,12 +634,6 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
     np.testing.assert_array_equal(proba(hub, 1, X), proba(hub, 2, X))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: train() starts from the hub's cached state without refresh(); an item "
-    "another process withdrew meanwhile is still 'accepted' there and its shredded content "
-    "makes training fail with a misleading Conflict",
-)
 def test_training_catches_up_with_withdrawals_by_other_processes(digits: Community) -> None:
     hub, keys, directory = digits.hub, digits.keys, digits.directory
     hub.train()  # the cache is now current
@@ -670,12 +648,6 @@ def test_training_catches_up_with_withdrawals_by_other_processes(digits: Communi
     assert done["version"] == 2 and item not in manifest_ids(hub, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: train() fits the shards inside its read transaction (hub.read()), so on "
-    "SQLite a withdrawal meanwhile waits the whole busy timeout (30 s) in purge_deleted's "
-    "wal_checkpoint(TRUNCATE), and on PostgreSQL its VACUUM cannot remove the shredded rows",
-)
 def test_no_read_transaction_is_held_while_fitting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -181,6 +181,7 @@ def train(
 ) -> dict[str, Any]:
     """Train, score and register a new model version; return what was logged."""
     say = progress or _quiet
+    hub.refresh()  # another process may have appended (a withdrawal, say) since
     state = hub.state
     charter = state.charter
     if charter is None or charter.task is None:
@@ -199,8 +200,11 @@ def train(
     }
     reusable = _previous_shards(hub, state, recipe) if incremental else {}
 
-    def build(conn: Connection, st: State, p: Pool, shards: dict[int, _Shard]) -> list[_Shard]:
-        """Shards for pool ``p``: kept from ``shards`` if unchanged, else reused or fitted."""
+    def build(
+        conn: Connection, st: State, p: Pool, shards: dict[int, _Shard]
+    ) -> tuple[list[_Shard], list[_Shard]]:
+        """Shards for pool ``p``: kept from ``shards`` if unchanged, else reused or (the
+        second list) still to be fitted; their content is loaded."""
         out: list[_Shard] = []
         todo: list[_Shard] = []
         for n, ids in enumerate(p.shards):
@@ -221,16 +225,20 @@ def train(
                 todo.append(shard)
             out.append(shard)
         job.load(conn, [i for s in todo for i in s.ids])
+        return out, todo
+
+    def fit(st: State, todo: list[_Shard]) -> None:
         for k, shard in enumerate(todo):
             say("training shards", k, len(todo))
             job.fit(st, shard)
         say("training shards", len(todo), len(todo))
-        return out
 
     with hub.read() as conn:
         first = pool(state)
-        shards = {s.index: s for s in build(conn, state, first, {})}
+        built, todo = build(conn, state, first, {})
         job.load(conn, first.evaluation)
+    fit(state, todo)  # no transaction open while fitting
+    shards = {s.index: s for s in built}
     say("scoring", 0, 1)
     scored = (first, job.metrics(state, list(shards.values()), first.evaluation))
     say("scoring", 1, 1)
@@ -240,7 +248,8 @@ def train(
         # Under the append lock: the pool as it is now is the one the rules will check.
         p = pool(st)
         _check_pool(charter, p)
-        final = build(conn, st, p, shards)
+        final, todo = build(conn, st, p, shards)
+        fit(st, todo)
         if p != scored[0]:
             job.load(conn, p.evaluation)
             metrics = job.metrics(st, final, p.evaluation)

@@ -175,6 +175,14 @@ def _version(state: State, leaf: Leaf) -> Changes:
     for n, (got, ids) in enumerate(zip(shards, p.shards, strict=True)):
         if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != _summary(ids):
             raise InvalidInput(f"{kind}: shard {n}'s manifest is not the one the log implies")
+        sha, size, reused = got.get("sha256"), got.get("bytes"), got.get("from_version")
+        stored = _HEX64.fullmatch(str(sha)) and type(size) is int and size > 0
+        if set(got) - {"root", "count", "sha256", "bytes", "from_version"} or not (
+            stored if ids else (sha == "" and size == 0 and reused is None)
+        ):
+            raise InvalidInput(f"{kind}: shard {n} must be {{root, count, sha256, bytes}}")
+        if reused is not None and (type(reused) is not int or reused not in state.models):
+            raise InvalidInput(f"{kind}: shard {n}: version {reused!r} does not exist")
     if not p.training:
         raise Conflict(f"{kind}: there is no accepted data to train on")
     model = ModelVersion(

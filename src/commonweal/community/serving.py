@@ -71,6 +71,12 @@ def _revoke(state: State, leaf: Leaf) -> Changes:
     return {"apikeys": state.apikeys.set(key.key_hash, revoked)}
 
 
+def _instant(t: str) -> str:
+    """An RFC 3339 UTC time with its fraction padded to microseconds: comparable as text."""
+    whole, _, frac = t[:-1].partition(".")
+    return f"{whole}.{frac:0<6}Z"
+
+
 def _record(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     body = fields(
@@ -83,9 +89,11 @@ def _record(state: State, leaf: Leaf) -> Changes:
     if body["price_per_call"] != price:
         raise InvalidInput(f"{kind}: the charter's price per call is {price}")
     start, end = body["start"], body["end"]
-    if not (_TIME.fullmatch(start) and _TIME.fullmatch(end)) or not start <= end <= leaf.log_time:
+    if not (_TIME.fullmatch(start) and _TIME.fullmatch(end)) or not (
+        _instant(start) <= _instant(end) <= _instant(leaf.log_time)
+    ):
         raise InvalidInput(f"{kind}: the period must be UTC times, start <= end <= log time")
-    if state.revenue_until and start < state.revenue_until:
+    if state.revenue_until and _instant(start) < _instant(state.revenue_until):
         raise Conflict(
             f"{kind}: the period overlaps the last one, which ended {state.revenue_until}"
         )

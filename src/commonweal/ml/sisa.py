@@ -83,7 +83,47 @@ _SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
 def dump_shard(model: Any) -> bytes:
     import skops.io as sio
 
-    return sio.dumps(model)  # type: ignore[no-any-return]
+    return _canonical_skops(sio.dumps(model))
+
+
+def _canonical_skops(raw: bytes) -> bytes:
+    """skops names objects and array files by ``id()`` and stamps each zip entry with the
+    current time; renumber the ids in order of first appearance in the schema, fix the
+    timestamps, and equal models give equal bytes (so a retrain reproduces the hashes)."""
+    import io
+    import json
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    names = set(src.namelist())
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                if k == "__id__" and isinstance(v, int):
+                    out[k] = ids.setdefault(v, len(ids))
+                elif k == "file" and isinstance(v, str) and v in names:
+                    out[k] = files.setdefault(v, f"{len(files):06d}.npy")
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(json.loads(src.read("schema.json")))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as dst:
+        entries = [("schema.json", json.dumps(schema, sort_keys=True).encode())]
+        entries += [(new, src.read(old)) for old, new in sorted(files.items(), key=lambda f: f[1])]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, data)
+    return buf.getvalue()
 
 
 def load_shard(data: bytes) -> Any:

@@ -100,5 +100,8 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection in one read transaction, so what it reads is one consistent snapshot."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    with engine.connect() as conn:
+        if not is_sqlite(engine):
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
