@@ -128,8 +128,9 @@ class ReviewRules(_Section):
 class Evaluation(_Section):
     """The community's held-out evaluation set: never trained on, every version scored on it.
 
-    An accepted item belongs to it when the SHA-256 of ``"evaluation:" + item id`` falls in
-    the first ``holdout_pct`` percent — a deterministic choice anyone can recompute."""
+    An accepted item belongs to it when a SHA-256 of its id and of the hub's screening entry
+    for its batch falls in the first ``holdout_pct`` percent: a draw anyone can recompute
+    from the log, and that a member cannot steer by choosing salts."""
 
     holdout_pct: int = Field(default=10, ge=1, le=50)
     min_items: int = Field(default=20, ge=1, description="fewer than this and training refuses")

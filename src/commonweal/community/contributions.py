@@ -21,6 +21,7 @@ Event kinds:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -182,7 +183,11 @@ def _screen(state: State, leaf: Leaf) -> Changes:
             reasons="; ".join(reasons),
             updated_index=leaf.index,
         )
-    return {"contributions": contributions.finish(), "batches": state.batches.delete(body["batch"])}
+    return {
+        "contributions": contributions.finish(),
+        "batches": state.batches.delete(body["batch"]),
+        "beacons": state.beacons.set(body["batch"], hashlib.sha256(leaf.data).hexdigest()),
+    }
 
 
 def _review(state: State, leaf: Leaf) -> Changes:

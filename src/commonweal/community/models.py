@@ -2,7 +2,8 @@
 
 A version's data is not the hub's choice. The pool is a pure function of the replayed
 state: accepted items whose consent includes ``train``, minus the community's held-out
-evaluation set (a deterministic choice by hash, see ``in_evaluation``), split into SISA
+evaluation set (a deterministic draw by hash that the log fixes, see ``in_evaluation``),
+split into SISA
 shards by another hash. The ``model.version`` event carries the Merkle root and size of
 the whole manifest, of each shard's part and of the evaluation set; the rule recomputes all
 of them from the state, so ``ledger verify`` proves exactly which items trained each
@@ -65,9 +66,14 @@ def _bucket(tag: str, item: str, modulus: int) -> int:
     return int.from_bytes(digest[:8], "big") % modulus
 
 
-def in_evaluation(item: str, holdout_pct: int) -> bool:
-    """Whether an accepted item belongs to the held-out evaluation set."""
-    return _bucket("evaluation", item, 100) < holdout_pct
+def in_evaluation(item: str, holdout_pct: int, beacon: str) -> bool:
+    """Whether an accepted item belongs to the held-out evaluation set.
+
+    The draw hashes the item id with ``beacon``, the hash of the hub's screening entry for
+    the item's batch. A member chooses an item's salt, and so its id, but cannot know the
+    screening entry (it holds the hub's random nonce and signature) when they do: they
+    cannot grind their items into the evaluation set or out of it."""
+    return _bucket(f"evaluation:{beacon}", item, 100) < holdout_pct
 
 
 def shard_of(item: str, shards: int) -> int:
@@ -104,7 +110,8 @@ def pool(state: State) -> Pool:
         if c.status != "accepted":
             continue
         scopes = c.consent.split(",")
-        if in_evaluation(c.id, cfg.evaluation.holdout_pct):
+        beacon = state.beacons.get(c.batch_index, "")
+        if in_evaluation(c.id, cfg.evaluation.holdout_pct, beacon):
             # Scoring a model is a lesser use than training it: either consent will do.
             if "evaluate" in scopes or "train" in scopes:
                 evaluation.append(c.id)

@@ -204,6 +204,9 @@ class State(NamedTuple):
     reviews: Map[int, Review] = _EMPTY  # by log index
     batches: Map[int, tuple[str, ...]] = _EMPTY  # submit index -> item ids awaiting screening
     stats: Map[str, MemberStats] = _EMPTY  # per member
+    # Screened batch index -> SHA-256 of its screening entry: the draw that places its
+    # items in or out of the evaluation set (see community.models.in_evaluation).
+    beacons: Map[int, str] = _EMPTY
     models: Map[int, ModelVersion] = _EMPTY  # by version number
     apikeys: Map[str, ApiKey] = _EMPTY  # by key hash
     treasury: Treasury = Treasury()
