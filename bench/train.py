@@ -604,7 +604,11 @@ def cv_accuracy(
         for k in range(shards):
             rows = train & (shard == k)
             if rows.any():
-                models.append(fit_shard(trainer, data.kind, X[rows], y[rows], seed=seed, shard=k))
+                models.append(
+                    fit_shard(
+                        trainer, data.kind, X[rows], y[rows], seed=seed, shard=k, shards=shards
+                    )
+                )
         one = fit_shard(trainer, data.kind, X[train], y[train], seed=seed, shard=0)
         right["sharded"] += int(
             (ShardedModel(models, data.labels).predict(X[test]) == y[test]).sum()

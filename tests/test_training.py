@@ -384,6 +384,7 @@ def test_anyone_with_the_data_reproduces_a_version(tmp_path: Path, database_url:
                 targets(task, items, labels),
                 seed=done["seed"],
                 shard=n,
+                shards=len(done["shards"]),
             )
             assert hashlib.sha256(dump_shard(model)).hexdigest() == logged["sha256"]
         assert hashlib.sha256(rebuilt_artifact(hub, 1)).hexdigest() == done["artifact"]["sha256"]

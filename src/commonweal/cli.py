@@ -281,6 +281,10 @@ def serve(
 
     h = Hub.open(hub)
     err.print(f"Serving {h.origin} at http://{host}:{port} (API docs at /docs)")
+    from threadpoolctl import threadpool_limits
+
+    # Requests are single inputs: BLAS threads would only contend with the server's own.
+    threadpool_limits(1, user_api="blas")
     uvicorn.run(create_app(h, billing=True), host=host, port=port, log_level="info")
 
 

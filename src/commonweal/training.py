@@ -123,7 +123,13 @@ class _Job:
             return
         X, y = self.arrays(state, shard.ids)
         shard.model = fit_shard(
-            self.trainer, self.task.kind, X, y, seed=self.seed, shard=shard.index
+            self.trainer,
+            self.task.kind,
+            X,
+            y,
+            seed=self.seed,
+            shard=shard.index,
+            shards=self.charter.training.shards,
         )
         shard.blob = dump_shard(shard.model)
         shard.sha256 = hashlib.sha256(shard.blob).hexdigest()
@@ -180,6 +186,16 @@ def train(
     hub: Hub, *, incremental: bool = False, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Train, score and register a new model version; return what was logged."""
+    from threadpoolctl import threadpool_limits
+
+    # numpy and scipy each bring an OpenBLAS thread pool; on a small machine the two
+    # fight over the cores and a fit runs many times slower. One BLAS thread is fastest
+    # for these models (SISA's parallelism is across shards, not inside one).
+    with threadpool_limits(1, user_api="blas"):
+        return _train(hub, incremental=incremental, progress=progress)
+
+
+def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[str, Any]:
     say = progress or _quiet
     hub.refresh()  # another process may have appended (a withdrawal, say) since
     state = hub.state

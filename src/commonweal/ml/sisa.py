@@ -32,7 +32,14 @@ def shard_seed(seed: int, shard: int) -> int:
 
 
 def fit_shard(
-    trainer: Trainer, task_kind: str, X: Any, y: NDArray[Any], *, seed: int, shard: int
+    trainer: Trainer,
+    task_kind: str,
+    X: Any,
+    y: NDArray[Any],
+    *,
+    seed: int,
+    shard: int,
+    shards: int = 1,
 ) -> Any:
     """Fit one shard's model. A classification shard that holds a single label cannot fit
     a discriminative model; it predicts that label's prior instead (it still votes)."""
@@ -40,30 +47,97 @@ def fit_shard(
         from sklearn.dummy import DummyClassifier
 
         return DummyClassifier(strategy="prior").fit(X, y)
-    est = trainer.make(task_kind, shard_seed(seed, shard))
+    est = trainer.make(task_kind, shard_seed(seed, shard), shards=shards)
+    if _is_linear_classifier(est) and _is_sparse(X):
+        return _fit_on_active_columns(est, X, y)
     return est.fit(X, y)
+
+
+def _is_sparse(X: Any) -> bool:
+    from scipy import sparse
+
+    return bool(sparse.issparse(X))
+
+
+def _is_linear_classifier(est: Any) -> bool:
+    from sklearn.linear_model import LogisticRegression
+
+    return isinstance(est, LogisticRegression)
+
+
+def _fit_on_active_columns(est: Any, X: Any, y: NDArray[Any]) -> Any:
+    """Fit a logistic regression on the hashed columns the shard actually uses, then widen
+    its weights back to every column. A column that is zero in every row gets no gradient
+    from the loss, so under the L2 penalty its optimal weight is exactly zero: the result
+    is the same model, but the optimiser works on thousands of weights instead of a
+    million, which is most of a text shard's fitting time."""
+    X = X.tocsr()
+    cols = np.unique(X.indices)
+    est.fit(X[:, cols], y)
+    full = np.zeros((est.coef_.shape[0], X.shape[1]), dtype=est.coef_.dtype)
+    full[:, cols] = est.coef_
+    est.coef_ = full
+    est.n_features_in_ = X.shape[1]
+    return est
 
 
 class ShardedModel:
     """The aggregate of a version's shard models: the mean of the shards' class
-    probabilities (columns in the charter's label order), or of their predicted values."""
+    probabilities (columns in the charter's label order), or of their predicted values.
+
+    Logistic-regression shards are stacked into one weight matrix, so a prediction is one
+    matrix product and a softmax per shard instead of S trips through scikit-learn's input
+    validation (which costs far more than the arithmetic for a single input)."""
 
     def __init__(self, shards: Sequence[Any], labels: Sequence[str] | None) -> None:
         self.shards = [s for s in shards if s is not None]
         if not self.shards:
             raise ValueError("a model needs at least one trained shard")
         self.labels = list(labels) if labels else None
+        self._linear: list[tuple[int, int, NDArray[np.intp]]] = []  # (row0, rows, columns)
+        self._other: list[tuple[Any, NDArray[np.intp]]] = []
+        self._W: Any = None
+        self._b: NDArray[np.float64] | None = None
         if self.labels is not None:
             index = {label: n for n, label in enumerate(self.labels)}
-            self._columns = [
-                np.array([index[str(c)] for c in s.classes_], dtype=np.intp) for s in self.shards
-            ]
+            weights, biases, row = [], [], 0
+            for s in self.shards:
+                cols = np.array([index[str(c)] for c in s.classes_], dtype=np.intp)
+                if _is_linear_classifier(s):
+                    weights.append(np.asarray(s.coef_, dtype=np.float64))
+                    biases.append(np.asarray(s.intercept_, dtype=np.float64))
+                    self._linear.append((row, s.coef_.shape[0], cols))
+                    row += s.coef_.shape[0]
+                else:
+                    self._other.append((s, cols))
+            if weights:
+                W = np.vstack(weights)
+                # Hashed text leaves most weights zero: a sparse matrix keeps the stack small.
+                if np.count_nonzero(W) < 0.25 * W.size:
+                    from scipy import sparse
+
+                    self._W = sparse.csr_matrix(W.T)
+                else:
+                    self._W = np.ascontiguousarray(W.T)
+                self._b = np.concatenate(biases)
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         assert self.labels is not None, "a regression model has no class probabilities"
         n = X.shape[0]
         total = np.zeros((n, len(self.labels)))
-        for shard, cols in zip(self.shards, self._columns, strict=True):
+        if self._linear:
+            Z = X @ self._W
+            Z = np.asarray(Z.toarray() if hasattr(Z, "toarray") else Z) + self._b
+            for row0, rows, cols in self._linear:
+                z = Z[:, row0 : row0 + rows]
+                if rows == 1:  # binary: the weights score the second class
+                    p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+                    total[:, cols[0]] += 1.0 - p1
+                    total[:, cols[1]] += p1
+                else:
+                    e = np.exp(z - z.max(axis=1, keepdims=True))
+                    total[:, cols] += e / e.sum(axis=1, keepdims=True)
+        for shard, cols in self._other:
             total[:, cols] += shard.predict_proba(X)
         total /= len(self.shards)
         return total
