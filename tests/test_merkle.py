@@ -28,6 +28,7 @@ from commonweal.ledger.merkle import (
     node_hash,
     range_nodes,
     root_at,
+    tree_root,
     verify_consistency,
     verify_inclusion,
 )
@@ -697,3 +698,8 @@ def test_proofs_refuse_to_be_built_from_missing_nodes() -> None:
         root_at(12, DictReader(nodes))
     # Proofs that do not touch the missing node still work.
     assert inclusion_proof(9, 12, reader) == inclusion_proof(9, 12, tree)
+
+
+@given(st.lists(st.binary(max_size=8), max_size=70))
+def test_level_by_level_root_is_the_rfc_root(leaves: list[bytes]) -> None:
+    assert tree_root(leaves) == MemoryTree(leaves).root()

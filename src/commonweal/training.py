@@ -208,7 +208,8 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
     except ValueError as exc:
         raise InvalidInput(f"the charter's training.trainer: {exc}") from None
     job = _Job(hub, charter, trainer, cfg.seed, say)
-    _check_pool(charter, pool(state))
+    first = pool(state)
+    _check_pool(charter, first)
     recipe = {
         "trainer": trainer.name,
         "params": trainer.logged_params(),
@@ -236,7 +237,9 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
                     old.size,
                     old.from_version,
                 )
-                shard.model = load_shard(_blob(conn, old.sha256))
+                # Kept in memory too: the artifact bundle needs the bytes again.
+                shard.blob = _blob(conn, old.sha256)
+                shard.model = load_shard(shard.blob)
             else:
                 todo.append(shard)
             out.append(shard)
@@ -250,7 +253,6 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
         say("training shards", len(todo), len(todo))
 
     with hub.read() as conn:
-        first = pool(state)
         built, todo = build(conn, state, first, {})
         job.load(conn, first.evaluation)
     fit(state, todo)  # no transaction open while fitting

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from commonweal.community.charter import Charter
@@ -31,7 +32,7 @@ from commonweal.community.state import ModelVersion, State
 from commonweal.errors import Conflict, InvalidInput
 from commonweal.ledger.canonical import canonical_str
 from commonweal.ledger.event import Leaf
-from commonweal.ledger.merkle import MemoryTree
+from commonweal.ledger.merkle import tree_root
 
 __all__ = [
     "KINDS",
@@ -85,7 +86,14 @@ def manifest_root(ids: Iterable[str]) -> str:
     """RFC 9162 Merkle root over the sorted item ids (16 bytes each), as hex. Sorting makes
     the root a function of the set, and lets a proof show an item is absent (its two
     neighbours are adjacent leaves)."""
-    return MemoryTree(bytes.fromhex(i) for i in sorted(ids)).root().hex()
+    return _sorted_root(tuple(sorted(ids)))
+
+
+@lru_cache(maxsize=64)
+def _sorted_root(ids: tuple[str, ...]) -> str:
+    # Cached: training, the hub's register step and the rule each ask for the same
+    # shards' roots, and a shard is tens of thousands of hashes.
+    return tree_root([bytes.fromhex(i) for i in ids]).hex()
 
 
 class Pool(NamedTuple):
@@ -99,8 +107,27 @@ class Pool(NamedTuple):
         return sorted(i for shard in self.shards for i in shard)
 
 
+_POOL_CACHE: list[tuple[Any, Any, Any, Pool]] = []
+
+
 def pool(state: State) -> Pool:
     """The training shards and evaluation set the charter implies for ``state``."""
+    # The maps are immutable: the same objects mean the same pool. Training, the hub's
+    # register step and the rule ask for the pool of one state in turn. The entry keeps
+    # the maps alive, so their ids cannot be reused while it is cached.
+    for contributions, beacons, charter, p in _POOL_CACHE:
+        if (
+            contributions is state.contributions
+            and beacons is state.beacons
+            and charter is state.charter
+        ):
+            return p
+    p = _pool(state)
+    _POOL_CACHE[:] = [(state.contributions, state.beacons, state.charter, p)]
+    return p
+
+
+def _pool(state: State) -> Pool:
     charter = state.charter
     assert charter is not None
     cfg = charter.training

@@ -49,6 +49,23 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right).digest()
 
 
+def tree_root(leaves: Sequence[bytes]) -> bytes:
+    """MTH of ``leaves`` (RFC 9162 §2.1.1), level by level: pairing adjacent nodes and
+    carrying an odd last node up unchanged gives the same tree as the recursive split at
+    the largest power of two, without building one."""
+    if not leaves:
+        return EMPTY_ROOT
+    level = [_sha256(b"\x00" + d).digest() for d in leaves]
+    while len(level) > 1:
+        nxt = [
+            _sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
 def _split(n: int) -> int:
     """The largest power of two strictly less than ``n`` (n > 1)."""
     return 1 << ((n - 1).bit_length() - 1)

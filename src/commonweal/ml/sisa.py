@@ -111,15 +111,14 @@ class ShardedModel:
                 else:
                     self._other.append((s, cols))
             if weights:
-                W = np.vstack(weights)
-                # Hashed text leaves most weights zero: a sparse matrix keeps the stack small.
-                if np.count_nonzero(W) < 0.25 * W.size:
-                    from scipy import sparse
+                from scipy import sparse
 
-                    self._W = sparse.csr_matrix(W.T)
-                else:
-                    self._W = np.ascontiguousarray(W.T)
                 self._b = np.concatenate(biases)
+                # Hashed text leaves most weights zero: a sparse stack stays small.
+                if sum(np.count_nonzero(w) for w in weights) < 0.25 * sum(w.size for w in weights):
+                    self._W = sparse.vstack([sparse.csr_matrix(w) for w in weights]).T.tocsr()
+                else:
+                    self._W = np.ascontiguousarray(np.vstack(weights).T)
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         assert self.labels is not None, "a regression model has no class probabilities"
