@@ -10,11 +10,14 @@ founders typed (names, labels, column names, license ids, consent scopes, the co
 description) is escaped wherever it lands, because cards are shown on the hub's pages and
 one member's name must not be able to rewrite the table it sits in or smuggle in HTML.
 
-The Croissant record set reads the training items from the version's manifest document,
-served at ``commonweal://<origin>/models/<version>/manifest`` as
+The Croissant record set describes the training items as a document
 ``{"items": [item, ...]}`` where each item has the shape intake accepts for the task:
 ``{"text", "label"}``, ``{"image", "label"}`` (base64 PNG or JPEG) or
-``{"features": {column: value}, "target"}``.
+``{"features": {column: value}, "target"}``. Known gap: what the hub serves publicly at
+``/api/v1/models/<version>/manifest`` lists item ids only (content stays encrypted with the
+hub, released to each contributor by ``commonweal export``), so today the record set
+describes the shape of the data rather than a file anyone can download; a consent-scoped
+``publish`` export is what would close it.
 """
 
 from __future__ import annotations
