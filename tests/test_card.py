@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commonweal.card import croissant, render_model_card
+from commonweal.card import render_model_card
+from commonweal.croissant import croissant
 from commonweal.errors import HubError
 
 KINDS = [

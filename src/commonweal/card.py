@@ -1,9 +1,10 @@
-"""Model cards and Croissant dataset descriptions for one trained model version.
+"""Model cards for one trained model version, and the checked facts they are built from.
 
-The hub gathers what its log says about a ``model.version`` entry into one ``info`` dict and
-this module turns it into two documents: a Markdown model card (Mitchell et al., "Model
-Cards for Model Reporting", in the layout of a Hugging Face card: YAML front matter, then
-sections) and a Croissant 1.0 JSON-LD description of the training data. Both are pure
+The hub gathers what its log says about a ``model.version`` entry into one ``info`` dict;
+``parse_info`` checks it, and this module turns it into a Markdown model card (Mitchell et
+al., "Model Cards for Model Reporting", in the layout of a Hugging Face card: YAML front
+matter, then sections), ``commonweal.croissant`` into a Croissant 1.0 JSON-LD description
+of the training data. Both are pure
 functions of ``info``, so a card can be regenerated, diffed and hashed like any other
 derived artefact: the same version always renders to the same bytes. Text that members or
 founders typed (names, labels, column names, license ids, consent scopes, the community's
@@ -22,17 +23,15 @@ describes the shape of the data rather than a file anyone can download; a consen
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from commonweal.errors import HubError
 
-__all__ = ["croissant", "render_model_card"]
+__all__ = ["ColumnFacts", "VersionFacts", "parse_info", "plural", "render_model_card"]
 
 TASK_KINDS = (
     "text-classification",
@@ -41,48 +40,6 @@ TASK_KINDS = (
     "tabular-regression",
 )
 
-# The @context the Croissant 1.0 reference datasets and the mlcroissant validator share
-# (the spec's own appendix is an older, shorter draft), plus our namespace.
-_CONTEXT: dict[str, Any] = {
-    "@language": "en",
-    "@vocab": "https://schema.org/",
-    "citeAs": "cr:citeAs",
-    "column": "cr:column",
-    "conformsTo": "dct:conformsTo",
-    "cr": "http://mlcommons.org/croissant/",
-    "rai": "http://mlcommons.org/croissant/RAI/",
-    "data": {"@id": "cr:data", "@type": "@json"},
-    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
-    "dct": "http://purl.org/dc/terms/",
-    "equivalentProperty": "cr:equivalentProperty",
-    "examples": {"@id": "cr:examples", "@type": "@json"},
-    "extract": "cr:extract",
-    "field": "cr:field",
-    "fileProperty": "cr:fileProperty",
-    "fileObject": "cr:fileObject",
-    "fileSet": "cr:fileSet",
-    "format": "cr:format",
-    "includes": "cr:includes",
-    "isLiveDataset": "cr:isLiveDataset",
-    "jsonPath": "cr:jsonPath",
-    "key": "cr:key",
-    "md5": "cr:md5",
-    "parentField": "cr:parentField",
-    "path": "cr:path",
-    "recordSet": "cr:recordSet",
-    "references": "cr:references",
-    "regex": "cr:regex",
-    "repeated": "cr:repeated",
-    "replace": "cr:replace",
-    "samplingRate": "cr:samplingRate",
-    "sc": "https://schema.org/",
-    "separator": "cr:separator",
-    "source": "cr:source",
-    "subField": "cr:subField",
-    "transform": "cr:transform",
-    "commonweal": "https://commonweal.dev/ns#",
-}
-CROISSANT_1_0 = "http://mlcommons.org/croissant/1.0"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Only a plain decimal goes into the front matter unquoted: YAML 1.1 would read "012" as
@@ -91,7 +48,6 @@ _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 _SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
 _ORIGIN = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 _LOG_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
-_JSON_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Inline Markdown (CommonMark, and GFM's tables, strikethrough and math): escaping '[' and
 # '<' is what stops links, images, autolinks and raw HTML; '|' keeps a table row whole.
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~#$!])")
@@ -101,21 +57,21 @@ _SMALL_HOLDOUT = 100
 
 
 @dataclass(frozen=True)
-class _Column:
+class ColumnFacts:
     name: str
     type: str
     categories: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class _Contributor:
+class ContributorFacts:
     member: str
     name: str
     items: int
 
 
 @dataclass(frozen=True)
-class _Version:
+class VersionFacts:
     """``info`` checked once, so both renderers can trust every field they print."""
 
     community: str
@@ -127,7 +83,7 @@ class _Version:
     log_size: int
     kind: str
     labels: tuple[str, ...]
-    columns: tuple[_Column, ...]
+    columns: tuple[ColumnFacts, ...]
     target: str
     image_width: int
     image_height: int
@@ -146,7 +102,7 @@ class _Version:
     artifact_format: str
     artifact_sha256: str
     artifact_bytes: int
-    contributors: tuple[_Contributor, ...]
+    contributors: tuple[ContributorFacts, ...]
     licenses: tuple[tuple[str, int], ...]
     consent: tuple[tuple[str, int], ...]
     previous: int | None
@@ -196,7 +152,7 @@ def _strings(value: Any, where: str, what: str) -> tuple[tuple[str, str], ...]:
     return tuple((k, value[k]) for k in sorted(value))
 
 
-def _parse(info: Mapping[str, Any]) -> _Version:
+def parse_info(info: Mapping[str, Any]) -> VersionFacts:
     community = _obj(info, "community", "")
     task = _obj(info, "task", "")
     manifest = _obj(info, "manifest", "")
@@ -214,7 +170,7 @@ def _parse(info: Mapping[str, Any]) -> _Version:
         if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
             raise _bad(f"task.columns[{i}].categories", "a list of strings")
         columns.append(
-            _Column(
+            ColumnFacts(
                 _str(col, "name", f"task.columns[{i}]."),
                 str(col.get("type", "numeric")),
                 tuple(cats),
@@ -240,7 +196,7 @@ def _parse(info: Mapping[str, Any]) -> _Version:
             raise _bad(f"contributors[{i}]", "an object")
         where = f"contributors[{i}]."
         contributors.append(
-            _Contributor(
+            ContributorFacts(
                 _str(c, "member", where, _HEX64), _str(c, "name", where), _int(c, "items", where)
             )
         )
@@ -262,7 +218,7 @@ def _parse(info: Mapping[str, Any]) -> _Version:
     if optional.get("withdrawn_since_previous") is None:
         optional["withdrawn_since_previous"] = 0
 
-    return _Version(
+    return VersionFacts(
         community=_str(community, "name", "community."),
         description=_str(optional["community"], "description", "community."),
         origin=_str(community, "origin", "community.", _ORIGIN),
@@ -362,7 +318,7 @@ def _yaml_number_or_str(value: str) -> str:
     return value if _DECIMAL.fullmatch(value) else _yaml_str(value)
 
 
-def _front_matter(v: _Version) -> list[str]:
+def _front_matter(v: VersionFacts) -> list[str]:
     lines = ["---"]
     lines.append("license:" + ("" if v.licenses else " []"))
     lines.extend(f"- {_yaml_str(spdx)}" for spdx, _ in v.licenses)
@@ -408,13 +364,13 @@ def _front_matter(v: _Version) -> list[str]:
     return lines
 
 
-def _column_kind(col: _Column) -> str:
+def _column_kind(col: ColumnFacts) -> str:
     if col.type == "categorical":
         return "categorical: " + ", ".join(_md(x) for x in col.categories)
     return _md(col.type)
 
 
-def _input_output(v: _Version) -> tuple[str, str]:
+def _input_output(v: VersionFacts) -> tuple[str, str]:
     labels = ", ".join(_md(x) for x in v.labels)
     if v.kind == "text-classification":
         return "a text", f"one of {len(v.labels)} labels: {labels}"
@@ -433,11 +389,11 @@ def _input_output(v: _Version) -> tuple[str, str]:
     return f"a row of {len(v.columns)} columns: {cols}", f"{_md(v.target)}, a number"
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
+def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def _model_details(v: _Version) -> list[str]:
+def _model_details(v: VersionFacts) -> list[str]:
     given, predicted = _input_output(v)
     previous = (
         "none: this is the community's first model"
@@ -452,7 +408,7 @@ def _model_details(v: _Version) -> list[str]:
         f"- **Task:** {v.kind}",
         f"- **Input:** {given}",
         f"- **Output:** {predicted}",
-        f"- **Trainer:** {_md(v.trainer)}, as an ensemble of {_plural(v.shards, 'shard')} "
+        f"- **Trainer:** {_md(v.trainer)}, as an ensemble of {plural(v.shards, 'shard')} "
         "(see Unlearning)",
         f"- **Artifact:** {_md(v.artifact_format)}, {v.artifact_bytes} bytes, "
         f"SHA-256 `{v.artifact_sha256}`",
@@ -466,7 +422,7 @@ def _model_details(v: _Version) -> list[str]:
     return lines
 
 
-def _intended_use(v: _Version) -> list[str]:
+def _intended_use(v: VersionFacts) -> list[str]:
     scopes = ", ".join(_md(s) for s, _ in v.consent) or "none recorded"
     licenses = ", ".join(_md(s) for s, _ in v.licenses) or "none recorded"
     return [
@@ -492,19 +448,19 @@ def _spdx_link(spdx: str) -> str:
     return _md(spdx)
 
 
-def _training_data(v: _Version) -> list[str]:
+def _training_data(v: VersionFacts) -> list[str]:
     lines = [
         "## Training data",
         "",
-        f"{_plural(v.manifest_count, 'item')} from "
-        f"{_plural(len(v.contributors), 'contributing member')}. "
+        f"{plural(v.manifest_count, 'item')} from "
+        f"{plural(len(v.contributors), 'contributing member')}. "
         f"The manifest lists every training item; its Merkle root `{v.manifest_root}` is in the "
         f"signed log (entry {v.index}), so anyone can check an item's inclusion against it.",
     ]
     if v.previous is not None:
         lines += [
             "",
-            f"{_plural(v.withdrawn, 'item was', 'items were')} withdrawn since version "
+            f"{plural(v.withdrawn, 'item was', 'items were')} withdrawn since version "
             f"{v.previous}.",
         ]
     lines += ["", "### By license", ""]
@@ -522,11 +478,11 @@ def _training_data(v: _Version) -> list[str]:
     return lines
 
 
-def _evaluation(v: _Version) -> list[str]:
+def _evaluation(v: VersionFacts) -> list[str]:
     lines = [
         "## Evaluation",
         "",
-        f"Measured on a held-out set of {_plural(v.evaluation_count, 'item')} ({v.holdout_pct}% of "
+        f"Measured on a held-out set of {plural(v.evaluation_count, 'item')} ({v.holdout_pct}% of "
         f"the contributions, never trained on), whose Merkle root is `{v.evaluation_root}`.",
         "",
     ]
@@ -534,7 +490,7 @@ def _evaluation(v: _Version) -> list[str]:
     return lines
 
 
-def _lineage(v: _Version) -> list[str]:
+def _lineage(v: VersionFacts) -> list[str]:
     return [
         "## Lineage and proof",
         "",
@@ -560,7 +516,7 @@ def _lineage(v: _Version) -> list[str]:
     ]
 
 
-def _reproducibility(v: _Version) -> list[str]:
+def _reproducibility(v: VersionFacts) -> list[str]:
     lines = [
         "## Reproducibility",
         "",
@@ -593,12 +549,12 @@ def _reproducibility(v: _Version) -> list[str]:
     return lines
 
 
-def _unlearning(v: _Version) -> list[str]:
+def _unlearning(v: VersionFacts) -> list[str]:
     lines = [
         "## Unlearning",
         "",
         f'The model is trained with SISA (Bourtoule et al., "Machine Unlearning", 2021): the '
-        f"training items are split into {_plural(v.shards, 'shard')}, each with its own "
+        f"training items are split into {plural(v.shards, 'shard')}, each with its own "
         "sub-model, and the sub-models' predictions are combined. An item lives in exactly one "
         "shard, so when a member withdraws it only that shard is retrained.",
         "",
@@ -610,7 +566,7 @@ def _unlearning(v: _Version) -> list[str]:
         return lines
     kept = len(v.reused)
     lines.append(
-        f"Against version {v.previous}: {_plural(v.withdrawn, 'item was', 'items were')} "
+        f"Against version {v.previous}: {plural(v.withdrawn, 'item was', 'items were')} "
         f"withdrawn; {kept} of {v.shards} shards were reused unchanged and the other "
         f"{max(v.shards - kept, 0)} retrained."
     )
@@ -620,7 +576,7 @@ def _unlearning(v: _Version) -> list[str]:
     return lines
 
 
-def _limitations(v: _Version) -> list[str]:
+def _limitations(v: VersionFacts) -> list[str]:
     lines = [
         "## Limitations",
         "",
@@ -633,7 +589,7 @@ def _limitations(v: _Version) -> list[str]:
     ]
     if v.evaluation_count < _SMALL_HOLDOUT:
         lines.append(
-            f"- The held-out set has only {_plural(v.evaluation_count, 'item')}: treat the "
+            f"- The held-out set has only {plural(v.evaluation_count, 'item')}: treat the "
             "metrics as rough."
         )
     lines += [
@@ -653,14 +609,14 @@ def render_model_card(info: dict[str, Any]) -> str:
     Raises :class:`~commonweal.errors.HubError` if ``info`` is not the shape the hub builds:
     a card must not print a wrong hash or index as if the log said so.
     """
-    v = _parse(info)
+    v = parse_info(info)
     sections = [
         _front_matter(v),
         [
             f"# {_md(v.community)}: model version {v.version}",
             "",
             f"A {v.kind} model that the hub of {_md(v.community)} trained on "
-            f"{_plural(v.manifest_count, 'item')} its members contributed. Every fact on this card "
+            f"{plural(v.manifest_count, 'item')} its members contributed. Every fact on this card "
             f"is recorded in the community's signed, append-only log `{v.origin}` (entry "
             f"{v.index}) and can be checked without trusting the hub.",
         ],
@@ -677,169 +633,3 @@ def render_model_card(info: dict[str, Any]) -> str:
 
 
 # --- Croissant ------------------------------------------------------------------------
-
-
-def _json_path(*keys: str) -> str:
-    parts = ["$.items[*]"]
-    for key in keys:
-        # A column name may hold '.' or '-', which a bare JSONPath segment would misread.
-        parts.append(
-            key
-            if _JSON_KEY.fullmatch(key)
-            else "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        )
-    return ".".join(parts)
-
-
-def _field(
-    name: str,
-    description: str,
-    data_type: str | list[str],
-    path: str,
-    references: str | None = None,
-) -> dict[str, Any]:
-    field: dict[str, Any] = {
-        "@type": "cr:Field",
-        "@id": f"items/{quote(name, safe='')}",
-        "name": name,
-        "description": description,
-        "dataType": data_type,
-        "source": {"fileObject": {"@id": "manifest"}, "extract": {"jsonPath": path}},
-    }
-    if references is not None:
-        field["references"] = {"field": {"@id": references}}
-    return field
-
-
-def _item_fields(v: _Version) -> list[dict[str, Any]]:
-    label = ["sc:Text", "cr:Label"]
-    if v.kind == "text-classification":
-        return [
-            _field("text", "The contributed text.", "sc:Text", _json_path("text")),
-            _field("label", "The item's label.", label, _json_path("label"), "labels/name"),
-        ]
-    if v.kind == "image-classification":
-        return [
-            _field(
-                "image",
-                f"A base64 PNG or JPEG image of at most {v.image_width}x{v.image_height} pixels.",
-                "sc:ImageObject",
-                _json_path("image"),
-            ),
-            _field("label", "The item's label.", label, _json_path("label"), "labels/name"),
-        ]
-    fields = []
-    for col in v.columns:
-        if col.type == "categorical":
-            about = f"Categorical column, one of: {', '.join(col.categories)}."
-            fields.append(_field(col.name, about, "sc:Text", _json_path("features", col.name)))
-        else:
-            fields.append(
-                _field(col.name, "Numeric column.", "sc:Float", _json_path("features", col.name))
-            )
-    if v.kind == "tabular-classification":
-        fields.append(
-            _field(v.target, "The target label.", label, _json_path("target"), "labels/name")
-        )
-    else:
-        fields.append(
-            _field(v.target, "The target value.", ["sc:Float", "cr:Label"], _json_path("target"))
-        )
-    return fields
-
-
-def _property_values(pairs: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
-    return [{"@type": "sc:PropertyValue", "name": k, "value": x} for k, x in pairs]
-
-
-def croissant(info: dict[str, Any]) -> dict[str, Any]:
-    """A Croissant 1.0 JSON-LD description of the data a model version was trained on.
-
-    The manifest's Merkle root is not a hash of the manifest's bytes, so it is given as
-    ``commonweal:merkleRoot``; the file's ``sha256`` is set only if ``info["manifest"]``
-    carries the SHA-256 of the manifest document as served (Croissant requires a file
-    checksum, so without it validators report that one omission).
-    """
-    v = _parse(info)
-    manifest_url = f"commonweal://{v.origin}/models/{v.version}/manifest"
-    manifest: dict[str, Any] = {
-        "@type": "cr:FileObject",
-        "@id": "manifest",
-        "name": "manifest",
-        "description": (
-            f"The {_plural(v.manifest_count, 'training item')} of model version {v.version}, "
-            f"the leaves of a Merkle tree whose root {v.manifest_root} is recorded at entry "
-            f"{v.index} of the signed log {v.origin}."
-        ),
-        "contentUrl": manifest_url,
-        "encodingFormat": "application/json",
-    }
-    if v.manifest_sha256 is not None:
-        manifest["sha256"] = v.manifest_sha256
-    manifest["commonweal:merkleRoot"] = v.manifest_root
-
-    record_sets: list[dict[str, Any]] = []
-    if v.kind != "tabular-regression":
-        record_sets.append(
-            {
-                "@type": "cr:RecordSet",
-                "@id": "labels",
-                "name": "labels",
-                "description": "The labels the community's charter allows.",
-                "dataType": "sc:Enumeration",
-                "key": {"@id": "labels/name"},
-                "field": [
-                    {
-                        "@type": "cr:Field",
-                        "@id": "labels/name",
-                        "name": "name",
-                        "dataType": "sc:Text",
-                    }
-                ],
-                "data": [{"labels/name": label} for label in v.labels],
-            }
-        )
-    record_sets.append(
-        {
-            "@type": "cr:RecordSet",
-            "@id": "items",
-            "name": "items",
-            "description": f"One contributed training item of a {v.kind} task.",
-            "field": _item_fields(v),
-        }
-    )
-
-    date = v.log_time[:10]
-    return {
-        "@context": copy.deepcopy(_CONTEXT),
-        "@type": "sc:Dataset",
-        "name": f"{v.community}: training data of model version {v.version}",
-        "description": (
-            f"The items that {_plural(len(v.contributors), 'member')} of {v.community} contributed "
-            f"and consented to for training, as used by model version {v.version}: "
-            f"{_plural(v.manifest_count, 'item')}, listed by a manifest whose Merkle root is in "
-            f"the community's signed, append-only log."
-        ),
-        "conformsTo": CROISSANT_1_0,
-        "citeAs": (
-            f"{v.community}. Training data of model version {v.version}. Commonweal log "
-            f"{v.origin}, entry {v.index}, {date}."
-        ),
-        "creator": {"@type": "sc:Organization", "name": v.community},
-        "datePublished": v.log_time,
-        "license": [
-            f"https://spdx.org/licenses/{quote(s, safe='.+-')}.html" for s, _ in v.licenses
-        ],
-        "version": f"{v.version}.0.0",
-        "distribution": [manifest],
-        "recordSet": record_sets,
-        "commonweal:contributorCount": len(v.contributors),
-        "commonweal:itemCount": v.manifest_count,
-        "commonweal:consentScopes": _property_values(v.consent),
-        "commonweal:logOrigin": v.origin,
-        "commonweal:logIndex": v.index,
-        "commonweal:manifestMerkleRoot": v.manifest_root,
-        "commonweal:evaluationMerkleRoot": v.evaluation_root,
-        "commonweal:metrics": _property_values(v.metrics),
-        "commonweal:artifactSha256": v.artifact_sha256,
-    }

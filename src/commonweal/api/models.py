@@ -87,7 +87,8 @@ def get_card(
 ) -> PlainTextResponse | dict[str, Any]:
     """The version's model card (Markdown) or its Croissant dataset description."""
     hub.refresh(max_age=1.0)
-    from commonweal.card import croissant, render_model_card
+    from commonweal.card import render_model_card
+    from commonweal.croissant import croissant
     from commonweal.lineage import card_info
     from commonweal.serving import resolve_version
 
