@@ -310,3 +310,32 @@ def test_projection_rows_follow_the_table_columns() -> None:
 
     assert tuple(c.name for c in members_table.c) == MEMBER_COLUMNS
     assert tuple(c.name for c in invites.c) == INVITE_COLUMNS
+
+
+def test_a_version_1_hub_is_upgraded_when_opened(tmp_path: Path, database_url: str) -> None:
+    """Schema 2 (part 3) only added tables: a hub made before it opens, gains them, and
+    its log still verifies."""
+    from commonweal.store.schema import (
+        apikeys,
+        model_blobs,
+        model_items,
+        models,
+        schema_info,
+        treasury,
+        usage,
+    )
+
+    h, _ = make_hub(tmp_path / "hub", database_url)
+    with write_connection(h.engine) as conn:
+        for table in (apikeys, model_blobs, model_items, models, treasury, usage):
+            table.drop(conn)
+        conn.execute(update(schema_info).values(version=1))
+    h.close()
+    again = Hub.open(tmp_path / "hub")
+    try:
+        with again.read() as conn:
+            assert conn.execute(select(schema_info.c.version)).scalar_one() == 2
+            assert conn.execute(select(models)).all() == []
+        assert audit_hub(again).size == 1  # the new projections were filled from the log
+    finally:
+        again.close()

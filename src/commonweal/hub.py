@@ -107,8 +107,11 @@ class Hub:
             stale = self.log.needs_upgrade(conn)
         if stale:
             with write_connection(engine) as conn:
-                if self.log.needs_upgrade(conn):
+                upgraded = self.log.needs_upgrade(conn)
+                if upgraded:
                     self.log.upgrade(conn)
+            if upgraded:
+                self.rebuild()  # the new projections (the treasury row, say) fill from the log
 
     @property
     def screener(self) -> Screener:
