@@ -638,6 +638,11 @@ def test_an_overlap_hidden_by_another_precision_is_refused() -> None:
         apply(first, revenue(start="2025-12-01T01:00:00Z", end="2025-12-01T02:00:00Z"))
 
 
+def test_a_period_with_an_impossible_date_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="UTC times"):
+        apply(serving_state(), revenue(start="2025-02-30T00:00:00Z", end="2025-12-01T01:00:00Z"))
+
+
 # -- the same rules on the hub's write path (both databases) -----------------------------
 
 

@@ -18,6 +18,7 @@ Event kinds:
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from commonweal.community.kinds import Changes, Touched, fields, need_active, need_hub
@@ -71,6 +72,17 @@ def _revoke(state: State, leaf: Leaf) -> Changes:
     return {"apikeys": state.apikeys.set(key.key_hash, revoked)}
 
 
+def _is_time(t: str) -> bool:
+    """An RFC 3339 UTC time that names a real instant (no 31 February)."""
+    if not _TIME.fullmatch(t):
+        return False
+    try:
+        datetime.fromisoformat(t)
+    except ValueError:
+        return False
+    return True
+
+
 def _instant(t: str) -> str:
     """An RFC 3339 UTC time with its fraction padded to microseconds: comparable as text."""
     whole, _, frac = t[:-1].partition(".")
@@ -89,7 +101,7 @@ def _record(state: State, leaf: Leaf) -> Changes:
     if body["price_per_call"] != price:
         raise InvalidInput(f"{kind}: the charter's price per call is {price}")
     start, end = body["start"], body["end"]
-    if not (_TIME.fullmatch(start) and _TIME.fullmatch(end)) or not (
+    if not (_is_time(start) and _is_time(end)) or not (
         _instant(start) <= _instant(end) <= _instant(leaf.log_time)
     ):
         raise InvalidInput(f"{kind}: the period must be UTC times, start <= end <= log time")
