@@ -72,6 +72,7 @@ from commonweal.ledger.merkle import (
 from commonweal.ledger.note import NoteSigner
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
+from machine import CpuWatch, log, source_version
 
 FULL = {"append": 20_000, "verify": 100_000, "proofs": 1_000_000}
 QUICK = {"append": 3_000, "verify": 10_000, "proofs": 100_000}
@@ -83,10 +84,6 @@ TARGETS = {
 SECTIONS = ("append", "verify", "proofs")
 
 _T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -150,51 +147,6 @@ def _filesystem(path: Path) -> str | None:
     return best[1]
 
 
-def _cpu_ticks() -> list[int] | None:
-    """The aggregate ``cpu`` line of /proc/stat: user nice system idle iowait irq softirq
-    steal ... (in clock ticks, summed over CPUs)."""
-    try:
-        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-
-
-def _own_cpu() -> float:
-    """CPU seconds of this process and of its children that have been waited for (pool
-    workers, anchor processes, servers and CLI runs are all joined before a watch ends)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class CpuWatch:
-    """How busy the machine was with *other* work while something ran: another engineer's
-    test run on a two-core box halves any figure, so every figure says how noisy it was."""
-
-    def __enter__(self) -> CpuWatch:
-        self._t, self._ticks, self._own = time.perf_counter(), _cpu_ticks(), _own_cpu()
-        self.other_cores_busy: float | None = None
-        self.steal_pct: float | None = None
-        self.cpu_seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = time.perf_counter() - self._t
-        after = _cpu_ticks()
-        self.cpu_seconds = _own_cpu() - self._own
-        if not self._ticks or not after or len(after) < 8 or elapsed <= 0:
-            return
-        d = [b - a for a, b in zip(self._ticks, after, strict=False)]
-        hz = os.sysconf("SC_CLK_TCK")
-        busy = (d[0] + d[1] + d[2] + d[5] + d[6]) / hz
-        other = max(0.0, busy - self.cpu_seconds)
-        self.other_cores_busy = round(other / elapsed, 2)
-        total = sum(d[:8])
-        self.steal_pct = round(100 * d[7] / total, 2) if total else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"other_cores_busy": self.other_cores_busy, "steal_pct": self.steal_pct}
-
-
 _WAIT_IDLE = 0.0  # --wait-idle: seconds to wait for the machine to go quiet before a run
 
 
@@ -214,31 +166,6 @@ def wait_idle(max_seconds: float | None = None, threshold: float = 0.25) -> floa
         if second % 15 == 0:
             log(f"  waiting for the machine to go quiet (other work busy {busy} cores)")
     return None
-
-
-def source_version() -> dict[str, Any]:
-    """Which code was measured: the commit, and whether src/ differed from it (the code is
-    imported once, at start, so later edits do not change a run)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "src")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_modified": None if dirty is None else bool(dirty),
-    }
 
 
 def machine(tmp: Path) -> dict[str, Any]:

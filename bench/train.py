@@ -85,6 +85,7 @@ from commonweal.ledger.keys import SigningKey
 from commonweal.ml.sisa import ShardedModel, dump_shard, fit_shard, shard_seed
 from commonweal.ml.trainers import get_trainer
 from commonweal.training import load_model
+from machine import CpuWatch, log, pid_cpu, source_version
 
 TARGET_OVERHEAD = 1.15  # ours / direct sklearn fit + predict, at most
 TARGET_UNLEARN = 0.25  # incremental / full retrain, at most
@@ -116,10 +117,6 @@ COMMON = (  # noqa: SIM905 - a paragraph of words reads better than a list liter
     "volunteers council street square corner village town hall road lane path station and "
     "with without about around through from into onto more less very again still also only"
 ).split()
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # -- data and communities -------------------------------------------------------------------
@@ -309,55 +306,6 @@ def pool_arrays(hub: Hub) -> Arrays:
 
 
 # -- measuring ------------------------------------------------------------------------------
-
-
-def _cpu_ticks() -> list[int] | None:
-    try:
-        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _pid_cpu(pid: int) -> float | None:
-    """CPU seconds of another process (the server) so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuWatch:
-    """How busy the machine was with other work meanwhile (as in bench/ledger.py): another
-    engineer's test run on a two-core box can halve a figure. ``extra_pids``: processes of
-    ours that are not waited-for children (the server)."""
-
-    def __init__(self, extra_pids: Sequence[int] = ()) -> None:
-        self.extra_pids = list(extra_pids)
-
-    def __enter__(self) -> CpuWatch:
-        self._t, self._ticks, self._own = time.perf_counter(), _cpu_ticks(), _own_cpu()
-        self._extra = [_pid_cpu(p) or 0.0 for p in self.extra_pids]
-        self.other_cores_busy: float | None = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = time.perf_counter() - self._t
-        after = _cpu_ticks()
-        own = _own_cpu() - self._own
-        own += sum(
-            (_pid_cpu(p) or b) - b for p, b in zip(self.extra_pids, self._extra, strict=True)
-        )
-        if not self._ticks or not after or len(after) < 8 or elapsed <= 0:
-            return
-        d = [b - a for a, b in zip(self._ticks, after, strict=False)]
-        busy = (d[0] + d[1] + d[2] + d[5] + d[6]) / os.sysconf("SC_CLK_TCK")
-        self.other_cores_busy = round(max(0.0, busy - own) / elapsed, 2)
 
 
 _WAIT_IDLE = 0.0
@@ -796,11 +744,11 @@ def drive(
     for t in pool_:
         t.start()
     go.wait()
-    c0, s0, t0 = time.process_time(), _pid_cpu(pid), time.perf_counter()
+    c0, s0, t0 = time.process_time(), pid_cpu(pid), time.perf_counter()
     for t in pool_:
         t.join()
     elapsed = time.perf_counter() - t0
-    c1, s1 = time.process_time(), _pid_cpu(pid)
+    c1, s1 = time.process_time(), pid_cpu(pid)
     flat = [x for part in lat for x in part]
     server = None if s0 is None or s1 is None else (s1 - s0) / elapsed
     return Load(len(flat), errors, flat, elapsed, (c1 - c0) / elapsed, server)
@@ -1093,30 +1041,6 @@ def table(doc: dict[str, Any]) -> str:
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
-
-
-def source_version() -> dict[str, Any]:
-    """Which code was measured: the commit, and whether src/ differed from it."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "src")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_modified": None if dirty is None else bool(dirty),
-    }
 
 
 def machine() -> dict[str, Any]:
