@@ -27,18 +27,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
+from commonweal.community.charter import TaskKind
 from commonweal.errors import HubError
 
 __all__ = ["ColumnFacts", "VersionFacts", "parse_info", "plural", "render_model_card"]
 
-TASK_KINDS = (
-    "text-classification",
-    "image-classification",
-    "tabular-classification",
-    "tabular-regression",
-)
+TASK_KINDS: tuple[str, ...] = get_args(TaskKind)  # the charter's, so the two never drift
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -74,24 +74,45 @@ def _load_key(path: Path) -> Any:
 
 
 @contextmanager
-def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr whose label follows the stage the work is in:
+    ``update(stage, done, total)``. Silent when disabled or not on a terminal."""
     if not enabled or not err.is_terminal:
-        yield lambda done, total: None
+        yield lambda stage, done, total: None
         return
     with Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task("starting", total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for work with one stage: ``update(done, total)``."""
+    with _stages(enabled) as update:
+        yield lambda done, total: update(label, done, total)
+
+
+@contextmanager
+def _hub_dir(hub: Path) -> Iterator[Any]:
+    """The hub in a local directory, for the operator's own jobs (rebuild, train, …)."""
+    from commonweal.hub import Hub
+
+    h = Hub.open(hub)
+    try:
+        yield h
+    finally:
+        h.close()
 
 
 # -- community ---------------------------------------------------------------------------
@@ -291,13 +312,8 @@ def serve(
 @app.command()
 def rebuild(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Drop every projection table and recreate it by replaying the log."""
-    from commonweal.hub import Hub
-
-    h = Hub.open(hub)
-    try:
+    with _hub_dir(hub) as h:
         counts = h.rebuild()
-    finally:
-        h.close()
     _emit(
         counts,
         as_json,

@@ -20,6 +20,7 @@ from commonweal.cli import (
     KeyOpt,
     _client,
     _emit,
+    _hub_dir,
     _load_key,
     _progress,
     app,
@@ -328,13 +329,8 @@ def quality_scan(
     as_json: JsonOpt = False,
 ) -> None:
     """Find suspected label errors (confident learning) and flag them for reviewers."""
-    from commonweal.hub import Hub
-
-    h = Hub.open(hub)
-    try:
+    with _hub_dir(hub) as h:
         res = h.scan_labels()
-    finally:
-        h.close()
     _emit(
         res,
         as_json,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +18,9 @@ from commonweal.cli import (
     KeyOpt,
     _client,
     _emit,
+    _hub_dir,
     _load_key,
+    _stages,
     app,
     err,
     out,
@@ -34,41 +34,6 @@ model_app = typer.Typer(help="A model version's artifact.", no_args_is_help=True
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(model_app, name="model")
-
-
-@contextmanager
-def _open(hub: Path) -> Iterator[Any]:
-    from commonweal.hub import Hub
-
-    h = Hub.open(hub)
-    try:
-        yield h
-    finally:
-        h.close()
-
-
-@contextmanager
-def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar whose label follows the stage training is in."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    if not enabled or not err.is_terminal:
-        yield lambda what, done, total: None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(what: str, done: int, total: int) -> None:
-            bar.update(task, description=what, completed=done, total=max(total, 1))
-
-        yield update
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
@@ -89,7 +54,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a new model version on every accepted item that consents to training."""
-    with _open(hub) as h, _stages(not as_json) as progress:
+    with _hub_dir(hub) as h, _stages(not as_json) as progress:
         res = h.train(incremental=incremental, progress=progress)
     _emit(
         res,
@@ -342,7 +307,7 @@ def apikey_list(hub: HubOpt, as_json: JsonOpt = False) -> None:
 def revenue_close(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Bill every unbilled call now, in one signed revenue event (the server does this
     every charter period on its own)."""
-    with _open(hub) as h:
+    with _hub_dir(hub) as h:
         res = h.close_revenue()
     _emit(
         res,
@@ -383,7 +348,7 @@ def model_export(
 
     from commonweal.training import export_artifact
 
-    with _open(hub) as h:
+    with _hub_dir(hub) as h:
         version, data = export_artifact(h, model)
         logged = h.model(version)["artifact_sha256"]
     path = output or Path(f"model-v{version}.zip")

@@ -18,7 +18,7 @@ __all__ = ["check_input", "featurize", "targets"]
 
 def check_input(task: Task, item: Any, where: str) -> None:
     """What a prediction input must look like: an item without its label or target."""
-    from commonweal.intake import decode_image
+    from commonweal.intake import decode_image, parse_number
 
     if not isinstance(item, dict):
         raise InvalidInput(f"{where} must be an object")
@@ -44,12 +44,11 @@ def check_input(task: Task, item: Any, where: str) -> None:
         for col in task.columns:
             v = feats[col.name]
             if col.type == "numeric":
-                if isinstance(v, bool) or not isinstance(v, int | float | str):
-                    raise InvalidInput(f"{where}.features.{col.name} must be a number")
-                try:
-                    float(v)
-                except ValueError:
-                    raise InvalidInput(f"{where}.features.{col.name} must be a number") from None
+                # Consumers may send JSON floats (the log never sees them); the rest is
+                # what a contributed number may be.
+                if type(v) is float:
+                    v = str(v)
+                parse_number(v, f"{where}.features.{col.name}")
             elif not isinstance(v, str):
                 raise InvalidInput(f"{where}.features.{col.name} must be a string")
 

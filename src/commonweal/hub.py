@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, select
 from commonweal import vault
 from commonweal.community import rules
 from commonweal.community.charter import Charter
-from commonweal.community.state import State
+from commonweal.community.state import ModelVersion, State
 from commonweal.errors import (
     CommonwealError,
     ConfigError,
@@ -569,10 +569,7 @@ class Hub:
 
     def models(self) -> list[dict[str, Any]]:
         """Every model version, oldest first, metrics as numbers."""
-        return [
-            {**m.to_json(), "metrics": {k: float(v) for k, v in parse(m.metrics).items()}}
-            for m in sorted(self.state.models.values())
-        ]
+        return [_model_row(m) for m in sorted(self.state.models.values())]
 
     def model(self, version: str | int) -> dict[str, Any]:
         """A version's projection row and the whole ``model.version`` event body."""
@@ -581,7 +578,7 @@ class Hub:
         v = resolve_version(self, version)
         mv = self.state.models[v]
         body = self.entries(mv.entry, mv.entry + 1)[0].body
-        return {**self.models()[v - 1], "event": body}
+        return {**_model_row(mv), "event": body}
 
     def predict(
         self, version: str | int, inputs: Any, *, api_key: str | None, metered: bool = True
@@ -683,6 +680,10 @@ class Hub:
             counts = projection.rebuild(conn, state)
         self._state = state
         return {"entries": size, **counts}
+
+
+def _model_row(m: ModelVersion) -> dict[str, Any]:
+    return {**m.to_json(), "metrics": {k: float(v) for k, v in parse(m.metrics).items()}}
 
 
 def _leaf(data: bytes) -> Leaf:

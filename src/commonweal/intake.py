@@ -38,6 +38,7 @@ __all__ = [
     "commitment_of",
     "decode_image",
     "item_text_fields",
+    "parse_number",
 ]
 
 SALT_BYTES = 16
@@ -124,7 +125,7 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
         for col in task.columns:
             value = feats[col.name]
             if col.type == "numeric":
-                _number(value, f"{where}.features.{col.name}")
+                parse_number(value, f"{where}.features.{col.name}")
             else:
                 _clean_text(value, f"{where}.features.{col.name}", max_bytes=200)
                 if col.categories and value not in col.categories:
@@ -132,7 +133,7 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
                         f"{where}.features.{col.name}: {value!r} is not one of {col.categories}"
                     )
         if kind == "tabular-regression":
-            _number(item["target"], f"{where}.target")
+            parse_number(item["target"], f"{where}.target")
     if "label" in item and item["label"] not in task.labels:
         raise InvalidInput(f"{where}: label {item['label']!r} is not one of {task.labels}")
     if kind == "tabular-classification" and item["target"] not in task.labels:
@@ -141,7 +142,7 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
         raise TooLarge(f"{where} is over the charter's {limit}-byte limit per item")
 
 
-def _number(value: Any, where: str) -> float:
+def parse_number(value: Any, where: str) -> float:
     # Numbers travel as decimal strings (or integers): the log's canonical JSON has no
     # floats, and a string keeps the member's exact digits.
     if type(value) is int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from commonweal.community.charter import Charter
 from commonweal.intake import decode_image
 from commonweal.ml import label_noise
@@ -29,15 +27,7 @@ def label_features(
         images = [decode_image(it["image"], task, "image") for it in items]
         feats = label_noise.image_features(images)
     else:
-        rows = []
-        for it in items:
-            row = []
-            for col in task.columns:
-                v = it["features"][col.name]
-                if col.type == "numeric":
-                    row.append(float(v))
-                else:
-                    row.extend(1.0 if v == cat else 0.0 for cat in col.categories)
-            rows.append(row)
-        feats = np.asarray(rows, dtype=float)
+        from commonweal.features import featurize
+
+        feats = featurize(task, items)  # numbers and one-hot categories, as training uses
     return sorted(label_noise.suspected_label_errors(feats, list(labels), seed=seed))

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Connection, and_, select, update
 
 from commonweal.errors import (
@@ -203,9 +204,10 @@ def predict(
         proba = model.predict_proba(X)
         labels = model.labels
         preds = []
-        for row in proba:
-            best = int(row.argmax())
-            top = sorted(range(len(labels)), key=lambda j: -row[j])[:5]
+        # Best first; ties keep the charter's label order (as argmax does).
+        ranked = np.argsort(-proba, axis=1, kind="stable")[:, :5]
+        for row, top in zip(proba, ranked, strict=True):
+            best = int(top[0])
             preds.append(
                 {
                     "label": labels[best],
