@@ -538,9 +538,9 @@ def _reproducibility(v: VersionFacts) -> list[str]:
     lines += [
         "",
         "Training the same trainer with these parameters, seed and shard count on the items the "
-        "manifest lists, with these library versions, should give the same model; the SHA-256 "
-        "matches only where the libraries' serialisation is byte-for-byte deterministic, so "
-        "compare the held-out metrics too.",
+        "manifest lists, with these library versions, gives the same model, saved byte for "
+        "byte the same: each shard's SHA-256 and the artifact's match the log. With other "
+        "library versions, compare the held-out metrics instead.",
     ]
     return lines
 
