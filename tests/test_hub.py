@@ -339,3 +339,23 @@ def test_a_version_1_hub_is_upgraded_when_opened(tmp_path: Path, database_url: s
         assert audit_hub(again).size == 1  # the new projections were filled from the log
     finally:
         again.close()
+
+
+def test_a_refresh_from_an_older_snapshot_never_moves_the_cache_back(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server thread may read the head in a snapshot taken just before this process
+    appended; catching up to that older size must not rewind the tree's frontier (the next
+    append would then write its nodes at the wrong index)."""
+    h, _ = make_hub(tmp_path / "hub", database_url)
+    try:
+        h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})])
+        size = h.size()
+        real_head = h.log.head
+        monkeypatch.setattr(h.log, "head", lambda conn: (size - 1, real_head(conn)[1]))
+        h.refresh()
+        monkeypatch.setattr(h.log, "head", real_head)
+        h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alan"})])
+        assert audit_hub(h).size == size + 1
+    finally:
+        h.close()

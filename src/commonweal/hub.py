@@ -243,9 +243,12 @@ class Hub:
         self._checked_at = t
         with read_connection(self.engine) as conn:
             size = self.log.head(conn)[0]
-            if self._state is None or self._state.size != size:
+            # Only forward: this process may have appended since the snapshot was taken,
+            # and a cache moved back to an older size would append at the wrong index.
+            if self._state is None or self._state.size < size:
                 with self._lock:
-                    self._catch_up(conn, size)
+                    if self._state is None or self._state.size < size:
+                        self._catch_up(conn, size)
 
     def _catch_up(self, conn: Any, size: int) -> None:
         state = self._state or State()
@@ -292,7 +295,12 @@ class Hub:
         try:
             with self._lock, write_connection(self.engine) as conn:
                 size, _ = self.log.lock_head(conn)
-                if self._state is None or self._state.size != size or self._frontier is None:
+                if (
+                    self._state is None
+                    or self._state.size != size
+                    or self._frontier is None
+                    or self._frontier.size != size
+                ):
                     self._catch_up(conn, size)
                 assert self._state is not None and self._frontier is not None
                 state: State = self._state
