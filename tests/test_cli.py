@@ -80,6 +80,10 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
         "models": 0,
         "apikeys": 0,
         "treasury": 1,
+        "valuations": 0,
+        "holdings": 0,
+        "epochs": 0,
+        "payouts": 0,
     }
 
 

@@ -316,25 +316,33 @@ def test_a_version_1_hub_is_upgraded_when_opened(tmp_path: Path, database_url: s
     """Schema 2 (part 3) only added tables: a hub made before it opens, gains them, and
     its log still verifies."""
     from commonweal.store.schema import (
+        SCHEMA_VERSION,
         apikeys,
+        epochs,
+        holdings,
+        item_values,
         model_blobs,
         model_items,
         models,
+        payouts,
         schema_info,
         treasury,
         usage,
+        valuations,
     )
 
     h, _ = make_hub(tmp_path / "hub", database_url)
     with write_connection(h.engine) as conn:
         for table in (apikeys, model_blobs, model_items, models, treasury, usage):
             table.drop(conn)
+        for table in (valuations, holdings, epochs, payouts, item_values):  # schema 3
+            table.drop(conn)
         conn.execute(update(schema_info).values(version=1))
     h.close()
     again = Hub.open(tmp_path / "hub")
     try:
         with again.read() as conn:
-            assert conn.execute(select(schema_info.c.version)).scalar_one() == 2
+            assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION
             assert conn.execute(select(models)).all() == []
         assert audit_hub(again).size == 1  # the new projections were filled from the log
     finally:

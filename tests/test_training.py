@@ -289,6 +289,9 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
         rows = conn.execute(
             select(model_items.c.item, model_items.c.shard).where(model_items.c.version == 1)
         ).all()
+    # The evaluation set is stored beside it, as shard -1 (valuing needs it later).
+    assert sorted(r[0] for r in rows if r[1] == -1) == list(p.evaluation)
+    rows = [r for r in rows if r[1] >= 0]
     assert sorted(r[0] for r in rows) == p.training == manifest_ids(hub, 1)
     assert all(shard == shard_of(item, SHARDS) for item, shard in rows)
 
@@ -366,7 +369,9 @@ def test_anyone_with_the_data_reproduces_a_version(tmp_path: Path, database_url:
         task = state.charter.task
         trainer = get_trainer(done["trainer"], task.kind)
         with hub.read() as conn:
-            rows = conn.execute(select(model_items.c.item, model_items.c.shard)).all()
+            rows = conn.execute(
+                select(model_items.c.item, model_items.c.shard).where(model_items.c.shard >= 0)
+            ).all()
             content = vault.load_items(conn, [r[0] for r in rows])
         for n, logged in enumerate(done["shards"]):
             ids = sorted(item for item, shard in rows if shard == n)
@@ -566,7 +571,10 @@ def test_a_crash_while_training_leaves_no_trace(
         fresh.close()
     v1 = hub.train()
     assert v1["version"] == 1 and hub.size() == clean["size"] + 1
-    assert count(hub, model_items, version=1) == v1["manifest"]["count"]
+    assert (
+        count(hub, model_items, version=1)
+        == v1["manifest"]["count"] + v1["evaluation"]["count"]
+    )
 
     # After a withdrawal, a crash in the final transaction of an incremental version
     # leaves version 1 as the latest, and its blobs alone in the store.

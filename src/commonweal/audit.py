@@ -386,4 +386,13 @@ def audit_hub(
         report.checks.append(
             f"stored manifests of {len(report.state.models)} model version(s) match their roots"
         )
+    if report.state is not None and report.state.valuations:
+        from commonweal.valuation import check_valuation
+
+        for record in report.state.valuations.values():
+            check_valuation(hub, record)
+        report.checks.append(
+            f"stored values of {len(report.state.valuations)} valuation(s) match their roots "
+            "and members' totals"
+        )
     return report

@@ -628,7 +628,7 @@ def version() -> None:
 
 
 def main() -> None:
-    from commonweal import cli_data, cli_model  # noqa: F401 - they register their commands
+    from commonweal import cli_data, cli_model, cli_rewards  # noqa: F401 - they register commands
 
     try:
         app()

@@ -317,3 +317,34 @@ class HubClient:
 
     def treasury(self) -> dict[str, Any]:
         return self._get("/treasury")  # type: ignore[no-any-return]
+
+    # -- valuations and ownership -------------------------------------------------------
+
+    def valuations(self) -> list[dict[str, Any]]:
+        return self._get("/valuations")["valuations"]  # type: ignore[no-any-return]
+
+    def valuation(self, number: int) -> dict[str, Any]:
+        return self._get(f"/valuations/{number}")  # type: ignore[no-any-return]
+
+    def values(self, number: int) -> dict[str, Any]:
+        return self._get(f"/valuations/{number}/values")  # type: ignore[no-any-return]
+
+    def shares(self) -> dict[str, Any]:
+        return self._get("/shares")  # type: ignore[no-any-return]
+
+    def epochs(self) -> list[dict[str, Any]]:
+        return self._get("/epochs")["epochs"]  # type: ignore[no-any-return]
+
+    def payouts(self) -> list[dict[str, Any]]:
+        return self._get("/payouts")["payouts"]  # type: ignore[no-any-return]
+
+    def statement(self, member: str) -> dict[str, Any]:
+        return self._get(f"/members/{member}/statement")  # type: ignore[no-any-return]
+
+    def register_address(self, key: SigningKey, address: str) -> dict[str, Any]:
+        """Register the EVM address this member's on-chain claims go to."""
+        return self.submit([sign_event(key, "member.address", {"address": address})])
+
+    def transfer_shares(self, key: SigningKey, to: str, shares: int) -> dict[str, Any]:
+        """Give ``shares`` to another member (only if the charter makes shares transferable)."""
+        return self.submit([sign_event(key, "shares.transfer", {"to": to, "shares": shares})])

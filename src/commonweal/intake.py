@@ -318,7 +318,8 @@ class Screener:
             s.stored = stored if s.status == "in_review" else None
             s.report.update({"status": s.status, "flags": s.flags, "reasons": s.reasons})
             if s.status == "in_review":
-                batch_keys.setdefault(key, iid)
+                if earlier is None:  # the index keeps the first copy (a flagged copy is not)
+                    batch_keys[key] = iid
                 added.append((iid, sig))
                 # Joins the index at once so later items of this batch see it; if the
                 # batch is rolled back the hub calls reset() and the index reloads.

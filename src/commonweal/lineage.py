@@ -22,7 +22,7 @@ from commonweal.store.schema import model_items
 if TYPE_CHECKING:
     from commonweal.hub import Hub
 
-__all__ = ["item_lineage", "manifest_ids", "model_lineage", "prove_item"]
+__all__ = ["evaluation_ids", "item_lineage", "manifest_ids", "model_lineage", "prove_item"]
 
 
 def manifest_ids(hub: Hub, version: int) -> list[str]:
@@ -34,13 +34,51 @@ def manifest_ids(hub: Hub, version: int) -> list[str]:
         ids = sorted(
             r[0]
             for r in conn.execute(
-                select(model_items.c.item).where(model_items.c.version == version)
+                select(model_items.c.item).where(
+                    model_items.c.version == version, model_items.c.shard >= 0
+                )
             )
         )
     if manifest_root(ids) != mv.manifest_root or len(ids) != mv.items:
         raise VerificationFailed(
             f"the stored item list of version {version} does not match the manifest root "
             f"logged at entry {mv.entry}",
+            index=mv.entry,
+        )
+    return ids
+
+
+def evaluation_ids(hub: Hub, version: int) -> list[str]:
+    """The sorted ids of ``version``'s evaluation set, checked against the logged root.
+
+    Versions trained since part 4 store them beside the training items; for older ones
+    they are what the rules implied at the version's entry, found by replaying the log up
+    to it."""
+    from commonweal.community.models import pool
+    from commonweal.community.rules import replay
+    from commonweal.ledger.event import decode_leaf
+    from commonweal.training import EVALUATION_SHARD
+
+    mv = hub.state.models.get(version)
+    if mv is None:
+        raise NotFound(f"there is no model version {version}; see `commonweal models`")
+    with hub.read() as conn:
+        ids = sorted(
+            r[0]
+            for r in conn.execute(
+                select(model_items.c.item).where(
+                    model_items.c.version == version, model_items.c.shard == EVALUATION_SHARD
+                )
+            )
+        )
+        if not ids:
+            leaves = hub.log.iter_leaf_bytes(conn, 0, mv.entry)
+            then = replay(decode_leaf(b, strict=False) for b in leaves)
+            ids = list(pool(then).evaluation)
+    if manifest_root(ids) != mv.eval_root or len(ids) != mv.eval_items:
+        raise VerificationFailed(
+            f"the evaluation set of version {version} does not match the root logged at "
+            f"entry {mv.entry}",
             index=mv.entry,
         )
     return ids
@@ -55,7 +93,7 @@ def item_lineage(hub: Hub, item: str) -> dict[str, Any]:
     with hub.read() as conn:
         rows = conn.execute(
             select(model_items.c.version, model_items.c.shard)
-            .where(model_items.c.item == item)
+            .where(model_items.c.item == item, model_items.c.shard >= 0)
             .order_by(model_items.c.version)
         ).all()
     used = {r[0]: r[1] for r in rows}

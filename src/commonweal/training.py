@@ -40,11 +40,20 @@ from commonweal.store.schema import model_blobs, model_items
 if TYPE_CHECKING:
     from commonweal.hub import Hub
 
-__all__ = ["Progress", "artifact_bundle", "library_versions", "load_model", "train"]
+__all__ = [
+    "EVALUATION_SHARD",
+    "Progress",
+    "artifact_bundle",
+    "item_arrays",
+    "library_versions",
+    "load_model",
+    "train",
+]
 
 # (what, done, total): shards fitted, say. The CLI draws a bar from it.
 Progress = Callable[[str, int, int], None]
 ARTIFACT_FORMAT = "commonweal-sisa-skops/1"
+EVALUATION_SHARD = -1  # model_items rows of the version's evaluation set
 _CHUNK = 500
 
 
@@ -104,18 +113,7 @@ class _Job:
             self.content.update(vault.load_items(conn, need[n : n + _CHUNK]))
 
     def arrays(self, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
-        missing = [i for i in ids if i not in self.content]
-        if missing:
-            raise Conflict(
-                f"item {missing[0]} has no content although the log lists it as accepted; "
-                "run `commonweal ledger verify` on this hub"
-            )
-        items = [self.content[i] for i in ids]
-        labels = []
-        for i in ids:
-            c = state.contributions[i]
-            labels.append(c.decided_label or c.label)
-        return featurize(self.task, items), targets(self.task, items, labels)
+        return _arrays(self.task, state, self.content, ids)
 
     def fit(self, state: State, shard: _Shard) -> None:
         if not shard.ids:
@@ -140,6 +138,34 @@ class _Job:
         model = ShardedModel([s.model for s in shards], self.task.labels or None)
         X, y = self.arrays(state, ids)
         return _metrics(self.task.kind, y, model, X)
+
+
+def _arrays(
+    task: Any, state: State, content: dict[str, Any], ids: Sequence[str]
+) -> tuple[Any, Any]:
+    missing = [i for i in ids if i not in content]
+    if missing:
+        raise Conflict(
+            f"item {missing[0]} has no content although the log lists it as accepted; "
+            "run `commonweal ledger verify` on this hub"
+        )
+    items = [content[i] for i in ids]
+    labels = []
+    for i in ids:
+        c = state.contributions[i]
+        labels.append(c.decided_label or c.label)
+    return featurize(task, items), targets(task, items, labels)
+
+
+def item_arrays(hub: Hub, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
+    """Features and targets of accepted items, as training sees them: decrypted from the
+    vault, with the label review decided."""
+    assert state.charter is not None and state.charter.task is not None
+    content: dict[str, Any] = {}
+    with hub.read() as conn:
+        for n in range(0, len(ids), _CHUNK):
+            content.update(vault.load_items(conn, ids[n : n + _CHUNK]))
+    return _arrays(state.charter.task, state, content, ids)
 
 
 def _metrics(kind: str, y: Any, model: ShardedModel, X: Any) -> dict[str, str]:
@@ -280,6 +306,12 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
             {"version": len(st.models) + 1, "item": i, "shard": s.index}
             for s in final
             for i in s.ids
+        ]
+        # The evaluation set too (shard -1): valuing this version later needs it, and the
+        # pool will have moved on by then.
+        rows += [
+            {"version": len(st.models) + 1, "item": i, "shard": EVALUATION_SHARD}
+            for i in p.evaluation
         ]
         for n in range(0, len(rows), 5000):
             conn.execute(insert(model_items), rows[n : n + 5000])

@@ -188,6 +188,10 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
 
     app.include_router(models_router)
 
+    from commonweal.api.ownership import router as ownership_router
+
+    app.include_router(ownership_router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:
         return {"ok": True, "size": hub.size()}

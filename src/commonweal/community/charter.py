@@ -28,9 +28,11 @@ __all__ = [
     "Limits",
     "Privacy",
     "ReviewRules",
+    "Rewards",
     "Serving",
     "Task",
     "Training",
+    "Valuation",
     "charter_from_file",
     "validate_charter",
 ]
@@ -164,6 +166,53 @@ class Serving(_Section):
     )
 
 
+class Valuation(_Section):
+    """How each contribution to a model version is valued (``commonweal value``).
+
+    ``knn-shapley`` is exact and deterministic: the Shapley value of each item to a
+    K-nearest-neighbour classifier in the model's feature space, over the evaluation set.
+    ``tmc-shapley`` values each member on the real trainer: truncated Monte Carlo Shapley
+    over members, each coalition's model fitted with the charter's recipe and scored on the
+    evaluation set (seeded by ``training.seed``). ``auto`` is knn-shapley for
+    classification and tmc-shapley for regression."""
+
+    method: Literal["auto", "knn-shapley", "tmc-shapley"] = "auto"
+    k: int = Field(default=5, ge=1, le=100, description="neighbours, for knn-shapley")
+    permutations: int = Field(
+        default=100, ge=1, le=100_000, description="sampled permutations, for tmc-shapley"
+    )
+    truncation_pct: int = Field(
+        default=1,
+        ge=0,
+        le=50,
+        description="tmc-shapley stops a permutation once the coalition is within this "
+        "percent of the full model's score",
+    )
+
+
+class Rewards(_Section):
+    """Reward epochs: the shares each epoch mints, and how they are split into pools.
+
+    The data pool goes pro rata to each member's (positive) value on the valued version;
+    the review pool to reviewers by how many of their verdicts matched consensus; the
+    compute pool to validated training work (federated training, later parts). A pool with
+    no one to pay is not minted."""
+
+    shares_per_epoch: int = Field(default=1_000_000, ge=1, le=10**15)
+    data_pct: int = Field(default=70, ge=0, le=100)
+    review_pct: int = Field(default=20, ge=0, le=100)
+    compute_pct: int = Field(default=10, ge=0, le=100)
+    transferable: bool = Field(
+        default=False, description="whether members may transfer shares to each other"
+    )
+
+    @model_validator(mode="after")
+    def _pools_add_up(self) -> Rewards:
+        if self.data_pct + self.review_pct + self.compute_pct != 100:
+            raise ValueError("data_pct, review_pct and compute_pct must add up to 100")
+        return self
+
+
 class Charter(BaseModel):
     """The community's rules. Field docs are what `commonweal init --help` and the API show."""
 
@@ -197,12 +246,24 @@ class Charter(BaseModel):
     review: ReviewRules = Field(default_factory=ReviewRules)
     training: Training = Field(default_factory=Training)
     serving: Serving = Field(default_factory=Serving)
+    valuation: Valuation = Field(default_factory=Valuation)
+    rewards: Rewards = Field(default_factory=Rewards)
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:
         for lic in self.licenses:
             if not re.match(_SPDX, lic):
                 raise ValueError(f"license {lic!r} is not an SPDX identifier")
+        return self
+
+    @model_validator(mode="after")
+    def _valuation_fits_task(self) -> Charter:
+        kind = self.task.kind if self.task is not None else ""
+        if self.valuation.method == "knn-shapley" and kind.endswith("regression"):
+            raise ValueError(
+                "valuation.method knn-shapley values classifiers; a regression task uses "
+                "tmc-shapley (or auto)"
+            )
         return self
 
     def to_json(self) -> dict[str, Any]:

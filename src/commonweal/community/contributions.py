@@ -27,11 +27,11 @@ from typing import Any
 
 from commonweal.community.charter import CONSENT_SCOPES, Charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active, need_hub
-from commonweal.community.state import Contribution, MemberStats, Review, State
+from commonweal.community.state import Contribution, MemberStats, Review, State, Verdict
 from commonweal.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from commonweal.ledger.event import Leaf
 
-__all__ = ["ITEM_ID_HEX", "KINDS", "VERDICTS", "item_id", "reviews_needed"]
+__all__ = ["ITEM_ID_HEX", "KINDS", "VERDICTS", "item_id", "matched_consensus", "reviews_needed"]
 
 ITEM_ID_HEX = 32
 VERDICTS = ("accept", "reject", "relabel", "flag")
@@ -226,10 +226,22 @@ def _review(state: State, leaf: Leaf) -> Changes:
         reviewers=item.reviewers | {leaf.actor},
         updated_index=leaf.index,
     )
+    verdicts = (*state.verdicts.get(item.id, ()), Verdict(leaf.actor, verdict, label))
     return {
         "contributions": state.contributions.set(item.id, updated),
         "reviews": state.reviews.set(leaf.index, review),
+        "verdicts": state.verdicts.set(item.id, verdicts),
     }
+
+
+def matched_consensus(v: Verdict, item: Contribution, outcome: str, label: str | None) -> bool:
+    """Whether a verdict agreed with the decision: an accept (or a relabel to the decided
+    label) of an accepted item, a reject or flag of a rejected one."""
+    if outcome == "accepted":
+        if v.verdict == "accept":
+            return label == item.label
+        return v.verdict == "relabel" and v.label == label
+    return v.verdict in ("reject", "flag")
 
 
 def _decide(state: State, leaf: Leaf) -> Changes:
@@ -243,6 +255,8 @@ def _decide(state: State, leaf: Leaf) -> Changes:
         raise InvalidInput(f"{kind}: upto must be an earlier log position")
     contributions = state.contributions.mutate()
     stats = state.stats.mutate()
+    verdicts = state.verdicts.mutate()
+    credit = state.review_credit.mutate()
     for d in body["decisions"]:
         if not isinstance(d, dict) or set(d) != {"id", "outcome", "label", "confidence_pct"}:
             raise InvalidInput(f"{kind}: each decision is {{id, outcome, label, confidence_pct}}")
@@ -259,7 +273,18 @@ def _decide(state: State, leaf: Leaf) -> Changes:
         if d["outcome"] == "accepted":
             s = stats.get(c.member, MemberStats())
             stats[c.member] = s._replace(accepted=s.accepted + 1)
-    return {"contributions": contributions.finish(), "stats": stats.finish()}
+        # Score the item's verdicts against the decision, for the next reward epoch.
+        for v in verdicts.get(c.id, ()):
+            if matched_consensus(v, c, d["outcome"], d["label"]):
+                credit[v.reviewer] = credit.get(v.reviewer, 0) + 1
+        if c.id in verdicts:
+            del verdicts[c.id]
+    return {
+        "contributions": contributions.finish(),
+        "stats": stats.finish(),
+        "verdicts": verdicts.finish(),
+        "review_credit": credit.finish(),
+    }
 
 
 def _withdraw(state: State, leaf: Leaf) -> Changes:
@@ -279,7 +304,11 @@ def _withdraw(state: State, leaf: Leaf) -> Changes:
         if c.status == "withdrawn":
             raise Conflict(f"{kind}: item {iid} was already withdrawn")
         contributions[iid] = c._replace(status="withdrawn", updated_index=leaf.index)
-    return {"contributions": contributions.finish()}
+    verdicts = state.verdicts
+    for iid in body["items"]:
+        if iid in verdicts:  # withdrawn before a decision: nothing to score them against
+            verdicts = verdicts.delete(iid)
+    return {"contributions": contributions.finish(), "verdicts": verdicts}
 
 
 def _flag(state: State, leaf: Leaf) -> Changes:

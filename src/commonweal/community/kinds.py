@@ -28,6 +28,10 @@ class Touched:
     models: tuple[int, ...] = ()
     apikeys: tuple[str, ...] = ()
     treasury: bool = False
+    valuations: tuple[int, ...] = ()
+    epochs: tuple[int, ...] = ()
+    holdings: tuple[str, ...] = ()
+    payouts: tuple[int, ...] = ()
 
 
 def fields(

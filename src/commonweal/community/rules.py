@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from commonweal.community import contributions, models, serving
+from commonweal.community import contributions, models, ownership, serving, valuations
 from commonweal.community.charter import validate_charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active
 from commonweal.community.state import Invite, Member, State
@@ -168,7 +168,7 @@ KINDS: dict[str, _Kind] = {
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
     **{
         name: _Kind(rule, touch)
-        for module in (contributions, models, serving)
+        for module in (contributions, models, serving, valuations, ownership)
         for name, (rule, touch) in module.KINDS.items()
     },
 }

@@ -24,14 +24,19 @@ __all__ = [
     "REVIEW_COLUMNS",
     "ApiKey",
     "Contribution",
+    "Epoch",
+    "Holding",
     "Invite",
     "Member",
     "MemberStats",
     "MemberStatus",
     "ModelVersion",
+    "Payout",
     "Review",
     "State",
     "Treasury",
+    "ValuationRecord",
+    "Verdict",
 ]
 
 MemberStatus = Literal["active", "pending"]
@@ -166,13 +171,105 @@ class ApiKey(NamedTuple):
 
 
 class Treasury(NamedTuple):
-    """The community's credits: revenue in, payouts out (part 4). Integers only."""
+    """The community's credits: revenue in, payouts out. Integers only; balance is always
+    revenue minus paid."""
 
     id: int = 1
     balance: int = 0
     revenue: int = 0
     calls: int = 0
     updated_index: int = 0
+    paid: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class Verdict(NamedTuple):
+    """A review verdict kept until its item is decided, when it is scored against the
+    consensus (the review pool pays verdicts that matched)."""
+
+    reviewer: str
+    verdict: str
+    label: str | None
+
+
+class ValuationRecord(NamedTuple):
+    """A logged valuation of a model version, in the column order of ``valuations``."""
+
+    valuation: int
+    entry: int
+    model: int
+    method: str
+    params: str  # canonical JSON
+    eval_root: str
+    values_root: str
+    items: int
+    negative: int
+    total: str  # decimal string: the sum of every item's value
+    members: str  # canonical JSON: member key -> decimal string
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class Holding(NamedTuple):
+    """A member's ownership: shares held, shares earned per pool, credits paid out to
+    them, and the EVM address they registered for on-chain claims (if any)."""
+
+    member: str
+    shares: int = 0
+    data: int = 0
+    review: int = 0
+    compute: int = 0
+    credits: int = 0
+    address: str = ""
+    updated_index: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class Epoch(NamedTuple):
+    """A closed reward epoch. ``awards`` is canonical JSON: the per-member awards of each
+    pool, as logged; ``claims_root`` the last on-chain claims root exported for it."""
+
+    epoch: int
+    entry: int
+    valuation: int
+    minted: int
+    data: int
+    review: int
+    compute: int
+    awards: str
+    claims_root: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class Payout(NamedTuple):
+    """A payout of treasury credits to shareholders. ``parts`` is canonical JSON:
+    ``[[member, shares, credits], ...]`` as logged."""
+
+    payout: int
+    entry: int
+    amount: int
+    shares_total: int
+    holders: int
+    parts: str
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
@@ -211,6 +308,14 @@ class State(NamedTuple):
     apikeys: Map[str, ApiKey] = _EMPTY  # by key hash
     treasury: Treasury = Treasury()
     revenue_until: str = ""  # the end of the last billed usage period
+    # Part 4: valuations, rewards, ownership, payouts.
+    verdicts: Map[str, tuple[Verdict, ...]] = _EMPTY  # item in review -> its verdicts
+    review_credit: Map[str, int] = _EMPTY  # member -> matched verdicts not yet rewarded
+    valuations: Map[int, ValuationRecord] = _EMPTY  # by number
+    rewarded_valuation: int = 0  # the valuation the last epoch paid on
+    epochs: Map[int, Epoch] = _EMPTY  # by number
+    holdings: Map[str, Holding] = _EMPTY  # by member
+    payouts: Map[int, Payout] = _EMPTY  # by number
 
     def evolve(self, changes: dict[str, Any]) -> State:
         """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot

@@ -57,8 +57,9 @@ class LogStore:
         return row is not None and row[0] < SCHEMA_VERSION
 
     def upgrade(self, conn: Connection) -> None:
-        """Bring an older schema up to date, in the caller's write transaction. Version 2
-        only added tables, so creating the missing ones is the whole migration."""
+        """Bring an older schema up to date, in the caller's write transaction. Versions 2
+        and 3 added tables, and columns only to projections, which the hub rebuilds from
+        the log right after: creating the missing tables is the whole migration."""
         metadata.create_all(conn)
         conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
 
@@ -69,7 +70,7 @@ class LogStore:
             raise ConfigError(
                 "this database holds no Commonweal hub; create one with `commonweal init`"
             ) from None
-        if row is not None and row[0] == 1:
+        if row is not None and 1 <= row[0] < SCHEMA_VERSION:
             return  # the hub upgrades it (``upgrade``) before use
         if row is None or row[0] != SCHEMA_VERSION:
             raise ConfigError(

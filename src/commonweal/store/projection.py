@@ -20,11 +20,15 @@ from commonweal.store.schema import (
     apikeys,
     community,
     contributions,
+    epochs,
+    holdings,
     invites,
     members,
     models,
+    payouts,
     reviews,
     treasury,
+    valuations,
 )
 
 __all__ = ["compare", "db_rows", "rebuild", "state_rows", "write_touched"]
@@ -38,6 +42,10 @@ _KEYS: dict[str, str] = {
     "models": "version",
     "apikeys": "key_hash",
     "treasury": "id",
+    "valuations": "valuation",
+    "holdings": "member",
+    "epochs": "epoch",
+    "payouts": "payout",
 }
 
 
@@ -70,6 +78,10 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
             (k.to_json() for k in state.apikeys.values()), key=lambda r: r["key_hash"]
         ),
         "treasury": [state.treasury.to_json()] if state.charter is not None else [],
+        **{
+            name: [r.to_json() for _, r in sorted(getattr(state, name).items())]
+            for name in ("valuations", "holdings", "epochs", "payouts")
+        },
     }
 
 
@@ -97,6 +109,10 @@ def _state_tuples(state: State) -> dict[str, list[Any]]:
         "models": list(state.models.values()),
         "apikeys": list(state.apikeys.values()),
         "treasury": [state.treasury] if state.charter is not None else [],
+        "valuations": list(state.valuations.values()),
+        "holdings": list(state.holdings.values()),
+        "epochs": list(state.epochs.values()),
+        "payouts": list(state.payouts.values()),
     }
 
 
@@ -154,7 +170,18 @@ def _replace(
 
 
 # Keyed projections: the table, and the State map and Touched field of the same name.
-_KEYED = (members, invites, contributions, reviews, models, apikeys)
+_KEYED = (
+    members,
+    invites,
+    contributions,
+    reviews,
+    models,
+    apikeys,
+    valuations,
+    holdings,
+    epochs,
+    payouts,
+)
 
 
 def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) -> None:

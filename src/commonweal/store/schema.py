@@ -26,8 +26,11 @@ __all__ = [
     "content_keys",
     "contributions",
     "dedup_exact",
+    "epochs",
+    "holdings",
     "hub_settings",
     "invites",
+    "item_values",
     "ledger_checkpoints",
     "ledger_entries",
     "ledger_head",
@@ -38,14 +41,16 @@ __all__ = [
     "model_items",
     "models",
     "near_signatures",
+    "payouts",
     "quality_reports",
     "reviews",
     "schema_info",
     "treasury",
     "usage",
+    "valuations",
 ]
 
-SCHEMA_VERSION = 2  # 2: models, API keys, treasury, usage (part 3)
+SCHEMA_VERSION = 3  # 2: models, API keys, treasury, usage (part 3); 3: valuations, ownership
 
 metadata = MetaData()
 
@@ -198,9 +203,77 @@ treasury = Table(
     Column("revenue", BigInteger, nullable=False),
     Column("calls", BigInteger, nullable=False),
     Column("updated_index", BigInteger, nullable=False),
+    Column("paid", BigInteger, nullable=False),
 )
 
-PROJECTION_TABLES = (community, members, invites, contributions, reviews, models, apikeys, treasury)
+valuations = Table(
+    "valuations",
+    metadata,
+    Column("valuation", Integer, primary_key=True, autoincrement=False),
+    Column("entry", BigInteger, nullable=False),
+    Column("model", Integer, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("params", Text, nullable=False),  # canonical JSON
+    Column("eval_root", String(64), nullable=False),
+    Column("values_root", String(64), nullable=False),
+    Column("items", BigInteger, nullable=False),
+    Column("negative", BigInteger, nullable=False),
+    Column("total", String(64), nullable=False),  # decimal string
+    Column("members", Text, nullable=False),  # canonical JSON: member -> decimal string
+)
+
+holdings = Table(
+    "holdings",
+    metadata,
+    Column("member", String(64), primary_key=True),
+    Column("shares", BigInteger, nullable=False),
+    Column("data", BigInteger, nullable=False),
+    Column("review", BigInteger, nullable=False),
+    Column("compute", BigInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+    Column("address", String(42), nullable=False),
+    Column("updated_index", BigInteger, nullable=False),
+)
+
+epochs = Table(
+    "epochs",
+    metadata,
+    Column("epoch", Integer, primary_key=True, autoincrement=False),
+    Column("entry", BigInteger, nullable=False),
+    Column("valuation", Integer, nullable=False),
+    Column("minted", BigInteger, nullable=False),
+    Column("data", BigInteger, nullable=False),
+    Column("review", BigInteger, nullable=False),
+    Column("compute", BigInteger, nullable=False),
+    Column("awards", Text, nullable=False),  # canonical JSON: pool -> [[member, shares]]
+    Column("claims_root", String(66), nullable=False),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("payout", Integer, primary_key=True, autoincrement=False),
+    Column("entry", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("shares_total", BigInteger, nullable=False),
+    Column("holders", Integer, nullable=False),
+    Column("parts", Text, nullable=False),  # canonical JSON: [[member, shares, credits]]
+)
+
+PROJECTION_TABLES = (
+    community,
+    members,
+    invites,
+    contributions,
+    reviews,
+    models,
+    apikeys,
+    treasury,
+    valuations,
+    holdings,
+    epochs,
+    payouts,
+)
 
 # -- the hub's own data: not in the log, not derivable from it ----------------------------
 # Content is encrypted with a key per item; withdrawing an item deletes both rows in the
@@ -267,6 +340,16 @@ model_items = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("item", String(32), primary_key=True, index=True),
     Column("shard", SmallInteger, nullable=False),
+)
+
+item_values = Table(
+    "item_values",
+    metadata,
+    # Each valued item's value (Python's shortest float repr); the log holds their root.
+    Column("valuation", Integer, primary_key=True, autoincrement=False),
+    Column("item", String(32), primary_key=True),
+    Column("member", String(64), nullable=False),
+    Column("value", String(40), nullable=False),
 )
 
 usage = Table(

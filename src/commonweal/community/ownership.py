@@ -1,0 +1,326 @@
+"""The rules for ownership: reward epochs mint shares, payouts share out the treasury.
+
+Every split here is a pure function of the replayed state, computed with integers and the
+largest-remainder rule (``community.split``), so totals are conserved exactly. The hub
+builds each event's body with the same functions the rules use to check it, and ``ledger
+verify`` recomputes every epoch and payout from the log: a hub that paid anyone a share
+more than the rules give is caught.
+
+Event kinds:
+
+- ``rewards.epoch`` — by the hub: mints the charter's shares for one epoch. The data pool
+  goes pro rata to each member's positive value in the newest valuation not yet rewarded;
+  the review pool to reviewers by how many verdicts matched consensus since the last
+  epoch; the compute pool to validated training work (none until federated training, so
+  until then it is not minted). The body logs each pool's weights (the inputs) and awards.
+- ``payout.record`` — by the hub: pays treasury credits to shareholders pro rata to the
+  shares they hold at that entry (the snapshot is the log up to it).
+- ``shares.transfer`` — a member gives shares to another, if the charter allows it.
+- ``member.address`` — a member registers the EVM address their on-chain claims go to.
+- ``rewards.claims`` — by the hub: the Merkle root of an epoch's claims in Uniswap's
+  MerkleDistributor format, for members with an address (``community.claims``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from immutables import Map
+
+from commonweal.community.kinds import Changes, Touched, fields, need_active, need_hub
+from commonweal.community.split import largest_remainder
+from commonweal.community.state import Epoch, Holding, Payout, State
+from commonweal.community.valuations import weight
+from commonweal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from commonweal.ledger.canonical import canonical_str
+from commonweal.ledger.event import Leaf
+
+__all__ = [
+    "KINDS",
+    "POOLS",
+    "claim_balances",
+    "epoch_body",
+    "epoch_inputs",
+    "payout_body",
+]
+
+POOLS = ("data", "review", "compute")
+
+
+def _split(total: int, weights: list[tuple[str, int]]) -> list[list[Any]]:
+    """``[[member, shares], ...]`` for members whose part is positive."""
+    parts = largest_remainder(total, [w for _, w in weights])
+    return [[m, p] for (m, _), p in zip(weights, parts, strict=True) if p]
+
+
+def epoch_inputs(state: State) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """The valuation the next epoch pays on and each pool's positive weights by member
+    (sorted by key). Raises Conflict when there is no new valuation to pay on."""
+    last = len(state.valuations)
+    if last <= state.rewarded_valuation:
+        closed = len(state.epochs)
+        raise Conflict(
+            f"there is no valuation since epoch {closed} closed; value the latest model "
+            "version first (`commonweal value`)"
+            if closed
+            else "there is no valuation to reward yet; run `commonweal value` first"
+        )
+    record = state.valuations[last]
+    values: dict[str, str] = json.loads(record.members)
+    data = [(m, weight(v)) for m, v in sorted(values.items())]
+    review = sorted(state.review_credit.items())
+    weights = {
+        "data": [(m, w) for m, w in data if w > 0],
+        "review": [(m, w) for m, w in review if w > 0],
+        # Validated training work arrives with federated training (part 6).
+        "compute": [],
+    }
+    return last, weights
+
+
+def epoch_body(state: State) -> dict[str, Any]:
+    """The ``rewards.epoch`` body the rules expect next."""
+    assert state.charter is not None
+    cfg = state.charter.rewards
+    valuation, weights = epoch_inputs(state)
+    sizes = largest_remainder(cfg.shares_per_epoch, [cfg.data_pct, cfg.review_pct, cfg.compute_pct])
+    pools: dict[str, Any] = {}
+    for name, size in zip(POOLS, sizes, strict=True):
+        w = weights[name]
+        amount = size if w else 0  # a pool with no one to pay is not minted
+        pools[name] = {
+            "amount": amount,
+            "weights": [[m, x] for m, x in w],
+            "awards": _split(amount, w) if amount else [],
+        }
+    return {
+        "epoch": len(state.epochs) + 1,
+        "valuation": valuation,
+        "shares": sum(p["amount"] for p in pools.values()),
+        "pools": pools,
+    }
+
+
+def _first_difference(got: Any, want: Any) -> str:
+    if not isinstance(got, dict) or set(got) != set(want):
+        return f"fields {sorted(want)}"
+    for k in want:
+        if got[k] != want[k]:
+            return f"{k!r} (expected {json.dumps(want[k])[:200]})"
+    return "nothing"  # pragma: no cover
+
+
+def _epoch(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, {"epoch": int, "valuation": int, "shares": int, "pools": dict})
+    need_hub(state, leaf)
+    want = epoch_body(state)
+    if body != want:
+        raise InvalidInput(
+            f"{kind}: the epoch differs from the rules' split in {_first_difference(body, want)}"
+        )
+    holdings = state.holdings.mutate()
+    for pool in POOLS:
+        for member, shares in want["pools"][pool]["awards"]:
+            h = holdings.get(member) or Holding(member)
+            holdings[member] = h._replace(
+                shares=h.shares + shares,
+                updated_index=leaf.index,
+                **{pool: getattr(h, pool) + shares},
+            )
+    pools = want["pools"]
+    epoch = Epoch(
+        want["epoch"],
+        leaf.index,
+        want["valuation"],
+        want["shares"],
+        pools["data"]["amount"],
+        pools["review"]["amount"],
+        pools["compute"]["amount"],
+        canonical_str({p: pools[p]["awards"] for p in POOLS}),
+    )
+    return {
+        "epochs": state.epochs.set(epoch.epoch, epoch),
+        "holdings": holdings.finish(),
+        "rewarded_valuation": want["valuation"],
+        # Verdicts are paid once: the next epoch counts the ones decided after this.
+        "review_credit": Map(),
+    }
+
+
+def payout_body(state: State, amount: int | None = None) -> dict[str, Any]:
+    """The ``payout.record`` body the rules expect for ``amount`` credits (default: the
+    whole balance). Raises Conflict for an empty treasury or when no one holds shares."""
+    balance = state.treasury.balance
+    if balance <= 0:
+        raise Conflict(
+            "the treasury is empty: there is no revenue to pay out (it comes from metered "
+            "predictions; see `commonweal revenue treasury`)"
+        )
+    amount = balance if amount is None else amount
+    if type(amount) is not int or not 1 <= amount <= balance:
+        raise InvalidInput(f"a payout is 1 to {balance} credits (the balance), not {amount!r}")
+    holders = sorted((h.member, h.shares) for h in state.holdings.values() if h.shares > 0)
+    if not holders:
+        raise Conflict(
+            "no one holds shares yet; close a reward epoch first (`rewards close-epoch`)"
+        )
+    credits = largest_remainder(amount, [s for _, s in holders])
+    return {
+        "payout": len(state.payouts) + 1,
+        "amount": amount,
+        "shares_total": sum(s for _, s in holders),
+        "parts": [[m, s, c] for (m, s), c in zip(holders, credits, strict=True)],
+    }
+
+
+def _payout(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, {"payout": int, "amount": int, "shares_total": int, "parts": list})
+    need_hub(state, leaf)
+    want = payout_body(state, body["amount"])
+    if body != want:
+        raise InvalidInput(
+            f"{kind}: the payout differs from the rules' split in {_first_difference(body, want)}"
+        )
+    holdings = state.holdings.mutate()
+    for member, _, credits in want["parts"]:
+        h = holdings[member]
+        holdings[member] = h._replace(credits=h.credits + credits, updated_index=leaf.index)
+    t = state.treasury
+    payout = Payout(
+        want["payout"],
+        leaf.index,
+        want["amount"],
+        want["shares_total"],
+        len(want["parts"]),
+        canonical_str(want["parts"]),
+    )
+    return {
+        "payouts": state.payouts.set(payout.payout, payout),
+        "holdings": holdings.finish(),
+        "treasury": t._replace(
+            balance=t.balance - want["amount"],
+            paid=t.paid + want["amount"],
+            updated_index=leaf.index,
+        ),
+    }
+
+
+def _transfer(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, {"to": str, "shares": int})
+    need_active(state, leaf.actor, kind)
+    assert state.charter is not None
+    if not state.charter.rewards.transferable:
+        raise Forbidden(f"{kind}: shares are not transferable under this charter")
+    to = state.members.get(body["to"])
+    if to is None or to.status != "active":
+        raise InvalidInput(f"{kind}: the recipient must be an active member")
+    if body["to"] == leaf.actor:
+        raise InvalidInput(f"{kind}: a transfer goes to another member")
+    giver = state.holdings.get(leaf.actor) or Holding(leaf.actor)
+    if not 1 <= body["shares"] <= giver.shares:
+        raise Conflict(f"{kind}: you hold {giver.shares} shares; transfer 1 to {giver.shares}")
+    taker = state.holdings.get(body["to"]) or Holding(body["to"])
+    holdings = state.holdings.set(
+        leaf.actor, giver._replace(shares=giver.shares - body["shares"], updated_index=leaf.index)
+    ).set(
+        body["to"], taker._replace(shares=taker.shares + body["shares"], updated_index=leaf.index)
+    )
+    return {"holdings": holdings}
+
+
+def _address(state: State, leaf: Leaf) -> Changes:
+    from commonweal.community.claims import checksum_address
+
+    kind = leaf.kind
+    body = fields(leaf, {"address": str})
+    need_active(state, leaf.actor, kind)
+    try:
+        address = checksum_address(body["address"])
+    except ValueError as exc:
+        raise InvalidInput(f"{kind}: {exc}") from None
+    for h in state.holdings.values():
+        if h.address == address and h.member != leaf.actor:
+            raise Conflict(f"{kind}: another member registered that address")
+    h = state.holdings.get(leaf.actor) or Holding(leaf.actor)
+    return {
+        "holdings": state.holdings.set(
+            leaf.actor, h._replace(address=address, updated_index=leaf.index)
+        )
+    }
+
+
+def claim_balances(state: State, epoch: int) -> dict[str, int]:
+    """Shares awarded in ``epoch`` to each member with a registered address, by address.
+    Raises NotFound for an unknown epoch, Conflict when no awarded member has an address."""
+    e = state.epochs.get(epoch)
+    if e is None:
+        raise NotFound(f"there is no reward epoch {epoch}; see `commonweal shares`")
+    awarded: dict[str, int] = {}
+    for pool in json.loads(e.awards).values():
+        for member, shares in pool:
+            awarded[member] = awarded.get(member, 0) + shares
+    out: dict[str, int] = {}
+    for member, shares in awarded.items():
+        h = state.holdings.get(member)
+        if h is not None and h.address:
+            out[h.address] = shares
+    if not out:
+        raise Conflict(
+            f"no member awarded in epoch {epoch} has registered an EVM address; members "
+            "register one with `commonweal member address 0x…`"
+        )
+    return out
+
+
+def _claims(state: State, leaf: Leaf) -> Changes:
+    from commonweal.community.claims import distributor
+
+    kind = leaf.kind
+    body = fields(
+        leaf, {"epoch": int, "format": str, "root": str, "token_total": str, "claims": int}
+    )
+    need_hub(state, leaf)
+    if body["format"] != "merkle-distributor":
+        raise InvalidInput(f"{kind}: the only claims format is 'merkle-distributor'")
+    doc = distributor(claim_balances(state, body["epoch"]))
+    want = {
+        "epoch": body["epoch"],
+        "format": "merkle-distributor",
+        "root": doc["merkleRoot"],
+        "token_total": doc["tokenTotal"],
+        "claims": len(doc["claims"]),
+    }
+    if body != want:
+        raise InvalidInput(
+            f"{kind}: the claims differ from the rules' in {_first_difference(body, want)}"
+        )
+    e = state.epochs[body["epoch"]]
+    return {"epochs": state.epochs.set(e.epoch, e._replace(claims_root=want["root"]))}
+
+
+def _epoch_members(leaf: Leaf) -> tuple[str, ...]:
+    pools = leaf.body.get("pools", {})
+    return tuple(sorted({a[0] for p in pools.values() for a in p.get("awards", [])}))
+
+
+KINDS: dict[str, tuple[Any, Any]] = {
+    "rewards.epoch": (
+        _epoch,
+        lambda lf: Touched(epochs=(lf.body["epoch"],), holdings=_epoch_members(lf)),
+    ),
+    "payout.record": (
+        _payout,
+        lambda lf: Touched(
+            payouts=(lf.body["payout"],),
+            holdings=tuple(p[0] for p in lf.body["parts"]),
+            treasury=True,
+        ),
+    ),
+    "shares.transfer": (_transfer, lambda lf: Touched(holdings=(lf.actor, lf.body["to"]))),
+    "member.address": (_address, lambda lf: Touched(holdings=(lf.actor,))),
+    "rewards.claims": (_claims, lambda lf: Touched(epochs=(lf.body["epoch"],))),
+}

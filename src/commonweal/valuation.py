@@ -1,0 +1,406 @@
+"""``commonweal value``: what each contribution to a model version was worth.
+
+The hub values every item a version trained on against that version's own evaluation set,
+with the method the charter names:
+
+- ``knn-shapley`` (the default for classification): exact Shapley values of each item to a
+  K-nearest-neighbour classifier in the model's feature space (hashed text, pixels, or the
+  standardised tabular columns). Deterministic — anyone with the data gets the same
+  numbers — and split-invariant: an item's value does not depend on who gave it, so a
+  member who spreads their data over fake identities earns nothing extra.
+- ``tmc-shapley``: members valued on the real trainer. Each coalition's model is fitted
+  with the charter's recipe (trainer, SISA shards, seed) on the coalition's items and
+  scored on the evaluation set; truncated Monte Carlo permutations (exact enumeration for
+  small communities), seeded by the charter. An item's value is its member's value shared
+  equally among the member's items.
+
+Items with a negative value are flagged ``negative-value`` for reviewers: that is where
+mislabels and poison hide. The values go into the hub's store (``item_values``); the log
+gets a ``valuation.record`` with their Merkle root and each member's total.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Connection, insert, select
+
+from commonweal.community.charter import Charter
+from commonweal.community.state import State, ValuationRecord
+from commonweal.community.valuations import method_name, method_params, values_root
+from commonweal.errors import Conflict, NotFound, VerificationFailed
+from commonweal.ledger.event import SignedEvent
+from commonweal.store.schema import item_values
+
+if TYPE_CHECKING:
+    from commonweal.hub import Hub
+
+__all__ = ["NEGATIVE_FLAG", "check_valuation", "report", "stored_values", "value"]
+
+NEGATIVE_FLAG = "negative-value"
+
+# (what, done, total), as training reports it.
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(what: str, done: int, total: int) -> None:
+    pass
+
+
+def value(
+    hub: Hub, *, version: str | int = "latest", progress: Progress | None = None
+) -> dict[str, Any]:
+    """Value every item of ``version``, log the valuation, and return the report."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):  # as in training: one BLAS pool, not two
+        return _value(hub, version, progress or _quiet)
+
+
+def _gone(state: State, ids: Sequence[str]) -> list[str]:
+    return [i for i in ids if state.contributions[i].status != "accepted"]
+
+
+def _check_data(state: State, version: int, ids: Sequence[str], evaluation: Sequence[str]) -> None:
+    gone = _gone(state, ids)
+    gone_eval = _gone(state, evaluation)
+    if gone or gone_eval:
+        what = []
+        if gone:
+            what.append(f"{len(gone)} of its training items (first {gone[0]})")
+        if gone_eval:
+            what.append(f"{len(gone_eval)} of its evaluation items (first {gone_eval[0]})")
+        raise Conflict(
+            f"version {version} cannot be valued: {' and '.join(what)} were withdrawn since it "
+            "was trained, and their content is erased. Train a version without them "
+            "(`commonweal train --incremental`) and value that one"
+        )
+
+
+def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
+    from commonweal.lineage import evaluation_ids, manifest_ids
+    from commonweal.serving import resolve_version
+    from commonweal.training import item_arrays
+
+    hub.refresh()
+    state = hub.state
+    charter = state.charter
+    if charter is None or charter.task is None:
+        raise Conflict("this community has no task in its charter, so it has no model to value")
+    v = resolve_version(hub, version)
+    mv = state.models[v]
+    ids = manifest_ids(hub, v)
+    evaluation = evaluation_ids(hub, v)
+    _check_data(state, v, ids, evaluation)
+    method, params = method_name(charter), method_params(charter)
+
+    say("loading data", 0, 1)
+    X, y = item_arrays(hub, state, ids)
+    Xe, ye = item_arrays(hub, state, evaluation)
+    say("loading data", 1, 1)
+    owners_all = [state.contributions[i].member for i in ids]
+    details: dict[str, Any] = {}
+    # A copy adds nothing the first one did not: only the first contributed copy of an
+    # item (same features and label) is valued, later copies are worth 0 — so sending an
+    # item three times, or re-sending someone else's, earns nothing.
+    first = _first_copies(state, ids, X, y)
+    if not first.all():
+        details["training_copies_valued_zero"] = int((~first).sum())
+    rows_kept = np.flatnonzero(first)
+    X, y = X[rows_kept], y[first]
+    # An evaluation item that is a copy of a training item measures memory, not learning:
+    # it would pay the copy's owner for the duplicate. Such points are left out.
+    keep = _not_copies(X, Xe)
+    if not keep.all():
+        details["evaluation_copies_left_out"] = int((~keep).sum())
+        Xe, ye = Xe[np.flatnonzero(keep)], ye[keep]
+    if not len(ye):
+        raise Conflict(f"every evaluation item of version {v} is a copy of a training item")
+    kept_ids = [ids[i] for i in rows_kept]
+    owners = [owners_all[i] for i in rows_kept]
+    if method == "knn-shapley":
+        kept = _knn_values(charter, X, y, Xe, ye, say)
+    else:
+        kept, more = _member_values(hub, charter, kept_ids, owners, X, y, Xe, ye, say)
+        details.update(more)
+    raw = np.zeros(len(ids), dtype=np.float64)
+    raw[rows_kept] = kept
+    owners = owners_all
+    values = [repr(float(x)) for x in raw]
+    rows = list(zip(ids, owners, values, strict=True))
+    negative = [i for i, _, val in rows if float(val) < 0]
+
+    per_member: dict[str, list[float]] = defaultdict(list)
+    for _, member, val in rows:  # ids are sorted, so the sums' order is fixed
+        per_member[member].append(float(val))
+    members = [
+        {
+            "member": m,
+            "items": len(vals),
+            "value": repr(math.fsum(vals)),
+            "negative": sum(1 for x in vals if x < 0),
+        }
+        for m, vals in sorted(per_member.items())
+    ]
+    body: dict[str, Any] = {
+        "model": v,
+        "method": method,
+        "params": params,
+        "evaluation": {"root": mv.eval_root, "count": mv.eval_items},
+        "values": {"root": values_root(rows), "count": len(rows)},
+        "total": repr(math.fsum(float(x) for x in values)),
+        "negative": len(negative),
+        "members": members,
+    }
+    if details:
+        body["details"] = details
+    logged: dict[str, Any] = {}
+
+    def register(conn: Connection, st: State, index: int) -> list[SignedEvent]:
+        # Under the append lock: a withdrawal while we computed makes the values moot.
+        _check_data(st, v, ids, evaluation)
+        number = len(st.valuations) + 1
+        full = {"valuation": number, **body}
+        table = [{"valuation": number, "item": i, "member": m, "value": val} for i, m, val in rows]
+        for n in range(0, len(table), 5000):
+            conn.execute(insert(item_values), table[n : n + 5000])
+        events = [hub.sign("valuation.record", full)]
+        fresh = [i for i in negative if NEGATIVE_FLAG not in st.contributions[i].flags.split(",")]
+        if fresh:
+            events.append(
+                hub.sign(
+                    "contribution.flag", {"items": fresh, "flag": NEGATIVE_FLAG, "method": method}
+                )
+            )
+        logged.update(full)
+        return events
+
+    say("recording", 0, 1)
+    done = hub.append([], after=register)
+    say("recording", 1, 1)
+    return report(hub.state, logged, done.entries[0]["index"], rows)
+
+
+def report(
+    state: State, body: dict[str, Any], entry: int, rows: Sequence[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """What ``commonweal value`` shows: per member, their share of the items and of the
+    value, and the negative items."""
+    total_items = sum(m["items"] for m in body["members"])
+    positive = sum(max(0.0, float(m["value"])) for m in body["members"])
+    members = []
+    for m in body["members"]:
+        val = float(m["value"])
+        members.append(
+            {
+                **m,
+                "name": state.members[m["member"]].name if m["member"] in state.members else "",
+                "items_pct": round(100.0 * m["items"] / total_items, 2) if total_items else 0.0,
+                "value_pct": round(100.0 * max(0.0, val) / positive, 2) if positive else 0.0,
+            }
+        )
+    members.sort(key=lambda m: -float(m["value"]))
+    worst = sorted((r for r in rows if float(r[2]) < 0), key=lambda r: float(r[2]))[:20]
+    return {
+        **{k: body[k] for k in body if k != "members"},
+        "entry": entry,
+        "members": members,
+        "flagged": [{"item": i, "member": m, "value": val} for i, m, val in worst],
+    }
+
+
+def _row_keys(X: Any) -> list[bytes]:
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        X = X.tocsr()
+        X.sort_indices()
+        return [
+            X.indices[X.indptr[i] : X.indptr[i + 1]].tobytes()
+            + X.data[X.indptr[i] : X.indptr[i + 1]].tobytes()
+            for i in range(X.shape[0])
+        ]
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return [row.tobytes() for row in X]
+
+
+def _first_copies(state: State, ids: Sequence[str], X: Any, y: Any) -> Any:
+    """Which training rows are the first contributed copy (earliest batch, then id) of
+    their features and label."""
+    keys = _row_keys(X)
+    order = sorted(range(len(ids)), key=lambda i: (state.contributions[ids[i]].batch_index, ids[i]))
+    seen: set[bytes] = set()
+    first = np.zeros(len(ids), dtype=bool)
+    for i in order:
+        key = keys[i] + b"\x00label:" + str(y[i]).encode()
+        if key not in seen:
+            seen.add(key)
+            first[i] = True
+    return first
+
+
+def _not_copies(X: Any, Xe: Any) -> Any:
+    """Which evaluation rows are not exact copies (in feature space) of a training row."""
+    seen = set(_row_keys(X))
+    return np.array([k not in seen for k in _row_keys(Xe)], dtype=bool)
+
+
+def _knn_values(charter: Charter, X: Any, y: Any, Xe: Any, ye: Any, say: Progress) -> Any:
+    from scipy import sparse
+
+    from commonweal.ml.knn_shapley import knn_shapley
+
+    assert charter.task is not None
+    if charter.task.kind.endswith("regression"):  # the charter refuses this; belt and braces
+        raise Conflict("knn-shapley values classifiers; set valuation.method to tmc-shapley")
+    if charter.task.kind.startswith("tabular") and not sparse.issparse(X):
+        # Columns on their own scales would let the widest decide who is "near": scale by
+        # the training items' spread (a pure function of the data, so still reproducible).
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        std[std == 0] = 1.0
+        X, Xe = (X - mean) / std, (Xe - mean) / std
+    n = Xe.shape[0]
+    say("valuing", 0, n)
+    return knn_shapley(
+        X,
+        y,
+        Xe,
+        ye,
+        k=charter.valuation.k,
+        progress=lambda done, total: say("valuing", done, total),
+    )
+
+
+def _member_values(
+    hub: Hub,
+    charter: Charter,
+    ids: Sequence[str],
+    owners: Sequence[str],
+    X: Any,
+    y: Any,
+    Xe: Any,
+    ye: Any,
+    say: Progress,
+) -> tuple[Any, dict[str, Any]]:
+    """tmc-shapley: each member's Shapley value over coalitions of members, each fitted with
+    the charter's recipe; an item gets its member's value over their item count."""
+    from commonweal.community.models import shard_of, trainer_name
+    from commonweal.ml.member_shapley import tmc_shapley
+    from commonweal.ml.sisa import ShardedModel, fit_shard
+    from commonweal.ml.trainers import get_trainer
+
+    task = charter.task
+    assert task is not None
+    cfg = charter.training
+    trainer = get_trainer(trainer_name(charter), task.kind)
+    players = sorted(set(owners))
+    index = {m: n for n, m in enumerate(players)}
+    owner_of = np.array([index[m] for m in owners])
+    shard = np.array([shard_of(i, cfg.shards) for i in ids])
+    regression = task.kind.endswith("regression")
+    labels = task.labels or None
+
+    def utility(coalition: tuple[int, ...]) -> float:
+        if not coalition:
+            # No data: a classifier can only guess (chance); a regressor predicts a
+            # constant, which scores R² <= 0 — taken as 0.
+            return 0.0 if regression else 1.0 / len(task.labels)
+        rows = np.isin(owner_of, coalition)
+        models = []
+        for s in range(cfg.shards):
+            sel = np.flatnonzero(rows & (shard == s))
+            if len(sel):
+                models.append(
+                    fit_shard(
+                        trainer,
+                        task.kind,
+                        X[sel],
+                        y[sel],
+                        seed=cfg.seed,
+                        shard=s,
+                        shards=cfg.shards,
+                    )
+                )
+        model = ShardedModel(models, labels)
+        pred = model.predict(Xe)
+        if regression:
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(ye, pred))
+        return float(np.mean(pred.astype(str) == ye))
+
+    v = charter.valuation
+    est = tmc_shapley(
+        len(players),
+        utility,
+        permutations=v.permutations,
+        seed=cfg.seed,
+        truncation=v.truncation_pct / 100.0,
+        progress=lambda done, total: say("valuing members", done, total),
+    )
+    counts = np.bincount(owner_of, minlength=len(players))
+    per_item = np.asarray(est.values, dtype=np.float64)[owner_of] / counts[owner_of]
+    details = {
+        "exact": bool(est.exact),
+        "permutations_used": int(est.permutations),
+        "coalitions_fitted": int(est.utility_calls),
+        "full_score": repr(float(est.full_utility)),
+        "empty_score": repr(float(est.empty_utility)),
+    }
+    return per_item, details
+
+
+def stored_values(
+    hub: Hub, valuation: int, record: ValuationRecord | None = None
+) -> list[tuple[str, str, str]]:
+    """``(item, member, value)`` rows of a logged valuation, sorted by item and checked
+    against the Merkle root in the log."""
+    record = record or hub.state.valuations.get(valuation)
+    if record is None:
+        raise NotFound(f"there is no valuation {valuation}; see `commonweal values`")
+    with hub.read() as conn:
+        rows = sorted(
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                select(item_values.c.item, item_values.c.member, item_values.c.value).where(
+                    item_values.c.valuation == valuation
+                )
+            )
+        )
+    if values_root(rows) != record.values_root or len(rows) != record.items:
+        raise VerificationFailed(
+            f"the stored values of valuation {valuation} do not match the root logged at "
+            f"entry {record.entry}",
+            index=record.entry,
+        )
+    return rows
+
+
+def check_valuation(hub: Hub, record: ValuationRecord) -> None:
+    """What ``ledger verify`` checks of a stored valuation: its values hash to the logged
+    root, they cover exactly the version's items, and each member's total is the sum of
+    their items' values."""
+    from commonweal.lineage import manifest_ids
+
+    rows = stored_values(hub, record.valuation, record)
+    fail = None
+    if [r[0] for r in rows] != manifest_ids(hub, record.model):
+        fail = f"do not cover exactly the items of version {record.model}"
+    else:
+        per_member: dict[str, list[float]] = defaultdict(list)
+        for _, member, val in rows:
+            per_member[member].append(float(val))
+        totals = {m: repr(math.fsum(vals)) for m, vals in sorted(per_member.items())}
+        if totals != json.loads(record.members):
+            fail = "do not add up to the members' logged totals"
+    if fail:
+        raise VerificationFailed(
+            f"the stored values of valuation {record.valuation} {fail} (entry {record.entry})",
+            index=record.entry,
+        )
