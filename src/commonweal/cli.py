@@ -614,7 +614,9 @@ def demo(
                 f"v{m['version']} {m['items']} items, accuracy {m['metrics']['accuracy']:.3f}"
                 for m in summary["models"]
             )
-            + f"\n  treasury: {summary['treasury']['balance']} credits"
+            + f"\n  treasury: {summary['treasury']['balance']} credits "
+            f"({summary['treasury']['paid']} paid out to shareholders)\n  shares: "
+            + ", ".join(f"{name} {n}" for name, n in summary["shares"].items())
         ),
     )
     if not no_serve:

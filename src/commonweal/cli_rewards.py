@@ -67,17 +67,33 @@ def value(
             f"{res['values']['count']} items on {res['evaluation']['count']} evaluation items; "
             f"total {_short(res['total'])}"
         )
-        t = Table("member", "items", "% of items", "value", "% of value", "negative items")
+        t = Table(
+            "member",
+            "sent",
+            "trained on",
+            "relabelled",
+            "% of data",
+            "value",
+            "% of value",
+            "negative",
+        )
         for m in res["members"]:
             t.add_row(
                 m["name"] or m["member"][:16],
-                str(m["items"]),
+                str(m["sent"]),
+                str(m["trained"]),
+                str(m["relabelled"]),
                 f"{m['items_pct']:.1f}",
                 _short(m["value"]),
                 f"{m['value_pct']:.1f}",
                 str(m["negative"]),
             )
         out.print(t)
+        if res["uncredited"]:
+            out.print(
+                f"{res['uncredited']} items relabelled by review are credited to no one: the "
+                "reviewers who fixed them earn from the review pool."
+            )
         if res["negative"]:
             out.print(
                 f"{res['negative']} items of negative value are flagged for review "

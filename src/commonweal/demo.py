@@ -75,6 +75,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
             say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
             _review_everything(client, keys, say)
             _model_story(client, keys, say)
+            _ownership_story(client, keys, say)
     else:
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
@@ -84,6 +85,9 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         rows = hub.contributions(limit=10**9)
         models = hub.models()
         treasury = hub.state.treasury.to_json()
+        from commonweal.rewards import cap_table
+
+        owners = cap_table(hub.state)
     finally:
         hub.close()
     say(f"Verified the log: {report.size} entries, root {report.root[:16]}…")
@@ -102,6 +106,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
             {"version": m["version"], "items": m["items"], "metrics": m["metrics"]} for m in models
         ],
         "treasury": treasury,
+        "shares": {r["name"]: r["shares"] for r in owners["holders"]},
+        "credits_paid": {r["name"]: r["credits"] for r in owners["holders"]},
         "relabelled": sum(
             r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows
         ),
@@ -294,4 +300,54 @@ def _model_story(
     say(
         f"  lineage: item {mine[0][:12]}… was in v1 and v2; the v{res['version']} manifest "
         f"proves it {'present' if proof['included'] else 'absent'}"
+    )
+
+
+def _ownership_story(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Value the latest version, mint the epoch's shares, pay the treasury out."""
+    from commonweal import rewards, valuation
+
+    hub = client._hub
+    report = valuation.value(hub)
+    say(
+        f"  valuation {report['valuation']} of v{report['model']} ({report['method']}, "
+        f"K={report['params']['k']}): {report['values']['count']} items valued, "
+        f"{report['negative']} of negative value flagged for review, {report['uncredited']} "
+        "relabelled by review credited to no one"
+    )
+    members = {m["name"]: m for m in report["members"]}
+    careful = [
+        float(m["value_per_item_sent"])
+        for name, m in members.items()
+        if name not in (MISLABELLER, DUPLICATOR, SLOPPY_REVIEWER, LATECOMER)
+    ]
+    mean = sum(careful) / len(careful)
+    for name in (MISLABELLER, DUPLICATOR):
+        m = members[name]
+        ratio = float(m["value_per_item_sent"]) / mean
+        say(
+            f"  {name} sent {m['sent']} items and earns {ratio:.0%} of what a careful member "
+            "earns per item sent"
+        )
+    epoch = rewards.close_epoch(hub)
+    pools = epoch["pools"]
+    say(
+        f"  reward epoch {epoch['epoch']}: {epoch['shares']} shares minted — data "
+        f"{pools['data']['amount']}, review {pools['review']['amount']}, compute "
+        f"{pools['compute']['amount']} (no federated work yet)"
+    )
+    table = rewards.cap_table(hub.state)
+    top = ", ".join(f"{r['name']} {r['percent']:.1f}%" for r in table["holders"][:3])
+    review = sorted(r["review"] for r in table["holders"] if r["name"] != SLOPPY_REVIEWER)
+    sloppy = next((r["review"] for r in table["holders"] if r["name"] == SLOPPY_REVIEWER), 0)
+    say(
+        f"  cap table: {top}, …; {SLOPPY_REVIEWER}'s random reviews earned {sloppy} review "
+        f"shares, a careful reviewer's median is {review[len(review) // 2]}"
+    )
+    paid = rewards.pay_out(hub)
+    say(
+        f"  payout {paid['payout']}: {paid['amount']} treasury credits to "
+        f"{len(paid['parts'])} shareholders pro rata (treasury now {paid['balance']})"
     )

@@ -31,7 +31,7 @@ import numpy as np
 from sqlalchemy import Connection, insert, select
 
 from commonweal.community.charter import Charter
-from commonweal.community.state import State, ValuationRecord
+from commonweal.community.state import Contribution, State, ValuationRecord
 from commonweal.community.valuations import method_name, method_params, values_root
 from commonweal.errors import Conflict, NotFound, VerificationFailed
 from commonweal.ledger.event import SignedEvent
@@ -40,7 +40,7 @@ from commonweal.store.schema import item_values
 if TYPE_CHECKING:
     from commonweal.hub import Hub
 
-__all__ = ["NEGATIVE_FLAG", "check_valuation", "report", "stored_values", "value"]
+__all__ = ["NEGATIVE_FLAG", "check_valuation", "credit_of", "report", "stored_values", "value"]
 
 NEGATIVE_FLAG = "negative-value"
 
@@ -130,14 +130,16 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
         details.update(more)
     raw = np.zeros(len(ids), dtype=np.float64)
     raw[rows_kept] = kept
-    owners = owners_all
     values = [repr(float(x)) for x in raw]
-    rows = list(zip(ids, owners, values, strict=True))
+    credited = [credit_of(state.contributions[i]) for i in ids]
+    rows = list(zip(ids, credited, values, strict=True))
     negative = [i for i, _, val in rows if float(val) < 0]
+    uncredited = sum(1 for m in credited if not m)
 
     per_member: dict[str, list[float]] = defaultdict(list)
     for _, member, val in rows:  # ids are sorted, so the sums' order is fixed
-        per_member[member].append(float(val))
+        if member:
+            per_member[member].append(float(val))
     members = [
         {
             "member": m,
@@ -155,6 +157,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
         "values": {"root": values_root(rows), "count": len(rows)},
         "total": repr(math.fsum(float(x) for x in values)),
         "negative": len(negative),
+        "uncredited": uncredited,
         "members": members,
     }
     if details:
@@ -191,17 +194,34 @@ def report(
 ) -> dict[str, Any]:
     """What ``commonweal value`` shows: per member, their share of the items and of the
     value, and the negative items."""
-    total_items = sum(m["items"] for m in body["members"])
+    # Per member: what they sent (every status), what the version trained on (relabelled
+    # items included), and what they were credited for.
+    sent: dict[str, int] = defaultdict(int)
+    for c in state.contributions.values():
+        sent[c.member] += 1
+    used: dict[str, int] = defaultdict(int)
+    relabelled: dict[str, int] = defaultdict(int)
+    for item, member, _ in rows:
+        owner = state.contributions[item].member
+        used[owner] += 1
+        if not member:
+            relabelled[owner] += 1
+    total_items = len(rows)
     positive = sum(max(0.0, float(m["value"])) for m in body["members"])
     members = []
     for m in body["members"]:
         val = float(m["value"])
+        key = m["member"]
         members.append(
             {
                 **m,
-                "name": state.members[m["member"]].name if m["member"] in state.members else "",
-                "items_pct": round(100.0 * m["items"] / total_items, 2) if total_items else 0.0,
+                "name": state.members[key].name if key in state.members else "",
+                "sent": sent[key],
+                "trained": used[key],
+                "relabelled": relabelled[key],
+                "items_pct": round(100.0 * used[key] / total_items, 2) if total_items else 0.0,
                 "value_pct": round(100.0 * max(0.0, val) / positive, 2) if positive else 0.0,
+                "value_per_item_sent": repr(val / sent[key]) if sent[key] else "0.0",
             }
         )
     members.sort(key=lambda m: -float(m["value"]))
@@ -212,6 +232,15 @@ def report(
         "members": members,
         "flagged": [{"item": i, "member": m, "value": val} for i, m, val in worst],
     }
+
+
+def credit_of(c: Contribution) -> str:
+    """Who an item's value is credited to: its contributor — unless review relabelled it.
+    Then the label that made it useful was the reviewers' work, paid from the review pool,
+    and the item's value is credited to no one ("")."""
+    if c.label is not None and c.decided_label is not None and c.decided_label != c.label:
+        return ""
+    return c.member
 
 
 def _row_keys(X: Any) -> list[bytes]:
@@ -395,7 +424,8 @@ def check_valuation(hub: Hub, record: ValuationRecord) -> None:
     else:
         per_member: dict[str, list[float]] = defaultdict(list)
         for _, member, val in rows:
-            per_member[member].append(float(val))
+            if member:
+                per_member[member].append(float(val))
         totals = {m: repr(math.fsum(vals)) for m, vals in sorted(per_member.items())}
         if totals != json.loads(record.members):
             fail = "do not add up to the members' logged totals"

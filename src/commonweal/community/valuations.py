@@ -114,6 +114,7 @@ def _record(state: State, leaf: Any) -> Changes:
             "values": dict,
             "total": str,
             "negative": int,
+            "uncredited": int,
             "members": list,
         },
         {"details": dict},
@@ -176,10 +177,17 @@ def _record(state: State, leaf: Any) -> Changes:
         totals[key] = m["value"]
         items += m["items"]
         negative += m["negative"]
-    if items != model.items:
-        raise InvalidInput(f"{kind}: members' items add up to {items}, not {model.items}")
-    if negative != body["negative"]:
-        raise InvalidInput(f"{kind}: members' negative items add up to {negative}")
+    uncredited = body["uncredited"]
+    if uncredited < 0 or items + uncredited != model.items:
+        raise InvalidInput(
+            f"{kind}: members' items and the uncredited ones add up to {items + uncredited}, "
+            f"not the version's {model.items}"
+        )
+    if not negative <= body["negative"] <= negative + uncredited:
+        raise InvalidInput(
+            f"{kind}: negative must count the members' {negative} and no more "
+            "than the uncredited items besides"
+        )
     record = ValuationRecord(
         body["valuation"],
         leaf.index,
@@ -189,7 +197,7 @@ def _record(state: State, leaf: Any) -> Changes:
         model.eval_root,
         values["root"],
         values["count"],
-        negative,
+        body["negative"],
         body["total"],
         canonical_str(totals),
     )
