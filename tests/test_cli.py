@@ -176,6 +176,12 @@ def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path) -> None
 def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     res = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert res["members"] >= 11 and res["size"] >= 21
+    # The careful members own more than the mislabeller and the duplicator; the treasury
+    # was paid out to the owners, exactly.
+    shares = res["shares"]
+    assert min(shares["Grace"], shares["Alan"]) > max(shares["Edsger"], shares["Donald"])
+    assert res["treasury"]["balance"] == 0 and res["treasury"]["paid"] > 0
+    assert sum(res["credits_paid"].values()) == res["treasury"]["paid"]
     again = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert again["size"] == res["size"]  # reused, not rebuilt
 
