@@ -1,4 +1,5 @@
-"""Exact KNN-Shapley values: axioms, brute-force Shapley, the pyDVL recursion, batching."""
+"""Exact KNN-Shapley values: axioms, brute-force Shapley, the pyDVL recursion, batching,
+sparse features."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 from scipy.spatial.distance import cdist
 
 from commonweal.ml.knn_shapley import knn_shapley
@@ -213,6 +215,138 @@ def test_medium_size_runs() -> None:
     assert math.isclose(float(values.sum()), full, rel_tol=0, abs_tol=1e-10)
 
 
+def _sparse_problem(
+    seed: int, n: int = 150, m: int = 30, d: int = 40, density: float = 0.2
+) -> tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix, np.ndarray]:
+    """Continuous random values on a random sparsity pattern, three labels."""
+    rng = np.random.default_rng(seed)
+
+    def features(rows: int) -> sparse.csr_matrix:
+        x = sparse.random(rows, d, density=density, format="csr", random_state=rng)
+        x.data = rng.normal(size=x.nnz)
+        return x
+
+    return features(n), rng.integers(0, 3, size=n), features(m), rng.integers(0, 3, size=m)
+
+
+def _min_relative_gap(x_train: np.ndarray, x_test: np.ndarray) -> float:
+    """Smallest gap between consecutive sorted squared distances of any test point, relative
+    to the largest distance: how close the order is to a near-tie."""
+    dist = np.sort(cdist(x_test, x_train, metric="sqeuclidean"), axis=1)
+    return float(np.min(np.diff(dist, axis=1)) / dist.max())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_matches_dense_without_near_ties(seed: int) -> None:
+    x_train, y_train, x_test, y_test = _sparse_problem(seed)
+    dense_train, dense_test = x_train.toarray(), x_test.toarray()
+    # The sparse formula rounds differently from cdist; away from near-ties the order, and
+    # so the values, are the same.
+    assert _min_relative_gap(dense_train, dense_test) > 1e-9
+    want = knn_shapley(dense_train, y_train, dense_test, y_test, k=5)
+    for xtr, xte in [
+        (x_train, x_test),
+        (x_train.tocsc(), x_test.tocoo()),
+        (sparse.csr_array(x_train), sparse.csc_array(x_test)),
+        (x_train, dense_test),  # one side sparse: both are treated as sparse
+        (dense_train, x_test),
+    ]:
+        got = knn_shapley(xtr, y_train, xte, y_test, k=5)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@st.composite
+def _sparse_integer_problem(
+    draw: Any,
+) -> tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix, np.ndarray, int]:
+    n = draw(st.integers(1, 40))
+    m = draw(st.integers(1, 6))
+    d = draw(st.integers(1, 30))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    # Few small integers on a sparse pattern: many exact ties (rows sharing no column with a
+    # test point are all at |a|^2 + |b|^2), and every distance exact in both formulas.
+    density = draw(st.sampled_from([0.05, 0.2, 0.5]))
+    xtr = sparse.random(n, d, density=density, format="csr", random_state=rng, dtype=np.float64)
+    xte = sparse.random(m, d, density=density, format="csr", random_state=rng, dtype=np.float64)
+    xtr.data = rng.integers(-2, 3, size=xtr.nnz).astype(np.float64)
+    xte.data = rng.integers(-2, 3, size=xte.nnz).astype(np.float64)
+    n_labels = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 8))
+    return xtr, rng.integers(0, n_labels, n), xte, rng.integers(0, n_labels, m), k
+
+
+@settings(max_examples=100, deadline=None)
+@given(_sparse_integer_problem())
+def test_sparse_efficiency_and_exact_distances(
+    problem: tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix, np.ndarray, int],
+) -> None:
+    x_train, y_train, x_test, y_test, k = problem
+    values = knn_shapley(x_train, y_train, x_test, y_test, k=k)
+    dense_train, dense_test = x_train.toarray(), x_test.toarray()
+    dist = cdist(dense_test, dense_train, metric="sqeuclidean")
+    full = _utility(tuple(range(x_train.shape[0])), dist, y_train, y_test, k)
+    assert math.isclose(float(values.sum()), full, rel_tol=0, abs_tol=1e-12)
+    # Small integers: both formulas are exact, so the order (ties by index) and the
+    # values are the dense path's, to the bit.
+    assert np.array_equal(values, knn_shapley(dense_train, y_train, dense_test, y_test, k=k))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 10))
+def test_sparse_efficiency_continuous(seed: int, k: int) -> None:
+    x_train, y_train, x_test, y_test = _sparse_problem(seed, n=80, m=12)
+    values = knn_shapley(x_train, y_train, x_test, y_test, k=k)
+    dist = cdist(x_test.toarray(), x_train.toarray(), metric="sqeuclidean")
+    assume(_min_relative_gap(x_train.toarray(), x_test.toarray()) > 1e-9)
+    full = _utility(tuple(range(80)), dist, y_train, y_test, k)
+    assert math.isclose(float(values.sum()), full, rel_tol=0, abs_tol=1e-12)
+
+
+def test_sparse_is_deterministic_across_storage_and_batches() -> None:
+    x_train, y_train, x_test, y_test = _sparse_problem(11, n=300, m=41)
+    ref = knn_shapley(x_train, y_train, x_test, y_test, k=5)
+    for batch in (1, 7, 41, None):
+        got = knn_shapley(x_train.tocsc(), y_train, x_test, y_test, k=5, batch=batch)
+        assert np.array_equal(got, ref)
+    # The same matrix stored messily: every entry split into two duplicates (x/2 and
+    # x - x/2, which sum back to x exactly), unsorted, plus an explicit zero. Canonical CSR
+    # comes first, so the same sums happen in the same order.
+    coo = x_train.tocoo()
+    half = coo.data / 2
+    rows = np.concatenate([coo.row, coo.row, [299]])[::-1]
+    cols = np.concatenate([coo.col, coo.col, [39]])[::-1]
+    data = np.concatenate([half, coo.data - half, [0.0]])[::-1]
+    messy = sparse.coo_matrix((data, (rows, cols)), shape=coo.shape)
+    assert np.array_equal(knn_shapley(messy, y_train, x_test, y_test, k=5), ref)
+
+
+def test_sparse_copy_of_a_training_point_is_its_nearest() -> None:
+    # Hashed-text-like rows: ~20 columns out of 2^18. The test point is a copy of training
+    # point 3, the only one with its label; with K = 1 all of U(full) = 1 is point 3's.
+    x_train, y_train, _, _ = _sparse_problem(12, n=50, d=2**18, density=20 / 2**18)
+    y_train[:] = 0
+    y_train[3] = 1
+    values = knn_shapley(x_train, y_train, x_train[3], [1], k=1)
+    assert values[3] == 1.0
+    assert np.all(values[np.arange(50) != 3] == 0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 10))
+def test_sparse_symmetry_of_duplicates(seed: int, k: int) -> None:
+    x_train, y_train, x_test, y_test = _sparse_problem(seed, n=60, m=9, d=2**18, density=1e-4)
+    # Point 59 becomes a copy of point 7; the test set also holds copies of training points
+    # (distance 0 to one of the pair, or to both). The two copies tie exactly everywhere.
+    x_train = sparse.vstack([x_train[:59], x_train[7]]).tocsr()
+    y_train[59] = y_train[7]
+    x_test = sparse.vstack([x_test, x_train[[7, 20, 33]]]).tocsr()
+    y_test = np.append(y_test, y_train[[7, 20, 33]])
+    values = knn_shapley(x_train, y_train, x_test, y_test, k=k)
+    assert values[7] == values[59]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -227,6 +361,10 @@ def test_medium_size_runs() -> None:
         ({"k": 2.5}, "k"),
         ({"k": True}, "k"),
         ({"batch": 0}, "batch"),
+        ({"x_train": sparse.csr_matrix((0, 2)), "y_train": np.zeros(0)}, "x_train"),
+        ({"x_test": sparse.csr_matrix(np.ones((2, 3)))}, "x_test"),
+        ({"x_test": sparse.csr_matrix(np.full((2, 2), np.inf))}, "x_test"),
+        ({"x_train": sparse.coo_array(np.ones(3))}, "x_train"),
     ],
 )
 def test_validation(kwargs: dict[str, Any], message: str) -> None:

@@ -571,10 +571,7 @@ def test_a_crash_while_training_leaves_no_trace(
         fresh.close()
     v1 = hub.train()
     assert v1["version"] == 1 and hub.size() == clean["size"] + 1
-    assert (
-        count(hub, model_items, version=1)
-        == v1["manifest"]["count"] + v1["evaluation"]["count"]
-    )
+    assert count(hub, model_items, version=1) == v1["manifest"]["count"] + v1["evaluation"]["count"]
 
     # After a withdrawal, a crash in the final transaction of an incremental version
     # leaves version 1 as the latest, and its blobs alone in the store.

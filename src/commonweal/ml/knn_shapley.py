@@ -242,7 +242,7 @@ def knn_shapley(
     batch = min(int(batch), n_test)
 
     # The recursion runs from the farthest point inwards, so everything below is indexed
-    # farthest first: step j >= 1 is s_(N-j) - s_(N-j+1), divided by max(K, N - j).
+    # farthest first: step j >= 1 is s_(N-j) - s_(N-j+1) = (m_(N-j) - m_(N-j+1)) / divisors[j-1].
     divisors = np.maximum(float(k), np.arange(n_train - 1, 0, -1, dtype=np.float64))
     last_divisor = float(max(k, n_train))
 
