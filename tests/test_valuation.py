@@ -277,3 +277,30 @@ def test_no_model_no_valuation(tmp_path: Path) -> None:
             valuation.value(client._hub)
     finally:
         client.close()
+
+
+def test_text_items_are_valued_in_the_hashed_feature_space(tmp_path: Path) -> None:
+    """Text models use sparse hashed n-grams: values come from the sparse path, and still
+    add up to the KNN classifier's accuracy on the evaluation set."""
+    from tests.modelkit import text_items
+
+    client, _ = community(
+        tmp_path / "hub",
+        f"sqlite:///{tmp_path / 'hub.db'}",
+        kind="text-classification",
+        items=text_items(400),
+    )
+    try:
+        hub = client._hub
+        hub.train()
+        report = valuation.value(hub)
+        state = hub.state
+        ids = manifest_ids(hub, 1)
+        X, y = item_arrays(hub, state, ids)
+        Xe, ye = item_arrays(hub, state, evaluation_ids(hub, 1))
+        expected = knn_shapley(X, y, Xe, ye, k=5)
+        assert [r[2] for r in valuation.stored_values(hub, 1)] == [repr(float(v)) for v in expected]
+        assert math.isclose(float(report["total"]), float(expected.sum()), abs_tol=1e-12)
+        assert all(float(m["value"]) > 0 for m in report["members"])
+    finally:
+        client.close()
