@@ -21,7 +21,6 @@ gets a ``valuation.record`` with their Merkle root and each member's total.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,7 +39,15 @@ from commonweal.store.schema import item_values
 if TYPE_CHECKING:
     from commonweal.hub import Hub
 
-__all__ = ["NEGATIVE_FLAG", "check_valuation", "credit_of", "report", "stored_values", "value"]
+__all__ = [
+    "NEGATIVE_FLAG",
+    "check_valuation",
+    "credit_of",
+    "report",
+    "stored_values",
+    "summary",
+    "value",
+]
 
 NEGATIVE_FLAG = "negative-value"
 
@@ -134,31 +141,13 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     credited = [credit_of(state.contributions[i]) for i in ids]
     rows = list(zip(ids, credited, values, strict=True))
     negative = [i for i, _, val in rows if float(val) < 0]
-    uncredited = sum(1 for m in credited if not m)
-
-    per_member: dict[str, list[float]] = defaultdict(list)
-    for _, member, val in rows:  # ids are sorted, so the sums' order is fixed
-        if member:
-            per_member[member].append(float(val))
-    members = [
-        {
-            "member": m,
-            "items": len(vals),
-            "value": repr(math.fsum(vals)),
-            "negative": sum(1 for x in vals if x < 0),
-        }
-        for m, vals in sorted(per_member.items())
-    ]
     body: dict[str, Any] = {
         "model": v,
         "method": method,
         "params": params,
         "evaluation": {"root": mv.eval_root, "count": mv.eval_items},
         "values": {"root": values_root(rows), "count": len(rows)},
-        "total": repr(math.fsum(float(x) for x in values)),
-        "negative": len(negative),
-        "uncredited": uncredited,
-        "members": members,
+        **summary(rows),
     }
     if details:
         body["details"] = details
@@ -411,10 +400,34 @@ def stored_values(
     return rows
 
 
+def summary(rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """The logged summary of ``(item, credited member, value)`` rows sorted by item: the
+    total, the negative and uncredited counts, and each credited member's items, value and
+    negative items. Sums are ``math.fsum`` (exactly rounded, so order-free)."""
+    per_member: dict[str, list[float]] = defaultdict(list)
+    for _, member, val in rows:
+        if member:
+            per_member[member].append(float(val))
+    return {
+        "total": repr(math.fsum(float(r[2]) for r in rows)),
+        "negative": sum(1 for r in rows if float(r[2]) < 0),
+        "uncredited": sum(1 for r in rows if not r[1]),
+        "members": [
+            {
+                "member": m,
+                "items": len(vals),
+                "value": repr(math.fsum(vals)),
+                "negative": sum(1 for x in vals if x < 0),
+            }
+            for m, vals in sorted(per_member.items())
+        ],
+    }
+
+
 def check_valuation(hub: Hub, record: ValuationRecord) -> None:
     """What ``ledger verify`` checks of a stored valuation: its values hash to the logged
-    root, they cover exactly the version's items, and each member's total is the sum of
-    their items' values."""
+    root, they cover exactly the version's items, and the logged total, counts and members'
+    totals are what they add up to."""
     from commonweal.lineage import manifest_ids
 
     rows = stored_values(hub, record.valuation, record)
@@ -422,13 +435,10 @@ def check_valuation(hub: Hub, record: ValuationRecord) -> None:
     if [r[0] for r in rows] != manifest_ids(hub, record.model):
         fail = f"do not cover exactly the items of version {record.model}"
     else:
-        per_member: dict[str, list[float]] = defaultdict(list)
-        for _, member, val in rows:
-            if member:
-                per_member[member].append(float(val))
-        totals = {m: repr(math.fsum(vals)) for m, vals in sorted(per_member.items())}
-        if totals != json.loads(record.members):
-            fail = "do not add up to the members' logged totals"
+        body = hub.entries(record.entry, record.entry + 1)[0].body
+        want = summary(rows)
+        if {k: body[k] for k in want} != want:
+            fail = "do not add up to the logged total, members' totals and counts"
     if fail:
         raise VerificationFailed(
             f"the stored values of valuation {record.valuation} {fail} (entry {record.entry})",

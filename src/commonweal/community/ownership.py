@@ -24,6 +24,8 @@ Event kinds:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from immutables import Map
@@ -32,7 +34,7 @@ from commonweal.community.kinds import Changes, Touched, fields, need_active, ne
 from commonweal.community.split import largest_remainder
 from commonweal.community.state import Epoch, Holding, Payout, State
 from commonweal.community.valuations import weight
-from commonweal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from commonweal.errors import CommonwealError, Conflict, Forbidden, InvalidInput, NotFound
 from commonweal.ledger.canonical import canonical_str
 from commonweal.ledger.event import Leaf
 
@@ -102,6 +104,15 @@ def epoch_body(state: State) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _prefixed(kind: str) -> Iterator[None]:
+    """Name the event kind in the errors of the helpers the hub also calls directly."""
+    try:
+        yield
+    except CommonwealError as exc:
+        raise type(exc)(f"{kind}: {exc.message}") from None
+
+
 def _first_difference(got: Any, want: Any) -> str:
     if not isinstance(got, dict) or set(got) != set(want):
         return f"fields {sorted(want)}"
@@ -115,7 +126,8 @@ def _epoch(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     body = fields(leaf, {"epoch": int, "valuation": int, "shares": int, "pools": dict})
     need_hub(state, leaf)
-    want = epoch_body(state)
+    with _prefixed(kind):
+        want = epoch_body(state)
     if body != want:
         raise InvalidInput(
             f"{kind}: the epoch differs from the rules' split in {_first_difference(body, want)}"
@@ -179,7 +191,8 @@ def _payout(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     body = fields(leaf, {"payout": int, "amount": int, "shares_total": int, "parts": list})
     need_hub(state, leaf)
-    want = payout_body(state, body["amount"])
+    with _prefixed(kind):
+        want = payout_body(state, body["amount"])
     if body != want:
         raise InvalidInput(
             f"{kind}: the payout differs from the rules' split in {_first_difference(body, want)}"
@@ -286,7 +299,8 @@ def _claims(state: State, leaf: Leaf) -> Changes:
     need_hub(state, leaf)
     if body["format"] != "merkle-distributor":
         raise InvalidInput(f"{kind}: the only claims format is 'merkle-distributor'")
-    doc = distributor(claim_balances(state, body["epoch"]))
+    with _prefixed(kind):
+        doc = distributor(claim_balances(state, body["epoch"]))
     want = {
         "epoch": body["epoch"],
         "format": "merkle-distributor",
