@@ -630,7 +630,8 @@ def version() -> None:
 
 
 def main() -> None:
-    from commonweal import cli_data, cli_model, cli_rewards  # noqa: F401 - they register commands
+    # They register their commands on the app.
+    from commonweal import cli_data, cli_governance, cli_model, cli_rewards  # noqa: F401
 
     try:
         app()

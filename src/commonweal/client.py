@@ -341,6 +341,15 @@ class HubClient:
     def statement(self, member: str) -> dict[str, Any]:
         return self._get(f"/members/{member}/statement")  # type: ignore[no-any-return]
 
+    def proposals(self) -> list[dict[str, Any]]:
+        return self._get("/proposals")["proposals"]  # type: ignore[no-any-return]
+
+    def proposal(self, number: int) -> dict[str, Any]:
+        return self._get(f"/proposals/{number}")  # type: ignore[no-any-return]
+
+    def delegations(self) -> dict[str, str]:
+        return self._get("/delegations")["delegations"]  # type: ignore[no-any-return]
+
     def register_address(self, key: SigningKey, address: str) -> dict[str, Any]:
         """Register the EVM address this member's on-chain claims go to."""
         return self.submit([sign_event(key, "member.address", {"address": address})])

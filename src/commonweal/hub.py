@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, select
 
 from commonweal import vault
-from commonweal.community import rules
+from commonweal.community import governance, rules
 from commonweal.community.charter import Charter
 from commonweal.community.state import ModelVersion, State
 from commonweal.errors import (
@@ -326,10 +326,12 @@ class Hub:
                     lh = leaf_hash(data)
                     nodes.extend(frontier.append(lh))
                     rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
-                    touched.append(rules.touched(leaf))
+                    touched.append(rules.touched(leaf, state))
                     acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
                     if ev.kind == "contribution.withdraw":
                         withdrawn.extend(ev.body["items"])
+                    # A vote may take items down: their content goes as a withdrawal's does.
+                    withdrawn.extend(governance.removed_items(leaf, state))
 
                 for pos, ev in enumerate(signed):
                     add(ev, pos)

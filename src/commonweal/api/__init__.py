@@ -60,21 +60,23 @@ async def read_json(request: Request) -> Any:
 
 
 def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
-    """The app over ``hub``. With ``billing`` (what ``commonweal serve`` uses), a background
-    thread flushes metered calls every second and logs revenue every period."""
+    """The app over ``hub``. With ``billing`` (what ``commonweal serve`` uses), background
+    threads flush metered calls every second and log revenue every period, and execute
+    passed proposals once their timelock has run out."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from commonweal.proposals import Executor
         from commonweal.serving import Biller
 
-        biller = Biller(hub) if billing else None
-        if biller is not None:
-            biller.start()
+        workers: list[Any] = [Biller(hub), Executor(hub)] if billing else []
+        for w in workers:
+            w.start()
         try:
             yield
         finally:
-            if biller is not None:
-                await run_in_threadpool(biller.stop)
+            for w in workers:
+                await run_in_threadpool(w.stop)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -191,6 +193,10 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     from commonweal.api.ownership import router as ownership_router
 
     app.include_router(ownership_router)
+
+    from commonweal.api.governance import router as governance_router
+
+    app.include_router(governance_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from commonweal.errors import CharterInvalid
 
 __all__ = [
+    "ACTION_TYPES",
     "CHARTER_VERSION",
     "CONSENT_SCOPES",
     "Charter",
     "Column",
     "Duplicates",
     "Evaluation",
+    "Governance",
     "JoinPolicy",
     "Limits",
     "Privacy",
@@ -33,6 +35,7 @@ __all__ = [
     "Task",
     "Training",
     "Valuation",
+    "VotingRule",
     "charter_from_file",
     "validate_charter",
 ]
@@ -213,6 +216,80 @@ class Rewards(_Section):
         return self
 
 
+ACTION_TYPES: tuple[str, ...] = (
+    "charter.amend",
+    "member.admit",
+    "member.remove",
+    "model.release",
+    "apikey.grant",
+    "apikey.revoke",
+    "price.set",
+    "treasury.pay",
+    "contribution.remove",
+    "signal",
+)
+"""What a passed proposal can make the hub do (see ``community.governance``)."""
+
+
+class VotingRule(_Section):
+    """How the votes on one kind of action are weighed and what it takes to pass."""
+
+    weighting: Literal["member", "shares", "quadratic"] = Field(
+        default="member",
+        description="member: one member, one vote; shares: by shares held; quadratic: by "
+        "the integer square root of shares",
+    )
+    approval: Literal["majority", "two-thirds", "three-quarters", "unanimous"] = Field(
+        default="majority", description="share of For among For and Against needed to pass"
+    )
+
+
+class Governance(_Section):
+    """Proposals and votes: who may propose, when votes are open, and what passes.
+
+    Voting power is fixed when a proposal is made (members, shares and delegations then);
+    the hub executes a passed proposal's actions once its timelock has run out."""
+
+    proposers: Literal["member", "founder"] = "member"
+    proposal_threshold_shares: int = Field(
+        default=0, ge=0, description="shares a member must hold to propose"
+    )
+    voting_delay_seconds: int = Field(default=0, ge=0, le=30 * 86400)
+    voting_period_seconds: int = Field(default=3 * 86400, ge=1, le=90 * 86400)
+    timelock_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
+    expiry_seconds: int = Field(
+        default=14 * 86400, ge=1, description="a passed proposal not executed by then lapses"
+    )
+    quorum_pct: int = Field(default=20, ge=0, le=100, description="of the total voting power")
+    quorum_counts: list[Literal["for", "against", "abstain"]] = Field(
+        default_factory=lambda: list[Literal["for", "against", "abstain"]](
+            ["for", "against", "abstain"]
+        ),
+        min_length=1,
+        description="which votes count toward the quorum",
+    )
+    change_votes: bool = Field(default=True, description="a later vote replaces an earlier one")
+    secret_ballot: bool = Field(
+        default=False, description="commit-reveal: tallies stay hidden until voting ends"
+    )
+    reveal_period_seconds: int = Field(default=86400, ge=1, le=30 * 86400)
+    default: VotingRule = Field(default_factory=VotingRule)
+    rules: dict[str, VotingRule] = Field(
+        default_factory=lambda: {"charter.amend": VotingRule(approval="two-thirds")},
+        description="per action type, where it differs from the default",
+    )
+
+    @model_validator(mode="after")
+    def _known_actions(self) -> Governance:
+        unknown = sorted(set(self.rules) - set(ACTION_TYPES))
+        if unknown:
+            raise ValueError(f"unknown action type(s) {unknown}; known: {list(ACTION_TYPES)}")
+        return self
+
+    def rule(self, action: str) -> VotingRule:
+        return self.rules.get(action, self.default)
+
+
 class Charter(BaseModel):
     """The community's rules. Field docs are what `commonweal init --help` and the API show."""
 
@@ -248,6 +325,7 @@ class Charter(BaseModel):
     serving: Serving = Field(default_factory=Serving)
     valuation: Valuation = Field(default_factory=Valuation)
     rewards: Rewards = Field(default_factory=Rewards)
+    governance: Governance = Field(default_factory=Governance)
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:

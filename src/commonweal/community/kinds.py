@@ -32,6 +32,7 @@ class Touched:
     epochs: tuple[int, ...] = ()
     holdings: tuple[str, ...] = ()
     payouts: tuple[int, ...] = ()
+    proposals: tuple[int, ...] = ()
 
 
 def fields(

@@ -45,6 +45,7 @@ __all__ = [
     "epoch_body",
     "epoch_inputs",
     "payout_body",
+    "payout_changes",
 ]
 
 POOLS = ("data", "review", "compute")
@@ -197,14 +198,21 @@ def _payout(state: State, leaf: Leaf) -> Changes:
         raise InvalidInput(
             f"{kind}: the payout differs from the rules' split in {_first_difference(body, want)}"
         )
+    return payout_changes(state, want["amount"], leaf.index)
+
+
+def payout_changes(state: State, amount: int, index: int) -> Changes:
+    """The state changes of paying ``amount`` treasury credits to shareholders at log
+    entry ``index`` (a ``payout.record``, or a passed ``treasury.pay`` proposal)."""
+    want = payout_body(state, amount)
     holdings = state.holdings.mutate()
     for member, _, credits in want["parts"]:
         h = holdings[member]
-        holdings[member] = h._replace(credits=h.credits + credits, updated_index=leaf.index)
+        holdings[member] = h._replace(credits=h.credits + credits, updated_index=index)
     t = state.treasury
     payout = Payout(
         want["payout"],
-        leaf.index,
+        index,
         want["amount"],
         want["shares_total"],
         len(want["parts"]),
@@ -216,7 +224,7 @@ def _payout(state: State, leaf: Leaf) -> Changes:
         "treasury": t._replace(
             balance=t.balance - want["amount"],
             paid=t.paid + want["amount"],
-            updated_index=leaf.index,
+            updated_index=index,
         ),
     }
 

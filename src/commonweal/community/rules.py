@@ -26,7 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from commonweal.community import contributions, models, ownership, serving, valuations
+from commonweal.community import (
+    contributions,
+    governance,
+    models,
+    ownership,
+    serving,
+    valuations,
+)
 from commonweal.community.charter import validate_charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active
 from commonweal.community.state import Invite, Member, State
@@ -168,7 +175,7 @@ KINDS: dict[str, _Kind] = {
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
     **{
         name: _Kind(rule, touch)
-        for module in (contributions, models, serving, valuations, ownership)
+        for module in (contributions, models, serving, valuations, ownership, governance)
         for name, (rule, touch) in module.KINDS.items()
     },
 }
@@ -202,7 +209,11 @@ def check(state: State, leaf: Leaf) -> None:
     apply(state, leaf)
 
 
-def touched(leaf: Leaf) -> Touched:
+def touched(leaf: Leaf, after: State | None = None) -> Touched:
+    """The projection rows ``leaf`` changed; some kinds need the state ``after`` it."""
+    late = governance.TOUCHED_AFTER.get(leaf.kind)
+    if late is not None and after is not None:
+        return late(leaf, after)
     return KINDS[leaf.kind].touched(leaf)
 
 

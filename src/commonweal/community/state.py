@@ -32,6 +32,7 @@ __all__ = [
     "MemberStatus",
     "ModelVersion",
     "Payout",
+    "Proposal",
     "Review",
     "State",
     "Treasury",
@@ -39,7 +40,7 @@ __all__ = [
     "Verdict",
 ]
 
-MemberStatus = Literal["active", "pending"]
+MemberStatus = Literal["active", "pending", "removed"]
 
 
 class Member(NamedTuple):
@@ -51,6 +52,7 @@ class Member(NamedTuple):
     role: Literal["founder", "member"]
     joined_index: int
     updated_index: int
+    delegate: str = ""  # whom they delegate their vote to (governance), if anyone
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
@@ -144,6 +146,8 @@ class ModelVersion(NamedTuple):
     metrics: str  # canonical JSON: name -> decimal string
     artifact_sha256: str
     previous: int | None
+    license: str = ""  # set by a model.release vote
+    weights: str = "private"  # private | public: whether anyone may download the artifact
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
@@ -278,6 +282,43 @@ class Payout(NamedTuple):
         return tuple(self)
 
 
+class Proposal(NamedTuple):
+    """A proposal, in the column order of the ``proposals`` projection. Times are RFC 3339
+    UTC from the log; ``status`` is open, cancelled or executed (whether an open one is
+    pending, active, passed or defeated depends on the time and the votes)."""
+
+    proposal: int
+    entry: int
+    proposer: str
+    title: str
+    description: str
+    actions: str  # canonical JSON: [{type, ...}]
+    choice: str  # basic | approval | ranked-choice
+    options: str  # canonical JSON list (approval, ranked-choice)
+    weighting: str
+    approval: str
+    quorum_pct: int
+    quorum_counts: str  # canonical JSON list
+    secret: bool
+    created: str
+    starts: str
+    ends: str
+    reveal_ends: str  # = ends unless the ballot is secret
+    executable_after: str
+    expires: str
+    total_power: int
+    eligible: int
+    status: str
+    closed_index: int | None = None
+    tally: str = ""  # canonical JSON of the tally it was executed on
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
 MEMBER_COLUMNS = Member._fields
 INVITE_COLUMNS = Invite._fields
 CONTRIBUTION_COLUMNS = Contribution._fields[:-1]
@@ -316,6 +357,13 @@ class State(NamedTuple):
     epochs: Map[int, Epoch] = _EMPTY  # by number
     holdings: Map[str, Holding] = _EMPTY  # by member
     payouts: Map[int, Payout] = _EMPTY  # by number
+    # Part 5: governance.
+    proposals: Map[int, Proposal] = _EMPTY  # by number
+    delegates: Map[str, str] = _EMPTY  # member -> whom they delegate to
+    powers: Map[int, Map[str, int]] = _EMPTY  # proposal -> voting power at its start
+    delegations: Map[int, Map[str, str]] = _EMPTY  # proposal -> delegations at its start
+    ballots: Map[int, Map[str, Any]] = _EMPTY  # proposal -> member -> choice
+    commits: Map[int, Map[str, str]] = _EMPTY  # proposal -> member -> commitment (secret)
 
     def evolve(self, changes: dict[str, Any]) -> State:
         """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot

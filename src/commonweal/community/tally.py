@@ -109,10 +109,6 @@ def would_cycle(delegates: Mapping[str, str], member: str, to: str) -> bool:
     return False
 
 
-# What a chain resolves to when it reaches no voter (it ends, or runs into a cycle).
-_ABSENT = ""
-
-
 def effective_votes(
     power: Mapping[str, int], votes: Mapping[str, Any], delegates: Mapping[str, str]
 ) -> dict[str, Counted]:
@@ -139,16 +135,17 @@ def _cast_by(
     power: Mapping[str, int], votes: Mapping[str, Any], delegates: Mapping[str, str]
 ) -> dict[str, str]:
     """``{member: voter}`` for each member in ``power`` whose power is cast."""
-    resolved: dict[str, str] = {}  # node -> the voter its chain reaches, or _ABSENT
+    # node -> the voter its chain reaches, or None when it reaches none (ends, or cycles)
+    resolved: dict[str, str | None] = {}
     out: dict[str, str] = {}
     for member in power:
         if member in votes:
             out[member] = member
             continue
-        voter = resolved.get(member)
-        if voter is None:
-            voter = _walk(member, votes, delegates, resolved)
-        if voter:
+        voter = (
+            resolved[member] if member in resolved else _walk(member, votes, delegates, resolved)
+        )
+        if voter is not None:
             out[member] = voter
     return out
 
@@ -157,25 +154,25 @@ def _walk(
     start: str,
     votes: Mapping[str, Any],
     delegates: Mapping[str, str],
-    resolved: dict[str, str],
-) -> str:
-    """Resolve ``start``'s chain, memoising every node on it; the voter or ``_ABSENT``."""
+    resolved: dict[str, str | None],
+) -> str | None:
+    """Resolve ``start``'s chain, memoising every node on it; the voter, or None."""
     path: list[str] = []
     on_path: set[str] = set()
     node: str | None = start
+    outcome: str | None
     while True:
         if node is None:  # the chain ended at a non-voter
-            outcome = _ABSENT
+            outcome = None
             break
         if node in votes:
             outcome = node
             break
-        known = resolved.get(node)
-        if known is not None:
-            outcome = known
+        if node in resolved:
+            outcome = resolved[node]
             break
         if node in on_path:  # the walk came back to itself: a cycle
-            outcome = _ABSENT
+            outcome = None
             break
         on_path.add(node)
         path.append(node)
@@ -192,7 +189,7 @@ def _check_options(kind: str, options: Sequence[str] | None) -> tuple[str, ...]:
     if kind not in _KINDS:
         raise ValueError(f"unknown vote kind {kind!r}; expected one of {list(_KINDS)}")
     if kind == "basic":
-        if options is not None:
+        if options:  # None or empty: a basic vote's choices are fixed
             raise ValueError("a basic vote takes no options (its choices are for/against/abstain)")
         return BASIC_CHOICES
     if options is None or isinstance(options, str) or len(options) == 0:
@@ -207,7 +204,7 @@ def _check_options(kind: str, options: Sequence[str] | None) -> tuple[str, ...]:
 def validate_choice(kind: str, choice: Any, options: Sequence[str] | None = None) -> None:
     """Raise ValueError, naming what is wrong, unless ``choice`` is a well-formed ballot.
 
-    ``"basic"``: one of ``"for"``, ``"against"``, ``"abstain"`` (no ``options``).
+    ``"basic"``: one of ``"for"``, ``"against"``, ``"abstain"`` (``options`` None or empty).
     ``"approval"``: a non-empty list of distinct options approved of.
     ``"ranked-choice"``: a non-empty list of distinct options, most preferred first; it may
     rank only some of the options. A tuple is accepted wherever a list is."""

@@ -26,6 +26,7 @@ from commonweal.store.schema import (
     members,
     models,
     payouts,
+    proposals,
     reviews,
     treasury,
     valuations,
@@ -46,6 +47,7 @@ _KEYS: dict[str, str] = {
     "holdings": "member",
     "epochs": "epoch",
     "payouts": "payout",
+    "proposals": "proposal",
 }
 
 
@@ -80,7 +82,7 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
         "treasury": [state.treasury.to_json()] if state.charter is not None else [],
         **{
             name: [r.to_json() for _, r in sorted(getattr(state, name).items())]
-            for name in ("valuations", "holdings", "epochs", "payouts")
+            for name in ("valuations", "holdings", "epochs", "payouts", "proposals")
         },
     }
 
@@ -113,6 +115,7 @@ def _state_tuples(state: State) -> dict[str, list[Any]]:
         "holdings": list(state.holdings.values()),
         "epochs": list(state.epochs.values()),
         "payouts": list(state.payouts.values()),
+        "proposals": list(state.proposals.values()),
     }
 
 
@@ -181,6 +184,7 @@ _KEYED = (
     holdings,
     epochs,
     payouts,
+    proposals,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Integer,
     LargeBinary,
@@ -42,6 +43,7 @@ __all__ = [
     "models",
     "near_signatures",
     "payouts",
+    "proposals",
     "quality_reports",
     "reviews",
     "schema_info",
@@ -50,7 +52,7 @@ __all__ = [
     "valuations",
 ]
 
-SCHEMA_VERSION = 3  # 2: models, API keys, treasury, usage (part 3); 3: valuations, ownership
+SCHEMA_VERSION = 3  # 2: models, API keys, treasury, usage (part 3); 3: ownership, governance
 
 metadata = MetaData()
 
@@ -123,6 +125,7 @@ members = Table(
     Column("role", String(16), nullable=False),
     Column("joined_index", BigInteger, nullable=False),
     Column("updated_index", BigInteger, nullable=False),
+    Column("delegate", String(64), nullable=False),
 )
 
 invites = Table(
@@ -181,6 +184,8 @@ models = Table(
     Column("metrics", Text, nullable=False),  # canonical JSON
     Column("artifact_sha256", String(64), nullable=False),
     Column("previous", Integer),
+    Column("license", String(64), nullable=False),
+    Column("weights", String(16), nullable=False),
 )
 
 apikeys = Table(
@@ -260,6 +265,35 @@ payouts = Table(
     Column("parts", Text, nullable=False),  # canonical JSON: [[member, shares, credits]]
 )
 
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("proposal", BigInteger, primary_key=True, autoincrement=False),  # its log entry
+    Column("entry", BigInteger, nullable=False),
+    Column("proposer", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("actions", Text, nullable=False),  # canonical JSON
+    Column("choice", String(16), nullable=False),
+    Column("options", Text, nullable=False),  # canonical JSON
+    Column("weighting", String(16), nullable=False),
+    Column("approval", String(16), nullable=False),
+    Column("quorum_pct", Integer, nullable=False),
+    Column("quorum_counts", Text, nullable=False),
+    Column("secret", Boolean, nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("starts", String(32), nullable=False),
+    Column("ends", String(32), nullable=False),
+    Column("reveal_ends", String(32), nullable=False),
+    Column("executable_after", String(32), nullable=False),
+    Column("expires", String(32), nullable=False),
+    Column("total_power", BigInteger, nullable=False),
+    Column("eligible", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("closed_index", BigInteger),
+    Column("tally", Text, nullable=False),
+)
+
 PROJECTION_TABLES = (
     community,
     members,
@@ -273,6 +307,7 @@ PROJECTION_TABLES = (
     holdings,
     epochs,
     payouts,
+    proposals,
 )
 
 # -- the hub's own data: not in the log, not derivable from it ----------------------------

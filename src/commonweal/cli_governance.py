@@ -1,0 +1,307 @@
+"""CLI commands for governance: propose, vote (and reveal a secret vote), delegate, list
+proposals, execute (registered on the main app)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from commonweal.cli import HubOpt, JsonOpt, KeyOpt, _client, _emit, _load_key, app, out
+from commonweal.community.charter import ACTION_TYPES
+from commonweal.errors import InvalidInput, NotFound
+
+_MEMBER_FIELDS = {"member", "to"}
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _resolve(members: list[dict[str, Any]], who: str) -> str:
+    """A member's key from their key id, a unique prefix of it, or their name."""
+    by_name = [m["key"] for m in members if m["name"].casefold() == who.casefold()]
+    if by_name:
+        return str(by_name[0])
+    by_key = [m["key"] for m in members if m["key"].startswith(who)] if len(who) >= 8 else []
+    if len(by_key) == 1:
+        return str(by_key[0])
+    raise NotFound(f"no member is named {who!r} (or has a key starting with it)")
+
+
+def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = doc
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def parse_actions(
+    tokens: list[str], charter: dict[str, Any], members: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``TYPE key=value ... TYPE key=value ...`` into actions. Values are JSON where they
+    parse (numbers, true, lists), else text; ``items=a,b`` is a list; member fields take
+    names. ``charter.amend`` takes dotted charter paths (``rewards.data_pct=60``) applied to
+    the current charter, or ``file=amended.toml``: the action carries the whole new charter."""
+    actions: list[dict[str, Any]] = []
+    for tok in tokens:
+        if "=" not in tok:
+            if tok not in ACTION_TYPES:
+                raise InvalidInput(f"unknown action {tok!r}; actions: {', '.join(ACTION_TYPES)}")
+            actions.append({"type": tok})
+            if tok == "charter.amend":
+                actions[-1]["charter"] = json.loads(json.dumps(charter))
+            continue
+        if not actions:
+            raise InvalidInput(f"{tok!r} comes before any action type")
+        key, _, raw = tok.partition("=")
+        a = actions[-1]
+        if a["type"] == "charter.amend":
+            if key == "file":
+                text = Path(raw).read_text()
+                a["charter"] = tomllib.loads(text) if raw.endswith(".toml") else json.loads(text)
+            else:
+                _set_path(a["charter"], key, _value(raw))
+        elif key == "items":
+            a[key] = [i for i in raw.split(",") if i]
+        elif key in _MEMBER_FIELDS and raw != "shareholders":
+            a[key] = _resolve(members, raw)
+        else:
+            a[key] = _value(raw)
+    if not actions:
+        raise InvalidInput('name at least one action, e.g. `signal text="..."`')
+    return actions
+
+
+@app.command()
+def propose(
+    actions: Annotated[
+        list[str],
+        typer.Argument(
+            help="Actions: TYPE key=value ... (e.g. price.set price_per_call=2; "
+            "charter.amend rewards.data_pct=60 rewards.review_pct=30; "
+            "treasury.pay to=Grace amount=100; signal text='...')."
+        ),
+    ],
+    hub: HubOpt,
+    key: KeyOpt,
+    title: Annotated[str, typer.Option("--title", help="What the proposal is, in a line.")],
+    description: Annotated[str, typer.Option("--description", help="Why.")] = "",
+    options: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="An option, for approval or ranked-choice (repeat)."),
+    ] = None,
+    choice: Annotated[
+        str, typer.Option("--choice", help="basic (For/Against/Abstain), approval, ranked-choice")
+    ] = "basic",
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose actions for the community to vote on; the hub carries them out if it passes."""
+    from commonweal.ledger.event import sign_event
+
+    k = _load_key(key)
+    with _client(hub) as c:
+        charter = c.community()["charter"]
+        acts = parse_actions(actions, charter, c.members())
+        body: dict[str, Any] = {"title": title, "actions": acts}
+        if description:
+            body["description"] = description
+        if options:
+            body["options"] = options
+            body["choice"] = choice if choice != "basic" else "approval"
+        elif choice != "basic":
+            raise InvalidInput(f"a {choice} vote needs options (--option, at least two)")
+        res = c.submit([sign_event(k, "proposal.create", body)])
+        number = res["entries"][0]["index"]
+        shown = c.proposal(number)
+    _emit(
+        shown,
+        as_json,
+        lambda: out.print(
+            f"Proposal [bold]{number}[/]: {title} — voting from {shown['starts']} to "
+            f"{shown['ends']}; {shown['weighting']} weighting, {shown['approval']} to pass"
+        ),
+    )
+
+
+def _ballot_file(origin: str, number: int, key_id: str) -> Path:
+    """Where a secret vote's choice and salt are kept until it is revealed: the user's
+    config dir (``COMMONWEAL_CONFIG_DIR`` overrides it), one file per vote."""
+    import os
+
+    from platformdirs import user_config_dir
+
+    base = Path(os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir("commonweal"))
+    return base / "ballots" / origin.replace("/", "_") / f"{number}-{key_id[:16]}.json"
+
+
+@app.command()
+def vote(
+    proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
+    choice: Annotated[
+        str,
+        typer.Argument(
+            help="for, against or abstain; or options, comma-separated (approval: the ones "
+            "you approve; ranked-choice: best first)."
+        ),
+    ],
+    hub: HubOpt,
+    key: KeyOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Vote on a proposal. On a secret ballot this commits to your vote (kept on this
+    machine); reveal it with `commonweal reveal` once voting ends."""
+    from commonweal.community.governance import commitment
+    from commonweal.ledger.event import sign_event
+
+    k = _load_key(key)
+    with _client(hub) as c:
+        p = c.proposal(proposal)
+        picked: Any = choice if p["choice"] == "basic" else [x for x in choice.split(",") if x]
+        if p["secret"]:
+            salt = secrets.token_hex(16)
+            path = _ballot_file(c.community()["origin"], proposal, k.key_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"choice": picked, "salt": salt}))
+            path.chmod(0o600)
+            body = {
+                "proposal": proposal,
+                "commitment": commitment(proposal, k.key_id, picked, salt),
+            }
+            res = c.submit([sign_event(k, "vote.commit", body)])
+            said = f"Committed to a secret vote on proposal {proposal}; reveal it after {p['ends']}"
+        else:
+            res = c.submit([sign_event(k, "vote.cast", {"proposal": proposal, "choice": picked})])
+            said = f"Voted {choice} on proposal {proposal}"
+    _emit(res, as_json, lambda: out.print(said))
+
+
+@app.command()
+def reveal(
+    proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
+    hub: HubOpt,
+    key: KeyOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reveal your secret vote (the choice and salt this machine kept when you voted)."""
+    from commonweal.ledger.event import sign_event
+
+    k = _load_key(key)
+    with _client(hub) as c:
+        path = _ballot_file(c.community()["origin"], proposal, k.key_id)
+        if not path.exists():
+            raise NotFound(f"no secret vote on proposal {proposal} was made from this machine")
+        kept = json.loads(path.read_text())
+        body = {"proposal": proposal, "choice": kept["choice"], "salt": kept["salt"]}
+        res = c.submit([sign_event(k, "vote.reveal", body)])
+    _emit(res, as_json, lambda: out.print(f"Revealed your vote on proposal {proposal}"))
+
+
+@app.command()
+def delegate(
+    hub: HubOpt,
+    key: KeyOpt,
+    to: Annotated[
+        str | None, typer.Option("--to", help="The member (name or key id) to vote for you.")
+    ] = None,
+    none: Annotated[bool, typer.Option("--none", help="Stop delegating.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delegate your vote to another member (they vote for you wherever you don't vote
+    yourself; transitive), or stop delegating."""
+    from commonweal.ledger.event import sign_event
+
+    if (to is None) == (not none):
+        raise InvalidInput("give exactly one of --to MEMBER or --none")
+    k = _load_key(key)
+    with _client(hub) as c:
+        target = None if none else _resolve(c.members(), str(to))
+        res = c.submit([sign_event(k, "delegate.set", {"to": target})])
+    _emit(
+        res,
+        as_json,
+        lambda: out.print("No longer delegating." if none else f"Delegated your vote to {to}."),
+    )
+
+
+def _tally_text(p: dict[str, Any]) -> str:
+    t = p.get("tally")
+    if t is None:
+        return f"hidden ({p.get('commitments', 0)} sealed votes)" if p["secret"] else "-"
+    counts = ", ".join(f"{k} {v}" for k, v in t["counts"].items())
+    return f"{counts}; {'passes' if t.get('passed') else 'fails'}"
+
+
+@app.command()
+def proposals(hub: HubOpt, as_json: JsonOpt = False) -> None:
+    """Every proposal: its phase, tally, quorum and time left."""
+    with _client(hub) as c:
+        rows = c.proposals()
+
+    def render() -> None:
+        if not rows:
+            out.print("No proposals yet: `commonweal propose --title ... ACTION ...`.")
+            return
+        t = Table("#", "title", "actions", "phase", "tally", "quorum", "time left")
+        for p in rows:
+            left = p.get("seconds_left")
+            t.add_row(
+                str(p["proposal"]),
+                p["title"],
+                ", ".join(a["type"] for a in p["actions"]),
+                p["phase"],
+                _tally_text(p),
+                "yes" if p.get("quorum_reached") else ("-" if p["choice"] != "basic" else "no"),
+                "" if left is None else f"{left // 3600}h {left % 3600 // 60}m {left % 60}s",
+            )
+        out.print(t)
+
+    _emit(rows, as_json, render)
+
+
+@app.command()
+def execute(
+    proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
+    hub: HubOpt,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Sign as this member (default: the hub signs; --hub DIR)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Carry out a passed proposal whose timelock has run out (the server also does it on
+    its own)."""
+    if key is None:
+        from commonweal.cli import _hub_dir
+        from commonweal.proposals import execute as run
+
+        if "://" in hub:
+            raise InvalidInput("without --key the hub signs: give --hub as the hub's directory")
+        with _hub_dir(Path(hub)) as h:
+            res = run(h, proposal)
+    else:
+        from commonweal.ledger.event import sign_event
+
+        k = _load_key(key)
+        with _client(hub) as c:
+            tally = c.proposal(proposal)["tally"]
+            done = c.submit(
+                [sign_event(k, "proposal.execute", {"proposal": proposal, "tally": tally})]
+            )
+            res = {**c.proposal(proposal), "entry": done["entries"][0]["index"]}
+    _emit(
+        res,
+        as_json,
+        lambda: out.print(f"Proposal {proposal} executed (log entry {res['entry']})"),
+    )
