@@ -182,6 +182,11 @@ def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     assert min(shares["Grace"], shares["Alan"]) > max(shares["Edsger"], shares["Donald"])
     assert res["treasury"]["balance"] == 0 and res["treasury"]["paid"] > 0
     assert sum(res["credits_paid"].values()) == res["treasury"]["paid"]
+    # A vote changed the reward split, and the next epoch followed it.
+    assert [p["status"] for p in res["proposals"]] == ["executed"]
+    first, second = res["epochs"]
+    assert (first["data"], first["review"]) == (700_000, 200_000)
+    assert (second["data"], second["review"]) == (600_000, 300_000)
     again = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert again["size"] == res["size"]  # reused, not rebuilt
 

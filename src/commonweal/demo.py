@@ -53,6 +53,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
                     "image_height": 8,
                 },
                 "review": {"reviews_needed": 2, "newcomer_reviews_needed": 2},
+                # Short enough for a demo to wait out; a real community votes for days.
+                "governance": {"voting_period_seconds": 2, "timelock_seconds": 1},
             }
         )
         hub, founder = Hub.init(directory, charter=charter, founder_name="Ada")
@@ -76,6 +78,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
             _review_everything(client, keys, say)
             _model_story(client, keys, say)
             _ownership_story(client, keys, say)
+            _governance_story(client, keys, say)
     else:
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
@@ -88,6 +91,14 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         from commonweal.rewards import cap_table
 
         owners = cap_table(hub.state)
+        proposals = [
+            {"proposal": p.proposal, "title": p.title, "status": p.status}
+            for p in hub.state.proposals.values()
+        ]
+        epochs = [
+            {"epoch": e.epoch, "data": e.data, "review": e.review, "compute": e.compute}
+            for e in hub.state.epochs.values()
+        ]
     finally:
         hub.close()
     say(f"Verified the log: {report.size} entries, root {report.root[:16]}…")
@@ -108,6 +119,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         "treasury": treasury,
         "shares": {r["name"]: r["shares"] for r in owners["holders"]},
         "credits_paid": {r["name"]: r["credits"] for r in owners["holders"]},
+        "proposals": proposals,
+        "epochs": epochs,
         "relabelled": sum(
             r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows
         ),
@@ -350,4 +363,79 @@ def _ownership_story(
     say(
         f"  payout {paid['payout']}: {paid['amount']} treasury credits to "
         f"{len(paid['parts'])} shareholders pro rata (treasury now {paid['balance']})"
+    )
+
+
+def _governance_story(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Members vote to pay reviewers more; the hub carries it out; the next epoch shows it."""
+    import time
+
+    from commonweal import rewards, valuation
+    from commonweal.proposals import execute
+
+    hub = client._hub
+    charter = hub.state.charter
+    assert charter is not None
+    # Radia trusts Grace on governance: Grace's vote counts for her where she doesn't vote.
+    client.submit([sign_event(keys["Radia"], "delegate.set", {"to": keys["Grace"].key_id})])
+    amended = charter.to_json()
+    amended["rewards"] |= {"data_pct": 60, "review_pct": 30}
+    created = client.submit(
+        [
+            sign_event(
+                keys["Grace"],
+                "proposal.create",
+                {
+                    "title": "Pay reviewers more: 60% data, 30% review",
+                    "description": "Review keeps our data clean; it should earn more.",
+                    "actions": [{"type": "charter.amend", "charter": amended}],
+                },
+            )
+        ]
+    )
+    number = created["entries"][0]["index"]
+    against = {"Donald", "Edsger"}
+    votes = [
+        sign_event(
+            key, "vote.cast", {"proposal": number, "choice": "against" if n in against else "for"}
+        )
+        for n, key in keys.items()
+        if n not in ("Radia", "Frances")
+    ]
+    client.submit(votes)
+    p = hub.state.proposals[number]
+    say(
+        f"  proposal {number} (Grace): rewards split 70/20/10 -> 60/30/10; "
+        f"{len(votes)} votes cast, Radia delegates to Grace; two-thirds needed"
+    )
+    from commonweal.community.governance import _parse
+    from commonweal.ledger.event import now
+
+    wait = (_parse(p.executable_after) - _parse(now())).total_seconds()
+    time.sleep(max(0.0, wait) + 0.05)
+    done = execute(hub, number)
+    t = done["tally"]
+    say(
+        f"  voting closed: for {t['counts']['for']}, against {t['counts']['against']} "
+        f"({t['reason']}); the hub executed it at entry {done['entry']}"
+    )
+    # Meanwhile Katherine shares 60 more digits (shifted down a row), which are reviewed.
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    more = [
+        {"image": _png(np.roll(digits.images[i], 1, axis=0).tolist()), "label": str(int(t))}
+        for i, t in enumerate(digits.target[200:260], start=200)
+    ]
+    client.contribute(keys["Katherine"], more, charter=client.community()["charter"])
+    _review_everything(client, keys, lambda line: None)
+    valuation.value(hub)
+    epoch = rewards.close_epoch(hub)
+    pools = epoch["pools"]
+    say(
+        f"  reward epoch {epoch['epoch']} under the new rules: data {pools['data']['amount']}, "
+        f"review {pools['review']['amount']}, compute {pools['compute']['amount']}"
     )
