@@ -84,6 +84,7 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
         "holdings": 0,
         "epochs": 0,
         "payouts": 0,
+        "proposals": 0,
     }
 
 
