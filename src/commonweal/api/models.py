@@ -117,6 +117,31 @@ async def post_predict(version: str, request: Request, hub: HubDep) -> dict[str,
     return hub.predict(version, doc["inputs"], api_key=key)
 
 
+@router.get("/models/{version}/artifact", tags=["models"])
+def get_artifact(version: str, hub: HubDep) -> Response:
+    """The version's artifact (the zip whose SHA-256 the log records) — only once the
+    community has voted to publish its weights (a ``model.release`` proposal)."""
+    hub.refresh(max_age=1.0)
+    from commonweal.errors import Forbidden
+    from commonweal.serving import resolve_version
+    from commonweal.training import export_artifact
+
+    v = resolve_version(hub, version)
+    mv = hub.state.models[v]
+    if mv.weights != "public":
+        raise Forbidden(
+            f"version {v}'s weights are not published; members can vote to release them "
+            "(a model.release proposal)"
+        )
+    _, data = export_artifact(hub, v)
+    headers = {
+        "Content-Disposition": f'attachment; filename="model-v{v}.zip"',
+        "X-Commonweal-License": mv.license or "unspecified",
+        "X-Commonweal-Sha256": mv.artifact_sha256,
+    }
+    return Response(data, media_type="application/zip", headers=headers)
+
+
 @router.get("/treasury", tags=["models"])
 def get_treasury(hub: HubDep) -> dict[str, Any]:
     """The treasury's balance and the revenue and calls billed so far."""

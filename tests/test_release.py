@@ -1,0 +1,61 @@
+"""A model's weights are downloadable only after the members vote to release them."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import commonweal.hub as hubmodule
+from commonweal.api import create_app
+from commonweal.community.governance import at, current_tally
+from commonweal.ledger.event import now, sign_event
+from commonweal.proposals import execute
+from tests.modelkit import community, digit_items
+
+
+def test_released_weights_can_be_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, keys = community(
+        tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}", items=digit_items(0, 400)
+    )
+    try:
+        hub = client._hub
+        hub.train()
+        api = TestClient(create_app(hub))
+        refused = api.get("/api/v1/models/1/artifact")
+        assert refused.status_code == 403 and "model.release" in refused.json()["error"]["message"]
+
+        clock = [now()]
+        monkeypatch.setattr(hubmodule, "now", lambda: clock[0])
+        action = {
+            "type": "model.release",
+            "version": 1,
+            "license": "CC-BY-4.0",
+            "weights": "public",
+        }
+        made = client.submit(
+            [
+                sign_event(
+                    keys["Grace"], "proposal.create", {"title": "Open v1", "actions": [action]}
+                )
+            ]
+        )
+        number = made["entries"][0]["index"]
+        client.submit(
+            [sign_event(keys[n], "vote.cast", {"proposal": number, "choice": "for"}) for n in keys]
+        )
+        assert current_tally(hub.state, number)["passed"]
+        clock[0] = at(clock[0], 5 * 86400)  # past the voting period and the timelock
+        execute(hub, number)
+
+        got = api.get("/api/v1/models/1/artifact")
+        assert got.status_code == 200
+        assert got.headers["x-commonweal-license"] == "CC-BY-4.0"
+        assert hashlib.sha256(got.content).hexdigest() == hub.state.models[1].artifact_sha256
+        assert hub.models()[0]["weights"] == "public"
+    finally:
+        client.close()
