@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from commonweal.community.governance import current_tally, phase
 from commonweal.community.state import Proposal, State
-from commonweal.errors import CommonwealError, Conflict, NotFound
+from commonweal.errors import CommonwealError, NotFound
 from commonweal.ledger.event import SignedEvent, now
 
 if TYPE_CHECKING:
@@ -127,18 +127,18 @@ class Executor:
         """Execute what is due now; return the proposals executed."""
         self.hub.refresh()
         done = []
-        state = self.hub.state
-        for number in executable(state):
-            if self._failed.get(number) == state.size:
+        for number in executable(self.hub.state):
+            if self._failed.get(number) == self.hub.state.size:
                 continue  # nothing changed since it failed: it would fail again
             try:
                 execute(self.hub, number)
                 done.append(number)
-            except Conflict as exc:  # a member executed it first, or it no longer applies
-                log.info("proposal %s not executed: %s", number, exc.message)
             except CommonwealError as exc:
-                self._failed[number] = state.size
-                log.warning("proposal %s could not execute: %s", number, exc.message)
+                # A member executed it first (then it is no longer listed), or its actions
+                # no longer apply (a payment the treasury cannot cover): either way it would
+                # fail the same way until the log changes.
+                self._failed[number] = self.hub.state.size
+                log.warning("proposal %s not executed: %s", number, exc.message)
         return done
 
     def _run(self) -> None:

@@ -231,6 +231,10 @@ ACTION_TYPES: tuple[str, ...] = (
 """What a passed proposal can make the hub do (see ``community.governance``)."""
 
 
+_APPROVALS = ("majority", "two-thirds", "three-quarters", "unanimous")
+_BUILT_IN_APPROVAL = {"charter.amend": "two-thirds"}
+
+
 class VotingRule(_Section):
     """How the votes on one kind of action are weighed and what it takes to pass."""
 
@@ -275,8 +279,9 @@ class Governance(_Section):
     reveal_period_seconds: int = Field(default=86400, ge=1, le=30 * 86400)
     default: VotingRule = Field(default_factory=VotingRule)
     rules: dict[str, VotingRule] = Field(
-        default_factory=lambda: {"charter.amend": VotingRule(approval="two-thirds")},
-        description="per action type, where it differs from the default",
+        default_factory=dict,
+        description="per action type, where it differs from the default (charter.amend "
+        "needs two-thirds unless a rule here says otherwise)",
     )
 
     @model_validator(mode="after")
@@ -287,7 +292,15 @@ class Governance(_Section):
         return self
 
     def rule(self, action: str) -> VotingRule:
-        return self.rules.get(action, self.default)
+        """The rule for ``action``: the charter's own, else the default — but amending the
+        charter needs at least two-thirds unless the charter names a rule for it (so naming
+        rules for other actions does not weaken it)."""
+        if action in self.rules:
+            return self.rules[action]
+        floor = _BUILT_IN_APPROVAL.get(action)
+        if floor is not None and _APPROVALS.index(floor) > _APPROVALS.index(self.default.approval):
+            return self.default.model_copy(update={"approval": floor})
+        return self.default
 
 
 class Charter(BaseModel):

@@ -220,14 +220,28 @@ def check_action(state: State, a: Any, n: int) -> str:
     return str(kind)
 
 
-def _execute_action(state: State, a: dict[str, Any], n: int, leaf: Leaf, number: int) -> State:
-    """``state`` after action ``a`` of proposal ``number``; raises if it no longer applies."""
+def charter_hash(charter: Charter) -> str:
+    return hashlib.sha256(canonical_str(charter.to_json()).encode()).hexdigest()
+
+
+def _execute_action(
+    state: State, a: dict[str, Any], n: int, leaf: Leaf, p: Proposal, base: str
+) -> State:
+    """``state`` after action ``a`` of proposal ``p``; raises if it no longer applies.
+    ``base`` is the hash of the charter before the proposal's first action ran."""
     from commonweal.community.ownership import payout_changes
 
     check_action(state, a, n)
-    kind, idx = a["type"], leaf.index
+    kind, idx, number = a["type"], leaf.index, p.proposal
     changes: Changes = {}
     if kind == "charter.amend":
+        # The amendment is a whole charter written against the one of its day: if another
+        # decision changed the charter since, executing it would silently undo that one.
+        if base != p.charter_base:
+            raise Conflict(
+                f"actions[{n}]: the charter changed after this proposal was made; propose "
+                "the amendment again on the current charter"
+            )
         changes["charter"] = _amended(state, a["charter"], f"actions[{n}]")
     elif kind in ("member.admit", "member.remove"):
         m = state.members[a["member"]]
@@ -380,6 +394,7 @@ def _create(state: State, leaf: Leaf) -> Changes:
         sum(power.values()),
         len(power),
         "open",
+        charter_base=charter_hash(charter),
     )
     return {
         "proposals": state.proposals.set(number, p),
@@ -596,9 +611,11 @@ def _execute(state: State, leaf: Leaf) -> Changes:
     if not counted["passed"]:
         raise Conflict(f"{kind}: proposal {p.proposal} did not pass ({counted['reason']})")
     new = state
+    assert state.charter is not None
+    base = charter_hash(state.charter)
     try:
         for n, a in enumerate(json.loads(p.actions)):
-            new = _execute_action(new, a, n, leaf, p.proposal)
+            new = _execute_action(new, a, n, leaf, p, base)
     except CommonwealError as exc:
         raise type(exc)(f"{kind}: proposal {p.proposal}: {exc.message}") from None
     done = p._replace(status="executed", closed_index=leaf.index, tally=canonical_str(counted))

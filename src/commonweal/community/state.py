@@ -311,6 +311,7 @@ class Proposal(NamedTuple):
     status: str
     closed_index: int | None = None
     tally: str = ""  # canonical JSON of the tally it was executed on
+    charter_base: str = ""  # SHA-256 of the charter when proposed (an amendment rewrites it)
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()

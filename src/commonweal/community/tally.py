@@ -218,8 +218,9 @@ def _validate(kind: str, choice: Any, allowed: tuple[str, ...], known: frozenset
             raise ValueError(f"a basic vote is one of {list(BASIC_CHOICES)}, got {choice!r}")
         return
     what = "a ranking" if kind == "ranked-choice" else "a list of approved options"
+    article = "an" if kind[0] in "aeiou" else "a"
     if type(choice) not in (list, tuple):
-        raise ValueError(f"a {kind} vote is {what}, got {choice!r}")
+        raise ValueError(f"{article} {kind} vote is {what}, got {choice!r}")
     if len(choice) == 0:
         raise ValueError(f"a {kind} vote must name at least one option")
     for option in choice:

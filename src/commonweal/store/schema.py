@@ -292,6 +292,7 @@ proposals = Table(
     Column("status", String(16), nullable=False),
     Column("closed_index", BigInteger),
     Column("tally", Text, nullable=False),
+    Column("charter_base", String(64), nullable=False),
 )
 
 PROJECTION_TABLES = (
