@@ -32,12 +32,19 @@ from typing import Any
 
 from immutables import Map
 
-from commonweal.community.charter import ACTION_TYPES, Charter, validate_charter
+from commonweal.community.actions import (
+    MUTABLE,
+    charter_hash,
+    check_action,
+    execute_action,
+    executed_touches,
+    removed_items,
+)
+from commonweal.community.charter import Charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active
-from commonweal.community.state import ApiKey, Holding, Proposal, State
+from commonweal.community.state import Proposal, State
 from commonweal.community.tally import Tally, passes, tally, validate_choice, voting_power
 from commonweal.errors import (
-    CharterInvalid,
     CommonwealError,
     Conflict,
     Forbidden,
@@ -96,205 +103,6 @@ def phase(p: Proposal, now: str) -> str:
     if _before(now, p.expires):
         return "timelock" if _before(now, p.executable_after) else "executable"
     return "expired"
-
-
-# -- actions ---------------------------------------------------------------------------------
-
-
-def _int(a: dict[str, Any], name: str, where: str, lo: int = 0, hi: int = 10**15) -> int:
-    v = a.get(name)
-    if type(v) is not int or not lo <= v <= hi:
-        raise InvalidInput(f"{where}: {name} must be an integer from {lo} to {hi}")
-    return v
-
-
-def _str(a: dict[str, Any], name: str, where: str, n: int = 200) -> str:
-    v = a.get(name)
-    if not isinstance(v, str) or not 1 <= len(v) <= n:
-        raise InvalidInput(f"{where}: {name} must be a string of 1-{n} characters")
-    return v
-
-
-def _member(state: State, a: dict[str, Any], name: str, where: str) -> str:
-    key = _str(a, name, where, 64)
-    if key not in state.members:
-        raise InvalidInput(f"{where}: {key[:16]}… is not a member")
-    return key
-
-
-_FIELDS: dict[str, set[str]] = {
-    "charter.amend": {"charter"},
-    "member.admit": {"member"},
-    "member.remove": {"member"},
-    "model.release": {"version", "license", "weights"},
-    "apikey.grant": {"key_hash", "consumer", "quota_per_day"},
-    "apikey.revoke": {"key_hash"},
-    "price.set": {"price_per_call"},
-    "treasury.pay": {"to", "amount"},
-    "contribution.remove": {"items", "reason"},
-    "signal": {"text"},
-}
-
-
-def _amended(state: State, doc: Any, where: str) -> Charter:
-    try:
-        new = validate_charter(doc, where=f"{where}.charter")
-    except CharterInvalid as exc:
-        raise InvalidInput(exc.message) from None
-    old = state.charter
-    assert old is not None
-    if new.task != old.task and state.contributions:
-        raise InvalidInput(f"{where}: the task cannot change once data has been contributed for it")
-    return new
-
-
-def check_action(state: State, a: Any, n: int) -> str:
-    """Raise unless ``a`` is a well-formed action that could apply to ``state``; return
-    its type. Run when proposed and again (by ``execute_action``) when executed."""
-    where = f"actions[{n}]"
-    if not isinstance(a, dict) or not isinstance(a.get("type"), str):
-        raise InvalidInput(f"{where} must be an object with a type")
-    kind = a["type"]
-    if kind not in ACTION_TYPES:
-        raise InvalidInput(f"{where}: unknown action {kind!r}; known: {list(ACTION_TYPES)}")
-    extra = sorted(set(a) - {"type"} - _FIELDS[kind])
-    missing = sorted(_FIELDS[kind] - set(a))
-    if extra or missing:
-        raise InvalidInput(f"{where} ({kind}) takes exactly {sorted(_FIELDS[kind])}")
-    where = f"{where} ({kind})"
-    if kind == "charter.amend":
-        _amended(state, a["charter"], where)
-    elif kind == "member.admit":
-        m = state.members[_member(state, a, "member", where)]
-        if m.status != "pending":
-            raise Conflict(f"{where}: {m.name!r} is {m.status}, not waiting to be admitted")
-    elif kind == "member.remove":
-        m = state.members[_member(state, a, "member", where)]
-        if m.status == "removed":
-            raise Conflict(f"{where}: {m.name!r} was already removed")
-    elif kind == "model.release":
-        v = _int(a, "version", where, 1)
-        if v not in state.models:
-            raise InvalidInput(f"{where}: there is no model version {v}")
-        if not _SPDX.fullmatch(str(a["license"])):
-            raise InvalidInput(f"{where}: license must be an SPDX identifier")
-        if a["weights"] not in ("public", "private"):
-            raise InvalidInput(f"{where}: weights is public or private")
-    elif kind == "apikey.grant":
-        if not _HEX64.fullmatch(str(a["key_hash"])):
-            raise InvalidInput(f"{where}: key_hash must be the hex SHA-256 of the key's secret")
-        if a["key_hash"] in state.apikeys:
-            raise Conflict(f"{where}: that key is already registered")
-        _str(a, "consumer", where, 100)
-        assert state.charter is not None
-        _int(a, "quota_per_day", where, 1, state.charter.serving.quota_per_key_per_day)
-    elif kind == "apikey.revoke":
-        key = state.apikeys.get(str(a["key_hash"]))
-        if key is None:
-            raise InvalidInput(f"{where}: no API key has that hash")
-        if key.status == "revoked":
-            raise Conflict(f"{where}: the key is already revoked")
-    elif kind == "price.set":
-        _int(a, "price_per_call", where, 0, 10**12)
-    elif kind == "treasury.pay":
-        amount = _int(a, "amount", where, 1)
-        if a["to"] != "shareholders":
-            _member(state, a, "to", where)
-        if amount > state.treasury.balance:
-            raise Conflict(
-                f"{where}: the treasury holds {state.treasury.balance} credits, not {amount}"
-            )
-    elif kind == "contribution.remove":
-        items = a["items"]
-        if not isinstance(items, list) or not 1 <= len(items) <= 10_000:
-            raise InvalidInput(f"{where}: items is a list of 1-10000 item ids")
-        for iid in items:
-            c = state.contributions.get(iid) if isinstance(iid, str) else None
-            if c is None:
-                raise InvalidInput(f"{where}: there is no item {iid!r}")
-            if c.status in ("withdrawn", "removed"):
-                raise Conflict(f"{where}: item {iid} is already {c.status}")
-        _str(a, "reason", where, 500)
-    else:  # signal
-        _str(a, "text", where, 2000)
-    return str(kind)
-
-
-def charter_hash(charter: Charter) -> str:
-    return hashlib.sha256(canonical_str(charter.to_json()).encode()).hexdigest()
-
-
-def _execute_action(
-    state: State, a: dict[str, Any], n: int, leaf: Leaf, p: Proposal, base: str
-) -> State:
-    """``state`` after action ``a`` of proposal ``p``; raises if it no longer applies.
-    ``base`` is the hash of the charter before the proposal's first action ran."""
-    from commonweal.community.ownership import payout_changes
-
-    check_action(state, a, n)
-    kind, idx, number = a["type"], leaf.index, p.proposal
-    changes: Changes = {}
-    if kind == "charter.amend":
-        # The amendment is a whole charter written against the one of its day: if another
-        # decision changed the charter since, executing it would silently undo that one.
-        if base != p.charter_base:
-            raise Conflict(
-                f"actions[{n}]: the charter changed after this proposal was made; propose "
-                "the amendment again on the current charter"
-            )
-        changes["charter"] = _amended(state, a["charter"], f"actions[{n}]")
-    elif kind in ("member.admit", "member.remove"):
-        m = state.members[a["member"]]
-        status: Any = "active" if kind == "member.admit" else "removed"
-        changes["members"] = state.members.set(m.key, m._replace(status=status, updated_index=idx))
-    elif kind == "model.release":
-        mv = state.models[a["version"]]
-        changes["models"] = state.models.set(
-            mv.version, mv._replace(license=a["license"], weights=a["weights"])
-        )
-    elif kind == "apikey.grant":
-        key = ApiKey(
-            a["key_hash"],
-            a["consumer"],
-            f"proposal:{number}",
-            a["quota_per_day"],
-            "active",
-            idx,
-            idx,
-        )
-        changes["apikeys"] = state.apikeys.set(key.key_hash, key)
-    elif kind == "apikey.revoke":
-        key = state.apikeys[a["key_hash"]]
-        changes["apikeys"] = state.apikeys.set(
-            key.key_hash, key._replace(status="revoked", updated_index=idx)
-        )
-    elif kind == "price.set":
-        assert state.charter is not None
-        doc = state.charter.to_json()
-        doc["serving"]["price_per_call"] = a["price_per_call"]
-        changes["charter"] = validate_charter(doc)
-    elif kind == "treasury.pay":
-        if a["to"] == "shareholders":
-            changes.update(payout_changes(state, a["amount"], idx))
-        else:
-            h = state.holdings.get(a["to"]) or Holding(a["to"])
-            t = state.treasury
-            changes["holdings"] = state.holdings.set(
-                h.member, h._replace(credits=h.credits + a["amount"], updated_index=idx)
-            )
-            changes["treasury"] = t._replace(
-                balance=t.balance - a["amount"], paid=t.paid + a["amount"], updated_index=idx
-            )
-    elif kind == "contribution.remove":
-        contributions = state.contributions.mutate()
-        verdicts = state.verdicts
-        for iid in a["items"]:
-            contributions[iid] = contributions[iid]._replace(status="removed", updated_index=idx)
-            if iid in verdicts:
-                verdicts = verdicts.delete(iid)
-        changes["contributions"] = contributions.finish()
-        changes["verdicts"] = verdicts
-    return state.evolve(changes) if changes else state
 
 
 # -- proposals -----------------------------------------------------------------------------
@@ -615,82 +423,17 @@ def _execute(state: State, leaf: Leaf) -> Changes:
     base = charter_hash(state.charter)
     try:
         for n, a in enumerate(json.loads(p.actions)):
-            new = _execute_action(new, a, n, leaf, p, base)
+            new = execute_action(new, a, n, leaf, p, base)
     except CommonwealError as exc:
         raise type(exc)(f"{kind}: proposal {p.proposal}: {exc.message}") from None
     done = p._replace(status="executed", closed_index=leaf.index, tally=canonical_str(counted))
     changes = {
         name: getattr(new, name)
-        for name in _MUTABLE
+        for name in MUTABLE
         if getattr(new, name) is not getattr(state, name)
     }
     changes["proposals"] = new.proposals.set(p.proposal, done)
     return changes
-
-
-# The State fields an executed action may change.
-_MUTABLE = (
-    "charter",
-    "members",
-    "models",
-    "apikeys",
-    "holdings",
-    "treasury",
-    "payouts",
-    "contributions",
-    "verdicts",
-)
-
-
-def executed_touches(leaf: Leaf, state: State) -> Touched:
-    """The projection rows an executed proposal changed, from the state after it (the leaf
-    names only the proposal; its actions are in the state)."""
-    number = leaf.body["proposal"]
-    p = state.proposals[number]
-    members: list[str] = []
-    models: list[int] = []
-    apikeys: list[str] = []
-    holdings: list[str] = []
-    items: list[str] = []
-    payouts: list[int] = []
-    for a in json.loads(p.actions):
-        kind = a["type"]
-        if kind in ("member.admit", "member.remove"):
-            members.append(a["member"])
-        elif kind == "model.release":
-            models.append(a["version"])
-        elif kind in ("apikey.grant", "apikey.revoke"):
-            apikeys.append(a["key_hash"])
-        elif kind == "contribution.remove":
-            items.extend(a["items"])
-        elif kind == "treasury.pay":
-            if a["to"] == "shareholders":
-                paid = [x for x in state.payouts.values() if x.entry == leaf.index]
-                payouts.extend(x.payout for x in paid)
-                holdings.extend(m for x in paid for m, _, _ in json.loads(x.parts))
-            else:
-                holdings.append(a["to"])
-    return Touched(
-        proposals=(number,),
-        community=True,
-        treasury=True,
-        members=tuple(members),
-        models=tuple(models),
-        apikeys=tuple(apikeys),
-        holdings=tuple(holdings),
-        contributions=tuple(items),
-        payouts=tuple(payouts),
-    )
-
-
-def removed_items(leaf: Leaf, state: State) -> list[str]:
-    """Items an executed proposal took down: the hub shreds their content with it."""
-    if leaf.kind != "proposal.execute":
-        return []
-    p = state.proposals[leaf.body["proposal"]]
-    return [
-        i for a in json.loads(p.actions) if a["type"] == "contribution.remove" for i in a["items"]
-    ]
 
 
 # Kinds whose touched rows depend on the state after them.
