@@ -114,6 +114,15 @@ def test_flippers_and_the_triplicator_earn_less_than_their_share(fair: Any) -> N
     }
     assert {f["item"] for f in report["flagged"]} <= flagged
     assert len(flagged) == report["negative"]
+    # Reviewers list them by flag; a flag matches whole ("duplicate" is not
+    # "near-duplicate").
+    listed = hub.contributions(flag="negative-value", limit=10**6)
+    assert {c["id"] for c in listed} == flagged
+    dup = {c["id"] for c in hub.contributions(flag="duplicate", limit=10**6)}
+    assert dup and all(
+        "duplicate" in c.flags.split(",") for i, c in hub.state.contributions.items() if i in dup
+    )
+    assert not hub.contributions(flag="negative_value")  # _ is not a wildcard
 
     # And the reward epoch pays the data pool accordingly.
     epoch = rewards.close_epoch(hub)

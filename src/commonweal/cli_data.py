@@ -155,13 +155,16 @@ def contributions(
     member: Annotated[str | None, typer.Option(help="Only this member's items (key id).")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Only your own items.")] = None,
     status: Annotated[str | None, typer.Option(help="in_review, accepted, refused, …")] = None,
+    flag: Annotated[
+        str | None, typer.Option(help="Only items with this flag (e.g. negative-value).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List contributed items (metadata only)."""
     if key is not None:
         member = _load_key(key).key_id
     with _client(hub) as c:
-        rows = c.contributions(member=member, status=status)
+        rows = c.contributions(member=member, status=status, flag=flag)
 
     def render() -> None:
         t = Table("id", "member", "label", "status", "reviews", "flags")

@@ -97,7 +97,7 @@ def value(
         if res["negative"]:
             out.print(
                 f"{res['negative']} items of negative value are flagged for review "
-                "(`commonweal values` lists every value)."
+                "(`commonweal contributions --flag negative-value`)."
             )
         if out_file is not None:
             out.print(f"Every item's value: {out_file}")

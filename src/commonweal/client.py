@@ -220,10 +220,10 @@ class HubClient:
         return self._request("POST", API + "/contributions", json=doc).json()  # type: ignore[no-any-return]
 
     def contributions(
-        self, *, member: str | None = None, status: str | None = None
+        self, *, member: str | None = None, status: str | None = None, flag: str | None = None
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._get(
-            "/contributions", member=member, status=status, limit=100_000
+            "/contributions", member=member, status=status, flag=flag, limit=100_000
         )["contributions"]
         return rows
 

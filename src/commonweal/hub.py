@@ -442,8 +442,15 @@ class Hub:
         }
 
     def contributions(
-        self, *, member: str | None = None, status: str | None = None, limit: int = 1000
+        self,
+        *,
+        member: str | None = None,
+        status: str | None = None,
+        flag: str | None = None,
+        limit: int = 1000,
     ) -> list[dict[str, Any]]:
+        from sqlalchemy import literal
+
         from commonweal.store.schema import contributions as table
 
         stmt = select(table).order_by(table.c.batch_index, table.c.id).limit(limit)
@@ -451,6 +458,11 @@ class Hub:
             stmt = stmt.where(table.c.member == member)
         if status:
             stmt = stmt.where(table.c.status == status)
+        if flag:
+            # Flags are a comma-separated list: match a whole one (LIKE's _ escaped).
+            escaped = flag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            listed = literal(",") + table.c.flags + literal(",")
+            stmt = stmt.where(listed.like(f"%,{escaped},%", escape="\\"))
         with read_connection(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 

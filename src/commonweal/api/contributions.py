@@ -38,10 +38,13 @@ def list_contributions(
     hub: HubDep,
     member: str | None = None,
     status: str | None = None,
+    flag: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> dict[str, Any]:
-    """Items' metadata (never content), filtered by member and status."""
-    return {"contributions": hub.contributions(member=member, status=status, limit=limit)}
+    """Items' metadata (never content), filtered by member, status and flag (for example
+    ``negative-value``: the items a valuation found harmful)."""
+    rows = hub.contributions(member=member, status=status, flag=flag, limit=limit)
+    return {"contributions": rows}
 
 
 @router.get("/contributions/{item_id}", tags=["contributions"])
