@@ -26,6 +26,7 @@ def test_released_weights_can_be_downloaded(
         hub = client._hub
         hub.train()
         api = TestClient(create_app(hub))
+        assert "Not released" in api.get("/api/v1/models/1/card").text
         refused = api.get("/api/v1/models/1/artifact")
         assert refused.status_code == 403 and "model.release" in refused.json()["error"]["message"]
 
@@ -57,5 +58,8 @@ def test_released_weights_can_be_downloaded(
         assert got.headers["x-commonweal-license"] == "CC-BY-4.0"
         assert hashlib.sha256(got.content).hexdigest() == hub.state.models[1].artifact_sha256
         assert hub.models()[0]["weights"] == "public"
+        card = api.get("/api/v1/models/1/card").text
+        assert f"Released by the members' vote (proposal {number} in the log)" in card
+        assert "CC-BY-4.0" in card and "public:" in card
     finally:
         client.close()

@@ -104,6 +104,9 @@ class VersionFacts:
     previous: int | None
     reused: tuple[tuple[int, int], ...]
     withdrawn: int
+    release_license: str = ""  # set by a model.release vote
+    release_weights: str = "private"
+    release_proposal: int | None = None
 
 
 def _bad(where: str, what: str) -> HubError:
@@ -249,7 +252,25 @@ def parse_info(info: Mapping[str, Any]) -> VersionFacts:
         previous=previous,
         reused=tuple(sorted(reused)),
         withdrawn=_int(optional, "withdrawn_since_previous", ""),
+        **_release_facts(info.get("release")),
     )
+
+
+def _release_facts(release: Any) -> dict[str, Any]:
+    if release is None:
+        return {}
+    if not isinstance(release, Mapping):
+        raise _bad("release", "an object")
+    weights = _str(release, "weights", "release.")
+    if weights not in ("public", "private"):
+        raise _bad("release.weights", "public or private")
+    lic = release.get("license") or ""
+    if lic and not _SPDX_ID.fullmatch(lic):
+        raise _bad("release.license", "an SPDX identifier")
+    proposal = release.get("proposal")
+    if proposal is not None and (type(proposal) is not int or proposal < 0):
+        raise _bad("release.proposal", "a log entry")
+    return {"release_license": lic, "release_weights": weights, "release_proposal": proposal}
 
 
 # --- Markdown -------------------------------------------------------------------------
@@ -438,6 +459,29 @@ def _intended_use(v: VersionFacts) -> list[str]:
     ]
 
 
+def _release(v: VersionFacts) -> list[str]:
+    lines = ["## Release", ""]
+    if v.release_proposal is None:
+        lines.append(
+            "Not released: the weights stay on the community's hub, which serves predictions "
+            "to API-key holders. Members release a version by vote (a `model.release` "
+            "proposal)."
+        )
+        return lines
+    lic = _spdx_link(v.release_license) if v.release_license else "no license named"
+    lines.append(
+        f"Released by the members' vote (proposal {v.release_proposal} in the log) under "
+        f"{lic}; the weights are "
+        + (
+            f"public: `GET /api/v1/models/{v.version}/artifact` serves the artifact whose "
+            f"SHA-256 is `{v.artifact_sha256}`."
+            if v.release_weights == "public"
+            else "not published."
+        )
+    )
+    return lines
+
+
 def _spdx_link(spdx: str) -> str:
     if _SPDX_ID.fullmatch(spdx):
         return f"[{_md(spdx)}](https://spdx.org/licenses/{spdx}.html)"
@@ -618,6 +662,7 @@ def render_model_card(info: dict[str, Any]) -> str:
         ],
         _model_details(v),
         _intended_use(v),
+        _release(v),
         _training_data(v),
         _evaluation(v),
         _lineage(v),

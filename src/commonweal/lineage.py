@@ -236,4 +236,20 @@ def card_info(hub: Hub, version: int) -> dict[str, Any]:
             if "from_version" in s
         ],
         "withdrawn_since_previous": withdrawn,
+        "release": _release(state, version),
     }
+
+
+def _release(state: Any, version: int) -> dict[str, Any]:
+    """How the members released ``version``: its license and whether its weights are
+    public, and the proposal (its log entry) that decided it, if any."""
+    import json
+
+    mv = state.models[version]
+    decided = None
+    for number, p in sorted(state.proposals.items()):
+        if p.status == "executed" and any(
+            a["type"] == "model.release" and a["version"] == version for a in json.loads(p.actions)
+        ):
+            decided = number
+    return {"license": mv.license, "weights": mv.weights, "proposal": decided}
