@@ -27,10 +27,7 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,7 +48,7 @@ from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteSigner
-from machine import CpuWatch, log, pid_cpu, source_version
+from machine import CpuWatch, log, pid_cpu, served, source_version
 
 T = "2030-01-01T00:00:00.000Z"  # every entry's log time: inside the voting period
 CHOICES = ("for", "against", "abstain")
@@ -226,12 +223,6 @@ def bench_tally(voters: int, delegators: int, chain: int, repeat: int, verify: b
 # -- 2. votes over HTTP ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def post_all(base: str, batches: Sequence[list[dict[str, Any]]], threads: int) -> float:
     """Post every batch to ``POST /api/v1/events`` from ``threads`` clients; seconds."""
     todo = list(reversed(batches))
@@ -275,29 +266,7 @@ def bench_http(members: int, threads: int, tmp: Path) -> dict[str, Any]:
     joins = in_batches(
         [sign_event(k, "member.join", {"name": f"m{n}"}) for n, k in enumerate(keys)]
     )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "commonweal",
-            "serve",
-            "--hub",
-            str(tmp / "hub"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with served(tmp / "hub") as (base, server):
         log(f"http: {members} joins in batches of {BATCH}, {threads} threads (the anchor)")
         with CpuWatch([server.pid]) as join_watch:
             join_seconds = post_all(base, joins, threads)
@@ -319,9 +288,6 @@ def bench_http(members: int, threads: int, tmp: Path) -> dict[str, Any]:
             vote_seconds = post_all(base, in_batches(ballots), threads)
         shown = httpx.get(f"{base}/api/v1/proposals/{number}", timeout=120).json()
         server_cpu = pid_cpu(server.pid)
-    finally:
-        server.terminate()
-        server.wait(30)
     assert shown["tally"]["voters"] == members, shown["tally"]
 
     # Every event's signature is checked on the way in: the bare rate of that check.

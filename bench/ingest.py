@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from commonweal.intake import SALT_BYTES, commitment_of
 from commonweal.ledger.canonical import canonical
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
+from machine import served
 
 HERE = Path(__file__).resolve().parent
 WORDS = (  # noqa: SIM905 - a paragraph of words reads better than a list literal
@@ -52,12 +52,6 @@ def log(msg: str) -> None:
 def sentence(rng: random.Random, n: int) -> str:
     words = [rng.choice(WORDS) for _ in range(rng.randint(28, 36))]
     return f"Note {n}: " + " ".join(words) + "."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_batches(key: SigningKey, texts: list[str], size: int) -> list[dict[str, Any]]:
@@ -100,29 +94,7 @@ def bench_http(n: int, batch: int, tmp: Path) -> dict[str, Any]:
     hub.close()
     docs = build_batches(founder, texts, batch)
     log(f"http: {n} items of ~{sum(map(len, texts)) // n} bytes, batches of {batch}")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "commonweal",
-            "serve",
-            "--hub",
-            str(tmp / "hub"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with served(tmp / "hub") as (base, _):
         refused = 0
         with httpx.Client(base_url=base, timeout=60) as http:
             t = time.perf_counter()
@@ -131,9 +103,6 @@ def bench_http(n: int, batch: int, tmp: Path) -> dict[str, Any]:
                 r.raise_for_status()
                 refused += sum(i["status"] == "refused" for i in r.json()["items"])
             seconds = time.perf_counter() - t
-    finally:
-        server.terminate()
-        server.wait(10)
     ours = n / seconds
     # Anchor: the same rows into a bare SQLite table, batch by batch.
     db = sqlite3.connect(tmp / "bare.db")

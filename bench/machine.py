@@ -7,15 +7,51 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CpuWatch", "log", "pid_cpu", "source_version"]
+__all__ = ["CpuWatch", "free_port", "log", "pid_cpu", "served", "source_version"]
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(hub_dir: Path, *, wait: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``commonweal serve`` on ``hub_dir`` in a subprocess, once it answers ``/healthz``:
+    its base URL and process (for CPU accounting). Stopped on leaving."""
+    import httpx
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "commonweal", "serve", "--hub", str(hub_dir), "--port", str(port)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"commonweal serve on {hub_dir} did not come up")
+            time.sleep(0.1)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def _cpu_ticks() -> list[int] | None:
