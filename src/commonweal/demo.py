@@ -410,10 +410,10 @@ def _governance_story(
         f"  proposal {number} (Grace): rewards split 70/20/10 -> 60/30/10; "
         f"{len(votes)} votes cast, Radia delegates to Grace; two-thirds needed"
     )
-    from commonweal.community.governance import _parse
+    from commonweal.community.governance import seconds_between
     from commonweal.ledger.event import now
 
-    wait = (_parse(p.executable_after) - _parse(now())).total_seconds()
+    wait = seconds_between(now(), p.executable_after)
     time.sleep(max(0.0, wait) + 0.05)
     done = execute(hub, number)
     t = done["tally"]

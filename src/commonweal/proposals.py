@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from commonweal.community.governance import current_tally, phase
+from commonweal.community.governance import current_tally, phase, seconds_between
 from commonweal.community.state import Proposal, State
 from commonweal.errors import CommonwealError, NotFound
 from commonweal.ledger.event import SignedEvent, now
@@ -28,9 +28,7 @@ log = logging.getLogger("commonweal.proposals")
 
 
 def _seconds_until(t: str, when: str) -> int:
-    from commonweal.community.governance import _parse
-
-    return max(0, int((_parse(t) - _parse(when)).total_seconds()))
+    return max(0, int(seconds_between(when, t)))
 
 
 def describe(state: State, p: Proposal, when: str | None = None) -> dict[str, Any]:

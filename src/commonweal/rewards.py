@@ -139,23 +139,20 @@ def export_claims(hub: Hub, epoch: int) -> dict[str, Any]:
     from commonweal.community.claims import distributor
 
     hub.refresh()
-    state = hub.state
-    doc = distributor(claim_balances(state, epoch))
-    e = state.epochs[epoch]
-    entry = None
-    if e.claims_root != doc["merkleRoot"]:
+    doc = distributor(claim_balances(hub.state, epoch))
+    if hub.state.epochs[epoch].claims_root == doc["merkleRoot"]:
+        return {"document": doc, "entry": None, "epoch": epoch}  # already logged
 
-        def build(st: State) -> dict[str, Any]:
-            d = distributor(claim_balances(st, epoch))
-            return {
-                "epoch": epoch,
-                "format": "merkle-distributor",
-                "root": d["merkleRoot"],
-                "token_total": d["tokenTotal"],
-                "claims": len(d["claims"]),
-            }
+    def build(st: State) -> dict[str, Any]:
+        # Under the lock: an address registered meanwhile changes the claims.
+        doc.update(distributor(claim_balances(st, epoch)))
+        return {
+            "epoch": epoch,
+            "format": "merkle-distributor",
+            "root": doc["merkleRoot"],
+            "token_total": doc["tokenTotal"],
+            "claims": len(doc["claims"]),
+        }
 
-        res = _logged(hub, "rewards.claims", build)
-        entry = res["entry"]
-        doc = distributor(claim_balances(hub.state, epoch))
-    return {"document": doc, "entry": entry, "epoch": epoch}
+    res = _logged(hub, "rewards.claims", build)
+    return {"document": doc, "entry": res["entry"], "epoch": epoch}

@@ -133,7 +133,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     if method == "knn-shapley":
         kept = _knn_values(charter, X, y, Xe, ye, say)
     else:
-        kept, more = _member_values(hub, charter, kept_ids, owners, X, y, Xe, ye, say)
+        kept, more = _member_values(charter, kept_ids, owners, X, y, Xe, ye, say)
         details.update(more)
     raw = np.zeros(len(ids), dtype=np.float64)
     raw[rows_kept] = kept
@@ -296,7 +296,6 @@ def _knn_values(charter: Charter, X: Any, y: Any, Xe: Any, ye: Any, say: Progres
 
 
 def _member_values(
-    hub: Hub,
     charter: Charter,
     ids: Sequence[str],
     owners: Sequence[str],

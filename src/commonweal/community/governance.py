@@ -63,6 +63,7 @@ __all__ = [
     "phase",
     "proposal_tally",
     "removed_items",
+    "seconds_between",
 ]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -82,6 +83,11 @@ def _parse(t: str) -> datetime:
 def at(t: str, seconds: int) -> str:
     """``t`` plus ``seconds``, in the log's time format (milliseconds, UTC)."""
     return (_parse(t) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def seconds_between(start: str, end: str) -> float:
+    """Seconds from log time ``start`` to ``end`` (negative if ``end`` is earlier)."""
+    return (_parse(end) - _parse(start)).total_seconds()
 
 
 def _before(a: str, b: str) -> bool:
