@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 from immutables import Map
 
-from commonweal.audit import audit_log
 from commonweal.community import rules
 from commonweal.community.charter import validate_charter
 from commonweal.community.governance import current_tally
@@ -48,6 +47,7 @@ from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteSigner
+from commonweal.verify import verify_log
 from machine import CpuWatch, log, pid_cpu, served, source_version
 
 T = "2030-01-01T00:00:00.000Z"  # every entry's log time: inside the voting period
@@ -207,7 +207,7 @@ def bench_tally(voters: int, delegators: int, chain: int, repeat: int, verify: b
         note = Checkpoint(signer.name, frontier.size, frontier.root()).sign(signer)
         with CpuWatch() as verify_watch:
             t = time.perf_counter()
-            report = audit_log(leaves, checkpoint_note=note, verifier=signer.verifier, workers=2)
+            report = verify_log(leaves, checkpoint_note=note, verifier=signer.verifier, workers=2)
             seconds = time.perf_counter() - t
         assert report.state is not None
         assert current_tally(report.state, number) == tallied

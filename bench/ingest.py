@@ -29,10 +29,10 @@ import httpx
 
 from commonweal.community.charter import validate_charter
 from commonweal.hub import Hub
-from commonweal.intake import SALT_BYTES, commitment_of
 from commonweal.ledger.canonical import canonical
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
+from commonweal.wire import SALT_BYTES, commitment_of
 from machine import served
 
 HERE = Path(__file__).resolve().parent

@@ -12,11 +12,11 @@ are seeded, so item ids, and so the shards, repeat from run to run.
    rows) against the same scikit-learn estimator fitted and predicting directly on the
    same arrays (``trainer.make(kind, seed).fit(X, y)`` + ``predict``), both read back from
    the S=1 hub's pool; median of ``--repeat`` runs (digits: 3x as many), alternating.
-   Target: at most 1.15x. Informational: ``hub.train()`` end to end on that hub
+   Target: at most 1.15x. Informational: ``hub.models.train()`` end to end on that hub
    (decrypting, featurizing, fitting, scoring, storing the artifact, logging the version)
    against the same direct fit, with where its time went.
-2. ``unlearning``: on the S=8 hubs, a full ``hub.train()``; then, ``--repeat`` times, one
-   item withdrawn and ``hub.train(incremental=True)`` (it must retrain exactly that
+2. ``unlearning``: on the S=8 hubs, a full ``hub.models.train()``; then, ``--repeat`` times, one
+   item withdrawn and ``hub.models.train(incremental=True)`` (it must retrain exactly that
    item's shard); then a full retrain of the final data, which must predict exactly as
    the last incremental version does. Target (text; digits is too small to time):
    incremental at most 1/4 of the full retrain; also shown against the direct unsharded
@@ -72,19 +72,19 @@ import httpx
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from commonweal import vault
 from commonweal.client import HubClient
 from commonweal.community.charter import validate_charter
 from commonweal.community.models import pool, shard_of, trainer_name
-from commonweal.features import featurize, targets
 from commonweal.hub import Hub
-from commonweal.intake import SALT_BYTES, commitment_of
+from commonweal.hub.features import featurize, targets
+from commonweal.hub.training import load_model
 from commonweal.ledger.canonical import canonical
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ml.sisa import ShardedModel, dump_shard, fit_shard, shard_seed
 from commonweal.ml.trainers import get_trainer
-from commonweal.training import load_model
+from commonweal.store import vault
+from commonweal.wire import SALT_BYTES, commitment_of
 from machine import CpuWatch, log, pid_cpu, source_version
 
 TARGET_OVERHEAD = 1.15  # ours / direct sklearn fit + predict, at most
@@ -239,7 +239,7 @@ def community(
         refused = 0
         for n in range(0, len(items), BATCH):
             owner = names[(n // BATCH) % len(names)]
-            got = hub.contribute(contribution_doc(keys[owner], items[n : n + BATCH], rng))
+            got = hub.data.contribute(contribution_doc(keys[owner], items[n : n + BATCH], rng))
             for i in got["items"]:
                 if i["status"] == "in_review":
                     in_review.append((i["id"], owner))
@@ -461,22 +461,22 @@ class Phases:
 def hub_train(hub: Hub, *, incremental: bool = False) -> tuple[float, dict[str, Any]]:
     wait_idle()
     phases = Phases()
-    result = hub.train(incremental=incremental, progress=phases)
+    result = hub.models.train(incremental=incremental, progress=phases)
     end = time.perf_counter()
     result["phases"] = phases.summary(end)
     return end - phases.start, result
 
 
 def end_to_end(hub: Hub, anchor_seconds: float, repeat: int) -> dict[str, Any]:
-    """``hub.train()`` on the hub the arrays came from (S=1) against the direct fit."""
+    """``hub.models.train()`` on the hub the arrays came from (S=1) against the direct fit."""
     runs = []
     for _ in range(repeat):
         seconds, result = hub_train(hub)
-        log(f"    hub.train(): {seconds:.2f}s {result['phases']}")
+        log(f"    hub.models.train(): {seconds:.2f}s {result['phases']}")
         runs.append((seconds, result))
     mid = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     return {
-        "what": "hub.train() end to end, charter training.shards 1 (informational)",
+        "what": "hub.models.train() end to end, charter training.shards 1 (informational)",
         "seconds": r3(mid[0]),
         "phases": mid[1]["phases"],
         "runs": [r3(s) for s, _ in runs],
@@ -561,7 +561,7 @@ def cv_accuracy(
         right["sharded"] += int(
             (ShardedModel(models, data.labels).predict(X[test]) == y[test]).sum()
         )
-        right["unsharded"] += int((one.predict(X[test]) == y[test]).sum())
+        right["unsharded"] += int((one.models.predict(X[test]) == y[test]).sum())
     acc = {k: v / n for k, v in right.items()}
     points = 100 * (acc["unsharded"] - acc["sharded"])
     se = 100 * float(np.sqrt(sum(a * (1 - a) for a in acc.values()) / n))
@@ -587,7 +587,7 @@ def bench_unlearning(
         charter = hub.state.charter
         assert charter is not None
         shards = charter.training.shards
-        log(f"unlearning ({name}): S={shards}, full hub.train()")
+        log(f"unlearning ({name}): S={shards}, full hub.models.train()")
         with CpuWatch() as watch:
             full = [hub_train(hub)]
             log(f"    full: {full[-1][0]:.2f}s {full[-1][1]['phases']}")
@@ -645,7 +645,7 @@ def bench_unlearning(
                 ],
             },
             "full_retrain": {
-                "what": f"hub.train() with S={shards}, "
+                "what": f"hub.models.train() with S={shards}, "
                 + ("same data" if final_full else f"first train ({repeat} more items)"),
                 "seconds": r3(full_s),
                 "runs": [r3(s) for s, _ in full],
@@ -761,9 +761,9 @@ def pct(xs: Sequence[float], q: float) -> float:
 def revenue_calls(hub: Hub, start: int, key_hash: str) -> int:
     """Calls billed to ``key_hash`` in ``revenue.record`` events from entry ``start`` on."""
     calls = 0
-    pos, size = start, hub.size()
+    pos, size = start, hub.log.size()
     while pos < size:
-        leaves = hub.entries(pos, size)
+        leaves = hub.log.entries(pos, size)
         for leaf in leaves:
             if leaf.kind == "revenue.record":
                 calls += sum(u["calls"] for u in leaf.body["usage"] if u["key_hash"] == key_hash)
@@ -774,12 +774,12 @@ def revenue_calls(hub: Hub, start: int, key_hash: str) -> int:
 def bench_serving(
     built: Community, *, seconds: float, warmup: float, threads: int, anchor_calls: int, tmp: Path
 ) -> dict[str, Any]:
-    from commonweal.serving import hash_key
+    from commonweal.wire import hash_api_key as hash_key
 
     hub = built.open()
     if hub.state.latest_model is None:
         log("serving: training a model first")
-        hub.train()
+        hub.models.train()
     version = hub.state.latest_model
     assert version is not None and hub.state.charter is not None
     task = hub.state.charter.task
@@ -788,7 +788,7 @@ def bench_serving(
         secret, _ = client.create_apikey(built.founder, "bench", quota_per_day=10**9)
     key_hash = hash_key(secret)
     hub.refresh()
-    start_entry, treasury_before = hub.size(), hub.state.treasury
+    start_entry, treasury_before = hub.log.size(), hub.state.treasury
     texts = [it["text"] for it in text_items(2000, seed=99)]
     bodies = [json.dumps({"inputs": [{"text": t}]}).encode() for t in texts]
 
@@ -850,7 +850,7 @@ def bench_serving(
     inproc = []
     for n in range(anchor_calls + 50):
         t0 = time.perf_counter()
-        hub.predict(version.version, [items[n % len(items)]], api_key=None, metered=False)
+        hub.models.predict(version.version, [items[n % len(items)]], api_key=None, metered=False)
         if n >= 50:
             inproc.append(time.perf_counter() - t0)
     hub.close()
@@ -921,7 +921,7 @@ def table(doc: dict[str, Any]) -> str:
         e = o["end_to_end"]
         rows.append(
             (
-                f"   hub.train() end to end, {name}, S=1 (informational)",
+                f"   hub.models.train() end to end, {name}, S=1 (informational)",
                 f"{e['seconds']:.2f} s",
                 f"{e['anchor_seconds']:.2f} s",
                 f"{e['ratio']:.3f}x",
@@ -933,7 +933,7 @@ def table(doc: dict[str, Any]) -> str:
         s, timing = u["shards"], name == "text"
         rows.append(
             (
-                f"2. unlearn 1 item, {name}: incremental vs full hub.train(), S={s}",
+                f"2. unlearn 1 item, {name}: incremental vs full hub.models.train(), S={s}",
                 f"{u['incremental']['seconds']:.2f} s",
                 f"{u['full_retrain']['seconds']:.2f} s",
                 f"{u['ratio']:.3f}",

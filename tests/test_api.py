@@ -26,7 +26,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[tuple[HubClient, Hub, 
     hub, founder = make_hub(tmp_path / "hub", database_url)
     hub.close()
     with HubClient(str(tmp_path / "hub")) as c:
-        yield c, c._hub, founder
+        yield c, c.embedded_hub, founder
 
 
 def raw(c: HubClient) -> httpx.Client:

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commonweal.audit import Witness, audit_log
 from commonweal.community.charter import Charter
 from commonweal.errors import VerificationFailed
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.note import NoteSigner, NoteVerifier
+from commonweal.verify import Witness, verify_log
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,17 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], str, Not
         hub.append(
             [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}", "invite": token})]
         )
-    leaves = [leaf.data for leaf in hub.entries(0, None)]
-    note, verifier = hub.checkpoint(), hub.verifier
+    leaves = [leaf.data for leaf in hub.log.entries(0, None)]
+    note, verifier = hub.log.checkpoint(), hub.verifier
     hub.close()
     return leaves, note, verifier
 
 
 def test_an_honest_log_verifies(log: tuple[list[bytes], str, NoteVerifier]) -> None:
     leaves, note, verifier = log
-    report = audit_log(leaves, checkpoint_note=note, verifier=verifier, workers=1)
+    report = verify_log(leaves, checkpoint_note=note, verifier=verifier, workers=1)
     assert report.size == 13 and report.members == 7
-    parallel = audit_log(leaves, checkpoint_note=note, verifier=verifier, workers=2)
+    parallel = verify_log(leaves, checkpoint_note=note, verifier=verifier, workers=2)
     assert parallel.root == report.root
 
 
@@ -59,7 +59,7 @@ def test_any_tampered_leaf_byte_fails(
     bad[pos] ^= flip
     forged = [*leaves[:i], bytes(bad), *leaves[i + 1 :]]
     with pytest.raises(VerificationFailed) as exc:
-        audit_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
+        verify_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
     # The failure names the tampered entry, or (if only the tree noticed) the root.
     assert exc.value.index in (i, None)
 
@@ -78,7 +78,7 @@ def test_any_tampered_checkpoint_byte_fails(
     except UnicodeDecodeError:
         return  # not even text: nothing to verify
     with pytest.raises(VerificationFailed):
-        audit_log(leaves, checkpoint_note=forged, verifier=verifier, workers=1)
+        verify_log(leaves, checkpoint_note=forged, verifier=verifier, workers=1)
 
 
 def test_dropped_reordered_or_extra_entries_fail(
@@ -91,7 +91,7 @@ def test_dropped_reordered_or_extra_entries_fail(
         [*leaves, leaves[-1]],
     ):
         with pytest.raises(VerificationFailed):
-            audit_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
+            verify_log(forged, checkpoint_note=note, verifier=verifier, workers=1)
 
 
 def test_a_checkpoint_signed_by_another_key_fails(
@@ -100,7 +100,7 @@ def test_a_checkpoint_signed_by_another_key_fails(
     leaves, note, verifier = log
     other = NoteSigner(verifier.name, SigningKey.generate())
     with pytest.raises(VerificationFailed):
-        audit_log(leaves, checkpoint_note=note, verifier=other.verifier, workers=1)
+        verify_log(leaves, checkpoint_note=note, verifier=other.verifier, workers=1)
 
 
 def test_a_hub_that_changes_its_key_is_caught(
@@ -108,14 +108,14 @@ def test_a_hub_that_changes_its_key_is_caught(
 ) -> None:
     leaves, note, verifier = log
     witness = Witness(tmp_path)
-    audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    verify_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
     impostor = NoteSigner(verifier.name, SigningKey.generate())
     from commonweal.ledger.merkle import MemoryTree
     from commonweal.ledger.note import Checkpoint
 
     forged = Checkpoint(verifier.name, len(leaves), MemoryTree(leaves).root()).sign(impostor)
     with pytest.raises(VerificationFailed, match="does not change its key"):
-        audit_log(
+        verify_log(
             leaves, checkpoint_note=forged, verifier=impostor.verifier, witness=witness, workers=1
         )
 
@@ -125,10 +125,10 @@ def test_the_witness_remembers_and_accepts_growth(
 ) -> None:
     leaves, note, verifier = log
     witness = Witness(tmp_path)
-    audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    verify_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
     last = witness.last(verifier)
     assert last is not None and last.size == len(leaves)
-    report = audit_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
+    report = verify_log(leaves, checkpoint_note=note, verifier=verifier, witness=witness, workers=1)
     assert report.previous_size == len(leaves)
 
 
@@ -140,7 +140,7 @@ def test_a_signed_canonical_leaf_holding_a_float_fails_replay(tmp_path: Path) ->
     from commonweal.ledger.note import Checkpoint
 
     hub, _ = Hub.init(tmp_path / "hub", charter=Charter(name="Floats"), founder_name="Ada")
-    leaves = [leaf.data for leaf in hub.entries(0, None)]
+    leaves = [leaf.data for leaf in hub.log.entries(0, None)]
     key = SigningKey.generate()
     event = {
         "v": 1,
@@ -154,5 +154,5 @@ def test_a_signed_canonical_leaf_holding_a_float_fails_replay(tmp_path: Path) ->
     leaves.append(encode_leaf(data, 1, now(), key.sign(data)))
     note = Checkpoint(hub.origin, 2, MemoryTree(leaves).root()).sign(hub.signer)
     with pytest.raises(VerificationFailed, match="entry 1: the rules refuse it"):
-        audit_log(leaves, checkpoint_note=note, verifier=hub.verifier, workers=1)
+        verify_log(leaves, checkpoint_note=note, verifier=hub.verifier, workers=1)
     hub.close()

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commonweal.card import render_model_card
-from commonweal.croissant import croissant
+from commonweal.cards.croissant import croissant
+from commonweal.cards.model_card import render_model_card
 from commonweal.errors import HubError
 
 KINDS = [

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community.charter import validate_charter
 from commonweal.errors import (
@@ -26,6 +25,7 @@ from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.schema import content_blobs, content_keys
+from commonweal.verify import verify_hub
 
 TEXTS = [
     "The river near the old mill floods every spring and the town moves the market uphill.",
@@ -58,7 +58,7 @@ def coop(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
             c.join(keys[name], name)
         yield {
             "client": c,
-            "hub": c._hub,
+            "hub": c.embedded_hub,
             "keys": keys,
             "dir": tmp_path / "hub",
             "url": database_url,
@@ -96,7 +96,7 @@ def test_contributed_text_is_stored_encrypted_and_never_logged(coop: dict[str, A
     for t in TEXTS[:3]:
         assert t.encode() not in dumped  # not in the database, the WAL, or the log
         assert t.encode() not in leaves
-    audit_hub(coop["hub"])
+    verify_hub(coop["hub"])
 
 
 def test_duplicates_are_refused_and_near_duplicates_flagged(coop: dict[str, Any]) -> None:
@@ -142,18 +142,18 @@ def test_bad_items_refuse_the_whole_batch(
     coop: dict[str, Any], bad: dict[str, Any], exc: type[Exception], words: str
 ) -> None:
     c, keys, hub = coop["client"], coop["keys"], coop["hub"]
-    size = hub.size()
+    size = hub.log.size()
     with pytest.raises(exc, match=words):
         c.contribute(keys["Grace"], [*items(TEXTS[1]), bad])
-    assert hub.size() == size
+    assert hub.log.size() == size
     with hub.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(content_blobs)).scalar() == 0
-    audit_hub(hub)
+    verify_hub(hub)
 
 
 def test_forged_or_replayed_batches_are_refused(coop: dict[str, Any]) -> None:
     keys, hub = coop["keys"], coop["hub"]
-    from commonweal.intake import commitment_of
+    from commonweal.wire import commitment_of
 
     salt = os.urandom(16)
     item = {"text": TEXTS[2], "label": "news"}
@@ -175,15 +175,15 @@ def test_forged_or_replayed_batches_are_refused(coop: dict[str, Any]) -> None:
     content = [{"id": meta["id"], "salt": base64.b64encode(salt).decode(), "item": item}]
     swapped = [{**content[0], "item": {"text": TEXTS[3], "label": "news"}}]
     with pytest.raises(InvalidInput, match="commitment"):
-        hub.contribute({**ev.to_wire(), "content": swapped})
+        hub.data.contribute({**ev.to_wire(), "content": swapped})
     forged = ev.to_wire()
     forged["event"] = {**forged["event"], "actor": keys["Alan"].key_id}
     with pytest.raises(BadSignature):
-        hub.contribute({**forged, "content": content})
-    hub.contribute({**ev.to_wire(), "content": content})
+        hub.data.contribute({**forged, "content": content})
+    hub.data.contribute({**ev.to_wire(), "content": content})
     with pytest.raises(Replay):
-        hub.contribute({**ev.to_wire(), "content": content})
-    audit_hub(hub)
+        hub.data.contribute({**ev.to_wire(), "content": content})
+    verify_hub(hub)
 
 
 def test_peer_review_reaches_a_recomputable_decision(coop: dict[str, Any]) -> None:
@@ -205,7 +205,7 @@ def test_peer_review_reaches_a_recomputable_decision(coop: dict[str, Any]) -> No
     assert row["status"] == "accepted" and row["decided_label"] == "news"
     decisions = [e for e in c.iter_entries() if e["event"]["kind"] == "review.decide"]
     assert decisions and decisions[-1]["event"]["body"]["decisions"][0]["id"] == r["id"]
-    report = audit_hub(hub)
+    report = verify_hub(hub)
     assert any("review decisions recomputed" in line for line in report.checks)
     assert {x["key"] for x in c.reliability()} == {keys["Alan"].key_id, keys["Tim"].key_id}
 
@@ -231,7 +231,7 @@ def test_withdrawal_erases_content_and_keys(coop: dict[str, Any]) -> None:
     with pytest.raises(Exception, match="no content"):
         c.content(keys["Grace"], ids[0])
     assert c.next_review(keys["Alan"])["id"] == ids[1]  # the withdrawn one is not offered
-    audit_hub(hub)
+    verify_hub(hub)
 
 
 def test_a_member_can_export_everything_they_gave(coop: dict[str, Any], tmp_path: Path) -> None:
@@ -255,7 +255,7 @@ def test_a_hub_that_logs_a_decision_the_reviews_do_not_support_is_caught(
     c, keys, hub = coop["client"], coop["keys"], coop["hub"]
     r = c.contribute(keys["Grace"], items(TEXTS[0]))["items"][0]
     from commonweal.errors import VerificationFailed
-    from commonweal.verdicts import pending_decisions
+    from commonweal.hub.decisions import pending_decisions
 
     def dishonest(state: Any, upto: int) -> Any:
         body = pending_decisions(state, upto)
@@ -269,4 +269,4 @@ def test_a_hub_that_logs_a_decision_the_reviews_do_not_support_is_caught(
     assert c.contribution(r["id"])["status"] == "accepted"
     entry = next(e["index"] for e in c.iter_entries() if e["event"]["kind"] == "review.decide")
     with pytest.raises(VerificationFailed, match=f"entry {entry}: its decisions differ"):
-        audit_hub(hub)
+        verify_hub(hub)

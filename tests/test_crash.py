@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commonweal.audit import audit_hub
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash
+from commonweal.verify import verify_hub
 from tests.conftest import make_hub
 
 pytestmark = pytest.mark.slow
@@ -85,14 +85,14 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
         t.join(10)
 
     survivor = Hub.open(tmp_path / "hub")
-    size = survivor.size()
+    size = survivor.log.size()
     assert size >= 1 + len(acked)
     stored = {
-        leaf.index: leaf_hash(leaf.data).hex() for leaf in survivor.entries(0, size, limit=size)
+        leaf.index: leaf_hash(leaf.data).hex() for leaf in survivor.log.entries(0, size, limit=size)
     }
     for index, lh in acked:
         assert stored[index] == lh
-    assert audit_hub(survivor).size == size
+    assert verify_hub(survivor).size == size
     survivor.close()
 
     # And the hub comes back and keeps appending after the crash.

@@ -27,10 +27,7 @@ from typing import Any
 
 import pytest
 
-import commonweal.hub
-import commonweal.proposals
-import commonweal.serving
-from commonweal.audit import audit_hub
+import commonweal.hub.proposals
 from commonweal.client import HubClient
 from commonweal.community import governance, rules
 from commonweal.community.charter import validate_charter
@@ -49,12 +46,10 @@ from commonweal.errors import (
 from commonweal.hub import Hub
 from commonweal.ledger.event import decode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
-from commonweal.lineage import manifest_ids
-from commonweal.proposals import Executor, describe, execute
-from commonweal.rewards import close_epoch
-from commonweal.serving import hash_key, new_api_key
-from commonweal.valuation import value
-from commonweal.vault import load_items
+from commonweal.store.vault import load_items
+from commonweal.verify import verify_hub
+from commonweal.wire import hash_api_key as hash_key
+from commonweal.wire import new_api_key
 from tests.modelkit import accept_all, digit_items
 from tests.test_cli import cw, cwj
 
@@ -89,8 +84,7 @@ class Clock:
 
 
 def patch_clock(m: pytest.MonkeyPatch, clock: Clock) -> None:
-    for module in (commonweal.hub, commonweal.proposals, commonweal.serving):
-        m.setattr(module, "now", clock)
+    m.setattr(Hub, "clock", staticmethod(clock))
 
 
 @pytest.fixture
@@ -140,12 +134,12 @@ def carry(
 ) -> dict[str, Any]:
     """Propose ``actions`` as Ada, vote them through, wait out the timelock and have the
     hub execute them; what ``execute`` returns."""
-    hub = client._hub
+    hub = client.embedded_hub
     number = propose(client, keys["Ada"], actions)
     for name in voters:
         vote(client, keys[name], number, "for")
     until(clock, hub, number, "executable_after")
-    done = execute(hub, number)
+    done = hub.governance.execute(number)
     assert done["status"] == "executed" and done["tally"]["passed"], done
     return done
 
@@ -154,14 +148,19 @@ def refused(hub: Hub, action: Callable[[], Any], error: type[Exception], words: 
     """``action`` raises exactly ``error`` with ``words`` in its message, and writes
     nothing: not an entry, not a checkpoint, not a projection row."""
     hub.refresh()
-    size, checkpoint, state, tables = hub.size(), hub.checkpoint(), hub.state, hub.projections()
+    size, checkpoint, state, tables = (
+        hub.log.size(),
+        hub.log.checkpoint(),
+        hub.state,
+        hub.projections(),
+    )
     with pytest.raises(CommonwealError) as caught:
         action()
     assert type(caught.value) is error, caught.value
     message = str(caught.value)
     assert words in message, message
     hub.refresh()
-    assert hub.size() == size and hub.checkpoint() == checkpoint
+    assert hub.log.size() == size and hub.log.checkpoint() == checkpoint
     assert hub.state is state and hub.projections() == tables
     return message
 
@@ -169,7 +168,7 @@ def refused(hub: Hub, action: Callable[[], Any], error: type[Exception], words: 
 def verified(hub: Hub) -> None:
     """``ledger verify``: the log replays under the real rules (every tally recounted) and
     the projections equal the replayed state."""
-    assert audit_hub(hub, workers=1).size == hub.size()
+    assert verify_hub(hub, workers=1).size == hub.log.size()
 
 
 def charter_doc(hub: Hub) -> dict[str, Any]:
@@ -257,14 +256,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys, str]:
             client.contribute(ada, items[:100])
             client.contribute(keys["Grace"], items[100:])
             accept_all(client, {n: keys[n] for n in ("Ada", "Grace", "Alan")})
-            h = client._hub
-            assert h.train()["version"] == 1
-            value(h)
-            close_epoch(h)
+            h = client.embedded_hub
+            assert h.models.train()["version"] == 1
+            h.ownership.value()
+            h.ownership.close_epoch()
             secret, _ = client.create_apikey(keys["Tim"], "Corner Shop")
             inputs = [{"image": it["image"]} for it in digit_items(0, CALLS)]
             client.predict(inputs, api_key=secret)
-            assert h.close_revenue() is not None
+            assert h.models.close_revenue() is not None
             keys["Hedy"] = SigningKey.generate()
             client.join(keys["Hedy"], "Hedy")
             assert h.state.treasury.balance == PRICE * CALLS
@@ -297,8 +296,8 @@ def test_a_charter_amendment_changes_the_split_the_next_epoch_mints(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    value(hub)  # a second valuation of version 1, for the epoch after the vote
+    hub = client.embedded_hub
+    hub.ownership.value()  # a second valuation of version 1, for the epoch after the vote
     amended = charter_doc(hub)
     amended["rewards"].update(data_pct=60, review_pct=30)
     number = propose(client, keys["Ada"], [{"type": "charter.amend", "charter": amended}])
@@ -306,18 +305,18 @@ def test_a_charter_amendment_changes_the_split_the_next_epoch_mints(
     assert (p.weighting, p.approval, p.total_power, p.eligible) == ("member", "two-thirds", 4, 4)
     votes(client, keys, number, Ada="for", Grace="for", Alan="for")
     until(clock, hub, number, "ends")
-    assert describe(hub.state, p)["phase"] == "timelock"
-    refused(hub, lambda: execute(hub, number), Conflict, "can execute after its timelock")
+    assert hub.governance.proposal(p.proposal)["phase"] == "timelock"
+    refused(hub, lambda: hub.governance.execute(number), Conflict, "can execute after its timelock")
     clock.advance(DAY)
-    done = execute(hub, number)
+    done = hub.governance.execute(number)
     assert done["phase"] == "executed" and done["tally"]["counts"]["for"] == 3
     assert hub.state.charter is not None and hub.state.charter.rewards.data_pct == 60
     assert json.loads(hub.community()["charter"])["rewards"]["review_pct"] == 30
-    entry = hub.entries(done["entry"], done["entry"] + 1)[0]
+    entry = hub.log.entries(done["entry"], done["entry"] + 1)[0]
     assert entry.kind == "proposal.execute" and entry.actor == hub.state.hub_key
     assert entry.body == {"proposal": number, "tally": done["tally"]}
 
-    epoch = close_epoch(hub)
+    epoch = hub.ownership.close_epoch()
     # Epoch 1 paid the review credit; only the data pool has anyone to pay: 60% now.
     assert epoch["pools"]["data"]["amount"] == 600_000 == epoch["shares"]
     assert sum(a["shares"] for a in epoch["pools"]["data"]["awards"]) == 600_000
@@ -328,7 +327,7 @@ def test_admitting_a_waiting_member_by_vote_lets_her_act(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     hedy = keys["Hedy"].key_id
     refused(
         hub,
@@ -355,21 +354,21 @@ def test_a_removed_member_can_no_longer_vote_or_contribute(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     tim = keys["Tim"].key_id
     number = propose(client, keys["Ada"], [{"type": "member.remove", "member": tim}])
     votes(client, keys, number, Ada="for", Grace="for", Tim="against")
     until(clock, hub, number, "ends")
     before = propose(client, keys["Grace"], SIGNAL)  # made while Tim was still active
     until(clock, hub, number, "executable_after")
-    execute(hub, number)
+    hub.governance.execute(number)
     assert hub.state.members[tim].status == "removed"
     assert row(hub, "members", "key", tim)["status"] == "removed"
     after = propose(client, keys["Grace"], SIGNAL)
     assert hub.state.proposals[after].eligible == 3
     refused(hub, lambda: vote(client, keys["Tim"], after, "for"), Forbidden, "only members active")
     # Not even on a proposal made before his removal, still open: he is no longer active.
-    assert describe(hub.state, hub.state.proposals[before])["phase"] == "active"
+    assert hub.governance.proposal(before)["phase"] == "active"
     refused(hub, lambda: vote(client, keys["Tim"], before, "for"), Forbidden, "'Tim' is removed")
     refused(
         hub,
@@ -385,7 +384,7 @@ def test_model_release_api_keys_and_price_take_effect(
     fresh: tuple[HubClient, Keys], base: tuple[Path, Keys, str], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     tims_secret = base[2]
     secret, key_hash = new_api_key()
     inputs = [{"image": it["image"]} for it in digit_items(0, 2)]
@@ -407,7 +406,7 @@ def test_model_release_api_keys_and_price_take_effect(
     mv = hub.state.models[1]
     assert (mv.license, mv.weights) == ("Apache-2.0", "public")
     assert row(hub, "models", "version", 1)["license"] == "Apache-2.0"
-    assert hub.models()[0]["weights"] == "public"
+    assert hub.models.versions()[0]["weights"] == "public"
     published = client._request("GET", artifact)
     assert hashlib.sha256(published.content).hexdigest() == mv.artifact_sha256
     assert published.headers["x-commonweal-license"] == "Apache-2.0"
@@ -434,7 +433,7 @@ def test_the_treasury_pays_a_member_and_the_shareholders(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     grace = keys["Grace"].key_id
     before = hub.state
     holders = sorted((h.member, h.shares) for h in before.holdings.values() if h.shares)
@@ -463,21 +462,21 @@ def test_a_removed_contribution_is_shredded_and_leaves_the_next_model(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    trained = manifest_ids(hub, 1)
+    hub = client.embedded_hub
+    trained = hub.models.manifest_ids(1)
     gone = [i for i in trained if hub.state.contributions[i].member == keys["Grace"].key_id][:3]
     with hub.read() as conn:
         assert load_items(conn, gone).keys() == set(gone)
     remove = {"type": "contribution.remove", "items": gone, "reason": "copied from a textbook"}
     carry(client, keys, clock, [remove])
     assert {hub.state.contributions[i].status for i in gone} == {"removed"}
-    assert {r["status"] for r in hub.contributions_by_id(gone)} == {"removed"}
+    assert {r["status"] for r in hub.data.contributions_by_id(gone)} == {"removed"}
     with hub.read() as conn:
         assert load_items(conn, gone) == {}
     assert not set(gone) & set(pool(hub.state).training)
-    assert hub.train(incremental=True)["version"] == 2
-    assert not set(gone) & set(manifest_ids(hub, 2))
-    assert len(manifest_ids(hub, 2)) == len(trained) - 3
+    assert hub.models.train(incremental=True)["version"] == 2
+    assert not set(gone) & set(hub.models.manifest_ids(2))
+    assert len(hub.models.manifest_ids(2)) == len(trained) - 3
     refused(
         hub,
         lambda: propose(client, keys["Ada"], [{**remove, "items": gone[:1]}]),
@@ -491,7 +490,7 @@ def test_a_signal_changes_nothing_but_its_proposal(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     before = hub.state
     done = carry(client, keys, clock, SIGNAL)
     after = hub.state
@@ -509,7 +508,7 @@ def test_share_and_quadratic_weightings_count_exact_integers(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     ada, grace, alan, tim = shares(hub, "Ada", "Grace", "Alan", "Tim", keys=keys)
     assert tim == 0 and len({ada, grace, alan}) == 3 and ada + grace + alan == 900_000
 
@@ -560,7 +559,7 @@ def test_approval_and_ranked_choice_signals_pick_their_winner(
     small: SmallHub, clock: Clock
 ) -> None:
     client, keys = small()
-    hub = client._hub
+    hub = client.embedded_hub
     options = ["canal", "orchard", "library"]
     approval = propose(client, keys["Ada"], SIGNAL, choice="approval", options=options)
     votes(
@@ -632,7 +631,7 @@ def test_approval_and_ranked_choice_signals_pick_their_winner(
         "only signal proposals take approval or ranked-choice",
     )
     until(clock, hub, approval, "executable_after")
-    assert execute(hub, approval)["tally"]["winner"] == "canal"
+    assert hub.governance.execute(approval)["tally"]["winner"] == "canal"
     verified(hub)
 
 
@@ -643,7 +642,7 @@ def test_power_is_fixed_when_a_proposal_is_made(
     fresh: tuple[HubClient, Keys], clock: Clock
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     ada, grace = shares(hub, "Ada", "Grace", keys=keys)
     pay = propose(
         client, keys["Grace"], [{"type": "treasury.pay", "to": "shareholders", "amount": 1}]
@@ -651,8 +650,8 @@ def test_power_is_fixed_when_a_proposal_is_made(
     signal = propose(client, keys["Grace"], SIGNAL)
 
     # After they were made: more shares are minted, Hedy is admitted, Tim delegates to Ada.
-    value(hub)
-    close_epoch(hub)
+    hub.ownership.value()
+    hub.ownership.close_epoch()
     assert shares(hub, "Ada", keys=keys)[0] > ada
     client.approve(keys["Ada"], keys["Hedy"].key_id)
     act(client, keys["Tim"], "delegate.set", {"to": keys["Ada"].key_id})
@@ -683,7 +682,7 @@ def test_delegation_is_transitive_refuses_cycles_and_yields_to_own_votes(
     small: SmallHub, database_url: str, clock: Clock
 ) -> None:
     client, keys = small(None, database_url)
-    hub = client._hub
+    hub = client.embedded_hub
     ada, grace, alan, tim = (keys[n].key_id for n in ("Ada", "Grace", "Alan", "Tim"))
     act(client, keys["Tim"], "delegate.set", {"to": alan})
     act(client, keys["Alan"], "delegate.set", {"to": grace})
@@ -737,7 +736,7 @@ def test_a_secret_ballot_is_committed_then_revealed_and_unrevealed_votes_are_abs
     small: SmallHub, database_url: str, clock: Clock
 ) -> None:
     client, keys = small({"secret_ballot": True}, database_url)
-    hub = client._hub
+    hub = client.embedded_hub
     number = propose(client, keys["Ada"], SIGNAL)
     p = hub.state.proposals[number]
     assert (
@@ -754,7 +753,7 @@ def test_a_secret_ballot_is_committed_then_revealed_and_unrevealed_votes_are_abs
         act(client, keys[name], "vote.commit", {"proposal": number, "commitment": sealed})
     shown = client.proposal(number)
     assert shown["phase"] == "active" and shown["tally"] is None and shown["commitments"] == 4
-    assert describe(hub.state, p)["tally"] is None
+    assert hub.governance.proposal(p.proposal)["tally"] is None
     assert [x["tally"] for x in client.proposals()] == [None]
     refused(
         hub,
@@ -795,7 +794,7 @@ def test_a_secret_ballot_is_committed_then_revealed_and_unrevealed_votes_are_abs
         "the reveal period ended",
     )
     until(clock, hub, number, "executable_after")
-    done = execute(hub, number)
+    done = hub.governance.execute(number)
     assert done["tally"]["counts"] == {"for": 2, "against": 1, "abstain": 0}
     verified(hub)
 
@@ -808,7 +807,7 @@ def test_what_the_rules_forbid_is_refused_with_its_reason_and_writes_nothing(
 ) -> None:
     timing = {"voting_delay_seconds": 60, "voting_period_seconds": 3600, "timelock_seconds": 600}
     client, keys = small({**timing, "change_votes": False}, database_url)
-    hub = client._hub
+    hub = client.embedded_hub
     ada, grace, alan = keys["Ada"], keys["Grace"], keys["Alan"]
     stranger = SigningKey.generate()
     passing = propose(client, ada, SIGNAL, title="Passes")
@@ -885,16 +884,20 @@ def test_what_the_rules_forbid_is_refused_with_its_reason_and_writes_nothing(
         Conflict,
         f"voting on proposal {passing} closed at {ends}",
     )
-    refused(hub, lambda: execute(hub, passing), Conflict, "can execute after its timelock")
+    refused(
+        hub, lambda: hub.governance.execute(passing), Conflict, "can execute after its timelock"
+    )
     until(clock, hub, passing, "executable_after")
     refused(
         hub,
-        lambda: execute(hub, failing),
+        lambda: hub.governance.execute(failing),
         Conflict,
         f"proposal {failing} did not pass (not approved: 1 for, 2 against",
     )
-    execute(hub, passing)
-    refused(hub, lambda: execute(hub, passing), Conflict, f"proposal {passing} is executed")
+    hub.governance.execute(passing)
+    refused(
+        hub, lambda: hub.governance.execute(passing), Conflict, f"proposal {passing} is executed"
+    )
     refused(
         hub,
         lambda: act(client, ada, "proposal.execute", {"proposal": passing, "tally": {}}),
@@ -908,7 +911,7 @@ def test_what_the_rules_forbid_is_refused_with_its_reason_and_writes_nothing(
 
 def test_a_tally_other_than_the_rules_count_is_refused(small: SmallHub, clock: Clock) -> None:
     client, keys = small()
-    hub = client._hub
+    hub = client.embedded_hub
     number = propose(client, keys["Ada"], SIGNAL)
     votes(client, keys, number, Ada="for", Grace="against", Alan="for")
     until(clock, hub, number, "executable_after")
@@ -947,7 +950,7 @@ def _forge_tally(m: pytest.MonkeyPatch) -> None:
         return t
 
     m.setattr(governance, "current_tally", forged)
-    m.setattr(commonweal.proposals, "current_tally", forged)
+    m.setattr(commonweal.hub.proposals, "current_tally", forged)
 
 
 def _skip_timelock(m: pytest.MonkeyPatch) -> None:
@@ -973,7 +976,7 @@ def test_a_hub_that_bypasses_the_rules_is_caught_by_verify(
     small: SmallHub, clock: Clock, lie: Callable[[pytest.MonkeyPatch], None], words: str
 ) -> None:
     client, keys = small()
-    hub = client._hub
+    hub = client.embedded_hub
     number = propose(client, keys["Ada"], SIGNAL)
     votes(client, keys, number, Ada="for", Grace="for", Alan="against")
     if lie is _forge_tally:
@@ -983,16 +986,16 @@ def test_a_hub_that_bypasses_the_rules_is_caught_by_verify(
         until(clock, hub, number, "ends")
     with pytest.MonkeyPatch.context() as m:
         lie(m)
-        entry = execute(hub, number)["entry"]
+        entry = hub.governance.execute(number)["entry"]
     act(client, keys["Grace"], "delegate.set", {"to": keys["Ada"].key_id})  # the log goes on
-    leaves = [decode_leaf(b) for b in hub.leaf_bytes(0, hub.size())]
+    leaves = [decode_leaf(b) for b in hub.store.leaf_bytes(0, hub.log.size())]
     assert leaves[entry].kind == "proposal.execute"
     with pytest.raises(CommonwealError, match=words):
         rules.replay(leaves)
     with pytest.raises(
         VerificationFailed, match=rf"entry {entry}: the rules refuse it: proposal\.execute: "
     ) as caught:
-        audit_hub(hub, workers=1)
+        verify_hub(hub, workers=1)
     assert caught.value.index == entry and words in str(caught.value)
 
 
@@ -1011,7 +1014,7 @@ def test_abstentions_count_toward_the_quorum_only_when_the_charter_says(
 ) -> None:
     gov = {"quorum_pct": 50, "quorum_counts": quorum_counts}
     client, keys = small(gov)
-    hub = client._hub
+    hub = client.embedded_hub
     number = propose(client, keys["Ada"], SIGNAL)
     votes(client, keys, number, Ada="for", Grace="abstain")
     t = current_tally(hub.state, number)
@@ -1019,14 +1022,14 @@ def test_abstentions_count_toward_the_quorum_only_when_the_charter_says(
     assert t["passed"] is passed and t["reason"].startswith(reason)
     assert client.proposal(number)["quorum_reached"] is passed
     until(clock, hub, number, "executable_after")
-    assert commonweal.proposals.executable(hub.state) == ([number] if passed else [])
+    assert commonweal.hub.proposals.executable(hub.state) == ([number] if passed else [])
 
 
 def test_a_charter_amendment_needs_two_thirds_and_exactly_two_thirds_is_enough(
     small: SmallHub, clock: Clock
 ) -> None:
     client, keys = small()
-    hub = client._hub
+    hub = client.embedded_hub
     amended = charter_doc(hub)
     amended["description"] = "We keep the canal clean."
     amend = [{"type": "charter.amend", "charter": amended}]
@@ -1046,10 +1049,10 @@ def test_a_charter_amendment_needs_two_thirds_and_exactly_two_thirds_is_enough(
     assert t["passed"] is False and t["reason"].startswith("not approved: 2 for, 2 against")
     assert current_tally(hub.state, price)["passed"] is False  # a tie is no majority
     until(clock, hub, exactly, "executable_after")
-    execute(hub, exactly)
+    hub.governance.execute(exactly)
     assert hub.state.charter is not None
     assert hub.state.charter.description == "We keep the canal clean."
-    refused(hub, lambda: execute(hub, short), Conflict, "did not pass")
+    refused(hub, lambda: hub.governance.execute(short), Conflict, "did not pass")
     verified(hub)
 
 
@@ -1060,7 +1063,7 @@ def test_an_amendment_written_against_an_older_charter_does_not_undo_a_newer_one
     second would silently revert it, so it is refused; and naming a rule for another
     action does not lower the two-thirds an amendment needs."""
     client, keys = small({"rules": {"price.set": {"approval": "majority"}}})
-    hub = client._hub
+    hub = client.embedded_hub
     first_doc, second_doc = charter_doc(hub), charter_doc(hub)
     first_doc["description"] = "Canal first."
     second_doc["rewards"]["data_pct"], second_doc["rewards"]["review_pct"] = 60, 30
@@ -1070,8 +1073,8 @@ def test_an_amendment_written_against_an_older_charter_does_not_undo_a_newer_one
     for n in (first, second):
         votes(client, keys, n, Ada="for", Grace="for", Alan="for")
     until(clock, hub, second, "executable_after")
-    execute(hub, first)
-    refused(hub, lambda: execute(hub, second), Conflict, "the charter changed")
+    hub.governance.execute(first)
+    refused(hub, lambda: hub.governance.execute(second), Conflict, "the charter changed")
     assert hub.state.charter is not None and hub.state.charter.description == "Canal first."
     verified(hub)
 
@@ -1083,7 +1086,7 @@ def test_the_executor_runs_what_is_due_and_does_not_retry_a_failure_until_the_lo
     fresh: tuple[HubClient, Keys], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     grace, alan = keys["Grace"].key_id, keys["Alan"].key_id
     first = propose(client, keys["Ada"], [{"type": "treasury.pay", "to": grace, "amount": 100}])
     second = propose(client, keys["Ada"], [{"type": "treasury.pay", "to": alan, "amount": 100}])
@@ -1096,14 +1099,14 @@ def test_the_executor_runs_what_is_due_and_does_not_retry_a_failure_until_the_lo
     vote(client, keys["Ada"], later, "for")
 
     tried: list[int] = []
-    real = commonweal.proposals.execute
+    real = commonweal.hub.proposals.execute
 
     def counted(h: Hub, number: int) -> dict[str, Any]:
         tried.append(number)
         return real(h, number)
 
-    monkeypatch.setattr(commonweal.proposals, "execute", counted)
-    executor = Executor(hub)
+    monkeypatch.setattr(commonweal.hub.proposals, "execute", counted)
+    executor = hub.governance.executor()
     assert executor.tick() == []  # nothing due yet
     until(clock, hub, first, "executable_after")
     assert executor.tick() == [first]
@@ -1213,7 +1216,7 @@ def test_propose_vote_delegate_and_execute_from_the_command_line(tmp_path: Path)
         assert h.state.charter is not None
         rewards = h.state.charter.rewards
         assert (rewards.data_pct, rewards.review_pct, rewards.compute_pct) == (60, 30, 10)
-        logged = h.entries(done["entry"], done["entry"] + 1)[0]
+        logged = h.log.entries(done["entry"], done["entry"] + 1)[0]
         assert logged.kind == "proposal.execute" and logged.actor == h.state.hub_key
         assert not h.state.delegates
         verified(h)

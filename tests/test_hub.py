@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from commonweal.audit import Witness, audit_hub
 from commonweal.errors import (
     BadSignature,
     Conflict,
@@ -27,6 +26,7 @@ from commonweal.ledger.note import parse_checkpoint
 from commonweal.store.database import write_connection
 from commonweal.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 from commonweal.store.schema import members as members_table
+from commonweal.verify import Witness, verify_hub
 from tests.conftest import make_hub
 
 
@@ -38,7 +38,7 @@ def join(hub: Hub, name: str, **body: str) -> SigningKey:
 
 def test_founding_event_makes_the_founder_a_member(hub: tuple[Hub, SigningKey]) -> None:
     h, founder = hub
-    assert h.size() == 1
+    assert h.log.size() == 1
     [m] = h.members()
     assert (m["key"], m["name"], m["role"], m["status"]) == (
         founder.key_id,
@@ -47,14 +47,14 @@ def test_founding_event_makes_the_founder_a_member(hub: tuple[Hub, SigningKey]) 
         "active",
     )
     assert h.community()["hub_key"] == h.signer.key.key_id
-    assert audit_hub(h).size == 1
+    assert verify_hub(h).size == 1
 
 
 def test_open_community_admits_anyone_with_a_key(hub: tuple[Hub, SigningKey]) -> None:
     h, _ = hub
     k = join(h, "Grace")
     assert {m["key"]: m["status"] for m in h.members()}[k.key_id] == "active"
-    cp = parse_checkpoint(h.checkpoint(), h.verifier)
+    cp = parse_checkpoint(h.log.checkpoint(), h.verifier)
     assert cp.size == 2 and cp.origin == h.origin
 
 
@@ -73,7 +73,7 @@ def test_invite_policy_needs_an_unused_token(tmp_path: Path, database_url: str) 
     assert [m["name"] for m in h.members()] == ["Ada", "Grace"] or {
         m["name"] for m in h.members()
     } == {"Ada", "Grace"}
-    assert audit_hub(h).size == 3
+    assert verify_hub(h).size == 3
     h.close()
 
 
@@ -89,7 +89,7 @@ def test_approval_policy_keeps_a_newcomer_pending_until_approved(
     assert {m["key"]: m["status"] for m in h.members()}[newcomer.key_id] == "active"
     with pytest.raises(Conflict, match="already active"):
         h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id})])
-    audit_hub(h)
+    verify_hub(h)
     h.close()
 
 
@@ -99,7 +99,7 @@ def test_refused_events_append_nothing_and_the_log_still_verifies(
     h, founder = hub
     good = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
     h.append([good])
-    before = (h.size(), h.checkpoint())
+    before = (h.log.size(), h.log.checkpoint())
     stranger = SigningKey.generate()
 
     forged = good.to_wire()
@@ -118,8 +118,8 @@ def test_refused_events_append_nothing_and_the_log_still_verifies(
     for doc, exc in cases:
         with pytest.raises(exc):
             h.submit(doc)
-    assert (h.size(), h.checkpoint()) == before
-    assert audit_hub(h).size == before[0]
+    assert (h.log.size(), h.log.checkpoint()) == before
+    assert verify_hub(h).size == before[0]
 
 
 def test_a_batch_is_all_or_nothing(hub: tuple[Hub, SigningKey]) -> None:
@@ -131,11 +131,11 @@ def test_a_batch_is_all_or_nothing(hub: tuple[Hub, SigningKey]) -> None:
     ]
     with pytest.raises(Conflict, match=r"events\[1\]"):
         h.submit({"events": [e.to_wire() for e in batch]})
-    assert h.size() == 1 and len(h.members()) == 1
+    assert h.log.size() == 1 and len(h.members()) == 1
     # The refused batch left no trace in the hub's cached state either.
     ok = h.submit({"events": [batch[0].to_wire()]})
     assert ok.size == 2
-    audit_hub(h)
+    verify_hub(h)
 
 
 def test_two_hub_processes_share_one_log(hub: tuple[Hub, SigningKey], tmp_path: Path) -> None:
@@ -145,9 +145,9 @@ def test_two_hub_processes_share_one_log(hub: tuple[Hub, SigningKey], tmp_path: 
     try:
         for i in range(5):
             join(h1 if i % 2 else h2, f"m{i}")
-        assert h1.size() == h2.size() == 6
+        assert h1.size() == h2.log.size() == 6
         assert h1.state.size == 6 or h2.state.size == 6
-        audit_hub(h2)
+        verify_hub(h2)
     finally:
         h2.close()
 
@@ -171,8 +171,8 @@ def test_concurrent_writers_never_fork_the_log(hub: tuple[Hub, SigningKey]) -> N
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
-    assert h.size() == 1 + 2 * 15 * 3
-    report = audit_hub(h)
+    assert h.log.size() == 1 + 2 * 15 * 3
+    report = verify_hub(h)
     assert report.members == 91
 
 
@@ -183,13 +183,13 @@ def test_proofs_from_storage_verify_against_signed_checkpoints(
     notes = []
     for i in range(13):
         join(h, f"m{i}")
-        notes.append(parse_checkpoint(h.checkpoint(), h.verifier))
-    leaves = [e.data for e in h.entries(0, None)]
+        notes.append(parse_checkpoint(h.log.checkpoint(), h.verifier))
+    leaves = [e.data for e in h.log.entries(0, None)]
     tree = MemoryTree(leaves)
     for cp in notes:
         assert tree.root(cp.size) == cp.root
         for index in (0, cp.size // 2, cp.size - 1):
-            p = h.inclusion(index, cp.size)
+            p = h.log.inclusion(index, cp.size)
             verify_inclusion(
                 bytes.fromhex(p["leaf_hash"]),
                 index,
@@ -200,7 +200,7 @@ def test_proofs_from_storage_verify_against_signed_checkpoints(
     for old in notes:
         for new in notes:
             if old.size <= new.size:
-                c = h.consistency(old.size, new.size)
+                c = h.log.consistency(old.size, new.size)
                 verify_consistency(
                     old.size, new.size, old.root, new.root, [bytes.fromhex(x) for x in c["proof"]]
                 )
@@ -218,7 +218,7 @@ def test_tampered_entry_is_named_by_verify(hub: tuple[Hub, SigningKey]) -> None:
         assert forged != leaf
         conn.execute(update(ledger_entries).where(ledger_entries.c.idx == 4).values(leaf=forged))
     with pytest.raises(VerificationFailed, match="entry 4: signature") as exc:
-        audit_hub(h)
+        verify_hub(h)
     assert exc.value.index == 4
 
 
@@ -228,10 +228,10 @@ def test_stale_projection_is_caught_and_rebuild_fixes_it(hub: tuple[Hub, Signing
     with write_connection(h.engine) as conn:
         conn.execute(delete(members_table).where(members_table.c.key == k.key_id))
     with pytest.raises(VerificationFailed, match="projection 'members'"):
-        audit_hub(h)
+        verify_hub(h)
     counts = h.rebuild()
     assert counts["members"] == 2 and counts["entries"] == 2
-    assert audit_hub(h).members == 2
+    assert verify_hub(h).members == 2
 
 
 def _truncate(h: Hub, size: int) -> None:
@@ -260,17 +260,17 @@ def test_rewritten_history_is_caught_by_a_verifier_that_saw_it_before(
     for i in range(5):
         join(h, f"m{i}")
     witness = Witness(tmp_path / "w")
-    audit_hub(h, witness=witness)  # the verifier remembers size 6
+    verify_hub(h, witness=witness)  # the verifier remembers size 6
     _truncate(h, 3)
     assert h.directory is not None
     rewritten = Hub.open(h.directory)
     rewritten.rebuild()
     for i in range(6):
         join(rewritten, f"other{i}")  # a new, validly signed history of size 9
-    assert rewritten.size() == 9
-    audit_hub(rewritten)  # on its own, the rewritten log is self-consistent...
+    assert rewritten.log.size() == 9
+    verify_hub(rewritten)  # on its own, the rewritten log is self-consistent...
     with pytest.raises(VerificationFailed, match="rewrote its history"):
-        audit_hub(rewritten, witness=witness)  # ...but not an extension of what was seen
+        verify_hub(rewritten, witness=witness)  # ...but not an extension of what was seen
     rewritten.close()
 
 
@@ -279,12 +279,12 @@ def test_a_shrunk_log_is_caught(hub: tuple[Hub, SigningKey], tmp_path: Path) -> 
     for i in range(4):
         join(h, f"m{i}")
     witness = Witness(tmp_path / "w")
-    audit_hub(h, witness=witness)
+    verify_hub(h, witness=witness)
     _truncate(h, 2)
     assert h.directory is not None
     h2 = Hub.open(h.directory)
     with pytest.raises(VerificationFailed, match="shrank"):
-        audit_hub(h2, witness=witness)
+        verify_hub(h2, witness=witness)
     h2.close()
 
 
@@ -344,7 +344,7 @@ def test_a_version_1_hub_is_upgraded_when_opened(tmp_path: Path, database_url: s
         with again.read() as conn:
             assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION
             assert conn.execute(select(models)).all() == []
-        assert audit_hub(again).size == 1  # the new projections were filled from the log
+        assert verify_hub(again).size == 1  # the new projections were filled from the log
     finally:
         again.close()
 
@@ -358,12 +358,12 @@ def test_a_refresh_from_an_older_snapshot_never_moves_the_cache_back(
     h, _ = make_hub(tmp_path / "hub", database_url)
     try:
         h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})])
-        size = h.size()
-        real_head = h.log.head
-        monkeypatch.setattr(h.log, "head", lambda conn: (size - 1, real_head(conn)[1]))
+        size = h.log.size()
+        real_head = h.store.head
+        monkeypatch.setattr(h.store, "head", lambda conn: (size - 1, real_head(conn)[1]))
         h.refresh()
-        monkeypatch.setattr(h.log, "head", real_head)
+        monkeypatch.setattr(h.store, "head", real_head)
         h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alan"})])
-        assert audit_hub(h).size == size + 1
+        assert verify_hub(h).size == size + 1
     finally:
         h.close()

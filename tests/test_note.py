@@ -374,7 +374,7 @@ def hub_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, 
     directory = tmp_path_factory.mktemp("interop") / "hub"
     hub, _founder = Hub.init(directory, charter=Charter(name="Interop"), founder_name="Ada")
     try:
-        return hub.checkpoint(), str(hub.verifier), str(hub.signer)
+        return hub.log.checkpoint(), str(hub.verifier), str(hub.signer)
     finally:
         hub.close()
 

@@ -44,7 +44,6 @@ from sqlalchemy import (
     update,
 )
 
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community import claims, ownership, rules
 from commonweal.community.charter import validate_charter
@@ -69,11 +68,10 @@ from commonweal.errors import (
     VerificationFailed,
 )
 from commonweal.hub import Hub
+from commonweal.hub.rewards import cap_table, statement
 from commonweal.ledger.canonical import canonical_str
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
-from commonweal.lineage import manifest_ids
-from commonweal.rewards import cap_table, close_epoch, export_claims, pay_out, statement
 from commonweal.store.database import write_connection
 from commonweal.store.schema import (
     SCHEMA_VERSION,
@@ -85,7 +83,7 @@ from commonweal.store.schema import (
     treasury,
     valuations,
 )
-from commonweal.valuation import value
+from commonweal.verify import verify_hub
 from tests.conftest import PG_URL
 from tests.modelkit import community, digit_items
 from tests.test_cli import cw, cwj
@@ -126,7 +124,7 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
     """``act`` raises exactly ``error`` with ``words`` in its message, and writes nothing:
     not an entry, not a checkpoint, not a projection row, not a stored value."""
     hub.refresh()
-    size, checkpoint, state = hub.size(), hub.checkpoint(), hub.state
+    size, checkpoint, state = hub.log.size(), hub.log.checkpoint(), hub.state
     tables, values = hub.projections(), value_rows(hub)
     with pytest.raises(CommonwealError) as caught:
         act()
@@ -134,7 +132,7 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
     message = str(caught.value)
     assert words in message, message
     hub.refresh()
-    assert hub.size() == size and hub.checkpoint() == checkpoint
+    assert hub.log.size() == size and hub.log.checkpoint() == checkpoint
     assert hub.state is state
     assert hub.projections() == tables and value_rows(hub) == values
     return message
@@ -148,7 +146,7 @@ def build(directory: Path, url: str, extra: dict[str, Any] | None = None) -> tup
         client, keys = community(
             directory, url, items=digit_items(0, 200), charter_extra={**EXTRA, **(extra or {})}
         )
-    assert client._hub.train()["version"] == 1
+    assert client.embedded_hub.models.train()["version"] == 1
     return client, keys
 
 
@@ -157,7 +155,7 @@ def earn(client: HubClient, keys: Keys, calls: int = CALLS) -> int:
     secret, _ = client.create_apikey(keys["Tim"], "Corner Shop")
     inputs = [{"image": it["image"]} for it in digit_items(0, calls)]
     assert client.predict(inputs, api_key=secret)["credits"] == calls * PRICE
-    record = client._hub.close_revenue()
+    record = client.embedded_hub.models.close_revenue()
     assert record is not None
     return int(record["credits"])
 
@@ -383,19 +381,19 @@ def flow(
     with database(request.param, directory) as url:
         client, keys = build(directory / "hub", url)
         try:
-            hub = client._hub
-            valued = value(hub)
+            hub = client.embedded_hub
+            valued = hub.ownership.value()
             before = hub.state
-            epoch = close_epoch(hub)
+            epoch = hub.ownership.close_epoch()
             f = Flow(client, hub, keys, directory / "hub", valued, before, epoch, hub.state, 0)
             f.revenue = earn(client, keys)
             for amount in (50, None):
                 was = hub.state
-                f.payouts.append((was, pay_out(hub, amount), hub.state))
+                f.payouts.append((was, hub.ownership.pay_out(amount), hub.state))
             client.register_address(keys["Grace"], GRACE_ADDRESS.lower())
             client.register_address(keys["Alan"], ALAN_ADDRESS.upper().replace("0X", "0x"))
-            f.claims.append(export_claims(hub, 1))
-            f.claims.append(export_claims(hub, 1))  # unchanged: nothing to log
+            f.claims.append(hub.ownership.export_claims(1))
+            f.claims.append(hub.ownership.export_claims(1))  # unchanged: nothing to log
             yield f
         finally:
             client.close()
@@ -485,7 +483,7 @@ def test_claims_cover_members_with_an_address_and_every_proof_verifies(flow: Flo
     # The root is logged once; exporting the same claims again logs nothing.
     assert first["entry"] is not None and again["entry"] is None
     assert again["document"] == doc
-    logged = flow.hub.entries(first["entry"], first["entry"] + 1)[0]
+    logged = flow.hub.log.entries(first["entry"], first["entry"] + 1)[0]
     assert logged.kind == "rewards.claims" and logged.body == {
         "epoch": 1,
         "format": "merkle-distributor",
@@ -495,7 +493,7 @@ def test_claims_cover_members_with_an_address_and_every_proof_verifies(flow: Flo
     }
     assert state.epochs[1].claims_root == doc["merkleRoot"]
     assert [e["claims_root"] for e in flow.client.epochs()] == [doc["merkleRoot"]]
-    kinds = [lf.kind for lf in flow.hub.entries(first["entry"], None)]
+    kinds = [lf.kind for lf in flow.hub.log.entries(first["entry"], None)]
     assert kinds == ["rewards.claims"]
 
 
@@ -503,7 +501,7 @@ def test_verify_passes_and_names_the_valuation_whose_stored_value_was_altered(
     flow: Flow,
 ) -> None:
     hub = flow.hub
-    report = audit_hub(hub)
+    report = verify_hub(hub)
     assert any("stored values of 1 valuation(s) match" in c for c in report.checks)
     record = hub.state.valuations[1]
     with hub.read() as conn:
@@ -514,12 +512,12 @@ def test_verify_passes_and_names_the_valuation_whose_stored_value_was_altered(
         with write_connection(hub.engine) as conn:
             conn.execute(update(item_values).where(item_values.c.item == item).values(value="0.5"))
         with pytest.raises(VerificationFailed, match="stored values of valuation 1") as caught:
-            audit_hub(hub)
+            verify_hub(hub)
         assert caught.value.index == record.entry
     finally:
         with write_connection(hub.engine) as conn:
             conn.execute(update(item_values).where(item_values.c.item == item).values(value=was))
-    assert audit_hub(hub).size == hub.size()
+    assert verify_hub(hub).size == hub.log.size()
 
 
 # The treasury as schema 2 made it (before payouts added ``paid``).
@@ -556,7 +554,7 @@ def test_a_version_2_hub_is_upgraded_and_its_ownership_rebuilt_from_the_log(flow
         for name in ("valuations", "holdings", "epochs", "payouts", "treasury"):
             assert after[name] == before[name] and after[name], name
         assert after["treasury"][0]["paid"] == flow.revenue
-        report = audit_hub(again)
+        report = verify_hub(again)
         assert any("stored values of 1 valuation(s)" in c for c in report.checks)
     finally:
         again.close()
@@ -589,7 +587,7 @@ def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
     fresh: tuple[HubClient, Keys],
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     ada, grace, alan = (keys[n] for n in ("Ada", "Grace", "Alan"))
     new = client.contribute(keys["Tim"], digit_items(200, 7))["items"]
     assert [c["status"] for c in new] == ["in_review"] * 7
@@ -610,8 +608,8 @@ def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
         if hub.state.contributions[r.item].status == "accepted"
     )
     assert dict(hub.state.review_credit) == dict(decided)
-    value(hub)
-    first = close_epoch(hub)
+    hub.ownership.value()
+    first = hub.ownership.close_epoch()
     assert first["pools"]["review"]["weights"] == [[m, n] for m, n in sorted(decided.items())]
     assert not hub.state.review_credit
 
@@ -638,10 +636,12 @@ def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
     ]
     credit = {ada.key_id: 5, grace.key_id: 3, alan.key_id: 1}  # A B C D F / A B F / D
     assert dict(hub.state.review_credit) == credit
-    refused(hub, lambda: close_epoch(hub), Conflict, "value the latest model version first")
+    refused(
+        hub, lambda: hub.ownership.close_epoch(), Conflict, "value the latest model version first"
+    )
 
-    value(hub, version=1)  # a second valuation of the same version
-    second = close_epoch(hub)
+    hub.ownership.value(version=1)  # a second valuation of the same version
+    second = hub.ownership.close_epoch()
     review = second["pools"]["review"]
     assert review["weights"] == [[m, n] for m, n in sorted(credit.items())]
     assert [a["shares"] for a in review["awards"]] == largest_remainder(
@@ -651,41 +651,43 @@ def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
     assert second["pools"]["data"] == first["pools"]["data"]
     total = sum(h.shares for h in hub.state.holdings.values())
     assert total == first["shares"] + second["shares"] == 1_800_000
-    assert audit_hub(hub).size == hub.size()
+    assert verify_hub(hub).size == hub.log.size()
 
 
 def test_what_cannot_be_done_yet_is_refused_and_writes_nothing(
     fresh: tuple[HubClient, Keys],
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    refused(hub, lambda: close_epoch(hub), Conflict, "run `commonweal value` first")
-    refused(hub, lambda: pay_out(hub), Conflict, "the treasury is empty")
-    refused(hub, lambda: export_claims(hub, 1), NotFound, "there is no reward epoch 1")
+    hub = client.embedded_hub
+    refused(hub, lambda: hub.ownership.close_epoch(), Conflict, "run `commonweal value` first")
+    refused(hub, lambda: hub.ownership.pay_out(), Conflict, "the treasury is empty")
+    refused(hub, lambda: hub.ownership.export_claims(1), NotFound, "there is no reward epoch 1")
     balance = earn(client, keys)
-    refused(hub, lambda: pay_out(hub), Conflict, "close a reward epoch first")
+    refused(hub, lambda: hub.ownership.pay_out(), Conflict, "close a reward epoch first")
 
-    value(hub)
-    close_epoch(hub)
-    refused(hub, lambda: close_epoch(hub), Conflict, "no valuation since epoch 1")
-    refused(hub, lambda: export_claims(hub, 2), NotFound, "there is no reward epoch 2")
-    refused(hub, lambda: export_claims(hub, 1), Conflict, "commonweal member address")
-    refused(hub, lambda: pay_out(hub, balance + 1), InvalidInput, f"1 to {balance} credits")
-    refused(hub, lambda: pay_out(hub, 0), InvalidInput, f"1 to {balance} credits")
-    assert pay_out(hub, balance)["balance"] == 0
-    refused(hub, lambda: pay_out(hub), Conflict, "the treasury is empty")
+    hub.ownership.value()
+    hub.ownership.close_epoch()
+    refused(hub, lambda: hub.ownership.close_epoch(), Conflict, "no valuation since epoch 1")
+    refused(hub, lambda: hub.ownership.export_claims(2), NotFound, "there is no reward epoch 2")
+    refused(hub, lambda: hub.ownership.export_claims(1), Conflict, "commonweal member address")
+    refused(
+        hub, lambda: hub.ownership.pay_out(balance + 1), InvalidInput, f"1 to {balance} credits"
+    )
+    refused(hub, lambda: hub.ownership.pay_out(0), InvalidInput, f"1 to {balance} credits")
+    assert hub.ownership.pay_out(balance)["balance"] == 0
+    refused(hub, lambda: hub.ownership.pay_out(), Conflict, "the treasury is empty")
 
     # Ada withdraws an item version 1 trained on: its content is erased, so version 1
     # can no longer be valued (the values would need the data).
     ada = keys["Ada"].key_id
-    gone = next(i for i in manifest_ids(hub, 1) if hub.state.contributions[i].member == ada)
+    gone = next(i for i in hub.models.manifest_ids(1) if hub.state.contributions[i].member == ada)
     client.withdraw(keys["Ada"], [gone])
-    message = refused(hub, lambda: value(hub, version=1), Conflict, "withdrawn")
+    message = refused(hub, lambda: hub.ownership.value(version=1), Conflict, "withdrawn")
     assert "version 1 cannot be valued" in message and gone in message
     assert "commonweal train --incremental" in message
     # Doing what it says works: version 2 leaves the item out and is valued.
-    assert hub.train(incremental=True)["version"] == 2
-    assert value(hub)["model"] == 2
+    assert hub.models.train(incremental=True)["version"] == 2
+    assert hub.ownership.value()["model"] == 2
 
 
 def _shift(pairs: list[list[Any]], at: int) -> None:
@@ -698,8 +700,8 @@ def test_a_split_other_than_the_rules_is_refused_on_the_hubs_write_path(
     fresh: tuple[HubClient, Keys],
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    value(hub)
+    hub = client.embedded_hub
+    hub.ownership.value()
 
     state = hub.state
     body = epoch_body(state)
@@ -712,7 +714,7 @@ def test_a_split_other_than_the_rules_is_refused_on_the_hubs_write_path(
     by_founder = sign_event(keys["Ada"], "rewards.epoch", body)
     refused(hub, lambda: hub.append([by_founder]), Forbidden, "only the hub")
     assert apply(state, hub.sign("rewards.epoch", body)).epochs[1].minted == body["shares"]
-    close_epoch(hub)
+    hub.ownership.close_epoch()
 
     earn(client, keys)
     state = hub.state
@@ -792,9 +794,9 @@ def test_a_valuation_the_rules_can_check_is_refused_when_it_lies(
     fresh: tuple[HubClient, Keys],
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    done = value(hub)
-    logged = hub.entries(done["entry"], done["entry"] + 1)[0].body
+    hub = client.embedded_hub
+    done = hub.ownership.value()
+    logged = hub.log.entries(done["entry"], done["entry"] + 1)[0].body
     again = {**logged, "valuation": 2}  # the same values logged again: the rules allow it
     state = hub.state
     assert apply(state, hub.sign("valuation.record", again)).valuations[2].model == 1
@@ -842,7 +844,7 @@ def _dishonest_claims(real: Callable[[dict[str, int]], dict[str, Any]]) -> Any:
 
 
 def _lie(kind: str, hub: Hub, m: pytest.MonkeyPatch) -> None:
-    import commonweal.rewards as shell
+    import commonweal.hub.rewards as shell
 
     if kind == "rewards.epoch":
         lie = _dishonest_epoch(ownership.epoch_body)
@@ -853,7 +855,9 @@ def _lie(kind: str, hub: Hub, m: pytest.MonkeyPatch) -> None:
         m.setattr(ownership, "payout_body", lie)
         m.setattr(shell, "payout_body", lie)
     elif kind == "rewards.claims":
-        m.setattr(claims, "distributor", _dishonest_claims(claims.distributor))
+        lie = _dishonest_claims(claims.distributor)
+        m.setattr(claims, "distributor", lie)
+        m.setattr(shell, "distributor", lie)
     else:  # valuation.record: a tenth of Ada's value is logged as Grace's
         sign = hub.sign
 
@@ -875,32 +879,32 @@ def test_a_hub_that_bypasses_the_rules_is_caught_by_verify(
     fresh: tuple[HubClient, Keys], kind: str
 ) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     client.register_address(keys["Ada"], ADA_ADDRESS)
     client.register_address(keys["Grace"], GRACE_ADDRESS)
     entries: dict[str, int] = {}
     with pytest.MonkeyPatch.context() as m:
         _lie(kind, hub, m)
-        entries["valuation.record"] = value(hub)["entry"]
-        entries["rewards.epoch"] = close_epoch(hub)["entry"]
+        entries["valuation.record"] = hub.ownership.value()["entry"]
+        entries["rewards.epoch"] = hub.ownership.close_epoch()["entry"]
         earn(client, keys)
-        entries["payout.record"] = pay_out(hub)["entry"]
-        entries["rewards.claims"] = export_claims(hub, 1)["entry"]
-    leaves = [decode_leaf(b) for b in hub.leaf_bytes(0, hub.size())]
+        entries["payout.record"] = hub.ownership.pay_out()["entry"]
+        entries["rewards.claims"] = hub.ownership.export_claims(1)["entry"]
+    leaves = [decode_leaf(b) for b in hub.store.leaf_bytes(0, hub.log.size())]
     entry = entries[kind]
     assert leaves[entry].kind == kind
     if kind == "valuation.record":
         # The rules cannot see values; the stored ones do not add up to the logged totals.
         rules.replay(leaves)
         with pytest.raises(VerificationFailed, match="valuation 1 do not add up") as caught:
-            audit_hub(hub)
+            verify_hub(hub)
     else:
         with pytest.raises(InvalidInput, match="differ"):
             rules.replay(leaves)
         with pytest.raises(
             VerificationFailed, match=rf"entry {entry}: the rules refuse it: {kind}: .* differ"
         ) as caught:
-            audit_hub(hub)
+            verify_hub(hub)
     assert caught.value.index == entry
 
 
@@ -909,7 +913,7 @@ def test_a_valuation_whose_counts_or_total_differ_from_the_stored_values_fails_v
     fresh: tuple[HubClient, Keys], lie: str
 ) -> None:
     client, _ = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     sign = hub.sign
 
     def signed(what: str, body: dict[str, Any]) -> SignedEvent:
@@ -927,15 +931,15 @@ def test_a_valuation_whose_counts_or_total_differ_from_the_stored_values_fails_v
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(hub, "sign", signed)
-        entry = value(hub)["entry"]
+        entry = hub.ownership.value()["entry"]
     with pytest.raises(VerificationFailed, match="valuation 1") as caught:
-        audit_hub(hub)
+        verify_hub(hub)
     assert caught.value.index == entry
 
 
 def test_members_register_one_checksummed_address_each(fresh: tuple[HubClient, Keys]) -> None:
     client, keys = fresh
-    hub = client._hub
+    hub = client.embedded_hub
     grace, alan = keys["Grace"], keys["Alan"]
 
     def register(key: SigningKey, address: Any) -> Callable[[], Any]:
@@ -954,7 +958,7 @@ def test_members_register_one_checksummed_address_each(fresh: tuple[HubClient, K
 
     client.register_address(grace, GRACE_ADDRESS.lower())
     assert hub.state.holdings[grace.key_id].address == GRACE_ADDRESS
-    assert statement(hub.state, grace.key_id)["address"] == GRACE_ADDRESS
+    assert hub.ownership.statement(grace.key_id)["address"] == GRACE_ADDRESS
     rows = {r["member"]: r for r in hub.projections()["holdings"]}
     assert rows[grace.key_id]["address"] == GRACE_ADDRESS and rows[grace.key_id]["shares"] == 0
     # Another spelling of the same address is the same address.
@@ -965,18 +969,20 @@ def test_members_register_one_checksummed_address_each(fresh: tuple[HubClient, K
     client.register_address(alan, GRACE_ADDRESS)  # ...and the old one is free
     assert hub.state.holdings[alan.key_id].address == GRACE_ADDRESS
     assert hub.state.holdings[grace.key_id].address == ALAN_ADDRESS
-    assert audit_hub(hub).size == hub.size()
+    assert verify_hub(hub).size == hub.log.size()
 
 
 def test_shares_are_not_transferable_unless_the_charter_says_so(
     fresh: tuple[HubClient, Keys],
 ) -> None:
     client, keys = fresh
-    hub = client._hub
-    value(hub)
-    close_epoch(hub)
+    hub = client.embedded_hub
+    hub.ownership.value()
+    hub.ownership.close_epoch()
     ada = keys["Ada"]
-    assert hub.state.holdings[ada.key_id].shares > 0 and not cap_table(hub.state)["transferable"]
+    assert (
+        hub.state.holdings[ada.key_id].shares > 0 and not hub.ownership.cap_table()["transferable"]
+    )
     refused(
         hub,
         lambda: client.transfer_shares(ada, keys["Tim"].key_id, 1),
@@ -988,14 +994,14 @@ def test_shares_are_not_transferable_unless_the_charter_says_so(
 def test_transferable_shares_move_between_members_and_totals_stay(tmp_path: Path) -> None:
     client, keys = build(tmp_path / "hub", "sqlite:///hub.db", {"rewards": {"transferable": True}})
     try:
-        hub = client._hub
-        value(hub)
-        close_epoch(hub)
+        hub = client.embedded_hub
+        hub.ownership.value()
+        hub.ownership.close_epoch()
         ada, tim, grace = keys["Ada"], keys["Tim"], keys["Grace"]
         before = hub.state.holdings
         total = sum(h.shares for h in before.values())
         held = before[ada.key_id].shares
-        assert cap_table(hub.state)["transferable"] and tim.key_id not in before
+        assert hub.ownership.cap_table()["transferable"] and tim.key_id not in before
 
         client.transfer_shares(ada, tim.key_id, 1000)
         after = hub.state.holdings
@@ -1018,11 +1024,11 @@ def test_transferable_shares_move_between_members_and_totals_stay(tmp_path: Path
 
         # A payout follows the shares held at its entry.
         credits = earn(client, keys)
-        paid = {p["member"]: p for p in pay_out(hub)["parts"]}
+        paid = {p["member"]: p for p in hub.ownership.pay_out()["parts"]}
         assert paid[tim.key_id]["shares"] == 1000
         assert sum(p["credits"] for p in paid.values()) == credits
-        assert statement(hub.state, grace.key_id)["shares"] == paid[grace.key_id]["shares"]
-        assert audit_hub(hub).size == hub.size()
+        assert hub.ownership.statement(grace.key_id)["shares"] == paid[grace.key_id]["shares"]
+        assert verify_hub(hub).size == hub.log.size()
     finally:
         client.close()
 

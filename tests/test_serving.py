@@ -24,17 +24,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from commonweal import serving
 from commonweal.api import create_app
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.errors import QuotaExceeded, Unauthorized
-from commonweal.hub import Hub
+from commonweal.hub import Hub, serving
+from commonweal.hub.serving import Biller, _add_usage, hash_key
 from commonweal.ledger.event import now, sign_event
 from commonweal.ledger.keys import SigningKey
-from commonweal.serving import Biller, _add_usage, hash_key
 from commonweal.store.database import is_sqlite, write_connection
 from commonweal.store.schema import treasury, usage
+from commonweal.verify import verify_hub
 from tests.modelkit import community, digit_items, text_items
 from tests.test_crash import free_port, start_server
 
@@ -69,7 +68,7 @@ def served(
     )
     try:
         if train:
-            assert client._hub.train()["version"] == 1
+            assert client.embedded_hub.models.train()["version"] == 1
         yield client, keys
     finally:
         client.close()
@@ -93,9 +92,9 @@ def correct(out: dict[str, Any], labels: list[str]) -> int:
 
 def leaves(hub: Hub, kind: str | None = None) -> list[Any]:
     hub.refresh()
-    out, size = [], hub.size()
+    out, size = [], hub.log.size()
     for start in range(0, size, 1000):
-        out.extend(hub.entries(start, min(size, start + 1000)))
+        out.extend(hub.log.entries(start, min(size, start + 1000)))
     return [lf for lf in out if kind is None or lf.kind == kind]
 
 
@@ -159,7 +158,7 @@ def test_a_consumer_predicts_digits_embedded_and_over_http(
     tmp_path: Path, database_url: str
 ) -> None:
     with served(tmp_path, database_url) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secret, ack = client.create_apikey(keys["Grace"], "Corner Shop")
         assert secret.startswith("cw_") and ack["entries"][0]["kind"] == "apikey.create"
         key = hub.state.apikeys[hash_key(secret)]
@@ -202,7 +201,7 @@ def test_a_consumer_predicts_digits_embedded_and_over_http(
                 with pytest.raises(Unauthorized, match="not one this community issued"):
                     remote.predict(inputs[:1], api_key="cw_not-a-key")
                 # Another process trains version 2: the running server's "latest" follows.
-                assert hub.train()["version"] == 2
+                assert hub.models.train()["version"] == 2
                 assert wait_for(lambda: over_http(1)["version"] == 2)
                 assert over_http(2, version=1)["version"] == 1
                 assert [m["version"] for m in remote.models()] == [1, 2]
@@ -216,7 +215,7 @@ def test_a_consumer_predicts_digits_embedded_and_over_http(
             {"key_hash": key.key_hash, "calls": http_calls, "credits": http_calls * PRICE}
         ]
         # What the embedded client metered is still in its own meter; bill it here.
-        record = hub.close_revenue()
+        record = hub.models.close_revenue()
         assert record is not None and record["start"] >= body["end"]
         assert record["usage"] == [
             {"key_hash": key.key_hash, "calls": embedded_calls, "credits": embedded_calls * PRICE}
@@ -225,7 +224,7 @@ def test_a_consumer_predicts_digits_embedded_and_over_http(
         assert usage_rows(hub)[key.key_hash] == (total, 0)
         got = client.treasury()
         assert (got["calls"], got["balance"]) == (total, total * PRICE)
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 def test_latest_follows_a_version_another_hub_trained(tmp_path: Path, database_url: str) -> None:
@@ -239,7 +238,7 @@ def test_latest_follows_a_version_another_hub_trained(tmp_path: Path, database_u
         # A second Hub on the same database (the CLI, another server) trains version 2.
         other = Hub.open(tmp_path / "hub")
         try:
-            assert other.train()["version"] == 2
+            assert other.models.train()["version"] == 2
         finally:
             other.close()
         # This hub looks at the log's head at most once a second, then catches up.
@@ -262,7 +261,7 @@ def test_lineage_proof_and_card_see_a_version_another_hub_trained(
         item = client.model_lineage(1)["items"][0]
         other = Hub.open(tmp_path / "hub")
         try:
-            assert other.train()["version"] == 2
+            assert other.models.train()["version"] == 2
         finally:
             other.close()
 
@@ -303,7 +302,7 @@ def test_model_card_names_the_manifest_root_and_the_entry(
 
 def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database_url: str) -> None:
     with served(tmp_path, database_url, kind="text-classification") as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         shop, _ = client.create_apikey(keys["Grace"], "Shop")
         news, _ = client.create_apikey(keys["Tim"], "News")
         inputs, labels = texts(7)
@@ -315,15 +314,15 @@ def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database
         client.predict(inputs[:4], api_key=news, version=1)
         calls = {hash_key(shop): 6, hash_key(news): 11}
         # Nothing is billed yet: calls wait in memory, then in the usage table.
-        assert hub.meter.flush() == 17
-        assert hub.meter.flush() == 0
+        assert hub.models.meter.flush() == 17
+        assert hub.models.meter.flush() == 0
         assert usage_rows(hub) == {kh: (n, n) for kh, n in calls.items()}
         assert client.treasury()["balance"] == 0
-        size = hub.size()
+        size = hub.log.size()
 
-        record = hub.close_revenue()
+        record = hub.models.close_revenue()
         assert record is not None
-        assert hub.size() == size + 1
+        assert hub.log.size() == size + 1
         [leaf] = leaves(hub, "revenue.record")
         assert leaf.index == size == record["entry"]
         assert leaf.actor == hub.state.hub_key
@@ -342,17 +341,17 @@ def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database
         assert row["updated_index"] == leaf.index
 
         # Nothing new: no event, nothing written.
-        assert hub.close_revenue() is None
-        assert hub.size() == size + 1
+        assert hub.models.close_revenue() is None
+        assert hub.log.size() == size + 1
 
         # The next period starts where the last one ended.
         client.predict(inputs[:2], api_key=shop)
-        again = hub.close_revenue()
+        again = hub.models.close_revenue()
         assert again is not None and again["start"] >= body["end"]
         assert again["usage"] == [{"key_hash": hash_key(shop), "calls": 2, "credits": 2 * PRICE}]
         assert client.treasury()["balance"] == 19 * PRICE
-        report = audit_hub(hub)
-        assert report.size == hub.size()
+        report = verify_hub(hub)
+        assert report.size == hub.log.size()
         assert "projections equal the replayed state" in report.checks
 
 
@@ -382,7 +381,7 @@ def hammer(
         hub = hubs[n % len(hubs)]
 
         def once() -> None:
-            out = hub.predict("latest", inputs[: 1 + made[n] % 3], api_key=secrets[n])
+            out = hub.models.predict("latest", inputs[: 1 + made[n] % 3], api_key=secrets[n])
             made[n] += out["calls"]
 
         return once
@@ -390,7 +389,7 @@ def hammer(
     threads = [loop(predictor(n)) for n in range(len(secrets))]
     threads.append(loop(hubs[0].close_revenue))
     if flushers:
-        threads += [loop(h.meter.flush) for h in hubs]
+        threads += [loop(h.models.meter.flush) for h in hubs]
     for t in threads:
         t.start()
     time.sleep(seconds)
@@ -398,7 +397,7 @@ def hammer(
     for t in threads:
         t.join(30)
     for h in hubs:
-        h.meter.flush()
+        h.models.meter.flush()
     hubs[0].close_revenue()
     return sum(made), errors
 
@@ -407,7 +406,7 @@ def test_every_call_is_billed_exactly_once_under_concurrency(
     tmp_path: Path, database_url: str
 ) -> None:
     with served(tmp_path, database_url) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secrets = [client.create_apikey(keys[name], name)[0] for name in ("Grace", "Alan", "Tim")]
         made, errors = hammer([hub], secrets, seconds=2.0)
         assert not errors, errors
@@ -419,7 +418,7 @@ def test_every_call_is_billed_exactly_once_under_concurrency(
         assert all(u == 0 for _, u in rows.values())
         got = client.treasury()
         assert (got["calls"], got["balance"]) == (made, made * PRICE)
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 def waits_for(hub: Hub, xid: str) -> bool:
@@ -439,11 +438,11 @@ def test_a_flush_committing_during_a_close_is_billed(tmp_path: Path, database_ur
     """Another process's meter flushes while this hub closes revenue: its calls are billed
     now or in the next record, never zeroed unbilled."""
     with served(tmp_path, database_url) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(5)
         client.predict(inputs, api_key=secret)
-        assert hub.meter.flush() == 5
+        assert hub.models.meter.flush() == 5
         kh, day = hash_key(secret), now()[:10]
         other = Hub.open(tmp_path / "hub")
         try:
@@ -461,7 +460,7 @@ def test_a_flush_committing_during_a_close_is_billed(tmp_path: Path, database_ur
             closer.join(30)
         finally:
             other.close()
-        hub.close_revenue()
+        hub.models.close_revenue()
         assert usage_rows(hub)[kh] == (12, 0)
         assert billed_calls(hub) == 12
 
@@ -475,13 +474,13 @@ def test_two_hubs_metering_one_database_bill_every_call_once(
         secrets = [client.create_apikey(keys[name], name)[0] for name in ("Grace", "Alan", "Tim")]
         other = Hub.open(tmp_path / "hub")
         try:
-            made, errors = hammer([client._hub, other], secrets, seconds=2.0, flushers=True)
+            made, errors = hammer([client.embedded_hub, other], secrets, seconds=2.0, flushers=True)
         finally:
             other.close()
         assert not errors, errors
-        assert billed_calls(client._hub) == made
-        assert all(u == 0 for _, u in usage_rows(client._hub).values())
-        audit_hub(client._hub)
+        assert billed_calls(client.embedded_hub) == made
+        assert all(u == 0 for _, u in usage_rows(client.embedded_hub).values())
+        verify_hub(client.embedded_hub)
 
 
 def test_a_close_that_computed_its_period_before_another_closed_still_bills(
@@ -491,43 +490,43 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
     first but got the log's lock second must not end its period before the record that
     was just logged."""
     with served(tmp_path, database_url) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(4)
         client.predict(inputs[:2], api_key=secret)
-        hub.meter.flush()
+        hub.models.meter.flush()
         early = now()  # the clock as the slower closer read it
         time.sleep(0.01)
         other = Hub.open(tmp_path / "hub")
         try:
-            first = other.close_revenue()  # the faster closer
+            first = other.models.close_revenue()  # the faster closer
         finally:
             other.close()
         assert first is not None and first["end"] > early
         client.predict(inputs[2:], api_key=secret)
         monkeypatch.setattr(serving, "now", lambda: early)
-        second = hub.close_revenue()
+        second = hub.models.close_revenue()
         monkeypatch.undo()
         assert second is not None and second["start"] >= first["end"]
         assert second["start"] <= second["end"]
         assert billed_calls(hub) == 4
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 def test_the_biller_logs_revenue_by_itself_and_when_it_stops(
     tmp_path: Path, database_url: str
 ) -> None:
     with served(tmp_path, database_url, serving={"revenue_period_seconds": 1}) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(5)
 
         biller = Biller(hub, flush_every=0.05)
         biller.start()
         try:
-            hub.predict("latest", inputs, api_key=secret)
+            hub.models.predict("latest", inputs, api_key=secret)
             assert wait_for(lambda: billed_calls(hub) == 5), "no revenue within a period"
-            hub.predict("latest", inputs[:2], api_key=secret)
+            hub.models.predict("latest", inputs[:2], api_key=secret)
         finally:
             biller.stop()
         assert biller._thread is not None and not biller._thread.is_alive()
@@ -548,7 +547,7 @@ def test_the_biller_logs_revenue_by_itself_and_when_it_stops(
         for before, after in itertools.pairwise(records):
             assert before.body["end"] <= after.body["start"] <= after.body["end"]
         assert client.treasury()["balance"] == 15 * PRICE
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 # -- bad calls ------------------------------------------------------------------------------
@@ -556,7 +555,7 @@ def test_the_biller_logs_revenue_by_itself_and_when_it_stops(
 
 def test_bad_calls_are_clear_errors_and_cost_nothing(tmp_path: Path, database_url: str) -> None:
     with served(tmp_path, database_url, train=False) as (client, keys):
-        hub = client._hub
+        hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(2)
         doc = {"inputs": inputs}
@@ -565,7 +564,7 @@ def test_bad_calls_are_clear_errors_and_cost_nothing(tmp_path: Path, database_ur
         msg = error_of(call(client, doc, key=secret), 404, "not_found")
         assert "no model" in msg and "train" in msg
         assert "train" in error_of(client._http.get(f"{API}/models/latest"), 404, "not_found")
-        hub.train()
+        hub.models.train()
         assert call(client, doc, key=secret).status_code == 200
         charged = 2
 
@@ -631,7 +630,7 @@ def test_bad_calls_are_clear_errors_and_cost_nothing(tmp_path: Path, database_ur
         assert "3 of its 3" in error_of(call(client, doc, key=small), 429, "quota_exceeded")
         with pytest.raises(QuotaExceeded):
             client.predict(four[:1], api_key=small)
-        hub.meter.flush()
+        hub.models.meter.flush()
         assert usage_rows(hub) == {
             hash_key(secret): (charged, charged),
             hash_key(old): (2, 2),
@@ -641,13 +640,13 @@ def test_bad_calls_are_clear_errors_and_cost_nothing(tmp_path: Path, database_ur
         other = Hub.open(tmp_path / "hub")
         try:
             with pytest.raises(QuotaExceeded, match="3 of its 3"):
-                other.predict("latest", four[:1], api_key=small)
+                other.models.predict("latest", four[:1], api_key=small)
         finally:
             other.close()
-        record = hub.close_revenue()
+        record = hub.models.close_revenue()
         assert record is not None
         assert record["credits"] == (charged + 2 + 3) * PRICE
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 # -- API key rules --------------------------------------------------------------------------
@@ -659,7 +658,7 @@ def test_only_the_founder_issues_keys_when_the_charter_says_so(
     charter = {"serving": {"apikeys": "founder", "quota_per_key_per_day": 1000}}
     client, keys = community(tmp_path / "hub", database_url, items=[], charter_extra=charter)
     with client:
-        hub = client._hub
+        hub = client.embedded_hub
         secret, key_hash = serving.new_api_key()
         assert key_hash == hash_key(secret) and len(key_hash) == 64
         body = {"key_hash": key_hash, "consumer": "Shop"}
@@ -701,7 +700,7 @@ def test_only_the_founder_issues_keys_when_the_charter_says_so(
             409,
             "conflict",
         )
-        audit_hub(hub)
+        verify_hub(hub)
 
 
 def test_members_issue_keys_and_only_issuer_or_founder_revoke(
@@ -709,7 +708,7 @@ def test_members_issue_keys_and_only_issuer_or_founder_revoke(
 ) -> None:
     client, keys = community(tmp_path / "hub", database_url, items=[])
     with client:
-        hub = client._hub
+        hub = client.embedded_hub
         grace, _ = client.create_apikey(keys["Grace"], "Shop", quota_per_day=5)
         alan, _ = client.create_apikey(keys["Alan"], "Press")
         assert hub.state.apikeys[hash_key(grace)].issued_by == keys["Grace"].key_id
@@ -730,4 +729,4 @@ def test_members_issue_keys_and_only_issuer_or_founder_revoke(
         msg = error_of(post_event(client, keys["Ada"], "revenue.record", forged), 403, "forbidden")
         assert "only the hub" in msg
         assert client.treasury()["balance"] == 0
-        audit_hub(hub)
+        verify_hub(hub)

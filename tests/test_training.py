@@ -28,22 +28,21 @@ from sqlalchemy import delete, func, insert, select, update
 from threadpoolctl import threadpool_limits
 
 import commonweal.client
-from commonweal import training, vault
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community.models import manifest_root, pool, shard_of
 from commonweal.errors import Conflict, InvalidInput, NotFound, VerificationFailed
-from commonweal.features import featurize, targets
-from commonweal.hub import Hub
+from commonweal.hub import Hub, training
+from commonweal.hub.features import featurize, targets
+from commonweal.hub.lineage import manifest_ids, model_lineage
+from commonweal.hub.training import artifact_bundle, load_model
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash, verify_inclusion
-from commonweal.lineage import item_lineage, manifest_ids, model_lineage, prove_item
 from commonweal.ml.sisa import dump_shard, fit_shard, load_shard
 from commonweal.ml.trainers import get_trainer
-from commonweal.store import projection
+from commonweal.store import projection, vault
 from commonweal.store.schema import model_blobs, model_items, models
-from commonweal.training import artifact_bundle, load_model
+from commonweal.verify import verify_hub
 from tests.modelkit import community, digit_items, text_items
 
 SHARDS = 4
@@ -100,7 +99,7 @@ def digits(tmp_path: Path, database_url: str) -> Iterator[Community]:
     directory = tmp_path / "hub"
     client, keys = build(directory, database_url, items=digit_items(0, 200), charter_extra=TRAINING)
     try:
-        yield Community(client, client._hub, keys, directory)
+        yield Community(client, client.embedded_hub, keys, directory)
     finally:
         client.close()
 
@@ -116,8 +115,8 @@ def count(hub: Hub, table: Any, **where: Any) -> int:
 def footprint(hub: Hub) -> dict[str, Any]:
     """Everything a registered version would change, as seen by a fresh reader."""
     return {
-        "size": hub.size(),
-        "checkpoint": hub.checkpoint(),
+        "size": hub.log.size(),
+        "checkpoint": hub.log.checkpoint(),
         "models": count(hub, models),
         "model_items": count(hub, model_items),
         "model_blobs": count(hub, model_blobs),
@@ -126,7 +125,7 @@ def footprint(hub: Hub) -> dict[str, Any]:
 
 def event(hub: Hub, version: int) -> Any:
     mv = hub.state.models[version]
-    return hub.entries(mv.entry, mv.entry + 1)[0]
+    return hub.log.entries(mv.entry, mv.entry + 1)[0]
 
 
 def stored_blob(hub: Hub, sha256: str) -> bytes:
@@ -162,7 +161,7 @@ def assert_absent(hub: Hub, item: str, version: int) -> None:
     """``prove_item`` shows ``item`` absent from ``version``: its neighbours are adjacent
     leaves of the sorted manifest, and their inclusion proofs lead to the logged root."""
     logged = event(hub, version).body["manifest"]
-    proof = prove_item(hub, item, version)
+    proof = hub.models.prove_item(item, version)
     assert proof["included"] is False
     assert proof["root"] == logged["root"] and proof["size"] == logged["count"]
     neighbours = proof["neighbours"]
@@ -191,7 +190,7 @@ def assert_absent(hub: Hub, item: str, version: int) -> None:
 
 def assert_included(hub: Hub, item: str, version: int) -> None:
     logged = event(hub, version).body["manifest"]
-    proof = prove_item(hub, item, version)
+    proof = hub.models.prove_item(item, version)
     assert proof["included"] is True
     leaf = proof["leaf"]
     assert leaf["item"] == item
@@ -246,26 +245,26 @@ def fail_on(n: int) -> Any:
 
 def test_train_registers_a_verifiable_version(digits: Community) -> None:
     hub, directory = digits.hub, digits.directory
-    before = hub.size()
+    before = hub.log.size()
     p = pool(hub.state)
-    done = hub.train()
+    done = hub.models.train()
 
     # What train() answers is what the log holds, and the projection agrees.
     assert done["version"] == 1 and "previous" not in done
-    assert done["size"] == before + 1 == hub.size()
+    assert done["size"] == before + 1 == hub.log.size()
     leaf = event(hub, 1)
     assert leaf.index == done["entry"] and leaf.kind == "model.version"
     assert leaf.actor == hub.state.hub_key
     assert leaf.body == {
         k: v for k, v in done.items() if k not in ("entry", "size", "retrained", "reused")
     }
-    listed = hub.models()
+    listed = hub.models.versions()
     assert [m["version"] for m in listed] == [1]
     metrics = listed[0]["metrics"]
     assert set(metrics) == {"accuracy", "macro_f1"}
     assert 0.85 < metrics["accuracy"] <= 1.0 and 0.8 < metrics["macro_f1"] <= 1.0
     assert leaf.body["metrics"] == {k: f"{v:.6f}" for k, v in metrics.items()}
-    assert hub.model(1)["event"] == leaf.body
+    assert hub.models.version(1)["event"] == leaf.body
     assert count(hub, models) == 1
 
     # The manifest is the pool the log implies, shard by shard.
@@ -292,7 +291,7 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
     # The evaluation set is stored beside it, as shard -1 (valuing needs it later).
     assert sorted(r[0] for r in rows if r[1] == -1) == list(p.evaluation)
     rows = [r for r in rows if r[1] >= 0]
-    assert sorted(r[0] for r in rows) == p.training == manifest_ids(hub, 1)
+    assert sorted(r[0] for r in rows) == p.training == hub.models.manifest_ids(1)
     assert all(shard == shard_of(item, SHARDS) for item, shard in rows)
 
     # The artifact: each shard blob is stored under its hash, and the bundle rebuilt from
@@ -320,27 +319,27 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
 
     # The rules recomputed the manifest when replaying the whole log, and the projections
     # (the models table included) equal the replay.
-    report = audit_hub(hub, workers=1)
-    assert report.size == hub.size()
+    report = verify_hub(hub, workers=1)
+    assert report.size == hub.log.size()
     assert report.state is not None and report.state.models == hub.state.models
 
     # Another process sees the same version, through the API too.
     other = HubClient(str(directory))
     try:
-        assert other.models() == hub.models()
-        assert other.model(1)["event"] == body
+        assert other.models.versions() == hub.models.versions()
+        assert other.models.version(1)["event"] == body
     finally:
         other.close()
 
     # Training again on the same pool gives the same manifests and the same predictions.
-    again = hub.train()
+    again = hub.models.train()
     assert again["version"] == 2 and again["previous"] == 1
     for key in ("manifest", "evaluation", "metrics", "trainer", "params", "seed"):
         assert again[key] == body[key], key
     assert [s["root"] for s in again["shards"]] == [s["root"] for s in body["shards"]]
     np.testing.assert_array_equal(proba(hub, 2, X), proba(hub, 1, X))
     assert hashlib.sha256(rebuilt_artifact(hub, 2)).hexdigest() == again["artifact"]["sha256"]
-    assert [m["version"] for m in hub.models()] == [1, 2]
+    assert [m["version"] for m in hub.models.versions()] == [1, 2]
     with pytest.raises(NotFound):
         load_model(hub, 3)
 
@@ -363,8 +362,8 @@ def test_anyone_with_the_data_reproduces_a_version(tmp_path: Path, database_url:
         tmp_path / "a", database_url, items=digit_items(200, 120), charter_extra=extra
     )
     try:
-        hub = client._hub
-        done = hub.train()
+        hub = client.embedded_hub
+        done = hub.models.train()
         state = hub.state
         task = state.charter.task
         trainer = get_trainer(done["trainer"], task.kind)
@@ -417,7 +416,7 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
     digits: Community, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub, keys = digits.hub, digits.keys
-    v1 = hub.train()
+    v1 = hub.models.train()
     per_shard, held_out = grace_items(hub, keys)
     assert len(per_shard[1]) >= 2 and per_shard[3] and held_out
     trained_away = [*per_shard[1][:2], per_shard[3][0]]
@@ -427,7 +426,7 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
 
     fits = Calls(training.fit_shard)
     monkeypatch.setattr(training, "fit_shard", fits)
-    v2 = hub.train(incremental=True)
+    v2 = hub.models.train(incremental=True)
     touched = sorted({shard_of(i, SHARDS) for i in trained_away})
     assert touched == [1, 3]
     assert v2["retrained"] == touched and sorted(fits.calls) == touched
@@ -445,7 +444,7 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
 
     # A full retrain of the same pool is the same model.
     fits.calls.clear()
-    v3 = hub.train()
+    v3 = hub.models.train()
     assert sorted(fits.calls) == list(range(SHARDS)) and v3["reused"] == []
     for key in ("manifest", "evaluation", "metrics"):
         assert v3[key] == v2[key], key
@@ -454,7 +453,7 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
     np.testing.assert_array_equal(proba(hub, 2, X), proba(hub, 3, X))
     # An incremental version after a full one on an unchanged pool fits nothing.
     fits.calls.clear()
-    v4 = hub.train(incremental=True)
+    v4 = hub.models.train(incremental=True)
     assert fits.calls == [] and v4["retrained"] == [] and v4["reused"] == list(range(SHARDS))
     assert all(s["from_version"] == 3 for s in v4["shards"])
     np.testing.assert_array_equal(proba(hub, 4, X), proba(hub, 3, X))
@@ -462,39 +461,39 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
 
     # Lineage: the withdrawn items are provably absent from the later versions.
     for item in trained_away:
-        assert item in manifest_ids(hub, 1)
+        assert item in hub.models.manifest_ids(1)
         for v in (2, 3, 4):
-            assert item not in manifest_ids(hub, v)
+            assert item not in hub.models.manifest_ids(v)
             assert_absent(hub, item, v)
         assert_included(hub, item, 1)
-        lineage = item_lineage(hub, item)
+        lineage = hub.models.item_lineage(item)
         assert lineage["status"] == "withdrawn" and lineage["member"] == keys["Grace"].key_id
         assert lineage["versions"] == [
             {"version": 1, "shard": shard_of(item, SHARDS), "entry": v1["entry"]}
         ]
         assert lineage["not_in"] == [2, 3, 4]
     # A held-out item trains no version.
-    assert item_lineage(hub, held_out[0])["versions"] == []
-    assert item_lineage(hub, held_out[0])["not_in"] == [1, 2, 3, 4]
+    assert hub.models.item_lineage(held_out[0])["versions"] == []
+    assert hub.models.item_lineage(held_out[0])["not_in"] == [1, 2, 3, 4]
     kept = next(i for i in per_shard[0] if i not in withdrawn)
-    assert [e["version"] for e in item_lineage(hub, kept)["versions"]] == [1, 2, 3, 4]
+    assert [e["version"] for e in hub.models.item_lineage(kept)["versions"]] == [1, 2, 3, 4]
     assert_included(hub, kept, 3)
     with pytest.raises(NotFound):
-        item_lineage(hub, "0" * 32)
+        hub.models.item_lineage("0" * 32)
 
     # Members' counts add up to the manifest, and Grace's went down by what she withdrew.
     state = hub.state
     for v in (1, 3):
-        lineage = model_lineage(hub, v)
+        lineage = hub.models.lineage(v)
         assert lineage["verified"] is True
         assert sum(m["items"] for m in lineage["members"]) == state.models[v].items
-        assert lineage["items"] == manifest_ids(hub, v)
+        assert lineage["items"] == hub.models.manifest_ids(v)
         expected = Counter(state.contributions[i].member for i in lineage["items"])
         assert {m["member"]: m["items"] for m in lineage["members"]} == dict(expected)
     grace = keys["Grace"].key_id
 
     def of_grace(v: int) -> int:
-        return next(m["items"] for m in model_lineage(hub, v)["members"] if m["member"] == grace)
+        return next(m["items"] for m in hub.models.lineage(v)["members"] if m["member"] == grace)
 
     assert of_grace(1) - of_grace(3) == 3
 
@@ -507,14 +506,14 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
         if key.key_id in owners:
             digits.client.withdraw(key, owners[key.key_id])
     fits.calls.clear()
-    v5 = hub.train(incremental=True)
+    v5 = hub.models.train(incremental=True)
     assert fits.calls == [] and v5["retrained"] == [] and v5["reused"] == [1, 2, 3]
     assert v5["shards"][0] == {"root": manifest_root([]), "count": 0, "sha256": "", "bytes": 0}
     assert len(load_model(hub, 5)[0].shards) == SHARDS - 1
     assert hashlib.sha256(rebuilt_artifact(hub, 5)).hexdigest() == v5["artifact"]["sha256"]
-    assert not set(manifest_ids(hub, 5)) & set(pool(state).shards[0])
+    assert not set(hub.models.manifest_ids(5)) & set(pool(state).shards[0])
 
-    audit_hub(hub, workers=1)
+    verify_hub(hub, workers=1)
 
     # A stored item list that no longer hashes to the logged root is refused.
     with hub.engine.begin() as conn:
@@ -525,13 +524,13 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
         with pytest.raises(VerificationFailed, match="version 3"):
             read(hub, 3)
     with pytest.raises(VerificationFailed):
-        prove_item(hub, kept, 3)
+        hub.models.prove_item(kept, 3)
     # ... and so is one with an item slipped back in, even with the count made right.
     with hub.engine.begin() as conn:
         conn.execute(insert(model_items).values(version=3, item=trained_away[0], shard=1))
     with pytest.raises(VerificationFailed):
-        manifest_ids(hub, 3)
-    assert manifest_ids(hub, 2) == manifest_ids(hub, 4)  # the other versions are intact
+        hub.models.manifest_ids(3)
+    assert hub.models.manifest_ids(2) == hub.models.manifest_ids(4)  # the other versions are intact
 
 
 # -- failures leave nothing behind ------------------------------------------------------
@@ -548,7 +547,7 @@ def test_a_crash_while_training_leaves_no_trace(
         with monkeypatch.context() as m:
             m.setattr(training, target, Calls(getattr(training, target), fail_on(n)))
             with pytest.raises(Boom):
-                hub.train()
+                hub.models.train()
         assert footprint(hub) == clean
         assert hub.state is state and not hub.state.models
 
@@ -560,17 +559,17 @@ def test_a_crash_while_training_leaves_no_trace(
     with monkeypatch.context() as m:
         m.setattr(projection, "write_touched", Calls(projection.write_touched, fail_on(1)))
         with pytest.raises(Boom):
-            hub.train()
+            hub.models.train()
     assert footprint(hub) == clean
 
     # A hub opened afresh sees no version either, and training works afterwards.
     fresh = Hub.open(directory)
     try:
-        assert fresh.models() == [] and fresh.size() == clean["size"]
+        assert fresh.models.versions() == [] and fresh.log.size() == clean["size"]
     finally:
         fresh.close()
-    v1 = hub.train()
-    assert v1["version"] == 1 and hub.size() == clean["size"] + 1
+    v1 = hub.models.train()
+    assert v1["version"] == 1 and hub.log.size() == clean["size"] + 1
     assert count(hub, model_items, version=1) == v1["manifest"]["count"] + v1["evaluation"]["count"]
 
     # After a withdrawal, a crash in the final transaction of an incremental version
@@ -582,14 +581,14 @@ def test_a_crash_while_training_leaves_no_trace(
         with monkeypatch.context() as m:
             m.setattr(training, target, Calls(getattr(training, target), fail_on(1)))
             with pytest.raises(Boom):
-                hub.train(incremental=True)
+                hub.models.train(incremental=True)
         assert footprint(hub) == settled
         assert count(hub, model_items, version=2) == 0
-        assert [m["version"] for m in hub.models()] == [1]
-    v2 = hub.train(incremental=True)
+        assert [m["version"] for m in hub.models.versions()] == [1]
+    v2 = hub.models.train(incremental=True)
     assert v2["version"] == 2 and v2["retrained"] == [2]
     assert count(hub, model_blobs) == settled["model_blobs"] + 1
-    audit_hub(hub, workers=1)
+    verify_hub(hub, workers=1)
 
 
 @pytest.mark.parametrize("held_out_too", [False, True], ids=["training-item", "and-held-out"])
@@ -622,7 +621,7 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
         # waits out the busy timeout (30 s) while training holds its read transaction
         # (see test_no_read_transaction_is_held_while_fitting). No part of this test.
         m.setattr(vault, "purge_deleted", lambda engine: None)
-        done = hub.train()
+        done = hub.models.train()
     # Four shards fitted outside the lock, then shard 2 again under it.
     assert fits.calls == [0, 1, 2, 3, 2]
 
@@ -637,14 +636,14 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
         "count": len(set(before.evaluation) - set(gone)),
     }
     assert done["retrained"] == list(range(SHARDS))
-    assert gone[0] not in manifest_ids(hub, 1)
+    assert gone[0] not in hub.models.manifest_ids(1)
     assert_absent(hub, gone[0], 1)
-    assert item_lineage(hub, gone[0])["versions"] == []
-    audit_hub(hub, workers=1)
+    assert hub.models.item_lineage(gone[0])["versions"] == []
+    verify_hub(hub, workers=1)
 
     # The metrics are those of the registered shards on the registered evaluation set: a
     # quiet retrain of the same pool scores and predicts the same.
-    again = hub.train()
+    again = hub.models.train()
     assert again["metrics"] == done["metrics"] and again["manifest"] == done["manifest"]
     X = probe(hub)
     np.testing.assert_array_equal(proba(hub, 1, X), proba(hub, 2, X))
@@ -652,7 +651,7 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
 
 def test_training_catches_up_with_withdrawals_by_other_processes(digits: Community) -> None:
     hub, keys, directory = digits.hub, digits.keys, digits.directory
-    hub.train()  # the cache is now current
+    hub.models.train()  # the cache is now current
     per_shard, _ = grace_items(hub, keys)
     item = per_shard[0][0]
     other = Hub.open(directory)
@@ -660,8 +659,8 @@ def test_training_catches_up_with_withdrawals_by_other_processes(digits: Communi
         other.append([sign_event(keys["Grace"], "contribution.withdraw", {"items": [item]})])
     finally:
         other.close()
-    done = hub.train()
-    assert done["version"] == 2 and item not in manifest_ids(hub, 2)
+    done = hub.models.train()
+    assert done["version"] == 2 and item not in hub.models.manifest_ids(2)
 
 
 def test_no_read_transaction_is_held_while_fitting(
@@ -686,7 +685,7 @@ def test_no_read_transaction_is_held_while_fitting(
     try:
         with monkeypatch.context() as m:
             m.setattr(training, "fit_shard", Calls(training.fit_shard, checkpoint))
-            client._hub.train()
+            client.embedded_hub.models.train()
     finally:
         client.close()
     assert busy and busy == [0] * len(busy)
@@ -720,24 +719,24 @@ def test_training_refuses_with_a_clear_message(
         tmp_path / "hub", database_url, items=items, charter_extra={"training": training_cfg}
     )
     try:
-        hub = client._hub
+        hub = client.embedded_hub
         clean = footprint(hub)
         with pytest.raises(error) as caught:
-            hub.train()
+            hub.models.train()
         assert type(caught.value) is error
         for word in words:
             assert word in str(caught.value), (word, str(caught.value))
-        assert footprint(hub) == clean and hub.models() == []
+        assert footprint(hub) == clean and hub.models.versions() == []
     finally:
         client.close()
 
 
 def test_a_community_without_a_task_has_no_model(hub: tuple[Hub, SigningKey]) -> None:
     h, _ = hub
-    size = h.size()
+    size = h.log.size()
     with pytest.raises(Conflict, match="no task"):
-        h.train()
-    assert h.size() == size
+        h.models.train()
+    assert h.log.size() == size
     with pytest.raises(NotFound):
         load_model(h, 1)
 
@@ -825,10 +824,10 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
     }
     client, keys = build(tmp_path / "hub", database_url, items=items, charter_extra=extra)
     try:
-        hub = client._hub
+        hub = client.embedded_hub
         assert len(pool(hub.state).training) + len(pool(hub.state).evaluation) == len(items)
-        v1 = hub.train()
-        metrics = hub.models()[0]["metrics"]
+        v1 = hub.models.train()
+        metrics = hub.models.versions()[0]["metrics"]
         if kind == "tabular-regression":
             assert v1["trainer"] == "gradient-boosting"
             assert set(metrics) == {"mae", "rmse", "r2"}
@@ -845,10 +844,10 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
         item = pool(hub.state).shards[1][0]
         owner = hub.state.contributions[item].member
         client.withdraw(next(k for k in keys.values() if k.key_id == owner), [item])
-        v2 = hub.train(incremental=True)
+        v2 = hub.models.train(incremental=True)
         assert v2["retrained"] == [1] and v2["reused"] == [0]
         assert v2["shards"][0] == {**v1["shards"][0], "from_version": 1}
-        assert item in manifest_ids(hub, 1) and item not in manifest_ids(hub, 2)
+        assert item in hub.models.manifest_ids(1) and item not in hub.models.manifest_ids(2)
         assert rescored(hub, 2) == v2["metrics"]
 
         charter = hub.state.charter
@@ -861,6 +860,6 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
         else:
             np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
             assert set(model.predict(X)) <= set(charter.task.labels)
-        audit_hub(hub, workers=1)
+        verify_hub(hub, workers=1)
     finally:
         client.close()

@@ -16,17 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commonweal import rewards, valuation
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community.charter import validate_charter
 from commonweal.community.valuations import values_root
 from commonweal.errors import CharterInvalid
 from commonweal.hub import Hub
+from commonweal.hub.training import item_arrays
 from commonweal.ledger.keys import SigningKey
-from commonweal.lineage import evaluation_ids, manifest_ids
 from commonweal.ml.knn_shapley import knn_shapley
-from commonweal.training import item_arrays
+from commonweal.verify import verify_hub
 from tests.modelkit import accept_all, community, digit_items
 
 FLIPPERS = ("M1", "M2")
@@ -73,8 +71,8 @@ def fair_community(directory: Path, database: str) -> Hub:
 def fair(tmp_path_factory: pytest.TempPathFactory) -> Any:
     d = tmp_path_factory.mktemp("fair")
     hub = fair_community(d, f"sqlite:///{d / 'hub.db'}")
-    hub.train()
-    report = valuation.value(hub)
+    hub.models.train()
+    report = hub.ownership.value()
     yield hub, report
     hub.close()
 
@@ -118,16 +116,16 @@ def test_flippers_and_the_triplicator_earn_less_than_their_share(fair: Any) -> N
     assert len(flagged) == report["negative"]
     # Reviewers list them by flag; a flag matches whole ("duplicate" is not
     # "near-duplicate").
-    listed = hub.contributions(flag="negative-value", limit=10**6)
+    listed = hub.data.contributions(flag="negative-value", limit=10**6)
     assert {c["id"] for c in listed} == flagged
-    dup = {c["id"] for c in hub.contributions(flag="duplicate", limit=10**6)}
+    dup = {c["id"] for c in hub.data.contributions(flag="duplicate", limit=10**6)}
     assert dup and all(
         "duplicate" in c.flags.split(",") for i, c in hub.state.contributions.items() if i in dup
     )
-    assert not hub.contributions(flag="negative_value")  # _ is not a wildcard
+    assert not hub.data.contributions(flag="negative_value")  # _ is not a wildcard
 
     # And the reward epoch pays the data pool accordingly.
-    epoch = rewards.close_epoch(hub)
+    epoch = hub.ownership.close_epoch()
     paid = {a["name"]: a["shares"] for a in epoch["pools"]["data"]["awards"]}
     honest_paid = sorted(v for n, v in paid.items() if n not in bad)
     assert sum(paid.get(n, 0) for n in FLIPPERS) < 2 * honest_paid[len(honest_paid) // 2]
@@ -140,9 +138,9 @@ def test_values_are_knn_shapley_recomputed_outside_the_hub(fair: Any) -> None:
     hub, report = fair
     number = report["valuation"]
     state = hub.state
-    ids = manifest_ids(hub, report["model"])
+    ids = hub.models.manifest_ids(report["model"])
     X, y = item_arrays(hub, state, ids)
-    Xe, ye = item_arrays(hub, state, evaluation_ids(hub, report["model"]))
+    Xe, ye = item_arrays(hub, state, hub.models.evaluation_ids(report["model"]))
     # The method's copy rule: first contributed copy (batch, then id) of features+label.
     seen: set[bytes] = set()
     first = np.zeros(len(ids), dtype=bool)
@@ -157,7 +155,7 @@ def test_values_are_knn_shapley_recomputed_outside_the_hub(fair: Any) -> None:
     expected = np.zeros(len(ids))
     expected[first] = knn_shapley(X[first], y[first], Xe[keep], ye[keep], k=5)
 
-    stored = valuation.stored_values(hub, number)
+    stored = hub.ownership.stored_values(number)
     assert [r[0] for r in stored] == ids
     assert [r[2] for r in stored] == [repr(float(v)) for v in expected]
     record = state.valuations[number]
@@ -170,13 +168,13 @@ def test_values_are_knn_shapley_recomputed_outside_the_hub(fair: Any) -> None:
     totals = json.loads(record.members)
     for m, v in totals.items():
         assert v == repr(math.fsum(float(r[2]) for r in stored if r[1] == m))
-    checks = audit_hub(hub).checks  # raises on any failure
+    checks = verify_hub(hub).checks  # raises on any failure
     assert any("valuation(s) match their roots" in c for c in checks)
 
 
 def test_valuing_again_gives_identical_values(fair: Any) -> None:
     hub, report = fair
-    again = valuation.value(hub, version=report["model"])
+    again = hub.ownership.value(version=report["model"])
     assert again["valuation"] == report["valuation"] + 1
     assert again["values"] == report["values"]
     assert [(m["member"], m["value"]) for m in again["members"]] == [
@@ -213,21 +211,21 @@ def test_splitting_data_across_identities_earns_nothing_extra(
 def test_valuing_a_version_with_withdrawn_data_is_refused(tmp_path: Path) -> None:
     client, keys = community(tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}")
     try:
-        hub = client._hub
-        hub.train()
+        hub = client.embedded_hub
+        hub.models.train()
         grace = keys["Grace"].key_id
-        item = manifest_ids(hub, 1)
+        item = hub.models.manifest_ids(1)
         mine = [i for i in item if hub.state.contributions[i].member == grace][:2]
         client.withdraw(keys["Grace"], mine)
-        size = hub.size()
+        size = hub.log.size()
         with pytest.raises(Exception) as err:
-            valuation.value(hub, version=1)
+            hub.ownership.value(version=1)
         assert err.value.__class__.__name__ == "Conflict"
         assert "withdrawn" in str(err.value) and "train --incremental" in str(err.value)
-        assert hub.size() == size and not hub.state.valuations
+        assert hub.log.size() == size and not hub.state.valuations
         # The version trained without them can be valued.
-        hub.train(incremental=True)
-        assert valuation.value(hub)["model"] == 2
+        hub.models.train(incremental=True)
+        assert hub.ownership.value()["model"] == 2
     finally:
         client.close()
 
@@ -243,9 +241,9 @@ def test_members_valued_on_the_real_trainer(tmp_path: Path) -> None:
         charter_extra=extra,
     )
     try:
-        hub = client._hub
-        hub.train()
-        report = valuation.value(hub)
+        hub = client.embedded_hub
+        hub.models.train()
+        report = hub.ownership.value()
         assert report["method"] == "tmc-shapley"
         assert report["params"] == {
             "players": "members",
@@ -262,11 +260,11 @@ def test_members_valued_on_the_real_trainer(tmp_path: Path) -> None:
         metrics = json.loads(hub.state.models[1].metrics)
         assert math.isclose(float(d["full_score"]), float(metrics["accuracy"]), abs_tol=1e-6)
         # An item's value is its member's, shared equally.
-        rows = valuation.stored_values(hub, 1)
+        rows = hub.ownership.stored_values(1)
         for m in report["members"]:
             vals = [float(r[2]) for r in rows if r[1] == m["member"]]
             assert len(vals) == m["items"] and max(vals) == min(vals)
-        again = valuation.value(hub)
+        again = hub.ownership.value()
         assert again["values"] == report["values"]  # seeded: the same numbers again
     finally:
         client.close()
@@ -290,7 +288,7 @@ def test_no_model_no_valuation(tmp_path: Path) -> None:
     )
     try:
         with pytest.raises(Exception, match="no model yet"):
-            valuation.value(client._hub)
+            client.embedded_hub.ownership.value()
     finally:
         client.close()
 
@@ -307,15 +305,15 @@ def test_text_items_are_valued_in_the_hashed_feature_space(tmp_path: Path) -> No
         items=text_items(400),
     )
     try:
-        hub = client._hub
-        hub.train()
-        report = valuation.value(hub)
+        hub = client.embedded_hub
+        hub.models.train()
+        report = hub.ownership.value()
         state = hub.state
-        ids = manifest_ids(hub, 1)
+        ids = hub.models.manifest_ids(1)
         X, y = item_arrays(hub, state, ids)
-        Xe, ye = item_arrays(hub, state, evaluation_ids(hub, 1))
+        Xe, ye = item_arrays(hub, state, hub.models.evaluation_ids(1))
         expected = knn_shapley(X, y, Xe, ye, k=5)
-        assert [r[2] for r in valuation.stored_values(hub, 1)] == [repr(float(v)) for v in expected]
+        assert [r[2] for r in hub.ownership.stored_values(1)] == [repr(float(v)) for v in expected]
         assert math.isclose(float(report["total"]), float(expected.sum()), abs_tol=1e-12)
         assert all(float(m["value"]) > 0 for m in report["members"])
     finally:

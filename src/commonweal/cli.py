@@ -184,7 +184,7 @@ def init(
         "verifier_key": str(hub.verifier),
         "founder": founder.key_id,
         "founder_key_file": str(founder_key or Path(hub_dir) / FOUNDER_KEY_FILE),
-        "checkpoint": hub.checkpoint(),
+        "checkpoint": hub.log.checkpoint(),
     }
     hub.close()
     _emit(
@@ -481,8 +481,8 @@ def ledger_verify(
 ) -> None:
     """Check every signature, the Merkle root against the signed checkpoint, consistency
     with the last checkpoint this machine saw, and replay every event through the rules."""
-    from commonweal.audit import Witness, audit_log
     from commonweal.ledger.note import NoteVerifier
+    from commonweal.verify import Witness, verify_log
 
     if (hub is None) == (file is None):
         raise InvalidInput("give exactly one of --hub or --file")
@@ -493,7 +493,7 @@ def ledger_verify(
                 raise ConfigError(f"{file} does not exist")
             note = Path(f"{file}.checkpoint").read_text()
             vkey = NoteVerifier.parse(key or Path(f"{file}.vkey").read_text())
-            report = audit_log(
+            report = verify_log(
                 _file_leaves(file),
                 checkpoint_note=note,
                 verifier=vkey,
@@ -540,13 +540,13 @@ def _verify_local(
     workers: int | None,
     tick: Callable[[int, int], None],
 ) -> Any:
-    from commonweal.audit import audit_hub
     from commonweal.hub import Hub
+    from commonweal.verify import verify_hub
 
     h = Hub.open(hub_dir)
     try:
         verifier = _pick_key(key, witness, h.verifier)
-        return audit_hub(h, verifier=verifier, witness=witness, workers=workers, progress=tick)
+        return verify_hub(h, verifier=verifier, witness=witness, workers=workers, progress=tick)
     finally:
         h.close()
 
@@ -554,16 +554,16 @@ def _verify_local(
 def _verify_remote(
     url: str, key: str | None, witness: Any, workers: int | None, tick: Callable[[int, int], None]
 ) -> Any:
-    from commonweal.audit import audit_log
     from commonweal.client import HubClient
     from commonweal.ledger.note import parse_checkpoint
+    from commonweal.verify import verify_log
 
     with HubClient(url) as c:
         verifier = _pick_key(key, witness, c.verifier())
         note = c.checkpoint()
         size = parse_checkpoint(note, verifier).size
         leaves = (base64.b64decode(e["leaf"]) for e in c.iter_entries(0, size))
-        report = audit_log(
+        report = verify_log(
             leaves,
             checkpoint_note=note,
             verifier=verifier,

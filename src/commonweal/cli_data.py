@@ -333,7 +333,7 @@ def quality_scan(
 ) -> None:
     """Find suspected label errors (confident learning) and flag them for reviewers."""
     with _hub_dir(hub) as h:
-        res = h.scan_labels()
+        res = h.data.scan_labels()
     _emit(
         res,
         as_json,

@@ -284,12 +284,11 @@ def execute(
     its own)."""
     if key is None:
         from commonweal.cli import _hub_dir
-        from commonweal.proposals import execute as run
 
         if "://" in hub:
             raise InvalidInput("without --key the hub signs: give --hub as the hub's directory")
         with _hub_dir(Path(hub)) as h:
-            res = run(h, proposal)
+            res = h.governance.execute(proposal)
     else:
         from commonweal.ledger.event import sign_event
 

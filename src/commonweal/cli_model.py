@@ -26,6 +26,7 @@ from commonweal.cli import (
     out,
 )
 from commonweal.errors import InvalidInput, Unauthorized
+from commonweal.wire import hash_api_key
 
 ModelOpt = Annotated[str, typer.Option("--model", help="A version number, or latest.")]
 apikey_app = typer.Typer(help="API keys for the model's consumers.", no_args_is_help=True)
@@ -55,7 +56,7 @@ def train(
 ) -> None:
     """Train a new model version on every accepted item that consents to training."""
     with _hub_dir(hub) as h, _stages(not as_json) as progress:
-        res = h.train(incremental=incremental, progress=progress)
+        res = h.models.train(incremental=incremental, progress=progress)
     _emit(
         res,
         as_json,
@@ -229,7 +230,7 @@ def predict(
         elif is_remote(hub):
             raise Unauthorized("predicting on a remote hub needs --api-key (or COMMONWEAL_API_KEY)")
         else:
-            res = c._hub.predict(model, inputs, api_key=None, metered=False)
+            res = c.embedded_hub.models.predict(model, inputs, api_key=None, metered=False)
 
     def render() -> None:
         for p in res["predictions"]:
@@ -256,9 +257,7 @@ def apikey_create(
     """Issue an API key to a consumer. The secret is printed once; the log keeps its hash."""
     with _client(hub) as c:
         secret, ack = c.create_apikey(_load_key(key), consumer, quota_per_day=quota)
-    from commonweal.serving import hash_key
-
-    res = {"api_key": secret, "key_hash": hash_key(secret), "consumer": consumer, **ack}
+    res = {"api_key": secret, "key_hash": hash_api_key(secret), "consumer": consumer, **ack}
     _emit(
         res,
         as_json,
@@ -308,7 +307,7 @@ def revenue_close(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Bill every unbilled call now, in one signed revenue event (the server does this
     every charter period on its own)."""
     with _hub_dir(hub) as h:
-        res = h.close_revenue()
+        res = h.models.close_revenue()
     _emit(
         res,
         as_json,
@@ -346,11 +345,9 @@ def model_export(
     """Write a version's artifact: the zip whose SHA-256 the log records."""
     import hashlib
 
-    from commonweal.training import export_artifact
-
     with _hub_dir(hub) as h:
-        version, data = export_artifact(h, model)
-        logged = h.model(version)["artifact_sha256"]
+        version, data = h.models.export_artifact(model)
+        logged = h.models.version(version)["artifact_sha256"]
     path = output or Path(f"model-v{version}.zip")
     path.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()

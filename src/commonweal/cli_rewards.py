@@ -53,10 +53,8 @@ def value(
 ) -> None:
     """Value every contribution a model version trained on, against its evaluation set,
     with the charter's method; log the valuation and flag items of negative value."""
-    from commonweal.valuation import value as run
-
     with _hub_dir(hub) as h, _stages(not as_json) as progress:
-        res = run(h, version=model, progress=progress)
+        res = h.ownership.value(version=model, progress=progress)
         if out_file is not None:
             _write_values(h, res["valuation"], out_file)
 
@@ -106,9 +104,7 @@ def value(
 
 
 def _write_values(h: Any, number: int, path: Path) -> None:
-    from commonweal.valuation import stored_values
-
-    rows = stored_values(h, number)
+    rows = h.ownership.stored_values(number)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["item", "member", "value"])
@@ -152,10 +148,8 @@ def values(
 def rewards_close_epoch(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Mint the charter's shares for the next epoch, split into the data, review and
     compute pools, on the newest valuation not yet rewarded."""
-    from commonweal.rewards import close_epoch
-
     with _hub_dir(hub) as h:
-        res = close_epoch(h)
+        res = h.ownership.close_epoch()
 
     def render() -> None:
         out.print(
@@ -193,12 +187,11 @@ def rewards_export_claims(
     """Write an epoch's shares as Uniswap MerkleDistributor claims for the members who
     registered an EVM address, and log the Merkle root."""
     from commonweal.community.claims import distributor_json
-    from commonweal.rewards import export_claims
 
     if fmt != "merkle-distributor":
         raise InvalidInput(f"unknown claims format {fmt!r}; the one format is merkle-distributor")
     with _hub_dir(hub) as h:
-        res = export_claims(h, epoch)
+        res = h.ownership.export_claims(epoch)
     text = distributor_json(res["document"])
     if out_file is None:
         sys.stdout.write(text + "\n")
@@ -267,10 +260,8 @@ def payout(
     as_json: JsonOpt = False,
 ) -> None:
     """Pay the treasury's credits to shareholders pro rata to the shares they hold now."""
-    from commonweal.rewards import pay_out
-
     with _hub_dir(hub) as h:
-        res = pay_out(h, amount)
+        res = h.ownership.pay_out(amount)
 
     def render() -> None:
         out.print(

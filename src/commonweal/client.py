@@ -1,27 +1,28 @@
 """The SDK: talk to a hub, remote (an http(s) URL) or embedded (a hub directory).
 
 In embedded mode the client runs the real FastAPI app in-process and speaks HTTP to it
-without a socket, so the CLI and tests exercise exactly what a remote user would. Members
-sign on this side: the hub only ever sees signed events.
+without a socket (``commonweal.embedded``), so the CLI and tests exercise exactly what a
+remote user would. Members sign on this side: the hub only ever sees signed events. This
+module needs only ``ledger``, ``errors`` and ``wire``: a member who signs and submits to a
+remote hub never loads the server (FastAPI, SQLAlchemy, the ML stack).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import anyio
 import httpx
 
-from commonweal.errors import CommonwealError, ConfigError, HubError, error_class
+from commonweal.errors import CommonwealError, ConfigError, HubError, NotFound, error_class
 from commonweal.ledger.event import SignedEvent, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.note import NoteVerifier
+from commonweal.wire import AUTH_HEADER, auth_header, describe_item, new_api_key
 
 __all__ = ["HubClient", "is_remote"]
 
@@ -31,26 +32,6 @@ PAGE = 1000
 
 def is_remote(hub: str) -> bool:
     return hub.startswith(("http://", "https://"))
-
-
-class EmbeddedTransport(httpx.BaseTransport):
-    """Serve a synchronous httpx client from an ASGI app in this process, no socket.
-
-    Each request runs the app under ``httpx.ASGITransport`` in a short-lived event loop;
-    that costs well under a millisecond, which the CLI never notices, and keeps one code
-    path (HTTP, the real routes and error handler) for embedded and remote hubs alike.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def run() -> httpx.Response:
-            resp = await self._asgi.handle_async_request(request)
-            content = await resp.aread()
-            return httpx.Response(resp.status_code, headers=resp.headers, content=content)
-
-        return anyio.run(run)
 
 
 class HubClient:
@@ -63,16 +44,14 @@ class HubClient:
         if is_remote(hub):
             self._http = httpx.Client(base_url=hub.rstrip("/"), timeout=timeout)
         else:
-            from commonweal.api import create_app
-            from commonweal.hub import Hub
-
             if not Path(hub).is_dir():
                 raise ConfigError(f"--hub {hub!r} is neither an http(s) URL nor a hub directory")
-            self._hub = Hub.open(hub)
+            # Only a hub directory needs the server stack; a remote client never loads it.
+            from commonweal.embedded import open_embedded
+
+            self._hub, transport = open_embedded(hub)
             self._http = httpx.Client(
-                transport=EmbeddedTransport(create_app(self._hub)),
-                base_url="http://embedded",
-                timeout=timeout,
+                transport=transport, base_url="http://embedded", timeout=timeout
             )
 
     def __enter__(self) -> HubClient:
@@ -80,6 +59,14 @@ class HubClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def embedded_hub(self) -> Any:
+        """The hub behind an embedded client (a hub directory), for its operator's own
+        unmetered use; ConfigError for a remote hub."""
+        if self._hub is None:
+            raise ConfigError(f"{self.target} is a remote hub; this needs its directory")
+        return self._hub
 
     def close(self) -> None:
         self._http.close()
@@ -173,13 +160,9 @@ class HubClient:
     # -- contributions and reviews ------------------------------------------------------
 
     def _signed_get(self, key: SigningKey, path: str, **params: Any) -> Any:
-        from urllib.parse import urlencode
-
-        from commonweal.api.auth import HEADER, auth_header
-
         clean = {k: v for k, v in params.items() if v is not None}
         target = API + path + (f"?{urlencode(clean)}" if clean else "")
-        headers = {HEADER: auth_header(key, "GET", target)}
+        headers = {AUTH_HEADER: auth_header(key, "GET", target)}
         return self._request("GET", target, headers=headers).json()
 
     def contribute(
@@ -192,29 +175,14 @@ class HubClient:
         charter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Sign and send one batch of items; return the hub's receipt."""
-        from commonweal.intake import SALT_BYTES, commitment_of
-        from commonweal.ledger.canonical import canonical
-
         task = (charter or self.community()["charter"]).get("task") or {}
         described, content = [], []
         for item in items:
-            salt = os.urandom(SALT_BYTES)
-            commitment = commitment_of(salt, item)
-            meta: dict[str, Any] = {
-                "id": commitment[:32],
-                "commitment": commitment,
-                "license": license,
-                "consent": list(consent),
-                "bytes": len(canonical(item)),
-            }
-            if task.get("kind") == "tabular-classification":
-                meta["label"] = item.get("target")
-            elif "label" in item:
-                meta["label"] = item["label"]
-            described.append(meta)
-            content.append(
-                {"id": meta["id"], "salt": base64.b64encode(salt).decode(), "item": item}
+            meta, part = describe_item(
+                item, task_kind=task.get("kind"), license=license, consent=consent
             )
+            described.append(meta)
+            content.append(part)
         ev = sign_event(key, "contribution.submit", {"items": described})
         doc = {**ev.to_wire(), "content": content}
         return self._request("POST", API + "/contributions", json=doc).json()  # type: ignore[no-any-return]
@@ -234,8 +202,6 @@ class HubClient:
         return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
 
     def next_review(self, key: SigningKey) -> dict[str, Any] | None:
-        from commonweal.errors import NotFound
-
         try:
             return self._signed_get(key, "/reviews/next")  # type: ignore[no-any-return]
         except NotFound:
@@ -304,8 +270,6 @@ class HubClient:
     ) -> tuple[str, dict[str, Any]]:
         """Issue an API key to ``consumer``: the log gets its hash; the secret is returned
         here once and nowhere else."""
-        from commonweal.serving import new_api_key
-
         secret, key_hash = new_api_key()
         body: dict[str, Any] = {"key_hash": key_hash, "consumer": consumer}
         if quota_per_day is not None:

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from commonweal.audit import audit_hub
 from commonweal.client import HubClient
 from commonweal.community.charter import validate_charter
+from commonweal.community.governance import seconds_between
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
+from commonweal.verify import verify_hub
 
 __all__ = ["DEMO_MEMBERS", "build_demo"]
 
@@ -73,7 +74,7 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
                 say(f"  {name} joined with an invite from Ada")
             keys["Ada"] = founder
             _contribute_digits(client, keys, say)
-            scan = client._hub.scan_labels()
+            scan = client.embedded_hub.data.scan_labels()
             say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
             _review_everything(client, keys, say)
             _model_story(client, keys, say)
@@ -83,14 +84,12 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
     try:
-        report = audit_hub(hub, workers=1)
+        report = verify_hub(hub, workers=1)
         members = len(hub.members())
-        rows = hub.contributions(limit=10**9)
-        models = hub.models()
+        rows = hub.data.contributions(limit=10**9)
+        models = hub.models.versions()
         treasury = hub.state.treasury.to_json()
-        from commonweal.rewards import cap_table
-
-        owners = cap_table(hub.state)
+        owners = hub.ownership.cap_table()
         proposals = [
             {"proposal": p.proposal, "title": p.title, "status": p.status}
             for p in hub.state.proposals.values()
@@ -259,7 +258,7 @@ def _model_story(
     import numpy as np
     from sklearn.datasets import load_digits
 
-    hub = client._hub
+    hub = client.embedded_hub
 
     def trained(what: str, res: dict[str, Any]) -> None:
         acc = float(res["metrics"]["accuracy"])
@@ -269,7 +268,7 @@ def _model_story(
             f"{len(res['retrained'])}/{len(res['shards'])}"
         )
 
-    trained("trained", hub.train())
+    trained("trained", hub.models.train())
 
     # A consumer pays per prediction: Ada issues them a key; calls are metered.
     digits = load_digits()
@@ -283,7 +282,7 @@ def _model_story(
             p["label"] == str(int(digits.target[i]))
             for p, i in zip(res["predictions"], picks[n : n + 50], strict=True)
         )
-    billed = hub.close_revenue()
+    billed = hub.models.close_revenue()
     assert billed is not None
     say(
         f"  {CONSUMER} made {len(picks)} metered predictions ({right} right); revenue event "
@@ -298,7 +297,9 @@ def _model_story(
     charter = client.community()["charter"]
     client.contribute(keys[LATECOMER], shifted, charter=charter)
     _review_everything(client, keys, lambda line: None)
-    trained(f"trained after {LATECOMER} shared {len(shifted)} more", hub.train(incremental=True))
+    trained(
+        f"trained after {LATECOMER} shared {len(shifted)} more", hub.models.train(incremental=True)
+    )
 
     # Frances leaves and takes her data with her: v3 retrains only the shards it was in.
     mine = [
@@ -307,7 +308,7 @@ def _model_story(
         if c["member"] == keys[LEAVER].key_id
     ]
     client.withdraw(keys[LEAVER], mine)
-    res = hub.train(incremental=True)
+    res = hub.models.train(incremental=True)
     trained(f"unlearned {LEAVER}'s {len(mine)} items", res)
     proof = client.prove_item(mine[0], res["version"])
     say(
@@ -320,10 +321,8 @@ def _ownership_story(
     client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
 ) -> None:
     """Value the latest version, mint the epoch's shares, pay the treasury out."""
-    from commonweal import rewards, valuation
-
-    hub = client._hub
-    report = valuation.value(hub)
+    hub = client.embedded_hub
+    report = hub.ownership.value()
     say(
         f"  valuation {report['valuation']} of v{report['model']} ({report['method']}, "
         f"K={report['params']['k']}): {report['values']['count']} items valued, "
@@ -344,14 +343,14 @@ def _ownership_story(
             f"  {name} sent {m['sent']} items and earns {ratio:.0%} of what a careful member "
             "earns per item sent"
         )
-    epoch = rewards.close_epoch(hub)
+    epoch = hub.ownership.close_epoch()
     pools = epoch["pools"]
     say(
         f"  reward epoch {epoch['epoch']}: {epoch['shares']} shares minted — data "
         f"{pools['data']['amount']}, review {pools['review']['amount']}, compute "
         f"{pools['compute']['amount']} (no federated work yet)"
     )
-    table = rewards.cap_table(hub.state)
+    table = hub.ownership.cap_table()
     top = ", ".join(f"{r['name']} {r['percent']:.1f}%" for r in table["holders"][:3])
     review = sorted(r["review"] for r in table["holders"] if r["name"] != SLOPPY_REVIEWER)
     sloppy = next((r["review"] for r in table["holders"] if r["name"] == SLOPPY_REVIEWER), 0)
@@ -359,7 +358,7 @@ def _ownership_story(
         f"  cap table: {top}, …; {SLOPPY_REVIEWER}'s random reviews earned {sloppy} review "
         f"shares, a careful reviewer's median is {review[len(review) // 2]}"
     )
-    paid = rewards.pay_out(hub)
+    paid = hub.ownership.pay_out()
     say(
         f"  payout {paid['payout']}: {paid['amount']} treasury credits to "
         f"{len(paid['parts'])} shareholders pro rata (treasury now {paid['balance']})"
@@ -372,10 +371,7 @@ def _governance_story(
     """Members vote to pay reviewers more; the hub carries it out; the next epoch shows it."""
     import time
 
-    from commonweal import rewards, valuation
-    from commonweal.proposals import execute
-
-    hub = client._hub
+    hub = client.embedded_hub
     charter = hub.state.charter
     assert charter is not None
     # Radia trusts Grace on governance: Grace's vote counts for her where she doesn't vote.
@@ -410,12 +406,9 @@ def _governance_story(
         f"  proposal {number} (Grace): rewards split 70/20/10 -> 60/30/10; "
         f"{len(votes)} votes cast, Radia delegates to Grace; two-thirds needed"
     )
-    from commonweal.community.governance import seconds_between
-    from commonweal.ledger.event import now
-
-    wait = seconds_between(now(), p.executable_after)
+    wait = seconds_between(hub.clock(), p.executable_after)
     time.sleep(max(0.0, wait) + 0.05)
-    done = execute(hub, number)
+    done = hub.governance.execute(number)
     t = done["tally"]
     say(
         f"  voting closed: for {t['counts']['for']}, against {t['counts']['against']} "
@@ -432,8 +425,8 @@ def _governance_story(
     ]
     client.contribute(keys["Katherine"], more, charter=client.community()["charter"])
     _review_everything(client, keys, lambda line: None)
-    valuation.value(hub)
-    epoch = rewards.close_epoch(hub)
+    hub.ownership.value()
+    epoch = hub.ownership.close_epoch()
     pools = epoch["pools"]
     say(
         f"  reward epoch {epoch['epoch']} under the new rules: data {pools['data']['amount']}, "

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from commonweal.api.auth import CurrentMember
+from commonweal.api.deps import CurrentMember, HubDep, read_json
 from commonweal.errors import Forbidden, InvalidInput, NotFound
-from commonweal.hub import Hub
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 
 
-def _hub(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
-
-
-HubDep = Annotated[Hub, Depends(_hub)]
-
-
 @router.post("/contributions", status_code=201, tags=["contributions"])
 async def post_contributions(request: Request, hub: HubDep) -> dict[str, Any]:
     """A signed ``contribution.submit`` batch with its content. The receipt says, item by
     item, whether it went into review or was refused, and why."""
-    from commonweal.api import read_json
-
     doc = await read_json(request)
-    return await run_in_threadpool(hub.contribute, doc)
+    return await run_in_threadpool(hub.data.contribute, doc)
 
 
 @router.get("/contributions", tags=["contributions"])
@@ -43,16 +33,16 @@ def list_contributions(
 ) -> dict[str, Any]:
     """Items' metadata (never content), filtered by member, status and flag (for example
     ``negative-value``: the items a valuation found harmful)."""
-    rows = hub.contributions(member=member, status=status, flag=flag, limit=limit)
+    rows = hub.data.contributions(member=member, status=status, flag=flag, limit=limit)
     return {"contributions": rows}
 
 
 @router.get("/contributions/{item_id}", tags=["contributions"])
 def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
     """An item's metadata and its quality report (findings by kind and position only)."""
-    row = hub.contribution(item_id)
+    row = hub.data.contribution(item_id)
     try:
-        report = hub.quality_report(item_id)
+        report = hub.data.quality_report(item_id)
     except NotFound:
         report = None
     return {**row, "report": report}
@@ -61,16 +51,16 @@ def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
 @router.get("/contributions/{item_id}/content", tags=["contributions"])
 def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """The item itself, for its contributor or for a member who may review it."""
-    row = hub.contribution(item_id)
+    row = hub.data.contribution(item_id)
     if row["member"] != member and row["status"] != "in_review":
         raise Forbidden("only its contributor may read an item that is not in review")
-    return {"id": item_id, "item": hub.item_content(item_id)}
+    return {"id": item_id, "item": hub.data.item_content(item_id)}
 
 
 @router.get("/reviews/next", tags=["reviews"])
 def next_review(hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """An item waiting for your review (never your own, never one you reviewed)."""
-    item = hub.next_review(member)
+    item = hub.data.next_review(member)
     if item is None:
         raise NotFound("nothing is waiting for your review right now")
     return item
@@ -80,8 +70,6 @@ def next_review(hub: HubDep, member: CurrentMember) -> dict[str, Any]:
 async def post_reviews(request: Request, hub: HubDep) -> dict[str, Any]:
     """Signed ``review.submit`` events (one, or a batch). Items that reach their required
     number of reviews are decided in the same commit."""
-    from commonweal.api import read_json
-
     doc = await read_json(request)
     events = doc.get("events", [doc]) if isinstance(doc, dict) else None
     if not isinstance(events, list) or any(
@@ -98,7 +86,7 @@ async def post_reviews(request: Request, hub: HubDep) -> dict[str, Any]:
 @router.get("/reviews/reliability", tags=["reviews"])
 def reviewer_reliability(hub: HubDep) -> dict[str, Any]:
     """Each reviewer's estimated reliability, from the consensus model over all reviews."""
-    rel = hub.reviewer_reliability()
+    rel = hub.data.reviewer_reliability()
     names = {m["key"]: m["name"] for m in hub.members()}
     return {
         "reviewers": [
@@ -113,4 +101,4 @@ def export_member(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any
     """Everything you contributed, content included, and every log entry about you."""
     if key != member:
         raise Forbidden("members export only their own data")
-    return hub.member_export(member)
+    return hub.data.member_export(member)

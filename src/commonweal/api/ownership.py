@@ -3,50 +3,38 @@ their per-item values, the cap table, reward epochs, payouts and member statemen
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
+from commonweal.api.deps import HubDep
 from commonweal.errors import NotFound
-from commonweal.hub import Hub
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 
 
-def _hub(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
-
-
-HubDep = Annotated[Hub, Depends(_hub)]
-
-
 @router.get("/valuations", tags=["ownership"])
 def list_valuations(hub: HubDep) -> dict[str, Any]:
     """Every logged valuation: version, method, parameters, roots and members' totals."""
-    hub.refresh(max_age=1.0)
     return {"valuations": [v.to_json() for _, v in sorted(hub.state.valuations.items())]}
 
 
 @router.get("/valuations/{number}", tags=["ownership"])
 def get_valuation(number: int, hub: HubDep) -> dict[str, Any]:
     """One valuation and its ``valuation.record`` event."""
-    hub.refresh(max_age=1.0)
     record = hub.state.valuations.get(number)
     if record is None:
         raise NotFound(f"there is no valuation {number}")
-    return {**record.to_json(), "event": hub.entries(record.entry, record.entry + 1)[0].body}
+    return {**record.to_json(), "event": hub.log.entries(record.entry, record.entry + 1)[0].body}
 
 
 @router.get("/valuations/{number}/values", tags=["ownership"])
 def get_values(number: int, hub: HubDep) -> dict[str, Any]:
     """Every item's value in a valuation, sorted by item and checked against the logged
     Merkle root (leaves are the canonical JSON of ``{item, member, value}``)."""
-    hub.refresh(max_age=1.0)
-    from commonweal.valuation import stored_values
-
-    rows = stored_values(hub, number)
+    rows = hub.ownership.stored_values(number)
     return {
         "valuation": number,
         "values_root": hub.state.valuations[number].values_root,
@@ -57,23 +45,18 @@ def get_values(number: int, hub: HubDep) -> dict[str, Any]:
 @router.get("/shares", tags=["ownership"])
 def get_shares(hub: HubDep) -> dict[str, Any]:
     """The cap table: shares held, percent, and shares earned from data, review, compute."""
-    hub.refresh(max_age=1.0)
-    from commonweal.rewards import cap_table
-
-    return cap_table(hub.state)
+    return hub.ownership.cap_table()
 
 
 @router.get("/epochs", tags=["ownership"])
 def list_epochs(hub: HubDep) -> dict[str, Any]:
     """Every closed reward epoch and what each pool minted."""
-    hub.refresh(max_age=1.0)
     return {"epochs": [e.to_json() for _, e in sorted(hub.state.epochs.items())]}
 
 
 @router.get("/payouts", tags=["ownership"])
 def list_payouts(hub: HubDep) -> dict[str, Any]:
     """Every payout of treasury credits to shareholders."""
-    hub.refresh(max_age=1.0)
     return {"payouts": [p.to_json() for _, p in sorted(hub.state.payouts.items())]}
 
 
@@ -81,7 +64,4 @@ def list_payouts(hub: HubDep) -> dict[str, Any]:
 def get_statement(key: str, hub: HubDep) -> dict[str, Any]:
     """A member's account: shares held and earned, each epoch's awards, each payout. All
     of it is public in the log already, so no signature is needed to read it."""
-    hub.refresh(max_age=1.0)
-    from commonweal.rewards import statement
-
-    return statement(hub.state, key)
+    return hub.ownership.statement(key)

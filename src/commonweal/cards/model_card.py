@@ -3,7 +3,7 @@
 The hub gathers what its log says about a ``model.version`` entry into one ``info`` dict;
 ``parse_info`` checks it, and this module turns it into a Markdown model card (Mitchell et
 al., "Model Cards for Model Reporting", in the layout of a Hugging Face card: YAML front
-matter, then sections), ``commonweal.croissant`` into a Croissant 1.0 JSON-LD description
+matter, then sections), ``cards.croissant`` into a Croissant 1.0 JSON-LD description
 of the training data. Both are pure
 functions of ``info``, so a card can be regenerated, diffed and hashed like any other
 derived artefact: the same version always renders to the same bytes. Text that members or

@@ -18,10 +18,7 @@ It fails on the first bad entry and names it.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import json
 import multiprocessing
 import os
 import time
@@ -29,31 +26,28 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
-from platformdirs import user_config_dir
 
 from commonweal.community import rules
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, VerificationFailed
-from commonweal.hub import Hub
 from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import Frontier, leaf_hash
-from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
-from commonweal.store.database import read_connection
-from commonweal.store.projection import compare, state_rows
+from commonweal.ledger.note import NoteVerifier, parse_checkpoint
+from commonweal.store.projection import state_rows
+from commonweal.verify.witness import Witness
 
-__all__ = ["AuditReport", "Witness", "audit_hub", "audit_log", "verify_chunk"]
+__all__ = ["VerifyReport", "verify_chunk", "verify_log"]
 
 CHUNK = 2000
 Rows = dict[str, list[dict[str, Any]]]
 
 
 @dataclass
-class AuditReport:
+class VerifyReport:
     origin: str
     size: int
     root: str
@@ -108,62 +102,6 @@ def verify_chunk(start: int, leaves: list[bytes]) -> list[tuple[int, str]]:
     return bad
 
 
-class Witness:
-    """What this verifier remembers of each log it checked: the log's key and its last
-    verified checkpoint.
-
-    Kept under the user's config dir (``COMMONWEAL_CONFIG_DIR`` overrides it), one file per
-    origin, so a log rewritten between two runs is caught by the second, and so is a hub
-    that starts signing the same origin with another key.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        base = directory or os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir("commonweal")
-        self.directory = Path(base) / "witnessed"
-
-    def _path(self, origin: str) -> Path:
-        return self.directory / f"{hashlib.sha256(origin.encode()).hexdigest()[:24]}.json"
-
-    def _doc(self, origin: str) -> dict[str, Any] | None:
-        p = self._path(origin)
-        if not p.exists():
-            return None
-        return json.loads(p.read_text())  # type: ignore[no-any-return]
-
-    def known_key(self, origin: str) -> NoteVerifier | None:
-        doc = self._doc(origin)
-        return NoteVerifier.parse(doc["verifier"]) if doc else None
-
-    def last(self, verifier: NoteVerifier) -> Checkpoint | None:
-        doc = self._doc(verifier.name)
-        if doc is None:
-            return None
-        if doc["verifier"] != str(verifier):
-            raise VerificationFailed(
-                f"log {verifier.name} was signed by key {doc['verifier']} when this verifier "
-                f"last checked it, and now by {verifier}: a hub does not change its key"
-            )
-        return Checkpoint(doc["origin"], int(doc["size"]), base64.b64decode(doc["root"]))
-
-    def remember(self, verifier: NoteVerifier, cp: Checkpoint, note: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        p = self._path(verifier.name)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "verifier": str(verifier),
-                    "origin": cp.origin,
-                    "size": cp.size,
-                    "root": base64.b64encode(cp.root).decode(),
-                    "note": note,
-                },
-                indent=2,
-            )
-        )
-        os.replace(tmp, p)
-
-
 def _chunks(leaves: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
     buf: list[bytes] = []
     for leaf in leaves:
@@ -189,7 +127,7 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(cancel_futures=True)
 
 
-def audit_log(
+def verify_log(
     leaves: Iterable[bytes],
     *,
     checkpoint_note: str,
@@ -198,7 +136,7 @@ def audit_log(
     projections: Rows | Callable[[State], str | None] | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> AuditReport:
+) -> VerifyReport:
     """Verify a whole log. Raises :class:`VerificationFailed` naming the first bad entry."""
     t0 = time.perf_counter()
     cp = parse_checkpoint(checkpoint_note, verifier)
@@ -304,7 +242,7 @@ def audit_log(
         checks.append("projections equal the replayed state")
     if witness is not None:
         witness.remember(verifier, cp, checkpoint_note)
-    report = AuditReport(
+    report = VerifyReport(
         origin=cp.origin,
         size=cp.size,
         root=cp.root.hex(),
@@ -319,7 +257,7 @@ def audit_log(
 
 def _recompute_decision(state: State, leaf: Any) -> str | None:
     """Recompute a ``review.decide`` entry from the reviews logged before it."""
-    from commonweal.verdicts import pending_decisions
+    from commonweal.hub.decisions import pending_decisions
 
     body = leaf.body
     upto = body.get("upto")
@@ -351,48 +289,3 @@ def _compare_rows(
                 f"hub has {len(other)}"
             )
     return None
-
-
-def audit_hub(
-    hub: Hub,
-    *,
-    verifier: NoteVerifier | None = None,
-    witness: Witness | None = None,
-    workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> AuditReport:
-    """Verify a hub's own database: its log, its latest checkpoint and its projections,
-    read in one transaction so that they are one snapshot even while the hub appends."""
-    verifier = verifier or hub.verifier
-    with read_connection(hub.engine) as conn:
-        note = hub.log.latest_checkpoint(conn)
-        size = parse_checkpoint(note, verifier).size
-        report = audit_log(
-            hub.log.iter_leaf_bytes(conn, 0, size),
-            checkpoint_note=note,
-            verifier=verifier,
-            witness=witness,
-            projections=lambda state: compare(conn, state),
-            workers=workers,
-            progress=progress,
-        )
-    if report.state is not None and report.state.models:
-        # The hub's stored item list of each version must hash to the root the rules
-        # recomputed from the log (what `lineage --model V` shows people).
-        from commonweal.lineage import manifest_ids
-
-        for v in sorted(report.state.models):
-            manifest_ids(hub, v)
-        report.checks.append(
-            f"stored manifests of {len(report.state.models)} model version(s) match their roots"
-        )
-    if report.state is not None and report.state.valuations:
-        from commonweal.valuation import check_valuation
-
-        for record in report.state.valuations.values():
-            check_valuation(hub, record)
-        report.checks.append(
-            f"stored values of {len(report.state.valuations)} valuation(s) match their roots "
-            "and members' totals"
-        )
-    return report

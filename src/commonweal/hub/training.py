@@ -23,22 +23,22 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
-from commonweal import vault
 from commonweal.community.charter import Charter
 from commonweal.community.models import Pool, manifest_root, pool, trainer_name
 from commonweal.community.state import State
-from commonweal.errors import Conflict, InvalidInput
-from commonweal.features import featurize, targets
+from commonweal.community.views import resolve_version
+from commonweal.errors import Conflict, InvalidInput, NotFound
+from commonweal.hub.features import featurize, targets
 from commonweal.ledger.canonical import canonical
-from commonweal.ledger.event import SignedEvent
 from commonweal.ml.sisa import ShardedModel, dump_shard, fit_shard, load_shard
 from commonweal.ml.trainers import Trainer, get_trainer
-from commonweal.store.schema import model_blobs, model_items
+from commonweal.store import artifacts, vault
+from commonweal.store.artifacts import EVALUATION_SHARD
 
 if TYPE_CHECKING:
-    from commonweal.hub import Hub
+    from commonweal.hub.core import Computing, Hub
 
 __all__ = [
     "EVALUATION_SHARD",
@@ -53,7 +53,6 @@ __all__ = [
 # (what, done, total): shards fitted, say. The CLI draws a bar from it.
 Progress = Callable[[str, int, int], None]
 ARTIFACT_FORMAT = "commonweal-sisa-skops/1"
-EVALUATION_SHARD = -1  # model_items rows of the version's evaluation set
 _CHUNK = 500
 
 
@@ -192,7 +191,7 @@ def _previous_shards(
     latest = state.latest_model
     if latest is None:
         return {}
-    body = hub.entries(latest.entry, latest.entry + 1)[0].body
+    body = hub.log.entries(latest.entry, latest.entry + 1)[0].body
     if {k: body[k] for k in recipe} != recipe:
         return {}
     out = {}
@@ -218,33 +217,68 @@ def train(
     # fight over the cores and a fit runs many times slower. One BLAS thread is fastest
     # for these models (SISA's parallelism is across shards, not inside one).
     with threadpool_limits(1, user_api="blas"):
-        return _train(hub, incremental=incremental, progress=progress)
+        return _Training.start(hub, incremental=incremental, progress=progress).run()
 
 
-def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[str, Any]:
-    say = progress or _quiet
-    hub.refresh()  # another process may have appended (a withdrawal, say) since
-    state = hub.state
-    charter = state.charter
-    if charter is None or charter.task is None:
-        raise Conflict("this community has no task in its charter, so it has no model to train")
-    cfg = charter.training
-    try:
-        trainer = get_trainer(trainer_name(charter), charter.task.kind)
-    except ValueError as exc:
-        raise InvalidInput(f"the charter's training.trainer: {exc}") from None
-    job = _Job(hub, charter, trainer, cfg.seed, say)
-    first = pool(state)
-    _check_pool(charter, first)
-    recipe = {
-        "trainer": trainer.name,
-        "params": trainer.logged_params(),
-        "seed": cfg.seed,
-    }
-    reusable = _previous_shards(hub, state, recipe) if incremental else {}
+@dataclass
+class _Training:
+    """One training run: fit outside the lock, then register under it (see the module)."""
+
+    hub: Hub
+    job: _Job
+    recipe: dict[str, Any]
+    reusable: dict[tuple[int, str], _Shard]
+    say: Progress
+    shards: dict[int, _Shard] = field(default_factory=dict)
+    scored: tuple[Pool, dict[str, str]] | None = None
+
+    @classmethod
+    def start(cls, hub: Hub, *, incremental: bool, progress: Progress | None) -> _Training:
+        say = progress or _quiet
+        hub.refresh()  # another process may have appended (a withdrawal, say) since
+        state = hub.state
+        charter = state.charter
+        if charter is None or charter.task is None:
+            raise Conflict("this community has no task in its charter, so it has no model to train")
+        try:
+            trainer = get_trainer(trainer_name(charter), charter.task.kind)
+        except ValueError as exc:
+            raise InvalidInput(f"the charter's training.trainer: {exc}") from None
+        job = _Job(hub, charter, trainer, charter.training.seed, say)
+        recipe = {
+            "trainer": trainer.name,
+            "params": trainer.logged_params(),
+            "seed": charter.training.seed,
+        }
+        reusable = _previous_shards(hub, state, recipe) if incremental else {}
+        return cls(hub, job, recipe, reusable, say)
+
+    def run(self) -> dict[str, Any]:
+        state = self.hub.state
+        first = pool(state)
+        _check_pool(self.job.charter, first)
+        with self.hub.read() as conn:
+            built, todo = self.build(conn, first, {})
+            self.job.load(conn, first.evaluation)
+        self.fit(state, todo)  # no transaction open while fitting
+        self.shards = {s.index: s for s in built}
+        self.say("scoring", 0, 1)
+        self.scored = (first, self.job.metrics(state, built, first.evaluation))
+        self.say("scoring", 1, 1)
+        done = self.hub.record("model.version", self.register)
+        shards = done.body["shards"]
+        return {
+            **done.body,
+            "entry": done.entry,
+            "size": done.size,
+            "retrained": [
+                n for n, s in enumerate(shards) if "from_version" not in s and s["count"]
+            ],
+            "reused": [n for n, s in enumerate(shards) if "from_version" in s],
+        }
 
     def build(
-        conn: Connection, st: State, p: Pool, shards: dict[int, _Shard]
+        self, conn: Connection, p: Pool, shards: dict[int, _Shard]
     ) -> tuple[list[_Shard], list[_Shard]]:
         """Shards for pool ``p``: kept from ``shards`` if unchanged, else reused or (the
         second list) still to be fitted; their content is loaded."""
@@ -256,73 +290,43 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
                 out.append(have)
                 continue
             shard = _Shard(n, ids)
-            old = reusable.get((n, manifest_root(ids))) if ids else None
+            old = self.reusable.get((n, manifest_root(ids))) if ids else None
             if old is not None:
-                shard.sha256, shard.size, shard.from_version = (
-                    old.sha256,
-                    old.size,
-                    old.from_version,
-                )
+                shard.sha256, shard.size = old.sha256, old.size
+                shard.from_version = old.from_version
                 # Kept in memory too: the artifact bundle needs the bytes again.
-                shard.blob = _blob(conn, old.sha256)
+                shard.blob = artifacts.blob(conn, old.sha256)
                 shard.model = load_shard(shard.blob)
             else:
                 todo.append(shard)
             out.append(shard)
-        job.load(conn, [i for s in todo for i in s.ids])
+        self.job.load(conn, [i for s in todo for i in s.ids])
         return out, todo
 
-    def fit(st: State, todo: list[_Shard]) -> None:
+    def fit(self, st: State, todo: list[_Shard]) -> None:
         for k, shard in enumerate(todo):
-            say("training shards", k, len(todo))
-            job.fit(st, shard)
-        say("training shards", len(todo), len(todo))
+            self.say("training shards", k, len(todo))
+            self.job.fit(st, shard)
+        self.say("training shards", len(todo), len(todo))
 
-    with hub.read() as conn:
-        built, todo = build(conn, state, first, {})
-        job.load(conn, first.evaluation)
-    fit(state, todo)  # no transaction open while fitting
-    shards = {s.index: s for s in built}
-    say("scoring", 0, 1)
-    scored = (first, job.metrics(state, list(shards.values()), first.evaluation))
-    say("scoring", 1, 1)
-    logged: dict[str, Any] = {}
-
-    def register(conn: Connection, st: State, index: int) -> list[SignedEvent]:
-        # Under the append lock: the pool as it is now is the one the rules will check.
+    def register(self, ctx: Computing) -> dict[str, Any]:
+        """Under the append lock: the pool as it is now is the one the rules will check."""
+        conn, st = ctx.conn, ctx.state
         p = pool(st)
-        _check_pool(charter, p)
-        final, todo = build(conn, st, p, shards)
-        fit(st, todo)
-        if p != scored[0]:
-            job.load(conn, p.evaluation)
-            metrics = job.metrics(st, final, p.evaluation)
+        _check_pool(self.job.charter, p)
+        final, todo = self.build(conn, p, self.shards)
+        self.fit(st, todo)
+        assert self.scored is not None
+        if p != self.scored[0]:
+            self.job.load(conn, p.evaluation)
+            metrics = self.job.metrics(st, final, p.evaluation)
         else:
-            metrics = scored[1]
-        for s in final:
-            if s.blob is not None:
-                _put_blob(conn, s.sha256, s.blob)
-        rows = [
-            {"version": len(st.models) + 1, "item": i, "shard": s.index}
-            for s in final
-            for i in s.ids
-        ]
-        # The evaluation set too (shard -1): valuing this version later needs it, and the
-        # pool will have moved on by then.
-        rows += [
-            {"version": len(st.models) + 1, "item": i, "shard": EVALUATION_SHARD}
-            for i in p.evaluation
-        ]
-        for n in range(0, len(rows), 5000):
-            conn.execute(insert(model_items), rows[n : n + 5000])
-        fresh = {s.sha256: s.blob for s in final if s.blob is not None}
-        bundle = artifact_bundle(
-            charter, [s.sha256 for s in final], lambda h: fresh.get(h) or _blob(conn, h)
-        )
-        latest = st.latest_model
+            metrics = self.scored[1]
+        version = len(st.models) + 1
+        bundle = self.store(conn, version, p, final)
         body: dict[str, Any] = {
-            "version": len(st.models) + 1,
-            **recipe,
+            "version": version,
+            **self.recipe,
             "manifest": {"root": manifest_root(p.training), "count": len(p.training)},
             "evaluation": {"root": manifest_root(p.evaluation), "count": len(p.evaluation)},
             "shards": [s.summary() for s in final],
@@ -334,22 +338,26 @@ def _train(hub: Hub, *, incremental: bool, progress: Progress | None) -> dict[st
             "metrics": metrics,
             "libraries": library_versions(),
         }
-        if latest is not None:
-            body["previous"] = latest.version
-        logged.update(body)
-        return [hub.sign("model.version", body)]
+        if st.latest_model is not None:
+            body["previous"] = st.latest_model.version
+        return body
 
-    done = hub.append([], after=register)
-    retrained = [
-        n for n, s in enumerate(logged["shards"]) if "from_version" not in s and s["count"]
-    ]
-    return {
-        **logged,
-        "entry": done.entries[-1]["index"],
-        "size": done.size,
-        "retrained": retrained,
-        "reused": [n for n, s in enumerate(logged["shards"]) if "from_version" in s],
-    }
+    def store(self, conn: Connection, version: int, p: Pool, final: list[_Shard]) -> bytes:
+        """Write the shard blobs and the version's item lists; return the artifact."""
+        for s in final:
+            if s.blob is not None:
+                artifacts.put_blob(conn, s.sha256, s.blob)
+        rows = [{"version": version, "item": i, "shard": s.index} for s in final for i in s.ids]
+        # The evaluation set too: valuing this version later needs it, and the pool will
+        # have moved on by then.
+        rows += [{"version": version, "item": i, "shard": EVALUATION_SHARD} for i in p.evaluation]
+        artifacts.add_version_items(conn, rows)
+        fresh = {s.sha256: s.blob for s in final if s.blob is not None}
+        return artifact_bundle(
+            self.job.charter,
+            [s.sha256 for s in final],
+            lambda h: fresh.get(h) or artifacts.blob(conn, h),
+        )
 
 
 def _check_pool(charter: Charter, p: Pool) -> None:
@@ -365,22 +373,6 @@ def _check_pool(charter: Charter, p: Pool) -> None:
             f"{need} (training.evaluation.min_items); accept more data, or raise "
             "training.evaluation.holdout_pct"
         )
-
-
-def _put_blob(conn: Connection, sha256: str, data: bytes) -> None:
-    if conn.execute(select(model_blobs.c.sha256).where(model_blobs.c.sha256 == sha256)).first():
-        return
-    conn.execute(insert(model_blobs).values(sha256=sha256, data=data))
-
-
-def _blob(conn: Connection, sha256: str) -> bytes:
-    row = conn.execute(select(model_blobs.c.data).where(model_blobs.c.sha256 == sha256)).first()
-    if row is None:
-        raise Conflict(f"the model artifact {sha256[:16]}… is missing from the store")
-    data = bytes(row[0])
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise Conflict(f"the model artifact {sha256[:16]}… does not match its hash")
-    return data
 
 
 def artifact_bundle(
@@ -416,14 +408,13 @@ def load_model(hub: Hub, version: int) -> tuple[ShardedModel, dict[str, Any]]:
     state = hub.state
     mv = state.models.get(version)
     if mv is None:
-        from commonweal.errors import NotFound
-
         raise NotFound(f"there is no model version {version}; see `commonweal models`")
-    body = hub.entries(mv.entry, mv.entry + 1)[0].body
+    body = hub.log.entries(mv.entry, mv.entry + 1)[0].body
     assert state.charter is not None and state.charter.task is not None
     with hub.read() as conn:
         shards = [
-            load_shard(_blob(conn, s["sha256"])) if s["count"] else None for s in body["shards"]
+            load_shard(artifacts.blob(conn, s["sha256"])) if s["count"] else None
+            for s in body["shards"]
         ]
     return ShardedModel(shards, state.charter.task.labels or None), body
 
@@ -431,15 +422,13 @@ def load_model(hub: Hub, version: int) -> tuple[ShardedModel, dict[str, Any]]:
 def export_artifact(hub: Hub, version: str | int) -> tuple[int, bytes]:
     """The artifact bundle of a version, rebuilt from the stored shard blobs: the same
     bytes whose SHA-256 the ``model.version`` event records."""
-    from commonweal.serving import resolve_version
-
-    v = resolve_version(hub, version)
+    v = resolve_version(hub.state, version)
     state = hub.state
     assert state.charter is not None
     mv = state.models[v]
-    body = hub.entries(mv.entry, mv.entry + 1)[0].body
+    body = hub.log.entries(mv.entry, mv.entry + 1)[0].body
     with hub.read() as conn:
         data = artifact_bundle(
-            state.charter, [s["sha256"] for s in body["shards"]], lambda h: _blob(conn, h)
+            state.charter, [s["sha256"] for s in body["shards"]], lambda h: artifacts.blob(conn, h)
         )
     return v, data

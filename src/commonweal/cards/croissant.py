@@ -2,7 +2,7 @@
 
 Built from the same facts as the model card (``card.parse_info`` checks them); the record
 set describes each item's fields in the shape intake accepts for the task. See the note in
-``commonweal.card`` on what the hub serves publicly today (item ids, not content).
+``cards.model_card`` on what the hub serves publicly today (item ids, not content).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from commonweal.card import VersionFacts, parse_info, plural
+from commonweal.cards.model_card import VersionFacts, parse_info, plural
 
 __all__ = ["CROISSANT_1_0", "croissant"]
 

@@ -9,18 +9,22 @@ proofs of the two adjacent ids it would sit between.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from commonweal.community.models import manifest_root
+from commonweal.community.models import manifest_root, pool
+from commonweal.community.rules import replay
+from commonweal.community.views import release_of
 from commonweal.errors import NotFound, VerificationFailed
+from commonweal.ledger.canonical import canonical, parse
+from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import MemoryTree, inclusion_proof, leaf_hash
-from commonweal.store.schema import model_items
+from commonweal.store import artifacts
 
 if TYPE_CHECKING:
-    from commonweal.hub import Hub
+    from commonweal.hub.core import Hub
 
 __all__ = ["evaluation_ids", "item_lineage", "manifest_ids", "model_lineage", "prove_item"]
 
@@ -31,14 +35,7 @@ def manifest_ids(hub: Hub, version: int) -> list[str]:
     if mv is None:
         raise NotFound(f"there is no model version {version}; see `commonweal models`")
     with hub.read() as conn:
-        ids = sorted(
-            r[0]
-            for r in conn.execute(
-                select(model_items.c.item).where(
-                    model_items.c.version == version, model_items.c.shard >= 0
-                )
-            )
-        )
+        ids = artifacts.version_items(conn, version)
     if manifest_root(ids) != mv.manifest_root or len(ids) != mv.items:
         raise VerificationFailed(
             f"the stored item list of version {version} does not match the manifest root "
@@ -54,27 +51,15 @@ def evaluation_ids(hub: Hub, version: int) -> list[str]:
     Versions trained since part 4 store them beside the training items; for older ones
     they are what the rules implied at the version's entry, found by replaying the log up
     to it."""
-    from commonweal.community.models import pool
-    from commonweal.community.rules import replay
-    from commonweal.ledger.event import decode_leaf
-    from commonweal.training import EVALUATION_SHARD
-
     mv = hub.state.models.get(version)
     if mv is None:
         raise NotFound(f"there is no model version {version}; see `commonweal models`")
     with hub.read() as conn:
-        ids = sorted(
-            r[0]
-            for r in conn.execute(
-                select(model_items.c.item).where(
-                    model_items.c.version == version, model_items.c.shard == EVALUATION_SHARD
-                )
-            )
-        )
-        if not ids:
-            leaves = hub.log.iter_leaf_bytes(conn, 0, mv.entry)
-            then = replay(decode_leaf(b, strict=False) for b in leaves)
-            ids = list(pool(then).evaluation)
+        ids = artifacts.version_items(conn, version, evaluation=True)
+    if not ids:
+        leaves = hub.log.iter_leaf_bytes(0, mv.entry)
+        then = replay(decode_leaf(b, strict=False) for b in leaves)
+        ids = list(pool(then).evaluation)
     if manifest_root(ids) != mv.eval_root or len(ids) != mv.eval_items:
         raise VerificationFailed(
             f"the evaluation set of version {version} does not match the root logged at "
@@ -91,12 +76,7 @@ def item_lineage(hub: Hub, item: str) -> dict[str, Any]:
     if c is None:
         raise NotFound(f"there is no item {item}")
     with hub.read() as conn:
-        rows = conn.execute(
-            select(model_items.c.version, model_items.c.shard)
-            .where(model_items.c.item == item, model_items.c.shard >= 0)
-            .order_by(model_items.c.version)
-        ).all()
-    used = {r[0]: r[1] for r in rows}
+        used = artifacts.item_versions(conn, item)
     return {
         "item": item,
         "member": c.member,
@@ -148,8 +128,6 @@ def prove_item(hub: Hub, item: str, version: int) -> dict[str, Any]:
             "proof": [h.hex() for h in inclusion_proof(n, len(ids), tree)],
         }
 
-    import bisect
-
     at = bisect.bisect_left(ids, item)
     out: dict[str, Any] = {
         "item": item,
@@ -170,27 +148,21 @@ def prove_item(hub: Hub, item: str, version: int) -> dict[str, Any]:
 
 def manifest_file(version: int, ids: list[str]) -> bytes:
     """The manifest as a file (what ``lineage --model V --json`` lists): canonical JSON."""
-    from commonweal.ledger.canonical import canonical
-
     return canonical({"version": version, "items": ids})
 
 
 def manifest_file_sha256(version: int, ids: list[str]) -> str:
-    import hashlib
-
     return hashlib.sha256(manifest_file(version, ids)).hexdigest()
 
 
 def card_info(hub: Hub, version: int) -> dict[str, Any]:
     """Everything a model card and datasheet say about ``version``, from the log."""
-    from commonweal.ledger.canonical import parse
-
     state = hub.state
     charter = state.charter
     assert charter is not None and charter.task is not None
     lineage = model_lineage(hub, version)
     mv = state.models[version]
-    body = hub.entries(mv.entry, mv.entry + 1)[0].body
+    body = hub.log.entries(mv.entry, mv.entry + 1)[0].body
     used = [state.contributions[i] for i in lineage["items"]]
     licenses = Counter(c.license for c in used)
     consent = Counter(scope for c in used for scope in c.consent.split(",") if scope)
@@ -212,7 +184,7 @@ def card_info(hub: Hub, version: int) -> dict[str, Any]:
         "version": version,
         "index": mv.entry,
         "log_time": mv.log_time,
-        "log_size": hub.size(),
+        "log_size": hub.log.size(),
         "task": charter.task.model_dump(mode="json"),
         "trainer": body["trainer"],
         "params": body["params"],
@@ -236,20 +208,5 @@ def card_info(hub: Hub, version: int) -> dict[str, Any]:
             if "from_version" in s
         ],
         "withdrawn_since_previous": withdrawn,
-        "release": _release(state, version),
+        "release": release_of(state, version),
     }
-
-
-def _release(state: Any, version: int) -> dict[str, Any]:
-    """How the members released ``version``: its license and whether its weights are
-    public, and the proposal (its log entry) that decided it, if any."""
-    import json
-
-    mv = state.models[version]
-    decided = None
-    for number, p in sorted(state.proposals.items()):
-        if p.status == "executed" and any(
-            a["type"] == "model.release" and a["version"] == version for a in json.loads(p.actions)
-        ):
-            decided = number
-    return {"license": mv.license, "weights": mv.weights, "proposal": decided}

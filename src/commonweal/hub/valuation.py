@@ -27,23 +27,23 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
 
 from commonweal.community.charter import Charter
 from commonweal.community.state import Contribution, State, ValuationRecord
 from commonweal.community.valuations import method_name, method_params, values_root
+from commonweal.community.views import resolve_version, valuation_report
 from commonweal.errors import Conflict, NotFound, VerificationFailed
-from commonweal.ledger.event import SignedEvent
-from commonweal.store.schema import item_values
+from commonweal.hub.lineage import evaluation_ids, manifest_ids
+from commonweal.hub.training import item_arrays
+from commonweal.store import values as stored
 
 if TYPE_CHECKING:
-    from commonweal.hub import Hub
+    from commonweal.hub.core import Computing, Hub
 
 __all__ = [
     "NEGATIVE_FLAG",
     "check_valuation",
     "credit_of",
-    "report",
     "stored_values",
     "summary",
     "value",
@@ -90,27 +90,62 @@ def _check_data(state: State, version: int, ids: Sequence[str], evaluation: Sequ
 
 
 def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
-    from commonweal.lineage import evaluation_ids, manifest_ids
-    from commonweal.serving import resolve_version
-    from commonweal.training import item_arrays
-
     hub.refresh()
     state = hub.state
     charter = state.charter
     if charter is None or charter.task is None:
         raise Conflict("this community has no task in its charter, so it has no model to value")
-    v = resolve_version(hub, version)
+    v = resolve_version(state, version)
     mv = state.models[v]
     ids = manifest_ids(hub, v)
     evaluation = evaluation_ids(hub, v)
     _check_data(state, v, ids, evaluation)
-    method, params = method_name(charter), method_params(charter)
+    rows, details = _item_values(hub, state, charter, v, ids, evaluation, say)
+    negative = [i for i, _, val in rows if float(val) < 0]
+    method = method_name(charter)
+    body: dict[str, Any] = {
+        "model": v,
+        "method": method,
+        "params": method_params(charter),
+        "evaluation": {"root": mv.eval_root, "count": mv.eval_items},
+        "values": {"root": values_root(rows), "count": len(rows)},
+        **summary(rows),
+    }
+    if details:
+        body["details"] = details
 
+    def register(ctx: Computing) -> dict[str, Any]:
+        # Under the append lock: a withdrawal while we computed makes the values moot.
+        st = ctx.state
+        _check_data(st, v, ids, evaluation)
+        number = len(st.valuations) + 1
+        stored.add_values(ctx.conn, number, rows)
+        fresh = [i for i in negative if NEGATIVE_FLAG not in st.contributions[i].flags.split(",")]
+        if fresh:
+            ctx.also("contribution.flag", {"items": fresh, "flag": NEGATIVE_FLAG, "method": method})
+        return {"valuation": number, **body}
+
+    say("recording", 0, 1)
+    done = hub.record("valuation.record", register)
+    say("recording", 1, 1)
+    return valuation_report(hub.state, done.body, done.entry, rows)
+
+
+def _item_values(
+    hub: Hub,
+    state: State,
+    charter: Charter,
+    v: int,
+    ids: list[str],
+    evaluation: list[str],
+    say: Progress,
+) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """``(item, credited member, value)`` per training item of version ``v``, sorted as
+    ``ids``, and details worth logging (copies skipped, the estimator's figures)."""
     say("loading data", 0, 1)
     X, y = item_arrays(hub, state, ids)
     Xe, ye = item_arrays(hub, state, evaluation)
     say("loading data", 1, 1)
-    owners_all = [state.contributions[i].member for i in ids]
     details: dict[str, Any] = {}
     # A copy adds nothing the first one did not: only the first contributed copy of an
     # item (same features and label) is valued, later copies are worth 0 — so sending an
@@ -128,99 +163,17 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
         Xe, ye = Xe[np.flatnonzero(keep)], ye[keep]
     if not len(ye):
         raise Conflict(f"every evaluation item of version {v} is a copy of a training item")
-    kept_ids = [ids[i] for i in rows_kept]
-    owners = [owners_all[i] for i in rows_kept]
-    if method == "knn-shapley":
+    if method_name(charter) == "knn-shapley":
         kept = _knn_values(charter, X, y, Xe, ye, say)
     else:
+        kept_ids = [ids[i] for i in rows_kept]
+        owners = [state.contributions[i].member for i in kept_ids]
         kept, more = _member_values(charter, kept_ids, owners, X, y, Xe, ye, say)
         details.update(more)
     raw = np.zeros(len(ids), dtype=np.float64)
     raw[rows_kept] = kept
-    values = [repr(float(x)) for x in raw]
     credited = [credit_of(state.contributions[i]) for i in ids]
-    rows = list(zip(ids, credited, values, strict=True))
-    negative = [i for i, _, val in rows if float(val) < 0]
-    body: dict[str, Any] = {
-        "model": v,
-        "method": method,
-        "params": params,
-        "evaluation": {"root": mv.eval_root, "count": mv.eval_items},
-        "values": {"root": values_root(rows), "count": len(rows)},
-        **summary(rows),
-    }
-    if details:
-        body["details"] = details
-    logged: dict[str, Any] = {}
-
-    def register(conn: Connection, st: State, index: int) -> list[SignedEvent]:
-        # Under the append lock: a withdrawal while we computed makes the values moot.
-        _check_data(st, v, ids, evaluation)
-        number = len(st.valuations) + 1
-        full = {"valuation": number, **body}
-        table = [{"valuation": number, "item": i, "member": m, "value": val} for i, m, val in rows]
-        for n in range(0, len(table), 5000):
-            conn.execute(insert(item_values), table[n : n + 5000])
-        events = [hub.sign("valuation.record", full)]
-        fresh = [i for i in negative if NEGATIVE_FLAG not in st.contributions[i].flags.split(",")]
-        if fresh:
-            events.append(
-                hub.sign(
-                    "contribution.flag", {"items": fresh, "flag": NEGATIVE_FLAG, "method": method}
-                )
-            )
-        logged.update(full)
-        return events
-
-    say("recording", 0, 1)
-    done = hub.append([], after=register)
-    say("recording", 1, 1)
-    return report(hub.state, logged, done.entries[0]["index"], rows)
-
-
-def report(
-    state: State, body: dict[str, Any], entry: int, rows: Sequence[tuple[str, str, str]]
-) -> dict[str, Any]:
-    """What ``commonweal value`` shows: per member, their share of the items and of the
-    value, and the negative items."""
-    # Per member: what they sent (every status), what the version trained on (relabelled
-    # items included), and what they were credited for.
-    sent: dict[str, int] = defaultdict(int)
-    for c in state.contributions.values():
-        sent[c.member] += 1
-    used: dict[str, int] = defaultdict(int)
-    relabelled: dict[str, int] = defaultdict(int)
-    for item, member, _ in rows:
-        owner = state.contributions[item].member
-        used[owner] += 1
-        if not member:
-            relabelled[owner] += 1
-    total_items = len(rows)
-    positive = sum(max(0.0, float(m["value"])) for m in body["members"])
-    members = []
-    for m in body["members"]:
-        val = float(m["value"])
-        key = m["member"]
-        members.append(
-            {
-                **m,
-                "name": state.members[key].name if key in state.members else "",
-                "sent": sent[key],
-                "trained": used[key],
-                "relabelled": relabelled[key],
-                "items_pct": round(100.0 * used[key] / total_items, 2) if total_items else 0.0,
-                "value_pct": round(100.0 * max(0.0, val) / positive, 2) if positive else 0.0,
-                "value_per_item_sent": repr(val / sent[key]) if sent[key] else "0.0",
-            }
-        )
-    members.sort(key=lambda m: -float(m["value"]))
-    worst = sorted((r for r in rows if float(r[2]) < 0), key=lambda r: float(r[2]))[:20]
-    return {
-        **{k: body[k] for k in body if k != "members"},
-        "entry": entry,
-        "members": members,
-        "flagged": [{"item": i, "member": m, "value": val} for i, m, val in worst],
-    }
+    return list(zip(ids, credited, [repr(float(x)) for x in raw], strict=True)), details
 
 
 def credit_of(c: Contribution) -> str:
@@ -382,14 +335,7 @@ def stored_values(
     if record is None:
         raise NotFound(f"there is no valuation {valuation}; see `commonweal values`")
     with hub.read() as conn:
-        rows = sorted(
-            (r[0], r[1], r[2])
-            for r in conn.execute(
-                select(item_values.c.item, item_values.c.member, item_values.c.value).where(
-                    item_values.c.valuation == valuation
-                )
-            )
-        )
+        rows = stored.values_of(conn, valuation)
     if values_root(rows) != record.values_root or len(rows) != record.items:
         raise VerificationFailed(
             f"the stored values of valuation {valuation} do not match the root logged at "
@@ -427,14 +373,12 @@ def check_valuation(hub: Hub, record: ValuationRecord) -> None:
     """What ``ledger verify`` checks of a stored valuation: its values hash to the logged
     root, they cover exactly the version's items, and the logged total, counts and members'
     totals are what they add up to."""
-    from commonweal.lineage import manifest_ids
-
     rows = stored_values(hub, record.valuation, record)
     fail = None
     if [r[0] for r in rows] != manifest_ids(hub, record.model):
         fail = f"do not cover exactly the items of version {record.model}"
     else:
-        body = hub.entries(record.entry, record.entry + 1)[0].body
+        body = hub.log.entries(record.entry, record.entry + 1)[0].body
         want = summary(rows)
         if {k: body[k] for k in want} != want:
             fail = "do not add up to the logged total, members' totals and counts"

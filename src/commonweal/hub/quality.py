@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from commonweal.community.charter import Charter
-from commonweal.intake import decode_image
+from commonweal.items import decode_image
 from commonweal.ml import label_noise
 
-__all__ = ["label_features"]
+__all__ = ["suspected_mislabels"]
 
 
-def label_features(
+def suspected_mislabels(
     charter: Charter, items: Sequence[dict[str, Any]], labels: Sequence[str], *, seed: int = 0
 ) -> list[int]:
     """Indices of items whose label looks wrong, given the task's kind of content."""
@@ -27,7 +27,7 @@ def label_features(
         images = [decode_image(it["image"], task, "image") for it in items]
         feats = label_noise.image_features(images)
     else:
-        from commonweal.features import featurize
+        from commonweal.hub.features import featurize
 
         feats = featurize(task, items)  # numbers and one-hot categories, as training uses
     return sorted(label_noise.suspected_label_errors(feats, list(labels), seed=seed))

@@ -1,9 +1,8 @@
-"""Ingest of contributed items: what the hub checks before an item may enter review.
+"""Screening of contributed items: what the hub finds in each item before review.
 
-Hard checks refuse the whole batch with a 4xx and store nothing: the item's shape against
-the charter's task, its size, binary junk in text, and that its content matches the salted
-commitment the member signed. Soft checks (screening) decide item by item and are logged by
-the hub as a ``contribution.screen`` event: exact duplicates (an HMAC under the hub's secret,
+Hard checks (``commonweal.items`` and ``hub.data``) have already refused malformed batches
+whole. Screening decides item by item and is logged by the hub as a
+``contribution.screen`` event: exact duplicates (an HMAC under the hub's secret,
 never an unsalted hash), near duplicates (MinHash LSH for text, perceptual hashes for
 images), and personal data (redacted, refused or flagged, as the charter says). Each item
 gets a quality report that names what was found by kind and position, never by value.
@@ -11,173 +10,20 @@ gets a quality report that names what was found by kind and position, never by v
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import io
-import math
 import os
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, insert, select
 
-from commonweal.community.charter import Charter, Task
-from commonweal.errors import InvalidInput, TooLarge
+from commonweal.community.charter import Charter
+from commonweal.items import decode_image, item_text_fields
 from commonweal.ledger.canonical import canonical
 from commonweal.ml import duplicates as dup
 from commonweal.ml.privacy import find_personal_data, redact
 from commonweal.store.schema import dedup_exact, hub_settings, near_signatures, quality_reports
 
-__all__ = [
-    "Screened",
-    "Screener",
-    "check_item",
-    "commitment_of",
-    "decode_image",
-    "item_text_fields",
-    "parse_number",
-]
-
-SALT_BYTES = 16
-
-
-def commitment_of(salt: bytes, item: Any) -> str:
-    """SHA-256 of the salt and the item's canonical JSON, as hex."""
-    return hashlib.sha256(salt + canonical(item)).hexdigest()
-
-
-def _clean_text(value: Any, where: str, *, max_bytes: int, required: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where} must be a string")
-    if required and not value.strip():
-        raise InvalidInput(f"{where} is empty")
-    if len(value.encode()) > max_bytes:
-        raise TooLarge(f"{where} is {len(value.encode())} bytes; the charter allows {max_bytes}")
-    for ch in value:
-        if ch in "\t\n\r":
-            continue
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cs", "Co", "Cn") or ch == "\ufffd":
-            raise InvalidInput(
-                f"{where} holds binary or control characters (U+{ord(ch):04X}); send text"
-            )
-    return value
-
-
-def decode_image(value: Any, task: Task, where: str) -> np.ndarray:
-    """Decode a base64 PNG/JPEG into a grayscale array no larger than the charter allows."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where} must be a base64 PNG or JPEG")
-    try:
-        raw = base64.b64decode(value, validate=True)
-        with Image.open(io.BytesIO(raw)) as img:
-            if img.format not in ("PNG", "JPEG"):
-                raise InvalidInput(f"{where} is {img.format}, not PNG or JPEG")
-            if img.width > task.image_width or img.height > task.image_height:
-                raise InvalidInput(
-                    f"{where} is {img.width}x{img.height}; the charter allows at most "
-                    f"{task.image_width}x{task.image_height}"
-                )
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (binascii.Error, UnidentifiedImageError, OSError):
-        raise InvalidInput(f"{where} is not a readable PNG or JPEG image") from None
-
-
-def check_item(charter: Charter, item: Any, where: str) -> None:
-    """Raise InvalidInput/TooLarge if ``item`` does not fit the charter's task."""
-    task = charter.task
-    assert task is not None
-    limit = charter.limits.max_item_bytes
-    if not isinstance(item, dict):
-        raise InvalidInput(f"{where} must be an object")
-    kind = task.kind
-
-    def exact_keys(required: set[str], optional: frozenset[str] = frozenset()) -> None:
-        missing, extra = required - set(item), set(item) - required - optional
-        if missing or extra:
-            raise InvalidInput(
-                f"{where}: a {kind} item has fields {sorted(required)}"
-                + (f" (and optionally {sorted(optional)})" if optional else "")
-                + (f"; missing {sorted(missing)}" if missing else "")
-                + (f"; unexpected {sorted(extra)}" if extra else "")
-            )
-
-    if kind == "text-classification":
-        exact_keys({"text", "label"})
-        _clean_text(item["text"], f"{where}.text", max_bytes=limit)
-    elif kind == "image-classification":
-        exact_keys({"image", "label"}, frozenset({"caption"}))
-        decode_image(item["image"], task, f"{where}.image")
-        if "caption" in item:
-            _clean_text(item["caption"], f"{where}.caption", max_bytes=1000, required=False)
-    else:
-        exact_keys({"features", "target"})
-        feats = item["features"]
-        if not isinstance(feats, dict) or set(feats) != {c.name for c in task.columns}:
-            raise InvalidInput(
-                f"{where}.features must have exactly the columns {[c.name for c in task.columns]}"
-            )
-        for col in task.columns:
-            value = feats[col.name]
-            if col.type == "numeric":
-                parse_number(value, f"{where}.features.{col.name}")
-            else:
-                _clean_text(value, f"{where}.features.{col.name}", max_bytes=200)
-                if col.categories and value not in col.categories:
-                    raise InvalidInput(
-                        f"{where}.features.{col.name}: {value!r} is not one of {col.categories}"
-                    )
-        if kind == "tabular-regression":
-            parse_number(item["target"], f"{where}.target")
-    if "label" in item and item["label"] not in task.labels:
-        raise InvalidInput(f"{where}: label {item['label']!r} is not one of {task.labels}")
-    if kind == "tabular-classification" and item["target"] not in task.labels:
-        raise InvalidInput(f"{where}: target {item['target']!r} is not one of {task.labels}")
-    if len(canonical(item)) > limit:
-        raise TooLarge(f"{where} is over the charter's {limit}-byte limit per item")
-
-
-def parse_number(value: Any, where: str) -> float:
-    # Numbers travel as decimal strings (or integers): the log's canonical JSON has no
-    # floats, and a string keeps the member's exact digits.
-    if type(value) is int:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            x = float(value)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(x):
-                return x
-    raise InvalidInput(f"{where} must be a number, as an integer or a decimal string")
-
-
-def item_label(charter: Charter, item: dict[str, Any]) -> str | None:
-    assert charter.task is not None
-    if charter.task.kind == "tabular-classification":
-        return item["target"]  # type: ignore[no-any-return]
-    return item.get("label")
-
-
-def item_text_fields(charter: Charter, item: dict[str, Any]) -> list[tuple[str, str]]:
-    """The free-text fields of an item, where personal data could hide."""
-    assert charter.task is not None
-    kind = charter.task.kind
-    if kind == "text-classification":
-        return [("text", item["text"])]
-    if kind == "image-classification":
-        return [("caption", item["caption"])] if "caption" in item else []
-    return [
-        (f"features.{c.name}", item["features"][c.name])
-        for c in charter.task.columns
-        if c.type == "categorical"
-    ]
+__all__ = ["Screened", "Screener"]
 
 
 def _set_text(item: dict[str, Any], path: str, value: str) -> dict[str, Any]:

@@ -11,51 +11,34 @@ billed exactly once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 import threading
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, select, update
 
-from commonweal.errors import (
-    InvalidInput,
-    NotFound,
-    QuotaExceeded,
-    TooLarge,
-    Unauthorized,
-)
-from commonweal.features import check_input, featurize
-from commonweal.ledger.event import SignedEvent, now
+from commonweal.community.views import resolve_version
+from commonweal.errors import InvalidInput, QuotaExceeded, TooLarge, Unauthorized
+from commonweal.hub.features import featurize
+from commonweal.hub.training import load_model
+from commonweal.hub.workers import Worker
+from commonweal.items import check_input
 from commonweal.ml.sisa import ShardedModel
-from commonweal.store.database import is_sqlite
-from commonweal.store.schema import usage
+from commonweal.store import usage
+from commonweal.store.database import write_connection
+from commonweal.wire import hash_api_key
 
 if TYPE_CHECKING:
     from commonweal.community.state import State
-    from commonweal.hub import Hub
+    from commonweal.hub.core import Computing, Hub
 
-__all__ = ["MAX_INPUTS", "Meter", "Models", "close_revenue", "hash_key", "new_api_key", "predict"]
+__all__ = ["MAX_INPUTS", "Biller", "Meter", "ModelCache", "close_revenue", "predict"]
 
 MAX_INPUTS = 1000
-KEY_PREFIX = "cw_"
 
 
-def new_api_key() -> tuple[str, str]:
-    """A fresh secret and its SHA-256 (what the log holds)."""
-    secret = KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-    return secret, hash_key(secret)
-
-
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class Models:
+class ModelCache:
     """Loaded model versions, most recently used kept (a version's shards load once)."""
 
     def __init__(self, hub: Hub, size: int = 4) -> None:
@@ -69,8 +52,6 @@ class Models:
             if model is not None:
                 self._cache.move_to_end(version)
                 return model
-        from commonweal.training import load_model
-
         model, _ = load_model(self.hub, version)
         with self._lock:
             self._cache[version] = model
@@ -89,12 +70,14 @@ class Meter:
         self._today: dict[tuple[str, str], int] = {}  # calls so far, for the quota
 
     def charge(self, key_hash: str, calls: int, quota: int) -> None:
-        day = now()[:10]
+        """Count ``calls`` against a key, or QuotaExceeded if today's quota would pass."""
+        day = self.hub.clock()[:10]
         slot = (key_hash, day)
         with self._lock:
             used = self._today.get(slot)
             if used is None:
-                used = self._stored_calls(key_hash, day)
+                with self.hub.read() as conn:
+                    used = usage.stored_calls(conn, key_hash, day)
             if used + calls > quota:
                 raise QuotaExceeded(
                     f"this API key has used {used} of its {quota} calls for {day} (UTC); "
@@ -103,68 +86,25 @@ class Meter:
             self._today[slot] = used + calls
             self._pending[slot] = self._pending.get(slot, 0) + calls
 
-    def _stored_calls(self, key_hash: str, day: str) -> int:
-        with self.hub.read() as conn:
-            row = conn.execute(
-                select(usage.c.calls).where(and_(usage.c.key_hash == key_hash, usage.c.day == day))
-            ).first()
-        return int(row[0]) if row else 0
-
     def flush(self) -> int:
         """Write pending counts to the database; return how many calls were written."""
         with self._lock:
             pending, self._pending = self._pending, {}
             # Days other than today are no longer needed for quotas.
-            today = now()[:10]
+            today = self.hub.clock()[:10]
             self._today = {k: v for k, v in self._today.items() if k[1] == today}
         if not pending:
             return 0
-        from commonweal.store.database import write_connection
-
         try:
             with write_connection(self.hub.engine) as conn:
                 for (key_hash, day), calls in sorted(pending.items()):
-                    _add_usage(conn, key_hash, day, calls)
+                    usage.add_usage(conn, key_hash, day, calls)
         except BaseException:
             with self._lock:  # keep them for the next flush
                 for slot, calls in pending.items():
                     self._pending[slot] = self._pending.get(slot, 0) + calls
             raise
         return sum(pending.values())
-
-
-def _add_usage(conn: Connection, key_hash: str, day: str, calls: int) -> None:
-    if is_sqlite(conn.engine):
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    stmt = insert(usage).values(key_hash=key_hash, day=day, calls=calls, unbilled=calls)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[usage.c.key_hash, usage.c.day],
-            set_={"calls": usage.c.calls + calls, "unbilled": usage.c.unbilled + calls},
-        )
-    )
-
-
-def resolve_version(hub: Hub, version: str | int) -> int:
-    state = hub.state
-    if version == "latest":
-        latest = state.latest_model
-        if latest is None:
-            raise NotFound("this community has no model yet; train one with `commonweal train`")
-        return latest.version
-    try:
-        v = int(version)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"a model version is a number or 'latest', not {version!r}") from None
-    if v not in state.models:
-        raise NotFound(
-            f"there is no model version {v}; versions are 1-{len(state.models)}"
-            if state.models
-            else f"there is no model version {v}: this community has no model yet"
-        )
-    return v
 
 
 def predict(
@@ -179,12 +119,12 @@ def predict(
     if metered:
         if not api_key:
             raise Unauthorized("predictions need an API key: Authorization: Bearer cw_…")
-        key = state.apikeys.get(hash_key(api_key))
+        key = state.apikeys.get(hash_api_key(api_key))
         if key is None:
             raise Unauthorized("that API key is not one this community issued")
         if key.status != "active":
             raise Unauthorized("that API key was revoked; ask the community for a new one")
-    v = resolve_version(hub, version)
+    v = resolve_version(state, version)
     assert state.charter is not None and state.charter.task is not None
     task = state.charter.task
     if not isinstance(inputs, list) or not inputs:
@@ -193,9 +133,9 @@ def predict(
         raise TooLarge(f"at most {MAX_INPUTS} inputs per call; got {len(inputs)}")
     for n, item in enumerate(inputs):
         check_input(task, item, f"inputs[{n}]")
-    model = hub.models_cache.get(v)
+    model = hub.models.cache.get(v)
     if key is not None:
-        hub.meter.charge(key.key_hash, len(inputs), key.quota_per_day)
+        hub.models.meter.charge(key.key_hash, len(inputs), key.quota_per_day)
     X = featurize(task, inputs)
     if model.labels is None:
         values = model.predict(X)
@@ -228,37 +168,21 @@ class _NothingToBill(Exception):
 
 def close_revenue(hub: Hub) -> dict[str, Any] | None:
     """Bill every unbilled call in one signed ``revenue.record``; None if there were none."""
-    hub.meter.flush()
-    end = now()
-    billed: dict[str, Any] = {}
+    hub.models.meter.flush()
+    end = hub.clock()
 
-    def record(conn: Connection, st: State, index: int) -> list[SignedEvent]:
+    def record(ctx: Computing) -> dict[str, Any]:
+        st = ctx.state
         assert st.charter is not None
-        # Lock the rows, and subtract exactly what was read: a flush by another process
-        # that commits meanwhile (PostgreSQL, READ COMMITTED) is then billed next time
-        # instead of zeroed unbilled. Rows are locked in the order flushes write them.
-        rows = conn.execute(
-            select(usage.c.key_hash, usage.c.day, usage.c.unbilled)
-            .where(usage.c.unbilled > 0)
-            .order_by(usage.c.key_hash, usage.c.day)
-            .with_for_update()
-        ).all()
-        if not rows:
+        per_key = usage.take_unbilled(ctx.conn)
+        if not per_key:
             raise _NothingToBill
-        per_key: dict[str, int] = {}
-        for kh, day, n in rows:
-            conn.execute(
-                update(usage)
-                .where(and_(usage.c.key_hash == kh, usage.c.day == day))
-                .values(unbilled=usage.c.unbilled - n)
-            )
-            per_key[kh] = per_key.get(kh, 0) + int(n)
         price = st.charter.serving.price_per_call
         entries: list[dict[str, Any]] = [
             {"key_hash": kh, "calls": n, "credits": n * price} for kh, n in sorted(per_key.items())
         ]
         start = st.revenue_until or _first_key_time(hub, st)
-        body: dict[str, Any] = {
+        return {
             # Another process may have billed a later period since ``end`` was read.
             "start": start,
             "end": max(end, start),
@@ -266,56 +190,36 @@ def close_revenue(hub: Hub) -> dict[str, Any] | None:
             "usage": entries,
             "credits": sum(n * price for n in per_key.values()),
         }
-        billed.update(body)
-        return [hub.sign("revenue.record", body)]
 
     try:
-        done = hub.append([], after=record)
+        done = hub.record("revenue.record", record)
     except _NothingToBill:
         return None
-    return {**billed, "entry": done.entries[-1]["index"], "balance": hub.state.treasury.balance}
+    return {**done.body, "entry": done.entry, "balance": hub.state.treasury.balance}
 
 
 def _first_key_time(hub: Hub, st: State) -> str:
     first = min(k.created_index for k in st.apikeys.values())
-    return hub.entries(first, first + 1)[0].log_time
+    return hub.log.entries(first, first + 1)[0].log_time
 
 
-class Biller:
+class Biller(Worker):
     """The server's background work: flush the meter every second, and log revenue every
     ``serving.revenue_period_seconds`` (and once more on shutdown)."""
 
+    name = "commonweal-biller"
+
     def __init__(self, hub: Hub, *, flush_every: float = 1.0) -> None:
-        self.hub, self.flush_every = hub, flush_every
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(hub, interval=flush_every)
+        self._last = time.monotonic()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="commonweal-biller", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(self.flush_every):
-            try:
-                self.hub.meter.flush()
-                charter = self.hub.state.charter
-                period = charter.serving.revenue_period_seconds if charter else 3600
-                if time.monotonic() - last >= period:
-                    last = time.monotonic()
-                    close_revenue(self.hub)
-            except Exception:  # keep metering; the next round retries
-                import logging
-
-                logging.getLogger("commonweal.serving").exception("billing failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        try:
+    def tick(self) -> None:
+        self.hub.models.meter.flush()
+        charter = self.hub.state.charter
+        period = charter.serving.revenue_period_seconds if charter else 3600
+        if time.monotonic() - self._last >= period:
+            self._last = time.monotonic()
             close_revenue(self.hub)
-        except Exception:
-            import logging
 
-            logging.getLogger("commonweal.serving").exception("final billing failed")
+    def finish(self) -> None:
+        close_revenue(self.hub)

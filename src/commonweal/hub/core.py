@@ -1,0 +1,486 @@
+"""The hub: the one application object, and the only path by which anything is written.
+
+Every write is the same five steps, in one database transaction: verify each event's
+signature → take the append lock → ``check`` and ``apply`` it with the community's rules →
+append it to the Merkle log → update the projections and sign a new checkpoint → commit.
+A batch is all-or-nothing: if any event is refused, nothing is written and the in-memory
+state is left as it was (states are immutable, so there is nothing to undo).
+
+The hub keeps the replayed ``State`` and the tree's frontier in memory as a cache of the
+log. Under the append lock it first compares the cache with the log head and catches up
+from the database if another process appended meanwhile, so several hub processes can
+share one PostgreSQL database without forking the log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from commonweal.community import governance, rules
+from commonweal.community.charter import Charter
+from commonweal.community.state import State
+from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
+from commonweal.hub.data import DataArea
+from commonweal.hub.decisions import pending_decisions
+from commonweal.hub.governance import GovernanceArea
+from commonweal.hub.log import LogArea
+from commonweal.hub.models import ModelsArea
+from commonweal.hub.ownership import OwnershipArea
+from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import Frontier, leaf_hash
+from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
+from commonweal.store import projection, vault
+from commonweal.store.database import open_engine, read_connection, write_connection
+from commonweal.store.log import EntryRow, LogStore
+
+__all__ = [
+    "CONFIG_FILE",
+    "FOUNDER_KEY_FILE",
+    "HUB_KEY_FILE",
+    "MAX_BATCH",
+    "Appended",
+    "Computing",
+    "Hub",
+    "Recorded",
+    "default_origin",
+]
+
+MAX_BATCH = 1000
+CONFIG_FILE = "hub.toml"
+HUB_KEY_FILE = "hub.key"
+FOUNDER_KEY_FILE = "founder.key"
+
+
+def default_origin(name: str, key_id: str) -> str:
+    """``commonweal.local/<slug>-<8 hex of the hub key>``: readable, and unique enough that
+    two hubs of the same name never share an origin (verifiers pin a key per origin)."""
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "community"
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"commonweal.local/{slug[:60]}-{key_id[:8]}"
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What the hub acknowledges for a committed batch."""
+
+    entries: list[dict[str, Any]]
+    size: int
+    checkpoint: str
+
+
+@dataclass
+class Computing:
+    """What a hub-computed event's ``build`` sees under the append lock (``Hub.record``)."""
+
+    conn: Connection  # the append's transaction: rows written here commit with the event
+    state: State  # the state the rules will check the event against
+    index: int  # the log index the computed event will have
+    hub: Hub
+    extra: list[SignedEvent] = field(default_factory=list)
+
+    def also(self, kind: str, body: dict[str, Any]) -> None:
+        """Append another hub event right after the computed one, in the same commit."""
+        self.extra.append(self.hub.sign(kind, body))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A hub-computed event once committed: its body, its index, and the batch."""
+
+    body: dict[str, Any]
+    entry: int
+    appended: Appended
+
+    @property
+    def size(self) -> int:
+        return self.appended.size
+
+    @property
+    def checkpoint(self) -> str:
+        return self.appended.checkpoint
+
+
+class Hub:
+    """A community's hub over one database and one signing key.
+
+    The write path lives here; each area of the community is a namespace on it —
+    ``hub.log`` (checkpoints, entries, proofs), ``hub.data`` (contributions, review,
+    content), ``hub.models`` (training, lineage, serving), ``hub.ownership`` (valuations,
+    epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution).
+    ``clock`` stamps each entry's log time and is the hub's "now" wherever time matters
+    (voting periods, the meter's day); tests pass their own instead of sleeping.
+    """
+
+    clock: Callable[[], str] = staticmethod(now)
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        signer: NoteSigner,
+        directory: Path | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.directory = directory
+        if clock is not None:
+            self.clock = clock
+        self.store = LogStore(engine)
+        self._lock = threading.Lock()
+        self._state: State | None = None
+        self._frontier: Frontier | None = None
+        self._checked_at = 0.0
+        self.log = LogArea(self)
+        self.data = DataArea(self)
+        self.models = ModelsArea(self)
+        self.ownership = OwnershipArea(self)
+        self.governance = GovernanceArea(self)
+        with read_connection(engine) as conn:
+            self.store.check_schema(conn)
+            stale = self.store.needs_upgrade(conn)
+        if stale:
+            with write_connection(engine) as conn:
+                upgraded = self.store.needs_upgrade(conn)
+                if upgraded:
+                    self.store.upgrade(conn)
+            if upgraded:
+                self.rebuild()  # the new projections (the treasury row, say) fill from the log
+
+    # -- opening -------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        """The log's origin line: the name its checkpoints are signed under."""
+        return self.signer.name
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        """The hub's public verifier key, as outsiders pin it."""
+        return self.signer.verifier
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        database: str | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> Hub:
+        """Open the hub whose directory ``commonweal init`` made.
+
+        The database is ``database`` if given, else ``COMMONWEAL_DATABASE_URL`` if set,
+        else the one ``hub.toml`` names (a relative SQLite path is relative to the
+        directory). The hub's signing key is read from ``hub.key``. ConfigError, with the
+        command that fixes it, when the directory is not a hub."""
+        d = Path(directory)
+        cfg_path = d / CONFIG_FILE
+        if not cfg_path.exists():
+            raise ConfigError(
+                f"{d} is not a hub directory (no {CONFIG_FILE}); "
+                f"create one with `commonweal init {d} --name NAME`"
+            )
+        try:
+            cfg = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path} is not valid TOML: {exc}") from None
+        url = database or os.environ.get("COMMONWEAL_DATABASE_URL") or cfg.get("database")
+        if not url:
+            raise ConfigError(f"{cfg_path} names no database")
+        signer = NoteSigner.parse((d / HUB_KEY_FILE).read_text())
+        engine = open_engine(_resolve_sqlite(url, d))
+        return cls(engine=engine, signer=signer, directory=d, clock=clock)
+
+    @classmethod
+    def init(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        charter: Charter,
+        founder_name: str,
+        founder_key: SigningKey | None = None,
+        database: str | None = None,
+        origin: str | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> tuple[Hub, SigningKey]:
+        """Create a hub directory, its database and keys, and log the founding event."""
+        d = Path(directory)
+        if (d / CONFIG_FILE).exists():
+            raise ConfigError(f"{d} already holds a hub; pick another directory")
+        d.mkdir(parents=True, exist_ok=True)
+        url = database or "sqlite:///hub.db"
+        engine = open_engine(_resolve_sqlite(url, d))
+        with write_connection(engine) as conn:
+            store = LogStore(engine)
+            store.create(conn)
+            if store.head(conn)[0] != 0:
+                raise ConfigError("that database already holds a community's log")
+        hub_key = SigningKey.generate()
+        signer = NoteSigner(origin or default_origin(charter.name, hub_key.key_id), hub_key)
+        _write_private(d / HUB_KEY_FILE, str(signer) + "\n")
+        founder = founder_key or SigningKey.generate()
+        if founder_key is None:
+            founder.save(d / FOUNDER_KEY_FILE, name=founder_name)
+        (d / CONFIG_FILE).write_text(
+            f'# Commonweal hub: {charter.name}\ndatabase = "{url}"\norigin = "{signer.name}"\n'
+        )
+        hub = cls(engine=engine, signer=signer, directory=d, clock=clock)
+        genesis = sign_event(
+            founder,
+            "community.found",
+            {
+                "charter": charter.to_json(),
+                "hub_key": signer.key.key_id,
+                "origin": signer.name,
+                "founder_name": founder_name,
+            },
+        )
+        hub.append([genesis])
+        return hub, founder
+
+    def close(self) -> None:
+        """Bill what the meter still holds and release the database."""
+        self.models.close()
+        self.engine.dispose()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The replayed state as of the last catch-up (loaded on first use)."""
+        with self._lock:
+            if self._state is None:
+                with read_connection(self.engine) as conn:
+                    self._catch_up(conn, self.store.head(conn)[0])
+            assert self._state is not None
+            return self._state
+
+    def refresh(self, *, max_age: float = 0.0) -> None:
+        """Catch up with entries other processes appended (a model trained by the CLI
+        while this server runs, say), checking the head at most every ``max_age`` s."""
+        import time
+
+        t = time.monotonic()
+        if self._state is not None and t - self._checked_at < max_age:
+            return
+        self._checked_at = t
+        with read_connection(self.engine) as conn:
+            size = self.store.head(conn)[0]
+            # Only forward: this process may have appended since the snapshot was taken,
+            # and a cache moved back to an older size would append at the wrong index.
+            if self._state is None or self._state.size < size:
+                with self._lock:
+                    if self._state is None or self._state.size < size:
+                        self._catch_up(conn, size)
+
+    def _catch_up(self, conn: Any, size: int) -> None:
+        state = self._state or State()
+        if state.size < size:
+            state = rules.replay(
+                (_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)), state
+            )
+        if self._frontier is None or self._frontier.size != size:
+            keys = Frontier.keys_for(size)
+            got = self.store.get_nodes(conn, keys)
+            self._frontier = Frontier(size, [got[k] for k in keys])
+        self._state = state
+
+    # -- the write path ------------------------------------------------------------------
+
+    def submit(self, doc: Any) -> Appended:
+        """Append a wire document: one signed event, or ``{"events": [...]}``."""
+        if isinstance(doc, dict) and set(doc) == {"events"}:
+            items = doc["events"]
+            if not isinstance(items, list) or not items:
+                raise InvalidInput("events must be a non-empty list of signed events")
+            if len(items) > MAX_BATCH:
+                raise TooLarge(f"a batch holds at most {MAX_BATCH} events; got {len(items)}")
+            signed = [SignedEvent.from_wire(e, where=f"events[{i}]") for i, e in enumerate(items)]
+        else:
+            signed = [SignedEvent.from_wire(doc)]
+        return self.append(signed)
+
+    def append(
+        self,
+        signed: Sequence[SignedEvent],
+        *,
+        after: Callable[[Connection, State, int], list[SignedEvent]] | None = None,
+    ) -> Appended:
+        """Check and append already signature-checked events, all or nothing.
+
+        ``after`` runs under the append lock once ``signed`` are applied, with the
+        transaction's connection, the state and the next index; the hub-signed events it
+        returns (screening results, say) join the same commit. Events with effects beyond
+        the log — withdrawals shred content, reviews may complete a decision — have them
+        in the same transaction too.
+        """
+        withdrawn: list[str] = []
+        try:
+            with self._lock, write_connection(self.engine) as conn:
+                size, _ = self.store.lock_head(conn)
+                if (
+                    self._state is None
+                    or self._state.size != size
+                    or self._frontier is None
+                    or self._frontier.size != size
+                ):
+                    self._catch_up(conn, size)
+                assert self._state is not None and self._frontier is not None
+                state: State = self._state
+                frontier = self._frontier.copy()
+                log_time = self.clock()
+                rows: list[EntryRow] = []
+                nodes: list[tuple[int, int, bytes]] = []
+                touched: list[rules.Touched] = []
+                acks: list[dict[str, Any]] = []
+
+                def add(ev: SignedEvent, pos: int | None) -> None:
+                    nonlocal state
+                    index = size + len(rows)
+                    data = encode_leaf(ev.data, index, log_time, ev.sig)
+                    leaf = Leaf(index, log_time, ev.event, ev.sig, data)
+                    try:
+                        state = rules.apply(state, leaf)
+                    except CommonwealError as exc:
+                        if pos is not None and len(signed) > 1:
+                            exc.message = f"events[{pos}]: {exc.message}"
+                            exc.args = (exc.message,)
+                        raise
+                    lh = leaf_hash(data)
+                    nodes.extend(frontier.append(lh))
+                    rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
+                    touched.append(rules.touched(leaf, state))
+                    acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
+                    if ev.kind == "contribution.withdraw":
+                        withdrawn.extend(ev.body["items"])
+                    # A vote may take items down: their content goes as a withdrawal's does.
+                    withdrawn.extend(governance.removed_items(leaf, state))
+
+                for pos, ev in enumerate(signed):
+                    add(ev, pos)
+                if after is not None:
+                    for ev in after(conn, state, size + len(rows)):
+                        add(ev, None)
+                if any(r.kind == "review.submit" for r in rows):
+                    owed = self._owed_decisions(state, size + len(rows))
+                    if owed is not None:
+                        add(self.sign("review.decide", owed), None)
+                if withdrawn:
+                    vault.shred(conn, withdrawn)
+                new_size, root = frontier.size, frontier.root()
+                note = Checkpoint(self.origin, new_size, root).sign(self.signer)
+                self.store.write_entries(conn, rows)
+                self.store.write_nodes(conn, nodes)
+                projection.write_touched(conn, state, touched)
+                self.store.set_head(conn, new_size, root)
+                self.store.add_checkpoint(conn, new_size, root, note)
+                # The transaction commits when this block exits; only then does the cache
+                # move on.
+        except BaseException:
+            screener = self.data.screener_loaded
+            if screener is not None:
+                screener.reset()  # its in-memory index may hold the refused batch
+            raise
+        self._state, self._frontier = state, frontier
+        if withdrawn:
+            screener = self.data.screener_loaded
+            if screener is not None:
+                screener.forget(withdrawn)
+            vault.purge_deleted(self.engine)
+        return Appended(acks, new_size, note)
+
+    def _owed_decisions(self, state: State, upto: int) -> dict[str, Any] | None:
+        """The review decisions the hub must log now (see ``hub.decisions``)."""
+        return pending_decisions(state, upto)
+
+    def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
+        """An event signed by the hub itself (screening results, review decisions)."""
+        return sign_event(self.signer.key, kind, body)
+
+    def record(
+        self,
+        kind: str,
+        build: Callable[[Computing], dict[str, Any]],
+        *,
+        after: Sequence[SignedEvent] = (),
+    ) -> Recorded:
+        """Append one event the hub computes, in one commit with ``after`` (the member's
+        events it answers, if any).
+
+        ``build`` runs under the append lock with the transaction's connection and the
+        state the rules will check its event against, so what the hub logs is exactly what
+        every replay recomputes; it may write its own rows through ``ctx.conn``, add more
+        hub events with ``ctx.also``, or raise to write nothing at all.
+        """
+        made: dict[str, Any] = {}
+
+        def compute(conn: Connection, state: State, index: int) -> list[SignedEvent]:
+            ctx = Computing(conn, state, index, self)
+            body = build(ctx)
+            made["body"] = body
+            return [self.sign(kind, body), *ctx.extra]
+
+        done = self.append(after, after=compute)
+        return Recorded(made["body"], done.entries[len(after)]["index"], done)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A connection in one read transaction (one consistent snapshot)."""
+        return read_connection(self.engine)
+
+    def projections(self) -> dict[str, list[dict[str, Any]]]:
+        """Every projection table's rows, as a remote verifier compares them."""
+        with read_connection(self.engine) as conn:
+            return projection.db_rows(conn)
+
+    def members(self) -> list[dict[str, Any]]:
+        """Every member, as the log's replay has them."""
+        return self.projections()["members"]
+
+    def community(self) -> dict[str, Any]:
+        """The community's row: name, origin, hub key, founder and charter (JSON text)."""
+        rows = self.projections()["community"]
+        if not rows:
+            raise NotFound("this hub has no community yet")
+        return rows[0]
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def rebuild(self) -> dict[str, int]:
+        """Drop every projection and recreate it by replaying the whole log."""
+        with self._lock, write_connection(self.engine) as conn:
+            size, _ = self.store.lock_head(conn)
+            state = rules.replay(_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size))
+            counts = projection.rebuild(conn, state)
+        self._state = state
+        return {"entries": size, **counts}
+
+
+def _leaf(data: bytes) -> Leaf:
+    return decode_leaf(data, strict=False)
+
+
+def _resolve_sqlite(url: str, directory: Path) -> str:
+    """Relative SQLite paths in hub.toml are relative to the hub directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((directory / url[len(prefix) :]).resolve())
+    return url
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

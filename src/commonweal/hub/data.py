@@ -1,0 +1,254 @@
+"""``hub.data``: contributed data — intake and screening, review, flags, export, content.
+
+A batch arrives as the member's signed ``contribution.submit`` with the items beside it.
+Hard checks (the item's shape, its salted commitment, its signed size and label) refuse
+the whole batch before anything is written; screening then decides item by item, and its
+``contribution.screen`` event, the encrypted content and the screening indexes join the
+member's event in one commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from commonweal.community.charter import Charter
+from commonweal.errors import Forbidden, InvalidInput, NotFound
+from commonweal.hub.decisions import reliability
+from commonweal.items import check_item, item_label
+from commonweal.ledger.canonical import canonical
+from commonweal.ledger.event import SignedEvent, decode_leaf
+from commonweal.store import contributions as rows
+from commonweal.store import vault
+from commonweal.wire import SALT_BYTES, commitment_of
+
+if TYPE_CHECKING:
+    from commonweal.hub.core import Computing, Hub
+    from commonweal.hub.screening import Screened, Screener
+
+__all__ = ["DataArea"]
+
+
+class DataArea:
+    """Contributions, reviews and the content vault (``hub.data``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._screener: Screener | None = None
+
+    @property
+    def screener(self) -> Screener:
+        """Screening (duplicate indexes, personal data): loaded on first use, since its
+        libraries take a noticeable part of a second to import and most commands never
+        screen anything."""
+        if self._screener is None:
+            from commonweal.hub.screening import Screener
+
+            self._screener = Screener()
+        return self._screener
+
+    @property
+    def screener_loaded(self) -> Screener | None:
+        """The screener if anything has used it (the hub resets it after a rollback)."""
+        return self._screener
+
+    # -- intake --------------------------------------------------------------------------
+
+    def contribute(self, doc: Any) -> dict[str, Any]:
+        """Take a signed batch with its content: check it, screen it, store it encrypted.
+
+        ``doc`` is ``{"event": ..., "sig": ..., "content": [{"id", "salt", "item"}, ...]}``.
+        A batch that fails a hard check is refused whole (nothing is stored); otherwise the
+        answer is a receipt: each item in review, or refused with its reasons.
+        """
+        signed, items = self._checked_batch(doc)
+        screened: list[Screened] = []
+
+        def screen(ctx: Computing) -> dict[str, Any]:
+            assert ctx.state.charter is not None
+            screened.extend(self.screener.screen(ctx.conn, ctx.state.charter, items))
+            keep = [(s.id, s.stored) for s in screened if s.stored is not None]
+            vault.store_items(ctx.conn, signed.actor, keep)
+            return {"batch": ctx.index - 1, "results": [s.result() for s in screened]}
+
+        done = self._hub.record("contribution.screen", screen, after=[signed])
+        return {
+            "batch": done.entry - 1,
+            "size": done.size,
+            "checkpoint": done.checkpoint,
+            "items": [{**s.result(), "report": s.report} for s in screened],
+        }
+
+    def _checked_batch(self, doc: Any) -> tuple[SignedEvent, list[tuple[str, dict[str, Any]]]]:
+        """The member's event and its ``(id, item)`` pairs, every hard check passed."""
+        if not isinstance(doc, dict) or set(doc) != {"event", "sig", "content"}:
+            raise InvalidInput('send {"event": ..., "sig": ..., "content": [...]}')
+        signed = SignedEvent.from_wire({"event": doc["event"], "sig": doc["sig"]})
+        if signed.kind != "contribution.submit":
+            raise InvalidInput(f"expected a contribution.submit event, got {signed.kind}")
+        charter = self._hub.state.charter
+        if charter is None or charter.task is None:
+            raise Forbidden("this community has no task in its charter, so it takes no data")
+        described = signed.body.get("items")
+        content = doc["content"]
+        if not isinstance(described, list) or not isinstance(content, list):
+            raise InvalidInput("the event's items and the content must be lists")
+        if len(content) != len(described):
+            raise InvalidInput(
+                f"the batch describes {len(described)} items but carries {len(content)}"
+            )
+        items = [
+            _checked_part(charter, n, meta, part)
+            for n, (meta, part) in enumerate(zip(described, content, strict=True))
+        ]
+        return signed, items
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def contributions(
+        self,
+        *,
+        member: str | None = None,
+        status: str | None = None,
+        flag: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Contributions in log order, filtered by member, status or one flag."""
+        with self._hub.read() as conn:
+            return rows.contribution_rows(
+                conn, member=member, status=status, flag=flag, limit=limit
+            )
+
+    def contribution(self, item_id: str) -> dict[str, Any]:
+        """One item's projection row; NotFound if the log never had it."""
+        found = self.contributions_by_id([item_id])
+        if not found:
+            raise NotFound(f"there is no item {item_id}")
+        return found[0]
+
+    def contributions_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        with self._hub.read() as conn:
+            return rows.contributions_by_id(conn, ids)
+
+    def item_content(self, item_id: str) -> Any:
+        """An item's decrypted content; NotFound once withdrawn (its key is gone)."""
+        with self._hub.read() as conn:
+            return vault.load_item(conn, item_id)
+
+    def quality_report(self, item_id: str) -> dict[str, Any]:
+        """What screening found in an item, by kind and position (never by value)."""
+        with self._hub.read() as conn:
+            report = rows.quality_report(conn, item_id)
+        if report is None:
+            raise NotFound(f"item {item_id} has no quality report (unknown or withdrawn)")
+        return report
+
+    # -- review --------------------------------------------------------------------------
+
+    def next_review(self, reviewer: str) -> dict[str, Any] | None:
+        """An item in review that ``reviewer`` may review, with its content: the one with
+        the fewest reviews first, so items finish rather than all advancing slowly."""
+        state = self._hub.state
+        candidates = sorted(
+            (
+                c
+                for c in state.contributions.values()
+                if c.status == "in_review" and c.member != reviewer and reviewer not in c.reviewers
+            ),
+            key=lambda c: (c.reviews_needed - c.reviews, c.updated_index),
+        )
+        for c in candidates:
+            try:
+                content = self.item_content(c.id)
+            except NotFound:
+                continue
+            return {**c.to_json(), "content": content, "report": self.quality_report(c.id)}
+        return None
+
+    def reviewer_reliability(self) -> dict[str, float]:
+        """Each reviewer's estimated reliability (Dawid–Skene over the logged reviews)."""
+        return reliability(self._hub.state)
+
+    def scan_labels(self, *, seed: int = 0) -> dict[str, Any]:
+        """Look for suspected label errors across the pool (confident learning) and flag
+        them in the log for reviewers. Needs enough items per label to mean anything."""
+        from commonweal.hub.quality import suspected_mislabels  # cleanlab: a second to load
+
+        state = self._hub.state
+        charter = state.charter
+        if charter is None or charter.task is None or not charter.task.labels:
+            raise InvalidInput("label checks need a classification task in the charter")
+        pool = sorted(
+            (c for c in state.contributions.values() if c.status in ("in_review", "accepted")),
+            key=lambda c: c.id,
+        )
+        with self._hub.read() as conn:
+            content = vault.load_items(conn, [c.id for c in pool])
+        pool = [c for c in pool if c.id in content]
+        labels = [c.decided_label or c.label or "" for c in pool]
+        suspects = suspected_mislabels(charter, [content[c.id] for c in pool], labels, seed=seed)
+        new = [pool[i].id for i in suspects if "suspected-label-error" not in pool[i].flags]
+        result: dict[str, Any] = {"scanned": len(pool), "suspected": len(suspects), "flagged": new}
+        if new:
+            body = {"items": new, "flag": "suspected-label-error", "method": "cleanlab"}
+            done = self._hub.append([self._hub.sign("contribution.flag", body)])
+            result["entry"] = done.entries[0]["index"]
+        return result
+
+    # -- portability ---------------------------------------------------------------------
+
+    def member_export(self, member: str) -> dict[str, Any]:
+        """Everything ``member`` contributed (content included) and every log entry by
+        them or naming them: what data portability owes them."""
+        mine = self.contributions(member=member, limit=10**9)
+        my_items = {c["id"] for c in mine}
+        with self._hub.read() as conn:
+            content = vault.load_items(conn, [c["id"] for c in mine])
+        events = [
+            leaf.to_json()
+            for leaf in (decode_leaf(b, strict=False) for b in self._hub.log.iter_leaf_bytes())
+            if _names(leaf.actor, leaf.body, member, my_items)
+        ]
+        return {
+            "member": member,
+            "contributions": [{**c, "content": content.get(c["id"])} for c in mine],
+            "events": events,
+        }
+
+
+def _checked_part(charter: Charter, n: int, meta: Any, part: Any) -> tuple[str, dict[str, Any]]:
+    """One item of a batch checked against what the member signed about it."""
+    where = f"content[{n}]"
+    if not isinstance(part, dict) or set(part) != {"id", "salt", "item"}:
+        raise InvalidInput(f'{where} must be {{"id", "salt", "item"}}')
+    if not isinstance(meta, dict) or part["id"] != meta.get("id"):
+        raise InvalidInput(f"{where}: id does not match the event's items[{n}]")
+    check_item(charter, part["item"], f"{where}.item")
+    try:
+        salt = base64.b64decode(part["salt"], validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise InvalidInput(f"{where}.salt must be base64") from None
+    if len(salt) < SALT_BYTES:
+        raise InvalidInput(f"{where}.salt must be at least {SALT_BYTES} random bytes")
+    if commitment_of(salt, part["item"]) != meta.get("commitment"):
+        raise InvalidInput(f"{where}: the item does not match its signed commitment")
+    if len(canonical(part["item"])) != meta.get("bytes"):
+        raise InvalidInput(f"{where}: bytes does not match the item's canonical size")
+    if item_label(charter, part["item"]) != meta.get("label"):
+        raise InvalidInput(f"{where}: label does not match the signed label")
+    return part["id"], part["item"]
+
+
+def _names(actor: str, body: dict[str, Any], member: str, items: set[str]) -> bool:
+    """Whether an entry is by ``member`` or names them or one of their items."""
+    return (
+        actor == member
+        or body.get("member") == member
+        or body.get("item") in items
+        or any(
+            isinstance(r, dict) and r.get("id") in items
+            for r in body.get("results", []) + body.get("decisions", [])
+        )
+    )

@@ -1,0 +1,46 @@
+"""``hub.governance``: proposals with their tallies now, and executing passed ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from commonweal.community import views
+from commonweal.errors import NotFound
+from commonweal.hub.proposals import Executor, execute
+
+if TYPE_CHECKING:
+    from commonweal.hub.core import Hub
+
+__all__ = ["GovernanceArea"]
+
+
+class GovernanceArea:
+    """Proposals, votes and execution (``hub.governance``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def proposals(self) -> list[dict[str, Any]]:
+        """Every proposal with its phase, tally and time left, as of the hub's clock."""
+        return views.list_proposals(self._hub.state, self._hub.clock())
+
+    def proposal(self, number: int) -> dict[str, Any]:
+        """One proposal as people read it (NotFound if there is none)."""
+        state = self._hub.state
+        p = state.proposals.get(number)
+        if p is None:
+            raise NotFound(f"there is no proposal {number}")
+        return views.describe_proposal(state, p, self._hub.clock())
+
+    def executable(self) -> list[int]:
+        """Open proposals that passed and whose timelock has run out."""
+        return views.executable_proposals(self._hub.state, self._hub.clock())
+
+    def executor(self, interval: float = 5.0) -> Executor:
+        """The serving hub's thread (not started) that executes passed proposals once
+        their timelock has run out."""
+        return Executor(self._hub, interval)
+
+    def execute(self, number: int) -> dict[str, Any]:
+        """Execute a passed proposal, signed by the hub (the rules recount its tally)."""
+        return execute(self._hub, number)

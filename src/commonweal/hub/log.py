@@ -1,0 +1,104 @@
+"""``hub.log``: reading the community's log — checkpoints, entries and Merkle proofs.
+
+Everything here is a read; the only way to write the log is ``Hub.append``. Proof sizes
+outside the log are ``NotFound`` (a range that does not exist), a malformed range is
+``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from commonweal.errors import InvalidInput, NotFound
+from commonweal.ledger.event import Leaf
+from commonweal.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_at
+
+if TYPE_CHECKING:
+    from commonweal.hub.core import Hub
+
+__all__ = ["LogArea"]
+
+PAGE = 1000
+
+
+class LogArea:
+    """The log as readers see it (``hub.log``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._store = hub.store
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint, a C2SP signed note."""
+        with self._hub.read() as conn:
+            return self._store.latest_checkpoint(conn)
+
+    def size(self) -> int:
+        """How many entries the log holds (in the database, not the cache)."""
+        with self._hub.read() as conn:
+            return self._store.head(conn)[0]
+
+    def entries(self, start: int = 0, end: int | None = None, *, limit: int = PAGE) -> list[Leaf]:
+        """Entries ``[start, end)``, at most ``limit`` of them, decoded."""
+        with self._hub.read() as conn:
+            size = self._store.head(conn)[0]
+            end = size if end is None else min(end, size)
+            if start < 0 or start > end:
+                raise InvalidInput(f"entries: need 0 <= start <= end <= {size}; got {start}..{end}")
+            end = min(end, start + limit)
+            return self._store.leaves(conn, start, end)
+
+    def leaf_bytes(self, start: int, end: int) -> list[bytes]:
+        """The raw leaves ``[start, end)``, exactly as hashed into the tree."""
+        with self._hub.read() as conn:
+            return self._store.leaf_bytes(conn, start, end)
+
+    def iter_leaf_bytes(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Every raw leaf from ``start`` to ``end`` (default: the head), streamed in one
+        read transaction."""
+        with self._hub.read() as conn:
+            stop = self._store.head(conn)[0] if end is None else end
+            yield from self._store.iter_leaf_bytes(conn, start, stop)
+
+    def _size_arg(self, conn: Connection, size: int | None) -> int:
+        head = self._store.head(conn)[0]
+        if size is None:
+            return head
+        if not 0 <= size <= head:
+            raise NotFound(f"tree size {size} is not between 0 and the log's size {head}")
+        return size
+
+    def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: now)."""
+        with self._hub.read() as conn:
+            n = self._size_arg(conn, size)
+            if not 0 <= index < n:
+                raise NotFound(f"entry {index} is not in a tree of size {n}")
+            reader = self._store.node_reader(conn)
+            proof = inclusion_proof(index, n, reader)
+            leaf = self._store.leaf_bytes(conn, index, index + 1)[0]
+            return {
+                "index": index,
+                "size": n,
+                "leaf_hash": leaf_hash(leaf).hex(),
+                "root": root_at(n, reader).hex(),
+                "proof": [h.hex() for h in proof],
+            }
+
+    def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        """RFC 9162 consistency proof that the tree of size ``new`` extends size ``old``."""
+        with self._hub.read() as conn:
+            n = self._size_arg(conn, new)
+            if not 0 <= old <= n:
+                raise NotFound(f"old size {old} is not between 0 and {n}")
+            reader = self._store.node_reader(conn)
+            return {
+                "old": old,
+                "new": n,
+                "old_root": root_at(old, reader).hex(),
+                "new_root": root_at(n, reader).hex(),
+                "proof": [h.hex() for h in consistency_proof(old, n, reader)],
+            }

@@ -1,0 +1,159 @@
+"""``hub.models``: the community's model — training, versions, lineage, cards, serving.
+
+Training, valuation-grade array loading and prediction need scikit-learn, which takes about
+a second to import; the services that use it load on first use, so commands that only read
+the log stay quick.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from commonweal.community.state import ModelVersion
+from commonweal.community.views import resolve_version
+from commonweal.errors import Forbidden
+from commonweal.hub import lineage
+from commonweal.ledger.canonical import parse
+
+if TYPE_CHECKING:
+    from commonweal.hub.core import Hub
+    from commonweal.hub.serving import Biller, Meter, ModelCache
+    from commonweal.hub.training import Progress
+
+__all__ = ["ModelsArea"]
+
+
+class ModelsArea:
+    """Model versions and everything about them (``hub.models``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._meter: Meter | None = None
+        self._cache: ModelCache | None = None
+
+    # -- training ------------------------------------------------------------------------
+
+    def train(
+        self, *, incremental: bool = False, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Train and register a new model version (see ``hub.training``)."""
+        from commonweal.hub.training import train
+
+        return train(self._hub, incremental=incremental, progress=progress)
+
+    # -- versions ------------------------------------------------------------------------
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every model version, oldest first, metrics as numbers."""
+        return [_model_row(m) for m in sorted(self._hub.state.models.values())]
+
+    def resolve(self, version: str | int) -> int:
+        """A version number from a number or ``latest`` (NotFound if there is none)."""
+        return resolve_version(self._hub.state, version)
+
+    def version(self, version: str | int) -> dict[str, Any]:
+        """A version's projection row and the whole ``model.version`` event body."""
+        mv = self._hub.state.models[self.resolve(version)]
+        body = self._hub.log.entries(mv.entry, mv.entry + 1)[0].body
+        return {**_model_row(mv), "event": body}
+
+    # -- lineage -------------------------------------------------------------------------
+
+    def manifest_ids(self, version: int) -> list[str]:
+        """The sorted ids behind ``version``, checked against the root in the log."""
+        return lineage.manifest_ids(self._hub, version)
+
+    def evaluation_ids(self, version: int) -> list[str]:
+        """The sorted ids of ``version``'s evaluation set, checked against the log."""
+        return lineage.evaluation_ids(self._hub, version)
+
+    def manifest_file(self, version: str | int) -> bytes:
+        """The version's manifest as a file (canonical JSON of its sorted item ids)."""
+        v = self.resolve(version)
+        return lineage.manifest_file(v, self.manifest_ids(v))
+
+    def lineage(self, version: str | int) -> dict[str, Any]:
+        """The items behind a version and how many each member gave."""
+        return lineage.model_lineage(self._hub, self.resolve(version))
+
+    def item_lineage(self, item: str) -> dict[str, Any]:
+        """The versions that trained on ``item`` (and in which shard)."""
+        return lineage.item_lineage(self._hub, item)
+
+    def prove_item(self, item: str, version: str | int) -> dict[str, Any]:
+        """Proof that ``item`` is, or is not, in a version's manifest."""
+        return lineage.prove_item(self._hub, item, self.resolve(version))
+
+    def card_info(self, version: str | int) -> dict[str, Any]:
+        """Everything a model card and datasheet say about a version, from the log."""
+        return lineage.card_info(self._hub, self.resolve(version))
+
+    # -- artifacts -----------------------------------------------------------------------
+
+    def export_artifact(self, version: str | int) -> tuple[int, bytes]:
+        """A version's artifact (the zip whose SHA-256 the log records), for the hub's
+        operator; the public route serves it only once a vote released the weights."""
+        from commonweal.hub.training import export_artifact
+
+        return export_artifact(self._hub, version)
+
+    def released_artifact(self, version: str | int) -> tuple[ModelVersion, bytes]:
+        """A version's artifact if members voted to publish its weights, else Forbidden."""
+        v = self.resolve(version)
+        mv = self._hub.state.models[v]
+        if mv.weights != "public":
+            raise Forbidden(
+                f"version {v}'s weights are not published; members can vote to release them "
+                "(a model.release proposal)"
+            )
+        return mv, self.export_artifact(v)[1]
+
+    # -- serving -------------------------------------------------------------------------
+
+    @property
+    def meter(self) -> Meter:
+        """Calls per API key, counted in memory and flushed to the store."""
+        if self._meter is None:
+            from commonweal.hub.serving import Meter
+
+            self._meter = Meter(self._hub)
+        return self._meter
+
+    @property
+    def cache(self) -> ModelCache:
+        """Loaded versions, most recently used kept."""
+        if self._cache is None:
+            from commonweal.hub.serving import ModelCache
+
+            self._cache = ModelCache(self._hub)
+        return self._cache
+
+    def predict(
+        self, version: str | int, inputs: Any, *, api_key: str | None, metered: bool = True
+    ) -> dict[str, Any]:
+        """Predict with a version, one metered call per input (see ``hub.serving``)."""
+        from commonweal.hub.serving import predict
+
+        return predict(self._hub, version, inputs, api_key=api_key, metered=metered)
+
+    def close_revenue(self) -> dict[str, Any] | None:
+        """Bill every unbilled call in one ``revenue.record``; None if there were none."""
+        from commonweal.hub.serving import close_revenue
+
+        return close_revenue(self._hub)
+
+    def biller(self) -> Biller:
+        """The serving hub's billing thread (not started): flushes the meter every second
+        and logs revenue every ``serving.revenue_period_seconds``."""
+        from commonweal.hub.serving import Biller
+
+        return Biller(self._hub)
+
+    def close(self) -> None:
+        """Flush what the meter still counts (the hub is closing)."""
+        if self._meter is not None:
+            self._meter.flush()
+
+
+def _model_row(m: ModelVersion) -> dict[str, Any]:
+    return {**m.to_json(), "metrics": {k: float(v) for k, v in parse(m.metrics).items()}}
