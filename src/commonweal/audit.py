@@ -44,7 +44,7 @@ from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
 from commonweal.store.database import read_connection
-from commonweal.store.projection import compare, state_rows
+from commonweal.store.projection import compare, gc_paused, state_rows
 
 __all__ = ["AuditReport", "Witness", "audit_hub", "audit_log", "verify_chunk"]
 
@@ -217,7 +217,7 @@ def audit_log(
     old_root: bytes | None = None
     position = 0
     decisions = 0
-    with rules.gc_paused(), _pool(n_workers) as pool:
+    with gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
             if pool is not None:
                 pending.append(pool.submit(verify_chunk, position, chunk))
