@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from commonweal.community.charter import ACTION_TYPES, Charter, validate_charter
 from commonweal.community.kinds import Changes, Touched
@@ -83,6 +84,95 @@ def _amended(state: State, doc: Any, where: str) -> Charter:
     return new
 
 
+def _check_charter_amend(state: State, a: dict[str, Any], where: str) -> None:
+    _amended(state, a["charter"], where)
+
+
+def _check_member_admit(state: State, a: dict[str, Any], where: str) -> None:
+    m = state.members[_member(state, a, "member", where)]
+    if m.status != "pending":
+        raise Conflict(f"{where}: {m.name!r} is {m.status}, not waiting to be admitted")
+
+
+def _check_member_remove(state: State, a: dict[str, Any], where: str) -> None:
+    m = state.members[_member(state, a, "member", where)]
+    if m.status == "removed":
+        raise Conflict(f"{where}: {m.name!r} was already removed")
+
+
+def _check_model_release(state: State, a: dict[str, Any], where: str) -> None:
+    v = _int(a, "version", where, 1)
+    if v not in state.models:
+        raise InvalidInput(f"{where}: there is no model version {v}")
+    if not _SPDX.fullmatch(str(a["license"])):
+        raise InvalidInput(f"{where}: license must be an SPDX identifier")
+    if a["weights"] not in ("public", "private"):
+        raise InvalidInput(f"{where}: weights is public or private")
+
+
+def _check_apikey_grant(state: State, a: dict[str, Any], where: str) -> None:
+    if not _HEX64.fullmatch(str(a["key_hash"])):
+        raise InvalidInput(f"{where}: key_hash must be the hex SHA-256 of the key's secret")
+    if a["key_hash"] in state.apikeys:
+        raise Conflict(f"{where}: that key is already registered")
+    _str(a, "consumer", where, 100)
+    assert state.charter is not None
+    _int(a, "quota_per_day", where, 1, state.charter.serving.quota_per_key_per_day)
+
+
+def _check_apikey_revoke(state: State, a: dict[str, Any], where: str) -> None:
+    key = state.apikeys.get(str(a["key_hash"]))
+    if key is None:
+        raise InvalidInput(f"{where}: no API key has that hash")
+    if key.status == "revoked":
+        raise Conflict(f"{where}: the key is already revoked")
+
+
+def _check_price_set(state: State, a: dict[str, Any], where: str) -> None:
+    _int(a, "price_per_call", where, 0, 10**12)
+
+
+def _check_treasury_pay(state: State, a: dict[str, Any], where: str) -> None:
+    amount = _int(a, "amount", where, 1)
+    if a["to"] != "shareholders":
+        _member(state, a, "to", where)
+    if amount > state.treasury.balance:
+        raise Conflict(
+            f"{where}: the treasury holds {state.treasury.balance} credits, not {amount}"
+        )
+
+
+def _check_contribution_remove(state: State, a: dict[str, Any], where: str) -> None:
+    items = a["items"]
+    if not isinstance(items, list) or not 1 <= len(items) <= 10_000:
+        raise InvalidInput(f"{where}: items is a list of 1-10000 item ids")
+    for iid in items:
+        c = state.contributions.get(iid) if isinstance(iid, str) else None
+        if c is None:
+            raise InvalidInput(f"{where}: there is no item {iid!r}")
+        if c.status in ("withdrawn", "removed"):
+            raise Conflict(f"{where}: item {iid} is already {c.status}")
+    _str(a, "reason", where, 500)
+
+
+def _check_signal(state: State, a: dict[str, Any], where: str) -> None:
+    _str(a, "text", where, 2000)
+
+
+_CHECKERS: dict[str, Callable[[State, dict[str, Any], str], None]] = {
+    "charter.amend": _check_charter_amend,
+    "member.admit": _check_member_admit,
+    "member.remove": _check_member_remove,
+    "model.release": _check_model_release,
+    "apikey.grant": _check_apikey_grant,
+    "apikey.revoke": _check_apikey_revoke,
+    "price.set": _check_price_set,
+    "treasury.pay": _check_treasury_pay,
+    "contribution.remove": _check_contribution_remove,
+    "signal": _check_signal,
+}
+
+
 def check_action(state: State, a: Any, n: int) -> str:
     """Raise unless ``a`` is a well-formed action that could apply to ``state``; return
     its type. Run when proposed and again (by ``execute_action``) when executed."""
@@ -96,62 +186,7 @@ def check_action(state: State, a: Any, n: int) -> str:
     missing = sorted(_FIELDS[kind] - set(a))
     if extra or missing:
         raise InvalidInput(f"{where} ({kind}) takes exactly {sorted(_FIELDS[kind])}")
-    where = f"{where} ({kind})"
-    if kind == "charter.amend":
-        _amended(state, a["charter"], where)
-    elif kind == "member.admit":
-        m = state.members[_member(state, a, "member", where)]
-        if m.status != "pending":
-            raise Conflict(f"{where}: {m.name!r} is {m.status}, not waiting to be admitted")
-    elif kind == "member.remove":
-        m = state.members[_member(state, a, "member", where)]
-        if m.status == "removed":
-            raise Conflict(f"{where}: {m.name!r} was already removed")
-    elif kind == "model.release":
-        v = _int(a, "version", where, 1)
-        if v not in state.models:
-            raise InvalidInput(f"{where}: there is no model version {v}")
-        if not _SPDX.fullmatch(str(a["license"])):
-            raise InvalidInput(f"{where}: license must be an SPDX identifier")
-        if a["weights"] not in ("public", "private"):
-            raise InvalidInput(f"{where}: weights is public or private")
-    elif kind == "apikey.grant":
-        if not _HEX64.fullmatch(str(a["key_hash"])):
-            raise InvalidInput(f"{where}: key_hash must be the hex SHA-256 of the key's secret")
-        if a["key_hash"] in state.apikeys:
-            raise Conflict(f"{where}: that key is already registered")
-        _str(a, "consumer", where, 100)
-        assert state.charter is not None
-        _int(a, "quota_per_day", where, 1, state.charter.serving.quota_per_key_per_day)
-    elif kind == "apikey.revoke":
-        key = state.apikeys.get(str(a["key_hash"]))
-        if key is None:
-            raise InvalidInput(f"{where}: no API key has that hash")
-        if key.status == "revoked":
-            raise Conflict(f"{where}: the key is already revoked")
-    elif kind == "price.set":
-        _int(a, "price_per_call", where, 0, 10**12)
-    elif kind == "treasury.pay":
-        amount = _int(a, "amount", where, 1)
-        if a["to"] != "shareholders":
-            _member(state, a, "to", where)
-        if amount > state.treasury.balance:
-            raise Conflict(
-                f"{where}: the treasury holds {state.treasury.balance} credits, not {amount}"
-            )
-    elif kind == "contribution.remove":
-        items = a["items"]
-        if not isinstance(items, list) or not 1 <= len(items) <= 10_000:
-            raise InvalidInput(f"{where}: items is a list of 1-10000 item ids")
-        for iid in items:
-            c = state.contributions.get(iid) if isinstance(iid, str) else None
-            if c is None:
-                raise InvalidInput(f"{where}: there is no item {iid!r}")
-            if c.status in ("withdrawn", "removed"):
-                raise Conflict(f"{where}: item {iid} is already {c.status}")
-        _str(a, "reason", where, 500)
-    else:  # signal
-        _str(a, "text", where, 2000)
+    _CHECKERS[kind](state, a, f"{where} ({kind})")
     return str(kind)
 
 
@@ -159,76 +194,124 @@ def charter_hash(charter: Charter) -> str:
     return hashlib.sha256(canonical_str(charter.to_json()).encode()).hexdigest()
 
 
+class _Run(NamedTuple):
+    """Where an action runs: its position ``n`` in the proposal, the executing leaf's
+    index, the proposal, and the hash of the charter before the proposal's first action."""
+
+    n: int
+    idx: int
+    p: Proposal
+    base: str
+
+
+def _execute_charter_amend(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    # The amendment is a whole charter written against the one of its day: if another
+    # decision changed the charter since, executing it would silently undo that one.
+    if run.base != run.p.charter_base:
+        raise Conflict(
+            f"actions[{run.n}]: the charter changed after this proposal was made; propose "
+            "the amendment again on the current charter"
+        )
+    return {"charter": _amended(state, a["charter"], f"actions[{run.n}]")}
+
+
+def _execute_member_status(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    """``member.admit`` and ``member.remove``: the member becomes active or removed."""
+    m = state.members[a["member"]]
+    status: Any = "active" if a["type"] == "member.admit" else "removed"
+    return {"members": state.members.set(m.key, m._replace(status=status, updated_index=run.idx))}
+
+
+def _execute_model_release(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    mv = state.models[a["version"]]
+    return {
+        "models": state.models.set(
+            mv.version, mv._replace(license=a["license"], weights=a["weights"])
+        )
+    }
+
+
+def _execute_apikey_grant(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    key = ApiKey(
+        a["key_hash"],
+        a["consumer"],
+        f"proposal:{run.p.proposal}",
+        a["quota_per_day"],
+        "active",
+        run.idx,
+        run.idx,
+    )
+    return {"apikeys": state.apikeys.set(key.key_hash, key)}
+
+
+def _execute_apikey_revoke(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    key = state.apikeys[a["key_hash"]]
+    return {
+        "apikeys": state.apikeys.set(
+            key.key_hash, key._replace(status="revoked", updated_index=run.idx)
+        )
+    }
+
+
+def _execute_price_set(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    assert state.charter is not None
+    doc = state.charter.to_json()
+    doc["serving"]["price_per_call"] = a["price_per_call"]
+    return {"charter": validate_charter(doc)}
+
+
+def _execute_treasury_pay(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    from commonweal.community.ownership import payout_changes
+
+    if a["to"] == "shareholders":
+        return payout_changes(state, a["amount"], run.idx)
+    h = state.holdings.get(a["to"]) or Holding(a["to"])
+    t = state.treasury
+    return {
+        "holdings": state.holdings.set(
+            h.member, h._replace(credits=h.credits + a["amount"], updated_index=run.idx)
+        ),
+        "treasury": t._replace(
+            balance=t.balance - a["amount"], paid=t.paid + a["amount"], updated_index=run.idx
+        ),
+    }
+
+
+def _execute_contribution_remove(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    contributions = state.contributions.mutate()
+    verdicts = state.verdicts
+    for iid in a["items"]:
+        contributions[iid] = contributions[iid]._replace(status="removed", updated_index=run.idx)
+        if iid in verdicts:
+            verdicts = verdicts.delete(iid)
+    return {"contributions": contributions.finish(), "verdicts": verdicts}
+
+
+def _execute_signal(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    return {}  # text only: the vote was the point
+
+
+_EXECUTORS: dict[str, Callable[[State, dict[str, Any], _Run], Changes]] = {
+    "charter.amend": _execute_charter_amend,
+    "member.admit": _execute_member_status,
+    "member.remove": _execute_member_status,
+    "model.release": _execute_model_release,
+    "apikey.grant": _execute_apikey_grant,
+    "apikey.revoke": _execute_apikey_revoke,
+    "price.set": _execute_price_set,
+    "treasury.pay": _execute_treasury_pay,
+    "contribution.remove": _execute_contribution_remove,
+    "signal": _execute_signal,
+}
+
+
 def execute_action(
     state: State, a: dict[str, Any], n: int, leaf: Leaf, p: Proposal, base: str
 ) -> State:
     """``state`` after action ``a`` of proposal ``p``; raises if it no longer applies.
     ``base`` is the hash of the charter before the proposal's first action ran."""
-    from commonweal.community.ownership import payout_changes
-
     check_action(state, a, n)
-    kind, idx, number = a["type"], leaf.index, p.proposal
-    changes: Changes = {}
-    if kind == "charter.amend":
-        # The amendment is a whole charter written against the one of its day: if another
-        # decision changed the charter since, executing it would silently undo that one.
-        if base != p.charter_base:
-            raise Conflict(
-                f"actions[{n}]: the charter changed after this proposal was made; propose "
-                "the amendment again on the current charter"
-            )
-        changes["charter"] = _amended(state, a["charter"], f"actions[{n}]")
-    elif kind in ("member.admit", "member.remove"):
-        m = state.members[a["member"]]
-        status: Any = "active" if kind == "member.admit" else "removed"
-        changes["members"] = state.members.set(m.key, m._replace(status=status, updated_index=idx))
-    elif kind == "model.release":
-        mv = state.models[a["version"]]
-        changes["models"] = state.models.set(
-            mv.version, mv._replace(license=a["license"], weights=a["weights"])
-        )
-    elif kind == "apikey.grant":
-        key = ApiKey(
-            a["key_hash"],
-            a["consumer"],
-            f"proposal:{number}",
-            a["quota_per_day"],
-            "active",
-            idx,
-            idx,
-        )
-        changes["apikeys"] = state.apikeys.set(key.key_hash, key)
-    elif kind == "apikey.revoke":
-        key = state.apikeys[a["key_hash"]]
-        changes["apikeys"] = state.apikeys.set(
-            key.key_hash, key._replace(status="revoked", updated_index=idx)
-        )
-    elif kind == "price.set":
-        assert state.charter is not None
-        doc = state.charter.to_json()
-        doc["serving"]["price_per_call"] = a["price_per_call"]
-        changes["charter"] = validate_charter(doc)
-    elif kind == "treasury.pay":
-        if a["to"] == "shareholders":
-            changes.update(payout_changes(state, a["amount"], idx))
-        else:
-            h = state.holdings.get(a["to"]) or Holding(a["to"])
-            t = state.treasury
-            changes["holdings"] = state.holdings.set(
-                h.member, h._replace(credits=h.credits + a["amount"], updated_index=idx)
-            )
-            changes["treasury"] = t._replace(
-                balance=t.balance - a["amount"], paid=t.paid + a["amount"], updated_index=idx
-            )
-    elif kind == "contribution.remove":
-        contributions = state.contributions.mutate()
-        verdicts = state.verdicts
-        for iid in a["items"]:
-            contributions[iid] = contributions[iid]._replace(status="removed", updated_index=idx)
-            if iid in verdicts:
-                verdicts = verdicts.delete(iid)
-        changes["contributions"] = contributions.finish()
-        changes["verdicts"] = verdicts
+    changes = _EXECUTORS[a["type"]](state, a, _Run(n, leaf.index, p, base))
     return state.evolve(changes) if changes else state
 
 

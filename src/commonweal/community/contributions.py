@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 from typing import Any
 
 from commonweal.community.charter import CONSENT_SCOPES, Charter
@@ -65,6 +66,83 @@ def reviews_needed(state: State, member: str) -> int:
     return rules.reviews_needed
 
 
+_ITEM_FIELDS = {"id", "commitment", "license", "consent", "bytes", "label"}
+
+
+def _day_count(state: State, leaf: Leaf, charter: Charter, n_items: int) -> tuple[str, int]:
+    """The log day and how many items the actor sent earlier that day, once a batch of
+    ``n_items`` fits the charter's batch and daily limits."""
+    kind, limits = leaf.kind, charter.limits
+    if not n_items:
+        raise InvalidInput(f"{kind}: a batch holds at least one item")
+    if n_items > limits.max_batch_items:
+        raise TooLarge(f"{kind}: a batch holds at most {limits.max_batch_items} items")
+    day = leaf.log_time[:10]
+    stats = state.stats.get(leaf.actor, MemberStats())
+    today = stats.day_items if stats.day == day else 0
+    if today + n_items > limits.max_items_per_member_per_day:
+        raise TooLarge(
+            f"{kind}: {today} items today plus {n_items} would pass the charter's limit of "
+            f"{limits.max_items_per_member_per_day} per member per day; send the rest tomorrow"
+        )
+    return day, today
+
+
+def _item_commitment(
+    raw: Any, where: str, taken: Container[str], ids: list[str]
+) -> tuple[str, str]:
+    """An item's commitment and id, once it is an object with known fields whose id is its
+    commitment's and is neither in ``taken`` nor earlier in the batch (``ids``)."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{where} must be an object")
+    extra = sorted(set(raw) - _ITEM_FIELDS)
+    if extra:
+        raise InvalidInput(f"{where}: unexpected field(s) {extra}")
+    commitment, iid = raw.get("commitment"), raw.get("id")
+    if not isinstance(commitment, str) or not _HEX64.fullmatch(commitment):
+        raise InvalidInput(f"{where}: commitment must be 64 hex digits (SHA-256)")
+    if iid != item_id(commitment):
+        raise InvalidInput(f"{where}: id must be the first {ITEM_ID_HEX} hex of commitment")
+    if iid in taken or iid in ids:
+        raise Conflict(f"{where}: item {iid} was already submitted")
+    return commitment, iid
+
+
+def _item_terms(raw: dict[str, Any], where: str, charter: Charter) -> tuple[Any, str]:
+    """An item's license and its consent scopes in charter order, once the charter accepts
+    the license and the consent covers what the charter requires."""
+    lic = raw.get("license")
+    if lic not in charter.licenses:
+        raise InvalidInput(
+            f"{where}: license {lic!r} is not one the charter accepts: {charter.licenses}"
+        )
+    consent = raw.get("consent")
+    if not isinstance(consent, list) or any(c not in CONSENT_SCOPES for c in consent):
+        raise InvalidInput(f"{where}: consent must be a list of {list(CONSENT_SCOPES)}")
+    missing = [c for c in charter.consent_required if c not in consent]
+    if missing:
+        raise InvalidInput(f"{where}: the charter requires consent to {missing}")
+    return lic, ",".join(c for c in CONSENT_SCOPES if c in consent)
+
+
+def _item_label(raw: dict[str, Any], where: str, charter: Charter, labels: set[Any]) -> Any:
+    """An item's label, once its size is within the charter's limit and the label fits the
+    task (one of the classes, or none for a task without classes)."""
+    assert charter.task is not None
+    size = raw.get("bytes")
+    if type(size) is not int or not 0 < size <= charter.limits.max_item_bytes:
+        raise TooLarge(
+            f"{where}: an item is at most {charter.limits.max_item_bytes} bytes (bytes={size!r})"
+        )
+    label = raw.get("label")
+    if labels:
+        if label not in labels:
+            raise InvalidInput(f"{where}: label {label!r} is not one of {charter.task.labels}")
+    elif label is not None:
+        raise InvalidInput(f"{where}: a {charter.task.kind} item has no label")
+    return label
+
+
 def _submit(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     body = fields(leaf, {"items": list})
@@ -72,62 +150,16 @@ def _submit(state: State, leaf: Leaf) -> Changes:
     charter = _task(state, kind)
     assert charter.task is not None
     items = body["items"]
-    limits = charter.limits
-    if not items:
-        raise InvalidInput(f"{kind}: a batch holds at least one item")
-    if len(items) > limits.max_batch_items:
-        raise TooLarge(f"{kind}: a batch holds at most {limits.max_batch_items} items")
-    day = leaf.log_time[:10]
-    stats = state.stats.get(leaf.actor, MemberStats())
-    today = stats.day_items if stats.day == day else 0
-    if today + len(items) > limits.max_items_per_member_per_day:
-        raise TooLarge(
-            f"{kind}: {today} items today plus {len(items)} would pass the charter's limit of "
-            f"{limits.max_items_per_member_per_day} per member per day; send the rest tomorrow"
-        )
+    day, today = _day_count(state, leaf, charter, len(items))
     labels = set(charter.task.labels)
-    classification = bool(labels)
     contributions = state.contributions.mutate()
     ids: list[str] = []
     required = reviews_needed(state, leaf.actor)
     for n, raw in enumerate(items):
         where = f"{kind}: items[{n}]"
-        if not isinstance(raw, dict):
-            raise InvalidInput(f"{where} must be an object")
-        allowed = {"id", "commitment", "license", "consent", "bytes", "label"}
-        extra = sorted(set(raw) - allowed)
-        if extra:
-            raise InvalidInput(f"{where}: unexpected field(s) {extra}")
-        commitment, iid = raw.get("commitment"), raw.get("id")
-        if not isinstance(commitment, str) or not _HEX64.fullmatch(commitment):
-            raise InvalidInput(f"{where}: commitment must be 64 hex digits (SHA-256)")
-        if iid != item_id(commitment):
-            raise InvalidInput(f"{where}: id must be the first {ITEM_ID_HEX} hex of commitment")
-        if iid in contributions or iid in ids:
-            raise Conflict(f"{where}: item {iid} was already submitted")
-        lic = raw.get("license")
-        if lic not in charter.licenses:
-            raise InvalidInput(
-                f"{where}: license {lic!r} is not one the charter accepts: {charter.licenses}"
-            )
-        consent = raw.get("consent")
-        if not isinstance(consent, list) or any(c not in CONSENT_SCOPES for c in consent):
-            raise InvalidInput(f"{where}: consent must be a list of {list(CONSENT_SCOPES)}")
-        missing = [c for c in charter.consent_required if c not in consent]
-        if missing:
-            raise InvalidInput(f"{where}: the charter requires consent to {missing}")
-        size = raw.get("bytes")
-        if type(size) is not int or not 0 < size <= limits.max_item_bytes:
-            raise TooLarge(
-                f"{where}: an item is at most {limits.max_item_bytes} bytes (bytes={size!r})"
-            )
-        label = raw.get("label")
-        if classification:
-            if label not in labels:
-                raise InvalidInput(f"{where}: label {label!r} is not one of {charter.task.labels}")
-        elif label is not None:
-            raise InvalidInput(f"{where}: a {charter.task.kind} item has no label")
-        ordered = ",".join(c for c in CONSENT_SCOPES if c in consent)
+        commitment, iid = _item_commitment(raw, where, contributions, ids)
+        lic, ordered = _item_terms(raw, where, charter)
+        label = _item_label(raw, where, charter, labels)
         contributions[iid] = Contribution(
             iid,
             leaf.actor,
@@ -145,6 +177,7 @@ def _submit(state: State, leaf: Leaf) -> Changes:
             leaf.index,
         )
         ids.append(iid)
+    stats = state.stats.get(leaf.actor, MemberStats())
     return {
         "contributions": contributions.finish(),
         "batches": state.batches.set(leaf.index, tuple(ids)),

@@ -129,13 +129,10 @@ def _rule_of(charter: Charter, kinds: list[str]) -> tuple[str, str]:
     return weightings.pop(), approval
 
 
-def _create(state: State, leaf: Leaf) -> Changes:
+def _proposer_charter(state: State, leaf: Leaf) -> Charter:
+    """The charter, once it lets the leaf's actor propose: an active member, the founder if
+    only the founder may, holding the threshold of shares."""
     kind = leaf.kind
-    body = fields(
-        leaf,
-        {"title": str, "actions": list},
-        {"description": str, "choice": str, "options": list},
-    )
     me = need_active(state, leaf.actor, kind)
     charter = state.charter
     assert charter is not None
@@ -148,35 +145,50 @@ def _create(state: State, leaf: Leaf) -> Changes:
             f"{kind}: proposing takes {gov.proposal_threshold_shares} shares; "
             f"{me.name!r} holds {held.shares if held else 0}"
         )
+    return charter
+
+
+def _check_wording(body: dict[str, Any], kind: str) -> None:
     title = body["title"]
     if not 1 <= len(title) <= 200 or not title.isprintable():
         raise InvalidInput(f"{kind}: title must be 1-200 printable characters")
     if len(body.get("description", "")) > 10_000:
         raise InvalidInput(f"{kind}: description is at most 10000 characters")
-    actions = body["actions"]
+
+
+def _action_types(state: State, actions: list[Any], kind: str) -> list[str]:
+    """The type of each action, once every one is checked (errors prefixed with ``kind``)."""
     if not 1 <= len(actions) <= MAX_ACTIONS:
         raise InvalidInput(f"{kind}: a proposal carries 1-{MAX_ACTIONS} actions")
     try:
-        kinds = [check_action(state, a, n) for n, a in enumerate(actions)]
+        return [check_action(state, a, n) for n, a in enumerate(actions)]
     except CommonwealError as exc:
         raise type(exc)(f"{kind}: {exc.message}") from None
-    choice = body.get("choice", "basic")
-    options = body.get("options", [])
+
+
+def _check_choice(choice: Any, options: Any, kinds: list[str], kind: str) -> None:
     if choice not in ("basic", "approval", "ranked-choice"):
         raise InvalidInput(f"{kind}: choice is basic, approval or ranked-choice")
     if choice == "basic":
         if options:
             raise InvalidInput(f"{kind}: a basic (For/Against/Abstain) vote has no options")
-    else:
-        if set(kinds) != {"signal"}:
-            raise InvalidInput(
-                f"{kind}: a vote between options decides no action; only signal proposals "
-                "take approval or ranked-choice"
-            )
-        if not 2 <= len(options) <= MAX_OPTIONS or len(set(options)) != len(options):
-            raise InvalidInput(f"{kind}: options are 2-{MAX_OPTIONS} distinct strings")
-        if not all(isinstance(o, str) and 1 <= len(o) <= 200 for o in options):
-            raise InvalidInput(f"{kind}: each option is a string of 1-200 characters")
+        return
+    if set(kinds) != {"signal"}:
+        raise InvalidInput(
+            f"{kind}: a vote between options decides no action; only signal proposals "
+            "take approval or ranked-choice"
+        )
+    if not 2 <= len(options) <= MAX_OPTIONS or len(set(options)) != len(options):
+        raise InvalidInput(f"{kind}: options are 2-{MAX_OPTIONS} distinct strings")
+    if not all(isinstance(o, str) and 1 <= len(o) <= 200 for o in options):
+        raise InvalidInput(f"{kind}: each option is a string of 1-200 characters")
+
+
+def _new_proposal(
+    state: State, leaf: Leaf, body: dict[str, Any], charter: Charter, kinds: list[str]
+) -> tuple[Proposal, dict[str, int]]:
+    """The open proposal a ``proposal.create`` makes, with its fixed voting power."""
+    gov = charter.governance
     weighting, approval = _rule_of(charter, kinds)
     eligible = [k for k, m in state.members.items() if m.status == "active"]
     power = voting_power(weighting, eligible, {k: h.shares for k, h in state.holdings.items()})  # type: ignore[arg-type]
@@ -189,11 +201,11 @@ def _create(state: State, leaf: Leaf) -> Changes:
         number,
         leaf.index,
         leaf.actor,
-        title,
+        body["title"],
         body.get("description", ""),
-        canonical_str(actions),
-        choice,
-        canonical_str(options),
+        canonical_str(body["actions"]),
+        body.get("choice", "basic"),
+        canonical_str(body.get("options", [])),
         weighting,
         approval,
         gov.quorum_pct,
@@ -210,6 +222,22 @@ def _create(state: State, leaf: Leaf) -> Changes:
         "open",
         charter_base=charter_hash(charter),
     )
+    return p, power
+
+
+def _create(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(
+        leaf,
+        {"title": str, "actions": list},
+        {"description": str, "choice": str, "options": list},
+    )
+    charter = _proposer_charter(state, leaf)
+    _check_wording(body, kind)
+    kinds = _action_types(state, body["actions"], kind)
+    _check_choice(body.get("choice", "basic"), body.get("options", []), kinds, kind)
+    p, power = _new_proposal(state, leaf, body, charter, kinds)
+    number = p.proposal
     return {
         "proposals": state.proposals.set(number, p),
         "powers": state.powers.set(number, Map(power)),

@@ -151,25 +151,23 @@ def _summary(ids: Sequence[str]) -> dict[str, Any]:
     return {"root": manifest_root(ids), "count": len(ids)}
 
 
-def _version(state: State, leaf: Leaf) -> Changes:
-    kind = leaf.kind
-    body = fields(
-        leaf,
-        {
-            "version": int,
-            "trainer": str,
-            "params": dict,
-            "seed": int,
-            "manifest": dict,
-            "evaluation": dict,
-            "shards": list,
-            "artifact": dict,
-            "metrics": dict,
-            "libraries": dict,
-        },
-        {"previous": int},
-    )
-    need_hub(state, leaf)
+_BODY: dict[str, type] = {
+    "version": int,
+    "trainer": str,
+    "params": dict,
+    "seed": int,
+    "manifest": dict,
+    "evaluation": dict,
+    "shards": list,
+    "artifact": dict,
+    "metrics": dict,
+    "libraries": dict,
+}
+
+
+def _version_charter(state: State, body: dict[str, Any], kind: str) -> Charter:
+    """The charter, once the version is the next one, with the charter's trainer and seed,
+    and any previous version it names exists."""
     charter = state.charter
     if charter is None or charter.task is None:
         raise Conflict(f"{kind}: this community has no task, so it has no model")
@@ -184,6 +182,10 @@ def _version(state: State, leaf: Leaf) -> Changes:
     previous = body.get("previous")
     if previous is not None and previous not in state.models:
         raise InvalidInput(f"{kind}: previous version {previous} does not exist")
+    return charter
+
+
+def _check_metrics_and_artifact(body: dict[str, Any], kind: str) -> None:
     for name, value in body["metrics"].items():
         if not isinstance(value, str) or not _METRIC.fullmatch(value):
             raise InvalidInput(f"{kind}: metric {name!r} must be a decimal string")
@@ -191,8 +193,27 @@ def _version(state: State, leaf: Leaf) -> Changes:
     if set(art) != {"format", "sha256", "bytes"} or not _HEX64.fullmatch(str(art["sha256"])):
         raise InvalidInput(f"{kind}: artifact must be {{format, sha256, bytes}}")
 
-    # The data: recomputed from the state, so the hub cannot claim a version left out a
-    # withdrawn item (or trained on an unaccepted one) without the replay catching it.
+
+def _check_shard(state: State, n: int, got: Any, ids: tuple[str, ...], kind: str) -> None:
+    """Shard ``n``'s logged part is the pool's ``ids``: stored (sha256 and bytes) unless
+    empty, and reused only from a version that exists."""
+    if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != _summary(ids):
+        raise InvalidInput(f"{kind}: shard {n}'s manifest is not the one the log implies")
+    sha, size, reused = got.get("sha256"), got.get("bytes"), got.get("from_version")
+    stored = _HEX64.fullmatch(str(sha)) and type(size) is int and size > 0
+    if set(got) - {"root", "count", "sha256", "bytes", "from_version"} or not (
+        stored if ids else (sha == "" and size == 0 and reused is None)
+    ):
+        raise InvalidInput(f"{kind}: shard {n} must be {{root, count, sha256, bytes}}")
+    if reused is not None and (type(reused) is not int or reused not in state.models):
+        raise InvalidInput(f"{kind}: shard {n}: version {reused!r} does not exist")
+
+
+def _check_data(state: State, body: dict[str, Any], charter: Charter, kind: str) -> None:
+    """The logged evaluation set, manifest and shards are the ones the state implies."""
+    # Recomputed from the state, so the hub cannot claim a version left out a withdrawn
+    # item (or trained on an unaccepted one) without the replay catching it.
+    cfg = charter.training
     p = pool(state)
     if len(p.evaluation) < cfg.evaluation.min_items:
         raise Conflict(
@@ -207,32 +228,32 @@ def _version(state: State, leaf: Leaf) -> Changes:
     if len(shards) != cfg.shards:
         raise InvalidInput(f"{kind}: the charter trains {cfg.shards} shards, not {len(shards)}")
     for n, (got, ids) in enumerate(zip(shards, p.shards, strict=True)):
-        if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != _summary(ids):
-            raise InvalidInput(f"{kind}: shard {n}'s manifest is not the one the log implies")
-        sha, size, reused = got.get("sha256"), got.get("bytes"), got.get("from_version")
-        stored = _HEX64.fullmatch(str(sha)) and type(size) is int and size > 0
-        if set(got) - {"root", "count", "sha256", "bytes", "from_version"} or not (
-            stored if ids else (sha == "" and size == 0 and reused is None)
-        ):
-            raise InvalidInput(f"{kind}: shard {n} must be {{root, count, sha256, bytes}}")
-        if reused is not None and (type(reused) is not int or reused not in state.models):
-            raise InvalidInput(f"{kind}: shard {n}: version {reused!r} does not exist")
+        _check_shard(state, n, got, ids, kind)
     if not p.training:
         raise Conflict(f"{kind}: there is no accepted data to train on")
+
+
+def _version(state: State, leaf: Leaf) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, _BODY, {"previous": int})
+    need_hub(state, leaf)
+    charter = _version_charter(state, body, kind)
+    _check_metrics_and_artifact(body, kind)
+    _check_data(state, body, charter, kind)
     model = ModelVersion(
         body["version"],
         leaf.index,
         leaf.log_time,
         body["trainer"],
-        cfg.shards,
+        charter.training.shards,
         body["seed"],
         body["manifest"]["count"],
         body["manifest"]["root"],
         body["evaluation"]["count"],
         body["evaluation"]["root"],
         canonical_str(body["metrics"]),
-        art["sha256"],
-        previous,
+        body["artifact"]["sha256"],
+        body.get("previous"),
     )
     return {"models": state.models.set(model.version, model)}
 

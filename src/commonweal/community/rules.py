@@ -17,12 +17,10 @@ Event kinds (part 1):
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +39,7 @@ from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf
 from commonweal.ledger.keys import is_key_id
 
-__all__ = ["KINDS", "Touched", "apply", "check", "gc_paused", "replay", "touched"]
+__all__ = ["KINDS", "Touched", "apply", "check", "replay", "touched"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
@@ -218,26 +216,11 @@ def touched(leaf: Leaf, after: State | None = None) -> Touched:
 
 
 def replay(leaves: Any, state: State | None = None) -> State:
-    """Apply every leaf in order, from ``state`` (default: the empty community)."""
+    """Apply every leaf in order, from ``state`` (default: the empty community).
+
+    A caller replaying a long log should pause the garbage collector around this
+    (``commonweal.store.projection.gc_paused``): it changes no result, only the time."""
     s = state if state is not None else State()
-    with gc_paused():
-        for leaf in leaves:
-            s = apply(s, leaf)
+    for leaf in leaves:
+        s = apply(s, leaf)
     return s
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a long replay.
-
-    Replay allocates many long-lived objects and no reference cycles; the collector would
-    walk the whole growing state again and again (half the replay time of a 100k-entry
-    log). It changes no result, only how long it takes.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()

@@ -322,7 +322,23 @@ def tally(
     allowed = _check_options(kind, options)
     known = frozenset(allowed)
     _validate_votes(kind, votes, allowed, known)
+    weight_of, voters, participating = _ballot_weights(power, votes, delegates)
+    total_power = sum(power.values())
+    if kind == "basic":
+        counts = _basic_counts(votes, weight_of)
+        return Tally(kind, counts, [], participating, voters, total_power, None)
+    if kind == "approval":
+        counts, winner = _approval_count(allowed, votes, weight_of)
+        return Tally(kind, counts, [], participating, voters, total_power, winner)
+    rounds, winner = _instant_runoff(allowed, _merged_rankings(votes, weight_of))
+    return Tally(kind, dict(rounds[-1]), rounds, participating, voters, total_power, winner)
 
+
+def _ballot_weights(
+    power: Mapping[str, int], votes: Mapping[str, Any], delegates: Mapping[str, str]
+) -> tuple[dict[str, int], int, int]:
+    """The weight each voter's ballot carries, how many members with power > 0 it counts,
+    and their total power."""
     # Fold each counted member's power into the ballot of the voter who cast it.
     weight_of: dict[str, int] = {}
     voters = 0
@@ -333,31 +349,39 @@ def tally(
             weight_of[voter] = weight_of.get(voter, 0) + weight
             voters += 1
             participating += weight
-    total_power = sum(power.values())
+    return weight_of, voters, participating
 
-    if kind == "basic":
-        counts = dict.fromkeys(BASIC_CHOICES, 0)
-        for voter, weight in weight_of.items():
-            counts[votes[voter]] += weight
-        return Tally(kind, counts, [], participating, voters, total_power, None)
 
-    if kind == "approval":
-        counts = dict.fromkeys(allowed, 0)
-        for voter, weight in weight_of.items():
-            for option in votes[voter]:
-                counts[option] += weight
-        best = max(counts.values())
-        # max() over options in order keeps the first of equals: ties go to the earliest.
-        winner = next(o for o in allowed if counts[o] == best) if best > 0 else None
-        return Tally(kind, counts, [], participating, voters, total_power, winner)
+def _basic_counts(votes: Mapping[str, Any], weight_of: Mapping[str, int]) -> dict[str, int]:
+    counts = dict.fromkeys(BASIC_CHOICES, 0)
+    for voter, weight in weight_of.items():
+        counts[votes[voter]] += weight
+    return counts
 
+
+def _approval_count(
+    allowed: tuple[str, ...], votes: Mapping[str, Any], weight_of: Mapping[str, int]
+) -> tuple[dict[str, int], str | None]:
+    """Weight per option, and the winner (None when every option has weight 0)."""
+    counts = dict.fromkeys(allowed, 0)
+    for voter, weight in weight_of.items():
+        for option in votes[voter]:
+            counts[option] += weight
+    best = max(counts.values())
+    # max() over options in order keeps the first of equals: ties go to the earliest.
+    winner = next(o for o in allowed if counts[o] == best) if best > 0 else None
+    return counts, winner
+
+
+def _merged_rankings(
+    votes: Mapping[str, Any], weight_of: Mapping[str, int]
+) -> dict[tuple[str, ...], int]:
     # Identical rankings are merged: the rounds then cost time per distinct ranking.
     ballots: dict[tuple[str, ...], int] = {}
     for voter, weight in weight_of.items():
         ranking = tuple(votes[voter])
         ballots[ranking] = ballots.get(ranking, 0) + weight
-    rounds, winner = _instant_runoff(allowed, ballots)
-    return Tally(kind, dict(rounds[-1]), rounds, participating, voters, total_power, winner)
+    return ballots
 
 
 def _instant_runoff(

@@ -23,7 +23,7 @@ from typing import Any
 
 from commonweal.community.charter import Charter
 from commonweal.community.kinds import Changes, Touched, fields, need_hub
-from commonweal.community.state import State, ValuationRecord
+from commonweal.community.state import ModelVersion, State, ValuationRecord
 from commonweal.errors import Conflict, InvalidInput, NotFound
 from commonweal.ledger.canonical import canonical, canonical_str
 from commonweal.ledger.merkle import tree_root
@@ -101,25 +101,23 @@ def values_root(rows: list[tuple[str, str, str]]) -> str:
     return tree_root([value_leaf(*r) for r in sorted(rows)]).hex()
 
 
-def _record(state: State, leaf: Any) -> Changes:
-    kind = leaf.kind
-    body = fields(
-        leaf,
-        {
-            "valuation": int,
-            "model": int,
-            "method": str,
-            "params": dict,
-            "evaluation": dict,
-            "values": dict,
-            "total": str,
-            "negative": int,
-            "uncredited": int,
-            "members": list,
-        },
-        {"details": dict},
-    )
-    need_hub(state, leaf)
+_BODY: dict[str, type] = {
+    "valuation": int,
+    "model": int,
+    "method": str,
+    "params": dict,
+    "evaluation": dict,
+    "values": dict,
+    "total": str,
+    "negative": int,
+    "uncredited": int,
+    "members": list,
+}
+
+
+def _valued_model(state: State, body: dict[str, Any], kind: str) -> tuple[ModelVersion, str]:
+    """The model version being valued and the charter's method, once the valuation is the
+    next one and logs the charter's method, parameters and the version's evaluation set."""
     charter = state.charter
     if charter is None or charter.task is None:
         raise Conflict(f"{kind}: this community has no task, so nothing to value")
@@ -140,6 +138,11 @@ def _record(state: State, leaf: Any) -> Changes:
         raise InvalidInput(
             f"{kind}: values are measured on version {model.version}'s evaluation set"
         )
+    return model, method
+
+
+def _check_values(body: dict[str, Any], model: ModelVersion, kind: str) -> None:
+    """The values tree covers the version's items, and the total is a decimal value."""
     values = body["values"]
     if (
         set(values) != {"root", "count"}
@@ -153,30 +156,45 @@ def _record(state: State, leaf: Any) -> Changes:
         parse_value(body["total"])
     except ValueError as exc:
         raise InvalidInput(f"{kind}: total: {exc}") from None
+
+
+def _check_member_row(state: State, m: Any, where: str, last: str) -> None:
+    """One row of ``members``: a member after ``last``, its item counts and its value."""
+    if not isinstance(m, dict) or set(m) != {"member", "items", "value", "negative"}:
+        raise InvalidInput(f"{where} must be {{member, items, value, negative}}")
+    key = m["member"]
+    if not isinstance(key, str) or key not in state.members:
+        raise InvalidInput(f"{where}: {key!r} is not a member")
+    if key <= last:
+        raise InvalidInput(f"{where}: members must be sorted and distinct")
+    if type(m["items"]) is not int or m["items"] < 1:
+        raise InvalidInput(f"{where}: items must be a positive integer")
+    if type(m["negative"]) is not int or not 0 <= m["negative"] <= m["items"]:
+        raise InvalidInput(f"{where}: negative must be an integer from 0 to items")
+    try:
+        parse_value(m["value"])
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: value: {exc}") from None
+
+
+def _member_totals(state: State, rows: list[Any], kind: str) -> tuple[dict[str, str], int, int]:
+    """Each member's value, and the items and negative items the rows count in all."""
     totals: dict[str, str] = {}
     items = negative = 0
     last = ""
-    for n, m in enumerate(body["members"]):
-        where = f"{kind}: members[{n}]"
-        if not isinstance(m, dict) or set(m) != {"member", "items", "value", "negative"}:
-            raise InvalidInput(f"{where} must be {{member, items, value, negative}}")
-        key = m["member"]
-        if not isinstance(key, str) or key not in state.members:
-            raise InvalidInput(f"{where}: {key!r} is not a member")
-        if key <= last:
-            raise InvalidInput(f"{where}: members must be sorted and distinct")
-        last = key
-        if type(m["items"]) is not int or m["items"] < 1:
-            raise InvalidInput(f"{where}: items must be a positive integer")
-        if type(m["negative"]) is not int or not 0 <= m["negative"] <= m["items"]:
-            raise InvalidInput(f"{where}: negative must be an integer from 0 to items")
-        try:
-            parse_value(m["value"])
-        except ValueError as exc:
-            raise InvalidInput(f"{where}: value: {exc}") from None
-        totals[key] = m["value"]
+    for n, m in enumerate(rows):
+        _check_member_row(state, m, f"{kind}: members[{n}]", last)
+        last = m["member"]
+        totals[last] = m["value"]
         items += m["items"]
         negative += m["negative"]
+    return totals, items, negative
+
+
+def _check_counts(
+    body: dict[str, Any], model: ModelVersion, items: int, negative: int, kind: str
+) -> None:
+    """Credited and uncredited items make up the version; the negative count fits."""
     uncredited = body["uncredited"]
     if uncredited < 0 or items + uncredited != model.items:
         raise InvalidInput(
@@ -188,6 +206,16 @@ def _record(state: State, leaf: Any) -> Changes:
             f"{kind}: negative must count the members' {negative} and no more "
             "than the uncredited items besides"
         )
+
+
+def _record(state: State, leaf: Any) -> Changes:
+    kind = leaf.kind
+    body = fields(leaf, _BODY, {"details": dict})
+    need_hub(state, leaf)
+    model, method = _valued_model(state, body, kind)
+    _check_values(body, model, kind)
+    totals, items, negative = _member_totals(state, body["members"], kind)
+    _check_counts(body, model, items, negative, kind)
     record = ValuationRecord(
         body["valuation"],
         leaf.index,
@@ -195,8 +223,8 @@ def _record(state: State, leaf: Any) -> Changes:
         method,
         canonical_str(body["params"]),
         model.eval_root,
-        values["root"],
-        values["count"],
+        body["values"]["root"],
+        body["values"]["count"],
         body["negative"],
         body["total"],
         canonical_str(totals),

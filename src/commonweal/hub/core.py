@@ -287,9 +287,10 @@ class Hub:
     def _catch_up(self, conn: Any, size: int) -> None:
         state = self._state or State()
         if state.size < size:
-            state = rules.replay(
-                (_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)), state
-            )
+            with projection.gc_paused():
+                state = rules.replay(
+                    (_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)), state
+                )
         if self._frontier is None or self._frontier.size != size:
             keys = Frontier.keys_for(size)
             got = self.store.get_nodes(conn, keys)
@@ -462,7 +463,8 @@ class Hub:
         """Drop every projection and recreate it by replaying the whole log."""
         with self._lock, write_connection(self.engine) as conn:
             size, _ = self.store.lock_head(conn)
-            state = rules.replay(_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size))
+            with projection.gc_paused():
+                state = rules.replay(_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size))
             counts = projection.rebuild(conn, state)
         self._state = state
         return {"entries": size, **counts}

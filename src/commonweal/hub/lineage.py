@@ -22,6 +22,7 @@ from commonweal.ledger.canonical import canonical, parse
 from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import MemoryTree, inclusion_proof, leaf_hash
 from commonweal.store import artifacts
+from commonweal.store.projection import gc_paused
 
 if TYPE_CHECKING:
     from commonweal.hub.core import Hub
@@ -58,7 +59,8 @@ def evaluation_ids(hub: Hub, version: int) -> list[str]:
         ids = artifacts.version_items(conn, version, evaluation=True)
     if not ids:
         leaves = hub.log.iter_leaf_bytes(0, mv.entry)
-        then = replay(decode_leaf(b, strict=False) for b in leaves)
+        with gc_paused():
+            then = replay(decode_leaf(b, strict=False) for b in leaves)
         ids = list(pool(then).evaluation)
     if manifest_root(ids) != mv.eval_root or len(ids) != mv.eval_items:
         raise VerificationFailed(

@@ -169,6 +169,23 @@ def decide(
     A reviewer reviews an item at most once (the log's rules refuse a second review); a
     second one here is an error, not a silent choice of one of them.
     """
+    _check_params(method, accept_threshold, max_iter, tol, smoothing)
+    if not reviews:
+        return [], {}
+
+    table = _Table.build(reviews)
+    if method == "majority":
+        posteriors, reliability = _majority(table)
+    else:
+        posteriors, reliability = _fit(table, smoothing, max_iter, tol)
+    decisions = _decisions(table, posteriors, min_reviews, accept_threshold)
+    rounded = np.round(reliability, _DECIMALS)
+    return decisions, {w: float(r) for w, r in zip(table.reviewers, rounded, strict=True)}
+
+
+def _check_params(
+    method: str, accept_threshold: float, max_iter: int, tol: float, smoothing: float
+) -> None:
     if method not in METHODS:
         raise InvalidInput(f"consensus method {method!r} is not one of {list(METHODS)}")
     if not 0.0 <= accept_threshold <= 1.0:
@@ -179,35 +196,34 @@ def decide(
         raise InvalidInput(f"tol {tol!r} must be 0 or more")
     if not smoothing >= 0.0:
         raise InvalidInput(f"smoothing {smoothing!r} must be 0 or more")
-    if not reviews:
-        return [], {}
 
-    table = _Table.build(reviews)
-    if method == "majority":
-        posteriors = np.round(table.vote_shares(), _DECIMALS)
-        top = np.argmax(posteriors, axis=1)  # first maximum: REJECT, then lexicographic
-        agree = (top[table.item_idx] == table.answer_idx).astype(np.float64)
-        reliability = np.bincount(table.reviewer_idx, weights=agree) / np.bincount(
-            table.reviewer_idx
-        )
-    else:
-        fit = dawid_skene(
-            table.item_idx,
-            table.reviewer_idx,
-            table.answer_idx,
-            n_items=len(table.items),
-            n_reviewers=len(table.reviewers),
-            n_classes=len(table.classes),
-            support=table.support(),
-            smoothing=smoothing,
-            max_iter=max_iter,
-            tol=tol,
-        )
-        posteriors, reliability = np.round(fit.posteriors, _DECIMALS), fit.reliability
 
-    decisions = _decisions(table, posteriors, min_reviews, accept_threshold)
-    rounded = np.round(reliability, _DECIMALS)
-    return decisions, {w: float(r) for w, r in zip(table.reviewers, rounded, strict=True)}
+def _majority(table: _Table) -> tuple[FloatArray, FloatArray]:
+    """Rounded vote shares as posteriors, and each reviewer's share of majority answers."""
+    posteriors = np.round(table.vote_shares(), _DECIMALS)
+    top = np.argmax(posteriors, axis=1)  # first maximum: REJECT, then lexicographic
+    agree = (top[table.item_idx] == table.answer_idx).astype(np.float64)
+    reliability = np.bincount(table.reviewer_idx, weights=agree) / np.bincount(table.reviewer_idx)
+    return posteriors, reliability
+
+
+def _fit(
+    table: _Table, smoothing: float, max_iter: int, tol: float
+) -> tuple[FloatArray, FloatArray]:
+    """Rounded Dawid–Skene posteriors (truth among the answers given), and reliabilities."""
+    fit = dawid_skene(
+        table.item_idx,
+        table.reviewer_idx,
+        table.answer_idx,
+        n_items=len(table.items),
+        n_reviewers=len(table.reviewers),
+        n_classes=len(table.classes),
+        support=table.support(),
+        smoothing=smoothing,
+        max_iter=max_iter,
+        tol=tol,
+    )
+    return np.round(fit.posteriors, _DECIMALS), fit.reliability
 
 
 def dawid_skene(
@@ -241,8 +257,38 @@ def dawid_skene(
     to every cell of every confusion matrix (answers the reviewer never gave included),
     which keeps a reviewer with few reviews from looking perfectly reliable.
     """
+    counts = _check_reviews(
+        item_idx, reviewer_idx, answer_idx, n_items, n_reviewers, n_classes, support
+    )
+    em = _EM.build(item_idx, reviewer_idx, answer_idx, counts, n_reviewers, n_classes, support)
+    post = _shares(item_idx, answer_idx, n_items, n_classes)
+    priors, confusion, norm = em.m_step(post, smoothing)
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        new = em.e_step(priors, confusion)
+        priors, confusion, norm = em.m_step(new, smoothing)
+        moved = float(np.abs(new - post).max())
+        post = new
+        if moved < tol:
+            break
+    reliability = em.reliability(priors, confusion, norm, smoothing)
+    return DawidSkeneFit(post, priors, reliability, iterations)
+
+
+def _check_reviews(
+    item_idx: IntArray,
+    reviewer_idx: IntArray,
+    answer_idx: IntArray,
+    n_items: int,
+    n_reviewers: int,
+    k: int,
+    support: BoolArray | None,
+) -> IntArray:
+    """The number of reviews of each item, once the arrays are parallel, in range and
+    review every item, and ``support`` (if given) has the right shape and allows each item
+    a class."""
     n = len(item_idx)
-    k = n_classes
     if len(reviewer_idx) != n or len(answer_idx) != n:
         raise InvalidInput("dawid_skene: item, reviewer and answer arrays differ in length")
     for name, arr, bound in (
@@ -259,58 +305,103 @@ def dawid_skene(
         raise InvalidInput(
             f"dawid_skene: support must have shape ({n_items}, {k}) and allow each item a class"
         )
+    return counts
 
+
+_Round = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None]
+
+
+@dataclass(frozen=True)
+class _EM:
+    """The index structure the EM steps of :func:`dawid_skene` run over, built once."""
+
+    n_items: int
+    n_reviewers: int
+    k: int
+    item_idx: IntArray
     # Confusion matrices are sparse, as crowd-kit keeps them: one row per (reviewer, answer)
     # pair that occurs, so memory grows with the pairs seen rather than reviewers × K².
-    pair_keys, pair_inverse = np.unique(
-        reviewer_idx.astype(np.int64) * k + answer_idx, return_inverse=True
-    )
-    pair_idx = pair_inverse.reshape(-1)
-    pair_reviewer = pair_keys // k
-    pair_answer = pair_keys % k
-    n_pairs = len(pair_keys)
-    unseen = (k - np.bincount(pair_reviewer, minlength=n_reviewers)).astype(np.float64)
-    mask = np.ones((n_items, k)) if support is None else support.astype(np.float64)
-
+    pair_idx: IntArray  # each review's pair
+    pair_reviewer: IntArray
+    pair_answer: IntArray
+    unseen: FloatArray  # per reviewer, the answers they never gave
+    mask: FloatArray  # the support, as 0/1
     # The E-step multiplies probabilities instead of adding logs (see the module docstring).
     # Products run over chunks of at most _CHUNK reviews of one item, whose factors are all
     # ≥ 1e-38 in any realistic log, so a chunk cannot underflow; chunks are rescaled to a
     # maximum of 1 over the item's support and then multiplied in, round by round.
-    by_item = np.argsort(item_idx, kind="stable")
-    item_sorted = item_idx[by_item]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank = np.arange(n) - starts[item_sorted]
-    chunk_start = np.flatnonzero(rank % _CHUNK == 0)
-    chunk_item = item_sorted[chunk_start]
-    chunk_round = rank[chunk_start] // _CHUNK
-    chunk_mask = mask[chunk_item]
-    rounds: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None]] = []
-    for r in range(int(chunk_round.max()) + 1):
-        chunks = np.flatnonzero(chunk_round == r)
-        rounds.append((chunks, None if len(chunks) == n_items else chunk_item[chunks]))
-    review_pair = pair_idx[by_item]
+    review_pair: IntArray  # each review's pair, reviews in item order
+    chunk_start: IntArray
+    chunk_mask: FloatArray
+    rounds: list[_Round]  # per round: its chunks, and their items (None: every item)
 
-    def m_step(post: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        priors: FloatArray = post.sum(axis=0) / n_items
+    @classmethod
+    def build(
+        cls,
+        item_idx: IntArray,
+        reviewer_idx: IntArray,
+        answer_idx: IntArray,
+        counts: IntArray,
+        n_reviewers: int,
+        k: int,
+        support: BoolArray | None,
+    ) -> _EM:
+        """``counts``: the number of reviews of each item."""
+        n_items = len(counts)
+        pair_keys, pair_inverse = np.unique(
+            reviewer_idx.astype(np.int64) * k + answer_idx, return_inverse=True
+        )
+        pair_idx = pair_inverse.reshape(-1)
+        pair_reviewer = pair_keys // k
+        unseen = (k - np.bincount(pair_reviewer, minlength=n_reviewers)).astype(np.float64)
+        mask = np.ones((n_items, k)) if support is None else support.astype(np.float64)
+        by_item, chunk_start, chunk_item, rounds = _chunks(item_idx, counts)
+        return cls(
+            n_items,
+            n_reviewers,
+            k,
+            item_idx,
+            pair_idx,
+            pair_reviewer,
+            pair_keys % k,
+            unseen,
+            mask,
+            pair_idx[by_item],
+            chunk_start,
+            mask[chunk_item],
+            rounds,
+        )
+
+    def m_step(
+        self, post: FloatArray, smoothing: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Class priors, the sparse confusion rows, and their per-reviewer normalisers."""
+        n_pairs, k = len(self.pair_reviewer), self.k
+        priors: FloatArray = post.sum(axis=0) / self.n_items
         columns = post.T.copy()
         mass = np.empty((n_pairs, k))
         for c in range(k):
-            mass[:, c] = np.bincount(pair_idx, weights=columns[c][item_idx], minlength=n_pairs)
+            mass[:, c] = np.bincount(
+                self.pair_idx, weights=columns[c][self.item_idx], minlength=n_pairs
+            )
         np.maximum(mass, _EPS, out=mass)
         mass += smoothing
-        norm = np.empty((n_reviewers, k))
+        norm = np.empty((self.n_reviewers, k))
         for c in range(k):
-            norm[:, c] = np.bincount(pair_reviewer, weights=mass[:, c], minlength=n_reviewers)
-        norm += (smoothing * unseen)[:, None]
-        confusion: FloatArray = mass / norm[pair_reviewer]
+            norm[:, c] = np.bincount(
+                self.pair_reviewer, weights=mass[:, c], minlength=self.n_reviewers
+            )
+        norm += (smoothing * self.unseen)[:, None]
+        confusion: FloatArray = mass / norm[self.pair_reviewer]
         return priors, confusion, norm
 
-    def e_step(priors: FloatArray, confusion: FloatArray) -> FloatArray:
-        chunk = np.multiply.reduceat(confusion[review_pair], chunk_start, axis=0)
-        chunk *= chunk_mask
+    def e_step(self, priors: FloatArray, confusion: FloatArray) -> FloatArray:
+        """Each item's posterior ∝ prior × Π over its reviews of confusion[answer, class]."""
+        chunk = np.multiply.reduceat(confusion[self.review_pair], self.chunk_start, axis=0)
+        chunk *= self.chunk_mask
         chunk /= chunk.max(axis=1, keepdims=True)
-        post = mask * np.maximum(priors, _EPS)
-        for chunks, items in rounds:
+        post = self.mask * np.maximum(priors, _EPS)
+        for chunks, items in self.rounds:
             if items is None:
                 post *= chunk[chunks]
                 post /= post.max(axis=1, keepdims=True)
@@ -321,24 +412,37 @@ def dawid_skene(
         result: FloatArray = post / post.sum(axis=1, keepdims=True)
         return result
 
-    post = _shares(item_idx, answer_idx, n_items, k)
-    priors, confusion, norm = m_step(post)
-    iterations = 0
-    while iterations < max_iter:
-        iterations += 1
-        new = e_step(priors, confusion)
-        priors, confusion, norm = m_step(new)
-        moved = float(np.abs(new - post).max())
-        post = new
-        if moved < tol:
-            break
+    def reliability(
+        self, priors: FloatArray, confusion: FloatArray, norm: FloatArray, smoothing: float
+    ) -> FloatArray:
+        # Reliability Σ_c prior_c · P(answer c | truth c). At an answer the reviewer never gave
+        # the diagonal holds only the smoothing mass.
+        diag = smoothing / norm
+        rows = np.arange(len(self.pair_reviewer))
+        diag[self.pair_reviewer, self.pair_answer] = confusion[rows, self.pair_answer]
+        reliability: FloatArray = (diag * priors).sum(axis=1)
+        return reliability
 
-    # Reliability Σ_c prior_c · P(answer c | truth c). At an answer the reviewer never gave
-    # the diagonal holds only the smoothing mass.
-    diag = smoothing / norm
-    diag[pair_reviewer, pair_answer] = confusion[np.arange(n_pairs), pair_answer]
-    reliability: FloatArray = (diag * priors).sum(axis=1)
-    return DawidSkeneFit(post, priors, reliability, iterations)
+
+def _chunks(
+    item_idx: IntArray, counts: IntArray
+) -> tuple[IntArray, IntArray, IntArray, list[_Round]]:
+    """The reviews in item order, where each chunk of at most _CHUNK reviews of one item
+    starts in that order, each chunk's item, and the rounds: the chunks multiplied in
+    together, the r-th chunk of each item in round r."""
+    n_items = len(counts)
+    by_item = np.argsort(item_idx, kind="stable")
+    item_sorted = item_idx[by_item]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(item_idx)) - starts[item_sorted]
+    chunk_start = np.flatnonzero(rank % _CHUNK == 0)
+    chunk_item = item_sorted[chunk_start]
+    chunk_round = rank[chunk_start] // _CHUNK
+    rounds: list[_Round] = []
+    for r in range(int(chunk_round.max()) + 1):
+        chunks = np.flatnonzero(chunk_round == r)
+        rounds.append((chunks, None if len(chunks) == n_items else chunk_item[chunks]))
+    return by_item, chunk_start, chunk_item, rounds
 
 
 def _shares(item_idx: IntArray, answer_idx: IntArray, n_items: int, k: int) -> FloatArray:

@@ -204,6 +204,19 @@ def knn_shapley(
     Raises:
         ValueError: on malformed shapes, non-finite features, ``k < 1`` or ``batch < 1``.
     """
+    _check_params(k, batch)
+    xtr, xte, labels, targets = _checked_inputs(x_train, y_train, x_test, y_test)
+    n_train, n_test = xtr.shape[0], xte.shape[0]
+    distances = _squared_distances(xtr, xte)
+    if batch is None:
+        batch = max(1, DEFAULT_BATCH_BYTES // (8 * n_train))
+    batch = min(int(batch), n_test)
+    acc = _summed_values(distances, labels, targets, n_test, int(k), batch, progress)
+    result: NDArray[np.float64] = acc / n_test
+    return result
+
+
+def _check_params(k: Any, batch: Any) -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     if k < 1:
@@ -213,34 +226,53 @@ def knn_shapley(
     ):
         raise ValueError(f"batch must be None or an integer >= 1, got {batch!r}")
 
+
+def _checked_inputs(
+    x_train: Any, y_train: Any, x_test: Any, y_test: Any
+) -> tuple[Any, Any, NDArray[Any], NDArray[Any]]:
+    """The feature matrices (see ``_check_features``) and the labels as codes (see
+    ``_label_codes``), once shapes agree."""
     xtr = _check_features("x_train", x_train)
     xte = _check_features("x_test", x_test)
     if xtr.shape[1] != xte.shape[1]:
         raise ValueError(f"x_test has {xte.shape[1]} features but x_train has {xtr.shape[1]}")
-    n_train, n_test = xtr.shape[0], xte.shape[0]
-    ytr = _check_labels("y_train", y_train, n_train, "x_train")
-    yte = _check_labels("y_test", y_test, n_test, "x_test")
+    ytr = _check_labels("y_train", y_train, xtr.shape[0], "x_train")
+    yte = _check_labels("y_test", y_test, xte.shape[0], "x_test")
     labels, targets = _label_codes(ytr, yte)
+    return xtr, xte, labels, targets
 
-    distances: Callable[[int, int], NDArray[np.float64]]
+
+def _squared_distances(xtr: Any, xte: Any) -> Callable[[int, int], NDArray[np.float64]]:
+    """``distances(start, stop)``: squared distances of test points ``start:stop`` (rows)
+    to every training point, sparse if either side is."""
     if sparse.issparse(xtr) or sparse.issparse(xte):
         xtr, xte = sparse.csr_matrix(xtr), sparse.csr_matrix(xte)
         xtr_t = xtr.T.tocsr()
         sq_tr, sq_te = _row_sq_norms(xtr), _row_sq_norms(xte)
 
-        def distances(start: int, stop: int) -> NDArray[np.float64]:
+        def sparse_distances(start: int, stop: int) -> NDArray[np.float64]:
             return _sparse_sq_dist(xte[start:stop], xtr_t, sq_te[start:stop], sq_tr)
 
-    else:
+        return sparse_distances
 
-        def distances(start: int, stop: int) -> NDArray[np.float64]:
-            dist: NDArray[np.float64] = cdist(xte[start:stop], xtr, metric="sqeuclidean")
-            return dist
+    def dense_distances(start: int, stop: int) -> NDArray[np.float64]:
+        dist: NDArray[np.float64] = cdist(xte[start:stop], xtr, metric="sqeuclidean")
+        return dist
 
-    if batch is None:
-        batch = max(1, DEFAULT_BATCH_BYTES // (8 * n_train))
-    batch = min(int(batch), n_test)
+    return dense_distances
 
+
+def _summed_values(
+    distances: Callable[[int, int], NDArray[np.float64]],
+    labels: NDArray[Any],
+    targets: NDArray[Any],
+    n_test: int,
+    k: int,
+    batch: int,
+    progress: Callable[[int, int], None] | None,
+) -> NDArray[np.float64]:
+    """The sum over test points, in test order, of each training point's ``s``."""
+    n_train = len(labels)
     # The recursion runs from the farthest point inwards, so everything below is indexed
     # farthest first: step j >= 1 is s_(N-j) - s_(N-j+1) = (m_(N-j) - m_(N-j+1)) / divisors[j-1].
     divisors = np.maximum(float(k), np.arange(n_train - 1, 0, -1, dtype=np.float64))
@@ -268,5 +300,4 @@ def knn_shapley(
         del dist
         if progress is not None:
             progress(stop, n_test)
-    result: NDArray[np.float64] = acc / n_test
-    return result
+    return acc

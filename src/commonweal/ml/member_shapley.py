@@ -131,32 +131,8 @@ def tmc_shapley(
     Raises ``ValueError`` naming the argument when one is out of range, and when ``utility``
     returns something that is not a finite number.
     """
-    n = _check_int("n_players", n_players, 1)
-    budget = _check_int("permutations", permutations, 1)
-    seed = _check_int("seed", seed, 0)
-    if isinstance(truncation, bool) or not isinstance(truncation, int | float | np.floating):
-        raise ValueError(f"truncation must be a number, got {type(truncation).__name__}")
-    tolerance = float(truncation)
-    if not 0.0 <= tolerance < 1.0:  # also rejects NaN
-        raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
-
-    cache: dict[Coalition, float] = {}
-
-    def value_of(coalition: Coalition) -> float:
-        known = cache.get(coalition)
-        if known is not None:
-            return known
-        raw = utility(coalition)
-        if not isinstance(raw, numbers.Real):
-            raise ValueError(
-                f"utility must return a real number, got {type(raw).__name__} for {coalition}"
-            )
-        value = float(raw)
-        if not math.isfinite(value):
-            raise ValueError(f"utility returned {value} for coalition {coalition}")
-        cache[coalition] = value
-        return value
-
+    n, budget, seed, tolerance = _check_args(n_players, permutations, seed, truncation)
+    value_of = _Memoised(utility)
     full_utility = value_of(tuple(range(n)))
     empty_utility = value_of(())
 
@@ -178,11 +154,51 @@ def tmc_shapley(
         values=values,
         stderr=stderr,
         permutations=used,
-        utility_calls=len(cache),
+        utility_calls=len(value_of.cache),
         exact=exact,
         full_utility=full_utility,
         empty_utility=empty_utility,
     )
+
+
+def _check_args(
+    n_players: int, permutations: int, seed: int, truncation: float
+) -> tuple[int, int, int, float]:
+    """``n_players``, ``permutations``, ``seed`` and ``truncation`` as int, int, int and
+    float, once each is in range."""
+    n = _check_int("n_players", n_players, 1)
+    budget = _check_int("permutations", permutations, 1)
+    seed = _check_int("seed", seed, 0)
+    if isinstance(truncation, bool) or not isinstance(truncation, int | float | np.floating):
+        raise ValueError(f"truncation must be a number, got {type(truncation).__name__}")
+    tolerance = float(truncation)
+    if not 0.0 <= tolerance < 1.0:  # also rejects NaN
+        raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
+    return n, budget, seed, tolerance
+
+
+class _Memoised:
+    """The caller's utility, called at most once per coalition, its results checked to be
+    finite real numbers; ``cache`` holds every coalition evaluated."""
+
+    def __init__(self, utility: Callable[[Coalition], float]) -> None:
+        self.utility = utility
+        self.cache: dict[Coalition, float] = {}
+
+    def __call__(self, coalition: Coalition) -> float:
+        known = self.cache.get(coalition)
+        if known is not None:
+            return known
+        raw = self.utility(coalition)
+        if not isinstance(raw, numbers.Real):
+            raise ValueError(
+                f"utility must return a real number, got {type(raw).__name__} for {coalition}"
+            )
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(f"utility returned {value} for coalition {coalition}")
+        self.cache[coalition] = value
+        return value
 
 
 def _exact_values(

@@ -37,7 +37,7 @@ from commonweal.errors import CommonwealError, VerificationFailed
 from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import NoteVerifier, parse_checkpoint
-from commonweal.store.projection import state_rows
+from commonweal.store.projection import gc_paused, state_rows
 from commonweal.verify.witness import Witness
 
 __all__ = ["VerifyReport", "verify_chunk", "verify_log"]
@@ -155,7 +155,7 @@ def verify_log(
     old_root: bytes | None = None
     position = 0
     decisions = 0
-    with rules.gc_paused(), _pool(n_workers) as pool:
+    with gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
             if pool is not None:
                 pending.append(pool.submit(verify_chunk, position, chunk))
