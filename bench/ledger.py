@@ -553,7 +553,7 @@ def bench_verify(
     # The anchor's triples are the log's own: exactly what audit_log checks, entry 0 too.
     h = Hub.open(hub_dir)
     try:
-        leaves = h.store.leaf_bytes(0, n + 1)
+        leaves = h.log.leaf_bytes(0, n + 1)
     finally:
         h.close()
     triples = []

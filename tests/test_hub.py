@@ -145,7 +145,7 @@ def test_two_hub_processes_share_one_log(hub: tuple[Hub, SigningKey], tmp_path: 
     try:
         for i in range(5):
             join(h1 if i % 2 else h2, f"m{i}")
-        assert h1.size() == h2.log.size() == 6
+        assert h1.log.size() == h2.log.size() == 6
         assert h1.state.size == 6 or h2.state.size == 6
         verify_hub(h2)
     finally:

@@ -103,7 +103,7 @@ def ruled(
             )
         try:
             hub = client.embedded_hub
-            replayed = rules.replay(decode_leaf(b) for b in hub.store.leaf_bytes(0, hub.log.size()))
+            replayed = rules.replay(decode_leaf(b) for b in hub.log.leaf_bytes(0, hub.log.size()))
             yield hub, keys, replayed
         finally:
             client.close()
@@ -167,9 +167,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any], Any], None]:
         node = body
         for k in parents:
             node = node[int(k)] if isinstance(node, list) else node[k]
-        node[int(last) if isinstance(node, list) else last] = (
-            p.ownership.value() if callable(value) else value
-        )
+        node[int(last) if isinstance(node, list) else last] = value(p) if callable(value) else value
 
     return mutate
 

@@ -58,6 +58,7 @@ from commonweal.community.state import (
     Verdict,
 )
 from commonweal.community.valuations import weight
+from commonweal.community.views import cap_table, statement
 from commonweal.errors import (
     CommonwealError,
     Conflict,
@@ -68,7 +69,6 @@ from commonweal.errors import (
     VerificationFailed,
 )
 from commonweal.hub import Hub
-from commonweal.hub.rewards import cap_table, statement
 from commonweal.ledger.canonical import canonical_str
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
@@ -890,7 +890,7 @@ def test_a_hub_that_bypasses_the_rules_is_caught_by_verify(
         earn(client, keys)
         entries["payout.record"] = hub.ownership.pay_out()["entry"]
         entries["rewards.claims"] = hub.ownership.export_claims(1)["entry"]
-    leaves = [decode_leaf(b) for b in hub.store.leaf_bytes(0, hub.log.size())]
+    leaves = [decode_leaf(b) for b in hub.log.leaf_bytes(0, hub.log.size())]
     entry = entries[kind]
     assert leaves[entry].kind == kind
     if kind == "valuation.record":

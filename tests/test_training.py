@@ -27,7 +27,7 @@ from sklearn.datasets import load_digits
 from sqlalchemy import delete, func, insert, select, update
 from threadpoolctl import threadpool_limits
 
-import commonweal.client
+import commonweal.wire
 from commonweal.client import HubClient
 from commonweal.community.models import manifest_root, pool, shard_of
 from commonweal.errors import Conflict, InvalidInput, NotFound, VerificationFailed
@@ -40,7 +40,7 @@ from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash, verify_inclusion
 from commonweal.ml.sisa import dump_shard, fit_shard, load_shard
 from commonweal.ml.trainers import get_trainer
-from commonweal.store import projection, vault
+from commonweal.store import artifacts, projection, vault
 from commonweal.store.schema import model_blobs, model_items, models
 from commonweal.verify import verify_hub
 from tests.modelkit import community, digit_items, text_items
@@ -89,7 +89,7 @@ def build(directory: Path, database: str, **kwargs: Any) -> tuple[HubClient, dic
     ids on every run, so which shard or evaluation set an item lands in — and so every
     accuracy threshold here — does not depend on luck."""
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(commonweal.client, "os", _SeededOs())
+        m.setattr(commonweal.wire, "os", _SeededOs())
         return community(directory, database, **kwargs)
 
 
@@ -326,8 +326,8 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
     # Another process sees the same version, through the API too.
     other = HubClient(str(directory))
     try:
-        assert other.models.versions() == hub.models.versions()
-        assert other.models.version(1)["event"] == body
+        assert other.models() == hub.models.versions()
+        assert other.model(1)["event"] == body
     finally:
         other.close()
 
@@ -543,9 +543,9 @@ def test_a_crash_while_training_leaves_no_trace(
     state = hub.state
     clean = footprint(hub)
 
-    def crashes(target: str, n: int) -> None:
+    def crashes(target: str, n: int, module: Any = training) -> None:
         with monkeypatch.context() as m:
-            m.setattr(training, target, Calls(getattr(training, target), fail_on(n)))
+            m.setattr(module, target, Calls(getattr(module, target), fail_on(n)))
             with pytest.raises(Boom):
                 hub.models.train()
         assert footprint(hub) == clean
@@ -554,7 +554,7 @@ def test_a_crash_while_training_leaves_no_trace(
     crashes("fit_shard", 3)  # while fitting, outside the lock
     crashes("dump_shard", 2)
     crashes("artifact_bundle", 1)  # inside the final transaction: items and blobs written
-    crashes("_put_blob", 3)  # some blobs written, then the crash
+    crashes("put_blob", 3, artifacts)  # some blobs written, then the crash
     # Nor does a crash while the hub writes the projections.
     with monkeypatch.context() as m:
         m.setattr(projection, "write_touched", Calls(projection.write_touched, fail_on(1)))
@@ -577,9 +577,9 @@ def test_a_crash_while_training_leaves_no_trace(
     per_shard, _ = grace_items(hub, keys)
     digits.client.withdraw(keys["Grace"], [per_shard[2][0]])
     settled = footprint(hub)
-    for target in ("artifact_bundle", "_put_blob"):
+    for module, target in ((training, "artifact_bundle"), (artifacts, "put_blob")):
         with monkeypatch.context() as m:
-            m.setattr(training, target, Calls(getattr(training, target), fail_on(1)))
+            m.setattr(module, target, Calls(getattr(module, target), fail_on(1)))
             with pytest.raises(Boom):
                 hub.models.train(incremental=True)
         assert footprint(hub) == settled
