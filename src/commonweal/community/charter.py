@@ -40,7 +40,13 @@ __all__ = [
     "validate_charter",
 ]
 
-CHARTER_VERSION = 1
+CHARTER_VERSION = 2
+# What a version-1 charter (founded before part 7) meant by the fields it does not have:
+# its community keeps the rules it was founded under, and its history verifies as it was
+# written, until a vote amends the charter to version 2.
+_V1_MEANING: dict[str, dict[str, Any]] = {
+    "rewards": {"review_weight": "matched", "reward_once": False},
+}
 JoinPolicy = Literal["open", "invite", "approval"]
 TaskKind = Literal[
     "text-classification", "tabular-classification", "tabular-regression", "image-classification"
@@ -196,10 +202,12 @@ class Valuation(_Section):
 class Rewards(_Section):
     """Reward epochs: the shares each epoch mints, and how they are split into pools.
 
-    The data pool goes pro rata to each member's (positive) value on the valued version;
-    the review pool to reviewers by how many of their verdicts matched consensus; the
-    compute pool to validated training work (federated training, later parts). A pool with
-    no one to pay is not minted."""
+    The data pool goes pro rata to each member's (positive) value on the valued version —
+    with ``reward_once``, only to value not rewarded by an earlier epoch, and only the
+    part of the pool that new value is of all value; the review pool to reviewers by the
+    information in their verdicts (``review_weight``); the compute pool to validated
+    training work (federated training, later parts). A pool with no one to pay is not
+    minted."""
 
     shares_per_epoch: int = Field(default=1_000_000, ge=1, le=10**15)
     data_pct: int = Field(default=70, ge=0, le=100)
@@ -207,6 +215,17 @@ class Rewards(_Section):
     compute_pct: int = Field(default=10, ge=0, le=100)
     transferable: bool = Field(
         default=False, description="whether members may transfer shares to each other"
+    )
+    review_weight: Literal["informative", "matched"] = Field(
+        default="informative",
+        description="informative: each reviewer by how far their verdicts agreed with "
+        "consensus beyond what their own habits would by chance (Cohen's kappa), so "
+        "accepting everything earns nothing; matched: by verdicts that matched consensus",
+    )
+    reward_once: bool = Field(
+        default=True,
+        description="an epoch pays only value not rewarded by an earlier epoch (each "
+        "member's high-water mark), and mints only the new value's part of the data pool",
     )
 
     @model_validator(mode="after")
@@ -308,7 +327,11 @@ class Charter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    v: Literal[1] = Field(default=1, description="charter format version")
+    v: Literal[1, 2] = Field(
+        default=2,
+        description="charter format version; a version-1 charter keeps the rules it was "
+        "founded under (review pay by matched verdicts, epochs that may pay value twice)",
+    )
     name: str = Field(min_length=1, max_length=100, description="the community's name")
     description: str = Field(default="", max_length=2000)
     join_policy: JoinPolicy = Field(
@@ -339,6 +362,18 @@ class Charter(BaseModel):
     valuation: Valuation = Field(default_factory=Valuation)
     rewards: Rewards = Field(default_factory=Rewards)
     governance: Governance = Field(default_factory=Governance)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_one_meaning(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("v") != 1:
+            return data
+        data = dict(data)
+        for section, meaning in _V1_MEANING.items():
+            given = data.get(section, {})
+            if isinstance(given, dict):
+                data[section] = {**meaning, **given}
+        return data
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:

@@ -28,6 +28,7 @@ from typing import Any
 
 from commonweal.community.charter import CONSENT_SCOPES, Charter
 from commonweal.community.kinds import Changes, Touched, fields, need_active, need_hub
+from commonweal.community.review_pay import ReviewTally, decision_category, verdict_category
 from commonweal.community.state import Contribution, MemberStats, Review, State, Verdict
 from commonweal.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from commonweal.ledger.event import Leaf
@@ -290,6 +291,7 @@ def _decide(state: State, leaf: Leaf) -> Changes:
     stats = state.stats.mutate()
     verdicts = state.verdicts.mutate()
     credit = state.review_credit.mutate()
+    tallies = state.review_tallies.mutate()
     for d in body["decisions"]:
         if not isinstance(d, dict) or set(d) != {"id", "outcome", "label", "confidence_pct"}:
             raise InvalidInput(f"{kind}: each decision is {{id, outcome, label, confidence_pct}}")
@@ -307,9 +309,12 @@ def _decide(state: State, leaf: Leaf) -> Changes:
             s = stats.get(c.member, MemberStats())
             stats[c.member] = s._replace(accepted=s.accepted + 1)
         # Score the item's verdicts against the decision, for the next reward epoch.
+        decided = decision_category(d["outcome"], d["label"], c)
         for v in verdicts.get(c.id, ()):
             if matched_consensus(v, c, d["outcome"], d["label"]):
                 credit[v.reviewer] = credit.get(v.reviewer, 0) + 1
+            tally = tallies.get(v.reviewer, ReviewTally())
+            tallies[v.reviewer] = tally.add(verdict_category(v, c), decided)
         if c.id in verdicts:
             del verdicts[c.id]
     return {
@@ -317,6 +322,7 @@ def _decide(state: State, leaf: Leaf) -> Changes:
         "stats": stats.finish(),
         "verdicts": verdicts.finish(),
         "review_credit": credit.finish(),
+        "review_tallies": tallies.finish(),
     }
 
 

@@ -9,10 +9,13 @@ more than the rules give is caught.
 Event kinds:
 
 - ``rewards.epoch`` — by the hub: mints the charter's shares for one epoch. The data pool
-  goes pro rata to each member's positive value in the newest valuation not yet rewarded;
-  the review pool to reviewers by how many verdicts matched consensus since the last
-  epoch; the compute pool to validated training work (none until federated training, so
-  until then it is not minted). The body logs each pool's weights (the inputs) and awards.
+  goes pro rata to each member's positive value in the newest valuation not yet rewarded
+  (under ``rewards.reward_once``, the default, only to value above what earlier epochs
+  paid each member for, and only the new value's part of the pool is minted, so the same
+  work is never paid twice); the review pool to reviewers by the information in their
+  verdicts since the last epoch (``community.review_pay``); the compute pool to validated
+  training work (none until federated training, so until then it is not minted). The
+  body logs each pool's weights (the inputs) and awards.
 - ``payout.record`` — by the hub: pays treasury credits to shareholders pro rata to the
   shares they hold at that entry (the snapshot is the log up to it).
 - ``shares.transfer`` — a member gives shares to another, if the charter allows it.
@@ -31,8 +34,9 @@ from typing import Any
 from immutables import Map
 
 from commonweal.community.kinds import Changes, Touched, fields, need_active, need_hub
+from commonweal.community.review_pay import informative_weight
 from commonweal.community.split import largest_remainder
-from commonweal.community.state import Epoch, Holding, Payout, State
+from commonweal.community.state import Epoch, Holding, Payout, State, ValuationRecord
 from commonweal.community.valuations import weight
 from commonweal.errors import CommonwealError, Conflict, Forbidden, InvalidInput, NotFound
 from commonweal.ledger.canonical import canonical_str
@@ -69,17 +73,50 @@ def epoch_inputs(state: State) -> tuple[int, dict[str, list[tuple[str, int]]]]:
             if closed
             else "there is no valuation to reward yet; run `commonweal value` first"
         )
-    record = state.valuations[last]
-    values: dict[str, str] = json.loads(record.members)
-    data = [(m, weight(v)) for m, v in sorted(values.items())]
-    review = sorted(state.review_credit.items())
+    assert state.charter is not None
+    cfg = state.charter.rewards
     weights = {
-        "data": [(m, w) for m, w in data if w > 0],
-        "review": [(m, w) for m, w in review if w > 0],
-        # Validated training work arrives with federated training (part 6).
+        "data": _data_weights(state, state.valuations[last]),
+        "review": _review_weights(state, cfg.review_weight),
+        # Validated training work arrives with federated training (part 10).
         "compute": [],
     }
     return last, weights
+
+
+def _value_weights(record: ValuationRecord) -> list[tuple[str, int]]:
+    values: dict[str, str] = json.loads(record.members)
+    return [(m, w) for m, w in ((m, weight(v)) for m, v in sorted(values.items())) if w > 0]
+
+
+def _data_weights(state: State, record: ValuationRecord) -> list[tuple[str, int]]:
+    """Each member's data-pool weight: their positive value — or, when the charter pays
+    value once, what it rose above the most an earlier epoch already paid them for."""
+    now = _value_weights(record)
+    assert state.charter is not None
+    if not state.charter.rewards.reward_once:
+        return now
+    paid = state.rewarded_value
+    return [(m, w - paid.get(m, 0)) for m, w in now if w > paid.get(m, 0)]
+
+
+def _review_weights(state: State, how: str) -> list[tuple[str, int]]:
+    if how == "matched":
+        return [(m, w) for m, w in sorted(state.review_credit.items()) if w > 0]
+    weighed = ((m, informative_weight(t)) for m, t in sorted(state.review_tallies.items()))
+    return [(m, w) for m, w in weighed if w > 0]
+
+
+def _data_pool(state: State, size: int, weights: list[tuple[str, int]]) -> int:
+    """The data pool actually minted: all of it, or — when value is paid once — the part
+    that the new value is of all the value in the valuation paid on."""
+    assert state.charter is not None
+    if not weights:
+        return 0
+    if not state.charter.rewards.reward_once:
+        return size
+    total = sum(w for _, w in _value_weights(state.valuations[len(state.valuations)]))
+    return size * sum(w for _, w in weights) // total
 
 
 def epoch_body(state: State) -> dict[str, Any]:
@@ -91,16 +128,26 @@ def epoch_body(state: State) -> dict[str, Any]:
     pools: dict[str, Any] = {}
     for name, size in zip(POOLS, sizes, strict=True):
         w = weights[name]
-        amount = size if w else 0  # a pool with no one to pay is not minted
+        # A pool with no one to pay is not minted.
+        amount = _data_pool(state, size, w) if name == "data" else size if w else 0
         pools[name] = {
             "amount": amount,
             "weights": [[m, x] for m, x in w],
             "awards": _split(amount, w) if amount else [],
         }
+    shares = sum(p["amount"] for p in pools.values())
+    if shares == 0 and cfg.reward_once:
+        closed = len(state.epochs)
+        raise Conflict(
+            "there is nothing new to reward: no member's value rose above what earlier "
+            f"epochs paid for, and no review since epoch {closed} carried information"
+            if closed
+            else "there is nothing to reward yet: no positive value and no informative review"
+        )
     return {
         "epoch": len(state.epochs) + 1,
         "valuation": valuation,
-        "shares": sum(p["amount"] for p in pools.values()),
+        "shares": shares,
         "pools": pools,
     }
 
@@ -153,12 +200,18 @@ def _epoch(state: State, leaf: Leaf) -> Changes:
         pools["compute"]["amount"],
         canonical_str({p: pools[p]["awards"] for p in POOLS}),
     )
+    # Value is paid once: each member's high-water mark rises to what was just valued.
+    paid = state.rewarded_value.mutate()
+    for m, w in _value_weights(state.valuations[want["valuation"]]):
+        paid[m] = max(paid.get(m, 0), w)
     return {
         "epochs": state.epochs.set(epoch.epoch, epoch),
         "holdings": holdings.finish(),
         "rewarded_valuation": want["valuation"],
+        "rewarded_value": paid.finish(),
         # Verdicts are paid once: the next epoch counts the ones decided after this.
         "review_credit": Map(),
+        "review_tallies": Map(),
     }
 
 

@@ -353,6 +353,9 @@ class State(NamedTuple):
     # Part 4: valuations, rewards, ownership, payouts.
     verdicts: Map[str, tuple[Verdict, ...]] = _EMPTY  # item in review -> its verdicts
     review_credit: Map[str, int] = _EMPTY  # member -> matched verdicts not yet rewarded
+    # Part 7: member -> their verdicts since the last epoch, by outcome (community.review_pay)
+    review_tallies: Map[str, Any] = _EMPTY
+    rewarded_value: Map[str, int] = _EMPTY  # member -> highest data weight rewarded so far
     valuations: Map[int, ValuationRecord] = _EMPTY  # by number
     rewarded_valuation: int = 0  # the valuation the last epoch paid on
     epochs: Map[int, Epoch] = _EMPTY  # by number
