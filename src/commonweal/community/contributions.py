@@ -197,10 +197,13 @@ def _screen(state: State, leaf: Leaf) -> Changes:
     if [r.get("id") if isinstance(r, dict) else None for r in results] != list(batch):
         raise InvalidInput(f"{kind}: results must cover the batch's items, in order")
     contributions = state.contributions.mutate()
+    position = {iid: n for n, iid in enumerate(batch)}
     for r in results:
         status = r.get("status")
-        if status not in ("in_review", "refused") or set(r) - {"id", "status", "flags", "reasons"}:
-            raise InvalidInput(f"{kind}: each result is {{id, status, flags, reasons}}")
+        if status not in ("in_review", "refused") or set(r) - _RESULT_FIELDS:
+            raise InvalidInput(
+                f"{kind}: each result is {{id, status, flags, reasons[, resembles]}}"
+            )
         flags, reasons = r.get("flags", []), r.get("reasons", [])
         if not isinstance(flags, list) or not all(
             isinstance(f, str) and _FLAG.fullmatch(f) for f in flags
@@ -216,12 +219,29 @@ def _screen(state: State, leaf: Leaf) -> Changes:
             flags=",".join(flags),
             reasons="; ".join(reasons),
             updated_index=leaf.index,
+            resembles=_original(state, kind, r, position),
         )
     return {
         "contributions": contributions.finish(),
         "batches": state.batches.delete(body["batch"]),
         "beacons": state.beacons.set(body["batch"], hashlib.sha256(leaf.data).hexdigest()),
     }
+
+
+_RESULT_FIELDS = {"id", "status", "flags", "reasons", "resembles"}
+
+
+def _original(state: State, kind: str, result: dict[str, Any], position: dict[str, int]) -> Any:
+    """The earlier item a screened item copies, checked: it must be in the log before it
+    (an earlier batch, or earlier in the same batch) — log order decides the original."""
+    other = result.get("resembles")
+    if other is None:
+        return None
+    earlier = state.contributions.get(other) if isinstance(other, str) else None
+    same_batch_later = other in position and position[other] >= position[result["id"]]
+    if earlier is None or other == result["id"] or same_batch_later:
+        raise InvalidInput(f"{kind}: an item resembles an item logged before it")
+    return other
 
 
 def _review(state: State, leaf: Leaf) -> Changes:

@@ -95,12 +95,18 @@ class Contribution(NamedTuple):
     decided_label: str | None
     updated_index: int
     reviewers: frozenset[str] = frozenset()
+    # An earlier item this one copies (exactly or nearly), as screening found: the log
+    # order decides which is the original, and the charter who is credited for a copy.
+    resembles: str | None = None
 
     def row(self) -> tuple[Any, ...]:
-        return tuple(self)[:-1]  # reviewers live in the reviews table
+        return tuple(self)[:-2]  # reviewers live in the reviews table; resembles in the log
 
     def to_json(self) -> dict[str, Any]:
-        return dict(zip(CONTRIBUTION_COLUMNS, self.row(), strict=True))
+        return {
+            **dict(zip(CONTRIBUTION_COLUMNS, self.row(), strict=True)),
+            "resembles": self.resembles,
+        }
 
 
 class Review(NamedTuple):
