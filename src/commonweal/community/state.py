@@ -328,7 +328,7 @@ class Proposal(NamedTuple):
 
 MEMBER_COLUMNS = Member._fields
 INVITE_COLUMNS = Invite._fields
-CONTRIBUTION_COLUMNS = Contribution._fields[:-1]
+CONTRIBUTION_COLUMNS = Contribution._fields[:-2]  # not reviewers, not resembles
 REVIEW_COLUMNS = Review._fields
 _EMPTY: Any = Map()  # immutable, so one instance serves every default
 
