@@ -28,6 +28,7 @@ __all__ = [
     "Governance",
     "JoinPolicy",
     "Limits",
+    "Membership",
     "Privacy",
     "ReviewRules",
     "Rewards",
@@ -46,6 +47,8 @@ CHARTER_VERSION = 2
 # written, until a vote amends the charter to version 2.
 _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False},
+    "review": {"rereview_flags": []},
+    "serving": {"founder_revokes_keys": True},
 }
 JoinPolicy = Literal["open", "invite", "approval"]
 TaskKind = Literal[
@@ -134,6 +137,15 @@ class ReviewRules(_Section):
     )
     consensus: Literal["dawid-skene", "majority"] = "dawid-skene"
     accept_threshold_pct: int = Field(default=50, ge=1, le=100)
+    rereview_flags: list[str] = Field(
+        default_factory=lambda: ["suspected-label-error", "negative-value", "near-duplicate"],
+        max_length=20,
+        description="flags that send an accepted item back to review (reviewers see why); "
+        "the new verdicts join the old ones and consensus decides again",
+    )
+    rereviews_needed: int = Field(
+        default=2, ge=1, le=20, description="further reviews a re-reviewed item needs"
+    )
 
 
 class Evaluation(_Section):
@@ -169,6 +181,11 @@ class Serving(_Section):
     price_per_call: int = Field(
         default=1, ge=0, le=10**12, description="credits per input predicted (integers)"
     )
+    founder_revokes_keys: bool = Field(
+        default=False,
+        description="whether the founder may revoke any API key (otherwise only the key's "
+        "issuer, or the members by an apikey.revoke vote)",
+    )
     quota_per_key_per_day: int = Field(default=100_000, ge=1, le=10**12)
     revenue_period_seconds: int = Field(
         default=3600, ge=1, le=31 * 86400, description="how often usage becomes a revenue event"
@@ -196,6 +213,16 @@ class Valuation(_Section):
         le=50,
         description="tmc-shapley stops a permutation once the coalition is within this "
         "percent of the full model's score",
+    )
+
+
+class Membership(_Section):
+    """Joining and leaving."""
+
+    leaving_shares: Literal["keep", "give-up"] = Field(
+        default="keep",
+        description="keep: a member who leaves stays an owner (and is paid out); give-up: "
+        "their shares are burned when they leave",
     )
 
 
@@ -361,6 +388,7 @@ class Charter(BaseModel):
     serving: Serving = Field(default_factory=Serving)
     valuation: Valuation = Field(default_factory=Valuation)
     rewards: Rewards = Field(default_factory=Rewards)
+    membership: Membership = Field(default_factory=Membership)
     governance: Governance = Field(default_factory=Governance)
 
     @model_validator(mode="before")

@@ -40,6 +40,7 @@ VERDICTS = ("accept", "reject", "relabel", "flag")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FLAG = re.compile(r"[a-z][a-z0-9_-]{0,40}")
 _OPEN = ("in_review",)
+REREVIEW = "re-review"  # the flag an accepted item carries while it is reviewed again
 
 
 def item_id(commitment: str) -> str:
@@ -322,12 +323,19 @@ def _decide(state: State, leaf: Leaf) -> Changes:
             raise Conflict(f"{kind}: item {c.id} has {c.reviews} of {c.reviews_needed} reviews")
         if d["outcome"] not in ("accepted", "rejected"):
             raise InvalidInput(f"{kind}: outcome is accepted or rejected")
+        flags = c.flags.split(",")
         contributions[c.id] = c._replace(
-            status=d["outcome"], decided_label=d["label"], updated_index=leaf.index
+            status=d["outcome"],
+            decided_label=d["label"],
+            updated_index=leaf.index,
+            flags=",".join(f for f in flags if f != REREVIEW),
         )
-        if d["outcome"] == "accepted":
+        # A re-review may accept an item again (no new accepted item) or reject it.
+        was_accepted = REREVIEW in flags
+        now_accepted = d["outcome"] == "accepted"
+        if was_accepted != now_accepted:
             s = stats.get(c.member, MemberStats())
-            stats[c.member] = s._replace(accepted=s.accepted + 1)
+            stats[c.member] = s._replace(accepted=s.accepted + (1 if now_accepted else -1))
         # Score the item's verdicts against the decision, for the next reward epoch.
         decided = decision_category(d["outcome"], d["label"], c)
         for v in verdicts.get(c.id, ()):
@@ -376,6 +384,9 @@ def _flag(state: State, leaf: Leaf) -> Changes:
     need_hub(state, leaf)
     if not _FLAG.fullmatch(body["flag"]):
         raise InvalidInput(f"{kind}: a flag is a short lowercase word")
+    assert state.charter is not None
+    rules = state.charter.review
+    again = body["flag"] in rules.rereview_flags
     contributions = state.contributions.mutate()
     for iid in body["items"]:
         c = contributions.get(iid) if isinstance(iid, str) else None
@@ -384,7 +395,16 @@ def _flag(state: State, leaf: Leaf) -> Changes:
         flags = [f for f in c.flags.split(",") if f]
         if body["flag"] not in flags:
             flags.append(body["flag"])
-        contributions[iid] = c._replace(flags=",".join(flags), updated_index=leaf.index)
+        c = c._replace(flags=",".join(flags), updated_index=leaf.index)
+        if again and c.status == "accepted":
+            # Back to review: more members look at it, their verdicts join the earlier
+            # ones, and the consensus decides again (the next version follows).
+            c = c._replace(
+                status="in_review",
+                reviews_needed=c.reviews + rules.rereviews_needed,
+                flags=",".join([*flags, REREVIEW]),
+            )
+        contributions[iid] = c
     return {"contributions": contributions.finish()}
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from commonweal.community import (
     contributions,
     governance,
+    leaving,
     models,
     ownership,
     serving,
@@ -173,7 +174,7 @@ KINDS: dict[str, _Kind] = {
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
     **{
         name: _Kind(rule, touch)
-        for module in (contributions, models, serving, valuations, ownership, governance)
+        for module in (contributions, models, serving, valuations, ownership, governance, leaving)
         for name, (rule, touch) in module.KINDS.items()
     },
 }
@@ -209,7 +210,7 @@ def check(state: State, leaf: Leaf) -> None:
 
 def touched(leaf: Leaf, after: State | None = None) -> Touched:
     """The projection rows ``leaf`` changed; some kinds need the state ``after`` it."""
-    late = governance.TOUCHED_AFTER.get(leaf.kind)
+    late = governance.TOUCHED_AFTER.get(leaf.kind) or leaving.TOUCHED_AFTER.get(leaf.kind)
     if late is not None and after is not None:
         return late(leaf, after)
     return KINDS[leaf.kind].touched(leaf)

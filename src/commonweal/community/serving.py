@@ -64,8 +64,13 @@ def _revoke(state: State, leaf: Leaf) -> Changes:
     key = state.apikeys.get(body["key_hash"])
     if key is None:
         raise NotFound(f"{kind}: no API key has that hash")
-    if leaf.actor not in (key.issued_by, state.founder):
-        raise Forbidden(f"{kind}: only the key's issuer or the founder may revoke it")
+    assert state.charter is not None
+    founder = state.founder if state.charter.serving.founder_revokes_keys else None
+    if leaf.actor not in (key.issued_by, founder):
+        raise Forbidden(
+            f"{kind}: only the key's issuer may revoke it"
+            + (" (or the founder)" if founder else "; the members can revoke it by a vote")
+        )
     if key.status == "revoked":
         raise Conflict(f"{kind}: the key is already revoked")
     revoked = key._replace(status="revoked", updated_index=leaf.index)

@@ -40,7 +40,7 @@ __all__ = [
     "Verdict",
 ]
 
-MemberStatus = Literal["active", "pending", "removed"]
+MemberStatus = Literal["active", "pending", "removed", "left"]
 
 
 class Member(NamedTuple):
