@@ -38,7 +38,11 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        workers = [hub.models.biller(), hub.governance.executor()] if billing else []
+        workers = (
+            [hub.models.biller(), hub.governance.executor(), hub.governance.scheduler()]
+            if billing
+            else []
+        )
         for w in workers:
             w.start()
         try:

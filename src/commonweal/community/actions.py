@@ -6,7 +6,8 @@ the charter changed since it was proposed, so it cannot silently undo a newer de
 ``member.admit``, ``member.remove``, ``model.release`` (license, and whether the weights
 are published), ``apikey.grant``, ``apikey.revoke``, ``price.set``, ``treasury.pay`` (to a
 member, or to the shareholders pro rata), ``contribution.remove`` (the hub shreds the
-content with it) and ``signal`` (text only).
+content with it), ``hub.run`` (orders one of the hub's jobs — train, value, close-epoch,
+payout, quality-scan — which its scheduler then runs) and ``signal`` (text only).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 
 from commonweal.community.charter import ACTION_TYPES, Charter, validate_charter
 from commonweal.community.kinds import Changes, Touched
+from commonweal.community.schedule import JOBS
 from commonweal.community.state import ApiKey, Holding, Proposal, State
 from commonweal.errors import CharterInvalid, Conflict, InvalidInput
 from commonweal.ledger.canonical import canonical_str
@@ -68,6 +70,7 @@ _FIELDS: dict[str, set[str]] = {
     "price.set": {"price_per_call"},
     "treasury.pay": {"to", "amount"},
     "contribution.remove": {"items", "reason"},
+    "hub.run": {"job"},
     "signal": {"text"},
 }
 
@@ -159,6 +162,11 @@ def _check_signal(state: State, a: dict[str, Any], where: str) -> None:
     _str(a, "text", where, 2000)
 
 
+def _check_hub_run(state: State, a: dict[str, Any], where: str) -> None:
+    if a.get("job") not in JOBS:
+        raise InvalidInput(f"{where}: job must be one of {list(JOBS)}")
+
+
 _CHECKERS: dict[str, Callable[[State, dict[str, Any], str], None]] = {
     "charter.amend": _check_charter_amend,
     "member.admit": _check_member_admit,
@@ -169,6 +177,7 @@ _CHECKERS: dict[str, Callable[[State, dict[str, Any], str], None]] = {
     "price.set": _check_price_set,
     "treasury.pay": _check_treasury_pay,
     "contribution.remove": _check_contribution_remove,
+    "hub.run": _check_hub_run,
     "signal": _check_signal,
 }
 
@@ -291,6 +300,10 @@ def _execute_signal(state: State, a: dict[str, Any], run: _Run) -> Changes:
     return {}  # text only: the vote was the point
 
 
+def _execute_hub_run(state: State, a: dict[str, Any], run: _Run) -> Changes:
+    return {"orders": state.orders.set(a["job"], run.idx)}  # the hub's scheduler runs it
+
+
 _EXECUTORS: dict[str, Callable[[State, dict[str, Any], _Run], Changes]] = {
     "charter.amend": _execute_charter_amend,
     "member.admit": _execute_member_status,
@@ -301,6 +314,7 @@ _EXECUTORS: dict[str, Callable[[State, dict[str, Any], _Run], Changes]] = {
     "price.set": _execute_price_set,
     "treasury.pay": _execute_treasury_pay,
     "contribution.remove": _execute_contribution_remove,
+    "hub.run": _execute_hub_run,
     "signal": _execute_signal,
 }
 
@@ -326,6 +340,7 @@ MUTABLE = (
     "payouts",
     "contributions",
     "verdicts",
+    "orders",
 )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "Privacy",
     "ReviewRules",
     "Rewards",
+    "Schedule",
     "Serving",
     "Task",
     "Training",
@@ -49,6 +50,15 @@ _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False},
     "review": {"rereview_flags": []},
     "serving": {"founder_revokes_keys": True},
+    # Before part 7 the hub did nothing on its own: every job waited for its operator.
+    "schedule": {
+        "train_after_items": 0,
+        "train_every_seconds": 0,
+        "value_new_versions": False,
+        "close_epoch_after_valuation": False,
+        "payout_every_seconds": 0,
+        "scan_every_seconds": 0,
+    },
 }
 JoinPolicy = Literal["open", "invite", "approval"]
 TaskKind = Literal[
@@ -216,6 +226,36 @@ class Valuation(_Section):
     )
 
 
+class Schedule(_Section):
+    """What the hub does on its own, so that no one needs shell access for the community to
+    run: each job also runs when a passed ``hub.run`` proposal orders it."""
+
+    train_after_items: int = Field(
+        default=50,
+        ge=0,
+        description="train a new version once this many items were "
+        "accepted or withdrawn since the last one (0: never on this count)",
+    )
+    train_every_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="train at most this often when anything changed "
+        "since the last version (0: never on a timer)",
+    )
+    value_new_versions: bool = Field(default=True, description="value each new version")
+    close_epoch_after_valuation: bool = Field(
+        default=True, description="close a reward epoch after each valuation of new work"
+    )
+    payout_every_seconds: int = Field(
+        default=7 * 86400, ge=0, description="pay the treasury out this often (0: never)"
+    )
+    scan_every_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="scan the pool for suspected label errors this often (0: never)",
+    )
+
+
 class Membership(_Section):
     """Joining and leaving."""
 
@@ -272,6 +312,7 @@ ACTION_TYPES: tuple[str, ...] = (
     "price.set",
     "treasury.pay",
     "contribution.remove",
+    "hub.run",
     "signal",
 )
 """What a passed proposal can make the hub do (see ``community.governance``)."""
@@ -389,6 +430,7 @@ class Charter(BaseModel):
     valuation: Valuation = Field(default_factory=Valuation)
     rewards: Rewards = Field(default_factory=Rewards)
     membership: Membership = Field(default_factory=Membership)
+    schedule: Schedule = Field(default_factory=Schedule)
     governance: Governance = Field(default_factory=Governance)
 
     @model_validator(mode="before")

@@ -362,6 +362,7 @@ class State(NamedTuple):
     # Part 7: member -> their verdicts since the last epoch, by outcome (community.review_pay)
     review_tallies: Map[str, Any] = _EMPTY
     rewarded_value: Map[str, int] = _EMPTY  # member -> highest data weight rewarded so far
+    orders: Map[str, int] = _EMPTY  # hub job -> entry of the latest vote that ordered it
     valuations: Map[int, ValuationRecord] = _EMPTY  # by number
     rewarded_valuation: int = 0  # the valuation the last epoch paid on
     epochs: Map[int, Epoch] = _EMPTY  # by number

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community import views
+from commonweal.community.schedule import due_jobs
 from commonweal.errors import NotFound
 from commonweal.hub.proposals import Executor, execute
+from commonweal.hub.schedule import Scheduler
 
 if TYPE_CHECKING:
     from commonweal.hub.core import Hub
@@ -40,6 +42,15 @@ class GovernanceArea:
         """The serving hub's thread (not started) that executes passed proposals once
         their timelock has run out."""
         return Executor(self._hub, interval)
+
+    def scheduler(self, interval: float = 10.0) -> Scheduler:
+        """The serving hub's thread (not started) that runs the jobs the charter schedules
+        or a vote ordered: train, value, close an epoch, pay out, scan for label errors."""
+        return Scheduler(self._hub, interval)
+
+    def due(self) -> list[str]:
+        """The hub's jobs due now (what the scheduler would run)."""
+        return due_jobs(self._hub.state, Scheduler(self._hub).clocks())
 
     def execute(self, number: int) -> dict[str, Any]:
         """Execute a passed proposal, signed by the hub (the rules recount its tally)."""
