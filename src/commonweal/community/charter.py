@@ -49,6 +49,12 @@ CHARTER_VERSION = 2
 _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False},
     "review": {"rereview_flags": []},
+    # Before part 7 the shard count was fixed, however small the pool.
+    "training": {
+        "min_rows_per_shard": 1,
+        "min_rows_per_class_per_shard": 1,
+        "evaluation": {"min_per_class": 0},
+    },
     "serving": {"founder_revokes_keys": True},
     # Before part 7 the hub did nothing on its own: every job waited for its operator.
     "schedule": {
@@ -167,6 +173,12 @@ class Evaluation(_Section):
 
     holdout_pct: int = Field(default=10, ge=1, le=50)
     min_items: int = Field(default=20, ge=1, description="fewer than this and training refuses")
+    min_per_class: int = Field(
+        default=5,
+        ge=0,
+        description="each label gets at least this many evaluation items (while it has "
+        "twice as many accepted): the label's items with the lowest draw join the set",
+    )
 
 
 class Training(_Section):
@@ -176,7 +188,20 @@ class Training(_Section):
         default="auto", pattern=r"^[a-z][a-z0-9-]{0,40}$", description="auto picks per task"
     )
     shards: int = Field(
-        default=8, ge=1, le=64, description="SISA shards: a withdrawal retrains only its shard"
+        default=8,
+        ge=1,
+        le=64,
+        description="most SISA shards: a withdrawal retrains only its shard; fewer while "
+        "the pool is small (see min_rows_per_shard)",
+    )
+    min_rows_per_shard: int = Field(
+        default=200,
+        ge=1,
+        description="a shard gets at least this many training items: a small community "
+        "trains one model, a large one up to `shards`",
+    )
+    min_rows_per_class_per_shard: int = Field(
+        default=10, ge=1, description="and at least this many of each label, on average"
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     evaluation: Evaluation = Field(default_factory=Evaluation)
@@ -439,11 +464,7 @@ class Charter(BaseModel):
         if not isinstance(data, dict) or data.get("v") != 1:
             return data
         data = dict(data)
-        for section, meaning in _V1_MEANING.items():
-            given = data.get(section, {})
-            if isinstance(given, dict):
-                data[section] = {**meaning, **given}
-        return data
+        return _with_defaults(data, _V1_MEANING)
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:
@@ -464,6 +485,20 @@ class Charter(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _with_defaults(data: dict[str, Any], meaning: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``meaning``'s values wherever ``data`` lacks them (nested sections)."""
+    out = dict(data)
+    for key, value in meaning.items():
+        given = out.get(key)
+        if isinstance(value, dict):
+            out[key] = _with_defaults(given if isinstance(given, dict) else {}, value)
+            if given is not None and not isinstance(given, dict):
+                out[key] = given  # let validation name the bad value
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 def validate_charter(doc: Any, *, where: str = "charter") -> Charter:

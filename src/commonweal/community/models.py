@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from commonweal.community.charter import Charter
+from commonweal.community.charter import Charter, Training
 from commonweal.community.kinds import Changes, Touched, fields, need_hub
 from commonweal.community.state import ModelVersion, State
 from commonweal.errors import Conflict, InvalidInput
@@ -107,7 +108,7 @@ class Pool(NamedTuple):
         return sorted(i for shard in self.shards for i in shard)
 
 
-_POOL_CACHE: list[tuple[Any, Any, Any, Pool]] = []
+_POOL_CACHE: list[tuple[Any, Any, Any, Any, Pool]] = []
 
 
 def pool(state: State) -> Pool:
@@ -115,35 +116,83 @@ def pool(state: State) -> Pool:
     # The maps are immutable: the same objects mean the same pool. Training, the hub's
     # register step and the rule ask for the pool of one state in turn. The entry keeps
     # the maps alive, so their ids cannot be reused while it is cached.
-    for contributions, beacons, charter, p in _POOL_CACHE:
+    for contributions, beacons, charter, evaluated, p in _POOL_CACHE:
         if (
             contributions is state.contributions
             and beacons is state.beacons
             and charter is state.charter
+            and evaluated is state.evaluated
         ):
             return p
     p = _pool(state)
-    _POOL_CACHE[:] = [(state.contributions, state.beacons, state.charter, p)]
+    _POOL_CACHE[:] = [(state.contributions, state.beacons, state.charter, state.evaluated, p)]
     return p
+
+
+def shard_count(training: Training, labels: Sequence[str | None]) -> int:
+    """How many SISA shards a pool of training items with these labels is split into: as
+    many as the charter allows while each shard keeps ``min_rows_per_shard`` items and, on
+    average, ``min_rows_per_class_per_shard`` of each label — one for a small community,
+    whose model would otherwise be eight models too small to learn anything."""
+    by_rows = len(labels) // training.min_rows_per_shard
+    counts = Counter(x for x in labels if x is not None)
+    by_class = min(counts.values(), default=len(labels)) // training.min_rows_per_class_per_shard
+    return max(1, min(training.shards, by_rows, by_class))
+
+
+def _fill_small_labels(
+    state: State, training: list[tuple[str, str | None]], evaluation: list[str]
+) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Each label gets ``evaluation.min_per_class`` evaluation items while it has twice
+    that many: short labels take their training items with the lowest draw (the same
+    hash as the holdout, so anyone can recompute it). Once evaluated, always evaluated."""
+    assert state.charter is not None
+    need = state.charter.training.evaluation.min_per_class
+    if not need:
+        return training, evaluation
+    label_of = {
+        c: state.contributions[c].decided_label or state.contributions[c].label for c in evaluation
+    }
+    have = Counter(label_of.values())
+    candidates: dict[str | None, list[tuple[int, str]]] = {}
+    for iid, label in training:
+        beacon = state.beacons.get(state.contributions[iid].batch_index, "")
+        draw = _bucket(f"evaluation:{beacon}", iid, 2**32)
+        candidates.setdefault(label, []).append((draw, iid))
+    moved: set[str] = set()
+    for label, items in candidates.items():
+        short = need - have.get(label, 0)
+        if label is None or short <= 0 or len(items) + have.get(label, 0) < 2 * need:
+            continue
+        moved.update(iid for _, iid in sorted(items)[:short])
+    if not moved:
+        return training, evaluation
+    return [t for t in training if t[0] not in moved], [*evaluation, *sorted(moved)]
 
 
 def _pool(state: State) -> Pool:
     charter = state.charter
     assert charter is not None
     cfg = charter.training
-    shards: list[list[str]] = [[] for _ in range(cfg.shards)]
+    training: list[tuple[str, str | None]] = []
     evaluation: list[str] = []
     for c in state.contributions.values():
         if c.status != "accepted":
             continue
         scopes = c.consent.split(",")
         beacon = state.beacons.get(c.batch_index, "")
-        if in_evaluation(c.id, cfg.evaluation.holdout_pct, beacon):
+        drawn = in_evaluation(c.id, cfg.evaluation.holdout_pct, beacon)
+        if drawn or c.id in state.evaluated:
             # Scoring a model is a lesser use than training it: either consent will do.
             if "evaluate" in scopes or "train" in scopes:
                 evaluation.append(c.id)
         elif "train" in scopes:
-            shards[shard_of(c.id, cfg.shards)].append(c.id)
+            training.append((c.id, c.decided_label or c.label))
+    training, evaluation = _fill_small_labels(state, training, evaluation)
+    n = shard_count(cfg, [label for _, label in training])
+    shards: list[list[str]] = [[] for _ in range(n)]
+    for iid, _ in training:
+        shards[shard_of(iid, n)].append(iid)
     return Pool(tuple(tuple(sorted(s)) for s in shards), tuple(sorted(evaluation)))
 
 
@@ -225,8 +274,10 @@ def _check_data(state: State, body: dict[str, Any], charter: Charter, kind: str)
     if body["manifest"] != _summary(p.training):
         raise InvalidInput(f"{kind}: the manifest is not the training pool the log implies")
     shards = body["shards"]
-    if len(shards) != cfg.shards:
-        raise InvalidInput(f"{kind}: the charter trains {cfg.shards} shards, not {len(shards)}")
+    if len(shards) != len(p.shards):
+        raise InvalidInput(
+            f"{kind}: the charter splits this pool into {len(p.shards)} shards, not {len(shards)}"
+        )
     for n, (got, ids) in enumerate(zip(shards, p.shards, strict=True)):
         _check_shard(state, n, got, ids, kind)
     if not p.training:
@@ -245,7 +296,7 @@ def _version(state: State, leaf: Leaf) -> Changes:
         leaf.index,
         leaf.log_time,
         body["trainer"],
-        charter.training.shards,
+        len(body["shards"]),
         body["seed"],
         body["manifest"]["count"],
         body["manifest"]["root"],
@@ -255,7 +306,10 @@ def _version(state: State, leaf: Leaf) -> Changes:
         body["artifact"]["sha256"],
         body.get("previous"),
     )
-    return {"models": state.models.set(model.version, model)}
+    return {
+        "models": state.models.set(model.version, model),
+        "evaluated": state.evaluated | frozenset(pool(state).evaluation),
+    }
 
 
 KINDS: dict[str, tuple[Any, Any]] = {

@@ -363,6 +363,9 @@ class State(NamedTuple):
     review_tallies: Map[str, Any] = _EMPTY
     rewarded_value: Map[str, int] = _EMPTY  # member -> highest data weight rewarded so far
     orders: Map[str, int] = _EMPTY  # hub job -> entry of the latest vote that ordered it
+    # Every item some version was evaluated on: it stays in the evaluation set for good,
+    # so versions are compared on the same items (community.models.pool).
+    evaluated: frozenset[str] = frozenset()
     valuations: Map[int, ValuationRecord] = _EMPTY  # by number
     rewarded_valuation: int = 0  # the valuation the last epoch paid on
     epochs: Map[int, Epoch] = _EMPTY  # by number
