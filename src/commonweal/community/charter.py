@@ -132,6 +132,22 @@ class Privacy(_Section):
     """What to do with personal data (emails, phone and card numbers, IBANs, IPs)."""
 
     personal_data: Literal["redact", "refuse", "flag"] = "redact"
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["GB", "US", "CA"],
+        min_length=1,
+        max_length=20,
+        description="ISO 3166 countries whose national phone formats are recognised "
+        "(numbers written with a +country code are found whatever these are)",
+    )
+
+    @model_validator(mode="after")
+    def _regions_are_countries(self) -> Privacy:
+        import phonenumbers
+
+        unknown = [r for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {unknown}: use ISO 3166 codes like GB")
+        return self
 
 
 class Duplicates(_Section):

@@ -87,20 +87,34 @@ _DATE = re.compile(
 )
 
 _TOKEN = re.compile(r"\S+")
+# North American numbers written the North American way — "(555) 123-4567", "415-555-2671"
+# — are phone numbers by their shape alone: libphonenumber's VALID check refuses the
+# fictional 555 exchange and unassigned area codes that people still write as examples
+# of their own number, and punctuation this specific is not a date or a price.
+_NANP_REGIONS = frozenset({"US", "CA"})
+_NANP = re.compile(r"(?<![\d\w])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[-.])\d{3}[-.]\d{4}(?![\d\w])")
 # E.164 allows 15 digits; an international or trunk prefix written out adds up to two more.
 _MAX_PHONE_DIGITS = 17
 _PHONE_RETRY_BUDGET = 64
 
 _MIN_CARD, _MAX_CARD = 13, 19
+# Where members of a community are presumed to write from, unless its charter says.
+DEFAULT_REGIONS = ("GB", "US", "CA")
 _MAX_PASSES = 8
 
 
-def find_personal_data(text: str, *, region: str = "GB") -> list[Finding]:
+def find_personal_data(
+    text: str, *, region: str | None = None, regions: Sequence[str] = DEFAULT_REGIONS
+) -> list[Finding]:
     """Spans of personal data in ``text``, non-overlapping and sorted by start.
 
-    ``region`` is the ISO 3166 country used to read phone numbers written without a ``+``
-    country code; numbers written with one are found whatever the region.
+    ``regions`` are the ISO 3166 countries whose national formats phone numbers written
+    without a ``+`` country code are read in (a community's members write their own
+    country's way: "020 7946 0018" in Britain, "(555) 123-4567" in the US and Canada);
+    numbers written with a country code are found whatever the regions. ``region`` is one
+    region alone.
     """
+    where = (region,) if region is not None else tuple(regions)
     # Detectors run from the most specific to the least, and each one reads the text as it
     # will be once what was found so far is redacted: a phone number glued to a card ("020
     # 7946 0018 4111 1111 1111 1111") is one long non-number until the card is replaced, and
@@ -113,7 +127,7 @@ def find_personal_data(text: str, *, region: str = "GB") -> list[Finding]:
         before = found
         for detect in _DETECTORS:
             view = _RedactedView(text, found)
-            hits = detect(view.text, region)
+            hits = detect(view.text, where)
             if hits:
                 found = _merge(found + [view.original(h) for h in hits])
         if found == before:
@@ -142,13 +156,13 @@ def redact(text: str, findings: Sequence[Finding]) -> str:
     return "".join(parts)
 
 
-def _emails(text: str, region: str) -> list[Finding]:
+def _emails(text: str, regions: tuple[str, ...]) -> list[Finding]:
     if "@" not in text:
         return []
     return [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
 
 
-def _ibans(text: str, region: str) -> list[Finding]:
+def _ibans(text: str, regions: tuple[str, ...]) -> list[Finding]:
     if not _IBAN_PREFIX.search(text):
         return []
     out: list[Finding] = []
@@ -165,7 +179,7 @@ def _ibans(text: str, region: str) -> list[Finding]:
     return out
 
 
-def _cards(text: str, region: str) -> list[Finding]:
+def _cards(text: str, regions: tuple[str, ...]) -> list[Finding]:
     out: list[Finding] = []
     for m in _DIGIT_RUN.finditer(text):
         groups = [(g.start(), g.end()) for g in _RUN_GROUP.finditer(m.group())]
@@ -207,7 +221,7 @@ def _is_card(candidate: str) -> bool:
     return _MIN_CARD <= len(digits) <= _MAX_CARD and digits[0] in "23456" and luhn.is_valid(digits)
 
 
-def _ips(text: str, region: str) -> list[Finding]:
+def _ips(text: str, regions: tuple[str, ...]) -> list[Finding]:
     out = _ipv4s(text)
     if text.count(":") >= 2:
         out.extend(_ipv6s(text))
@@ -244,11 +258,20 @@ def _ipv6s(text: str) -> list[Finding]:
     return out
 
 
-def _phones(text: str, region: str) -> list[Finding]:
+def _phones(text: str, regions: tuple[str, ...]) -> list[Finding]:
     runs = [m for m in _PHONE_HINT.finditer(text) if not _DATE.fullmatch(m.group())]
     if not runs:
         return []  # no run of seven digits, or only dates: skip the slow matcher
+    found: list[Finding] = []
+    for region in regions:
+        found = _merge(found + _phones_in(text, runs, region))
+    return found
+
+
+def _phones_in(text: str, runs: list[re.Match[str]], region: str) -> list[Finding]:
     found = _match_phones(text, region)
+    if region in _NANP_REGIONS:
+        found = _merge(found + [Finding("phone", m.start(), m.end()) for m in _NANP.finditer(text)])
     budget = [_PHONE_RETRY_BUDGET]
     for run in runs:
         if not any(f.start < run.end() and run.start() < f.end for f in found):
@@ -293,7 +316,7 @@ def _phones_in_run(
     return out
 
 
-_DETECTORS: tuple[Callable[[str, str], list[Finding]], ...] = (
+_DETECTORS: tuple[Callable[[str, tuple[str, ...]], list[Finding]], ...] = (
     _emails,
     _ibans,
     _cards,

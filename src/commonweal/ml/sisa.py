@@ -47,7 +47,7 @@ def fit_shard(
         from sklearn.dummy import DummyClassifier
 
         return DummyClassifier(strategy="prior").fit(X, y)
-    est = trainer.make(task_kind, shard_seed(seed, shard), shards=shards)
+    est = trainer.make(task_kind, shard_seed(seed, shard), shards=shards, rows=len(y))
     if _is_linear_classifier(est) and _is_sparse(X):
         return _fit_on_active_columns(est, X, y)
     return est.fit(X, y)

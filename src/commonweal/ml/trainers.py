@@ -44,7 +44,7 @@ class Trainer:
     # each shard's balance that of one model on all the data.
     scale_c_by_shards: bool = False
 
-    def make(self, task_kind: str, seed: int, *, shards: int = 1) -> Any:
+    def make(self, task_kind: str, seed: int, *, shards: int = 1, rows: int | None = None) -> Any:
         regression = task_kind.endswith("regression")
         factory = self.make_regressor if regression else self.make_classifier
         if factory is None or task_kind not in self.tasks:
@@ -52,6 +52,11 @@ class Trainer:
         params = _numbers(self.params)
         if self.scale_c_by_shards and "C" in params:
             params["C"] *= shards
+        if params.get("min_samples_leaf") == "auto":
+            # A tree's leaves need enough rows to mean something but few enough that a
+            # small shard can still split: a tenth of the rows, between 2 and 20 (20 is
+            # scikit-learn's default, made for data sets far larger than a community's).
+            params["min_samples_leaf"] = max(2, min(20, (rows or 200) // 10))
         return factory(params, seed)
 
     def logged_params(self) -> dict[str, Any]:
@@ -84,7 +89,10 @@ def _hgb_classifier(p: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
-        max_iter=p["max_iter"], learning_rate=p["learning_rate"], random_state=seed
+        max_iter=p["max_iter"],
+        learning_rate=p["learning_rate"],
+        min_samples_leaf=p.get("min_samples_leaf", 20),
+        random_state=seed,
     )
 
 
@@ -92,7 +100,10 @@ def _hgb_regressor(p: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     return HistGradientBoostingRegressor(
-        max_iter=p["max_iter"], learning_rate=p["learning_rate"], random_state=seed
+        max_iter=p["max_iter"],
+        learning_rate=p["learning_rate"],
+        min_samples_leaf=p.get("min_samples_leaf", 20),
+        random_state=seed,
     )
 
 
@@ -126,7 +137,7 @@ TRAINERS: dict[str, Trainer] = {
         Trainer(
             "gradient-boosting",
             ("tabular-classification", "tabular-regression"),
-            {"max_iter": 200, "learning_rate": "0.1"},
+            {"max_iter": 200, "learning_rate": "0.1", "min_samples_leaf": "auto"},
             make_classifier=_hgb_classifier,
             make_regressor=_hgb_regressor,
             description="histogram gradient boosting on numbers and one-hot categories",
