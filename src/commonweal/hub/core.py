@@ -104,10 +104,12 @@ class Recorded:
 
     @property
     def size(self) -> int:
+        """The log's size after the batch."""
         return self.appended.size
 
     @property
     def checkpoint(self) -> str:
+        """The checkpoint the hub signed for the batch."""
         return self.appended.checkpoint
 
 
@@ -289,7 +291,8 @@ class Hub:
         if state.size < size:
             with projection.gc_paused():
                 state = rules.replay(
-                    (_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)), state
+                    (_trusted_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)),
+                    state,
                 )
         if self._frontier is None or self._frontier.size != size:
             keys = Frontier.keys_for(size)
@@ -445,7 +448,9 @@ class Hub:
         with self._lock, write_connection(self.engine) as conn:
             size, _ = self.store.lock_head(conn)
             with projection.gc_paused():
-                state = rules.replay(_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size))
+                state = rules.replay(
+                    _trusted_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size)
+                )
             counts = projection.rebuild(conn, state)
         self._state = state
         return {"entries": size, **counts}
@@ -502,7 +507,7 @@ class _Batch:
         self.withdrawn.extend(governance.removed_items(leaf, self.state))
 
 
-def _leaf(data: bytes) -> Leaf:
+def _trusted_leaf(data: bytes) -> Leaf:
     return decode_leaf(data, strict=False)
 
 

@@ -65,7 +65,8 @@ class Screener:
         self._image: dup.ImageNearDuplicates | None = None
         self._loaded = False
 
-    def secret(self, conn: Connection) -> bytes:
+    def dedup_secret(self, conn: Connection) -> bytes:
+        """The hub's secret key for exact-duplicate HMACs, made on first use."""
         if self._secret is None:
             row = conn.execute(
                 select(hub_settings.c.value).where(hub_settings.c.name == "dedup_secret")
@@ -78,7 +79,7 @@ class Screener:
                 self._secret = bytes(row[0])
         return self._secret
 
-    def _index(self, conn: Connection, charter: Charter) -> Any:
+    def _near_index(self, conn: Connection, charter: Charter) -> Any:
         assert charter.task is not None
         if not self._loaded:
             pct = charter.duplicates.near_threshold_pct
@@ -102,6 +103,7 @@ class Screener:
                     index.remove(iid)
 
     def reset(self) -> None:
+        """Drop the in-memory indexes; they reload from the database on next use."""
         self._loaded = False
         self._text = self._image = None
 
@@ -110,8 +112,8 @@ class Screener:
     ) -> list[Screened]:
         """Screen a batch (already shape-checked); write its index rows and reports."""
         assert charter.task is not None
-        secret = self.secret(conn)
-        index = self._index(conn, charter)
+        secret = self.dedup_secret(conn)
+        index = self._near_index(conn, charter)
         out: list[Screened] = []
         first_copies: dict[str, str] = {}  # exact key -> the item of this batch indexed for it
         added: list[tuple[str, Any]] = []  # (item, near-duplicate signature) kept

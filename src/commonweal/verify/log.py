@@ -48,6 +48,8 @@ Rows = dict[str, list[dict[str, Any]]]
 
 @dataclass
 class VerifyReport:
+    """What a verification checked, of which log, and how fast; ``state`` is the replay."""
+
     origin: str
     size: int
     root: str
@@ -58,6 +60,7 @@ class VerifyReport:
     state: State | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The report as ``ledger verify --format json`` prints it."""
         return {
             "ok": True,
             "origin": self.origin,
