@@ -29,6 +29,7 @@ _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~#$!])")
 # What opens a list when it starts a line (a heading's '#' is escaped everywhere already).
 _MD_LINE_START = re.compile(r"^([-+]|\d+(?=[.)]))")
+# Below this many held-out items the card warns that the metrics are rough.
 _SMALL_HOLDOUT = 100
 
 
