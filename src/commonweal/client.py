@@ -31,6 +31,7 @@ PAGE = 1000
 
 
 def is_remote(hub: str) -> bool:
+    """Whether ``hub`` names a remote hub (an http(s) URL) rather than a directory."""
     return hub.startswith(("http://", "https://"))
 
 
@@ -69,6 +70,7 @@ class HubClient:
         return self._hub
 
     def close(self) -> None:
+        """Close the HTTP connection, and the hub itself if it is embedded."""
         self._http.close()
         if self._hub is not None:
             self._hub.close()
@@ -105,12 +107,15 @@ class HubClient:
         return self._request("POST", API + "/events", json=doc).json()  # type: ignore[no-any-return]
 
     def checkpoint(self) -> str:
+        """The hub's latest signed checkpoint (a C2SP signed note)."""
         return self._request("GET", API + "/ledger/checkpoint").text
 
     def verifier(self) -> NoteVerifier:
+        """The hub's public verifier key."""
         return NoteVerifier.parse(self._request("GET", API + "/ledger/key").text)
 
     def entries(self, start: int = 0, end: int | None = None) -> dict[str, Any]:
+        """Entries ``[start, end)``, at most 1,000 a page, and the log's size."""
         return self._get("/ledger/entries", start=start, end=end)  # type: ignore[no-any-return]
 
     def iter_entries(self, start: int = 0, end: int | None = None) -> Iterator[dict[str, Any]]:
@@ -126,23 +131,29 @@ class HubClient:
             pos += len(page["entries"])
 
     def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        """A proof that entry ``index`` is in the tree of ``size`` entries (default: now)."""
         return self._get("/ledger/proof/inclusion", index=index, size=size)  # type: ignore[no-any-return]
 
     def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        """A proof that the tree of ``old`` entries is a prefix of the one of ``new``."""
         return self._get("/ledger/proof/consistency", old=old, new=new)  # type: ignore[no-any-return]
 
     def projections(self) -> dict[str, list[dict[str, Any]]]:
+        """Every projection table's rows, for a remote verifier to compare."""
         return self._get("/projections")  # type: ignore[no-any-return]
 
     # -- community ----------------------------------------------------------------------
 
     def community(self) -> dict[str, Any]:
+        """The community's name, origin, hub key, founder and charter."""
         return self._get("/community")  # type: ignore[no-any-return]
 
     def members(self) -> list[dict[str, Any]]:
+        """Every member, with their status."""
         return self._get("/members")["members"]  # type: ignore[no-any-return]
 
     def join(self, key: SigningKey, name: str, *, invite: str | None = None) -> dict[str, Any]:
+        """Join as ``name`` with ``key`` (and an invite token if the charter needs one)."""
         body: dict[str, Any] = {"name": name}
         if invite is not None:
             body["invite"] = invite
@@ -155,6 +166,7 @@ class HubClient:
         return token, self.submit([sign_event(key, "invite.create", {"token_hash": th})])
 
     def approve(self, key: SigningKey, member: str) -> dict[str, Any]:
+        """Admit a pending member (as an active member)."""
         return self.submit([sign_event(key, "member.approve", {"member": member})])
 
     # -- contributions and reviews ------------------------------------------------------
@@ -190,18 +202,22 @@ class HubClient:
     def contributions(
         self, *, member: str | None = None, status: str | None = None, flag: str | None = None
     ) -> list[dict[str, Any]]:
+        """Contributed items, filtered by member, status or flag."""
         rows: list[dict[str, Any]] = self._get(
             "/contributions", member=member, status=status, flag=flag, limit=100_000
         )["contributions"]
         return rows
 
     def contribution(self, item_id: str) -> dict[str, Any]:
+        """One contributed item's metadata and status."""
         return self._get(f"/contributions/{item_id}")  # type: ignore[no-any-return]
 
     def content(self, key: SigningKey, item_id: str) -> Any:
+        """An item's content, for its contributor or a member reviewing it."""
         return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
 
     def next_review(self, key: SigningKey) -> dict[str, Any] | None:
+        """The next item for this member to review, or ``None`` if there is none."""
         try:
             return self._signed_get(key, "/reviews/next")  # type: ignore[no-any-return]
         except NotFound:
@@ -216,6 +232,7 @@ class HubClient:
         label: str | None = None,
         reason: str | None = None,
     ) -> dict[str, Any]:
+        """Sign and send a review of ``item``: accept, reject or relabel."""
         body: dict[str, Any] = {"item": item, "verdict": verdict}
         if label is not None:
             body["label"] = label
@@ -225,32 +242,43 @@ class HubClient:
         return self._request("POST", API + "/reviews", json=ev.to_wire()).json()  # type: ignore[no-any-return]
 
     def reliability(self) -> list[dict[str, Any]]:
+        """Each reviewer's estimated reliability, as the consensus weighs them."""
         return self._get("/reviews/reliability")["reviewers"]  # type: ignore[no-any-return]
 
     def withdraw(self, key: SigningKey, ids: Sequence[str]) -> dict[str, Any]:
+        """Withdraw this member's items: the hub erases their content."""
         return self.submit([sign_event(key, "contribution.withdraw", {"items": list(ids)})])
 
     def export(self, key: SigningKey) -> dict[str, Any]:
+        """Everything this member contributed, content included, and every log entry about
+        them."""
         return self._signed_get(key, f"/members/{key.key_id}/export")  # type: ignore[no-any-return]
 
     # -- the model ----------------------------------------------------------------------
 
     def models(self) -> list[dict[str, Any]]:
+        """Every trained model version."""
         return self._get("/models")["models"]  # type: ignore[no-any-return]
 
     def model(self, version: str | int = "latest") -> dict[str, Any]:
+        """One model version (default: the latest)."""
         return self._get(f"/models/{version}")  # type: ignore[no-any-return]
 
     def model_lineage(self, version: str | int) -> dict[str, Any]:
+        """The items behind a version and how many each member gave, checked against the
+        manifest root in the log."""
         return self._get(f"/models/{version}/lineage")  # type: ignore[no-any-return]
 
     def item_lineage(self, item_id: str) -> dict[str, Any]:
+        """The model versions that trained on an item."""
         return self._get(f"/contributions/{item_id}/lineage")  # type: ignore[no-any-return]
 
     def prove_item(self, item_id: str, version: str | int) -> dict[str, Any]:
+        """A Merkle proof that an item is, or is not, in a version's manifest."""
         return self._get(f"/models/{version}/proof", item=item_id)  # type: ignore[no-any-return]
 
     def card(self, version: str | int, fmt: str = "markdown") -> Any:
+        """A version's model card (``markdown``) or Croissant datasheet (``croissant``)."""
         resp = self._request("GET", f"{API}/models/{version}/card", params={"format": fmt})
         return resp.text if fmt == "markdown" else resp.json()
 
@@ -277,41 +305,53 @@ class HubClient:
         return secret, self.submit([sign_event(key, "apikey.create", body)])
 
     def revoke_apikey(self, key: SigningKey, key_hash: str) -> dict[str, Any]:
+        """Revoke a consumer's API key by its hash."""
         return self.submit([sign_event(key, "apikey.revoke", {"key_hash": key_hash})])
 
     def treasury(self) -> dict[str, Any]:
+        """The treasury's balance and the revenue and calls billed so far."""
         return self._get("/treasury")  # type: ignore[no-any-return]
 
     # -- valuations and ownership -------------------------------------------------------
 
     def valuations(self) -> list[dict[str, Any]]:
+        """Every logged valuation."""
         return self._get("/valuations")["valuations"]  # type: ignore[no-any-return]
 
     def valuation(self, number: int) -> dict[str, Any]:
+        """One valuation's report: method, totals, members' values."""
         return self._get(f"/valuations/{number}")  # type: ignore[no-any-return]
 
     def values(self, number: int) -> dict[str, Any]:
+        """One valuation's per-item values."""
         return self._get(f"/valuations/{number}/values")  # type: ignore[no-any-return]
 
     def shares(self) -> dict[str, Any]:
+        """The cap table: each member's shares."""
         return self._get("/shares")  # type: ignore[no-any-return]
 
     def epochs(self) -> list[dict[str, Any]]:
+        """Every closed reward epoch."""
         return self._get("/epochs")["epochs"]  # type: ignore[no-any-return]
 
     def payouts(self) -> list[dict[str, Any]]:
+        """Every treasury payout."""
         return self._get("/payouts")["payouts"]  # type: ignore[no-any-return]
 
     def statement(self, member: str) -> dict[str, Any]:
+        """A member's account: shares held and earned, each epoch's awards, each payout."""
         return self._get(f"/members/{member}/statement")  # type: ignore[no-any-return]
 
     def proposals(self) -> list[dict[str, Any]]:
+        """Every proposal and its status."""
         return self._get("/proposals")["proposals"]  # type: ignore[no-any-return]
 
     def proposal(self, number: int) -> dict[str, Any]:
+        """One proposal, its votes and tally."""
         return self._get(f"/proposals/{number}")  # type: ignore[no-any-return]
 
     def delegations(self) -> dict[str, str]:
+        """Who delegates their vote to whom (key ids)."""
         return self._get("/delegations")["delegations"]  # type: ignore[no-any-return]
 
     def register_address(self, key: SigningKey, address: str) -> dict[str, Any]:

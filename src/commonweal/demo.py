@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from commonweal.client import HubClient
-from commonweal.community.charter import validate_charter
+from commonweal.community.charter import Charter, validate_charter
 from commonweal.community.governance import seconds_between
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
@@ -38,88 +38,109 @@ DEMO_MEMBERS = [
 
 
 def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the demo community in ``directory`` (or reuse the one there), verify its log,
+    and return a summary of what it holds; ``say`` prints the story as it goes."""
     directory = Path(directory)
     if not (directory / "hub.toml").exists():
         say(f"Creating the demo community in {directory} …")
-        charter = validate_charter(
-            {
-                "name": DEMO_NAME,
-                "description": "A demo data co-operative: members pool handwritten digits "
-                "and own the model trained on them.",
-                "join_policy": "invite",
-                "task": {
-                    "kind": "image-classification",
-                    "labels": [str(d) for d in range(10)],
-                    "image_width": 8,
-                    "image_height": 8,
-                },
-                "review": {"reviews_needed": 2, "newcomer_reviews_needed": 2},
-                # Short enough for a demo to wait out; a real community votes for days.
-                "governance": {"voting_period_seconds": 2, "timelock_seconds": 1},
-            }
-        )
-        hub, founder = Hub.init(directory, charter=charter, founder_name="Ada")
-        hub.close()
-        keys_dir = directory / "members"
-        keys: dict[str, SigningKey] = {}
-        with HubClient(str(directory)) as client:
-            for name in DEMO_MEMBERS:
-                key = SigningKey.generate()
-                key.save(
-                    keys_dir / f"{name.lower().replace(' ', '-').replace('.', '')}.key", name=name
-                )
-                token, _ = client.create_invite(founder)
-                client.join(key, name, invite=token)
-                keys[name] = key
-                say(f"  {name} joined with an invite from Ada")
-            keys["Ada"] = founder
-            _contribute_digits(client, keys, say)
-            scan = client.embedded_hub.data.scan_labels()
-            say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
-            _review_everything(client, keys, say)
-            _model_story(client, keys, say)
-            _ownership_story(client, keys, say)
-            _governance_story(client, keys, say)
+        _tell_the_story(directory, say)
     else:
         say(f"Reusing the demo community in {directory}")
     hub = Hub.open(directory)
     try:
         report = verify_hub(hub, workers=1)
-        members = len(hub.members())
-        rows = hub.data.contributions(limit=10**9)
-        models = hub.models.versions()
-        treasury = hub.state.treasury.to_json()
-        owners = hub.ownership.cap_table()
-        proposals = [
-            {"proposal": p.proposal, "title": p.title, "status": p.status}
-            for p in hub.state.proposals.values()
-        ]
-        epochs = [
-            {"epoch": e.epoch, "data": e.data, "review": e.review, "compute": e.compute}
-            for e in hub.state.epochs.values()
-        ]
+        holdings = _holdings(hub)
     finally:
         hub.close()
     say(f"Verified the log: {report.size} entries, root {report.root[:16]}…")
     return {
         "hub": str(directory),
         "name": DEMO_NAME,
-        "members": members,
+        "members": holdings.pop("members"),
         "size": report.size,
         "root": report.root,
         "checks": report.checks,
+        **holdings,
+    }
+
+
+def _demo_charter() -> Charter:
+    return validate_charter(
+        {
+            "name": DEMO_NAME,
+            "description": "A demo data co-operative: members pool handwritten digits "
+            "and own the model trained on them.",
+            "join_policy": "invite",
+            "task": {
+                "kind": "image-classification",
+                "labels": [str(d) for d in range(10)],
+                "image_width": 8,
+                "image_height": 8,
+            },
+            "review": {"reviews_needed": 2, "newcomer_reviews_needed": 2},
+            # Short enough for a demo to wait out; a real community votes for days.
+            "governance": {"voting_period_seconds": 2, "timelock_seconds": 1},
+        }
+    )
+
+
+def _tell_the_story(directory: Path, say: Callable[[str], None]) -> None:
+    """Found the community and play every step of its story through the SDK."""
+    hub, founder = Hub.init(directory, charter=_demo_charter(), founder_name="Ada")
+    hub.close()
+    with HubClient(str(directory)) as client:
+        keys = _invite_members(client, founder, directory / "members", say)
+        _contribute_digits(client, keys, say)
+        scan = client.embedded_hub.data.scan_labels()
+        say(f"  confident learning flagged {len(scan['flagged'])} suspected label errors")
+        _review_everything(client, keys, say)
+        _model_story(client, keys, say)
+        _ownership_story(client, keys, say)
+        _governance_story(client, keys, say)
+
+
+def _invite_members(
+    client: HubClient, founder: SigningKey, keys_dir: Path, say: Callable[[str], None]
+) -> dict[str, SigningKey]:
+    """Ada invites each demo member, who joins with a key saved under ``keys_dir``."""
+    keys: dict[str, SigningKey] = {}
+    for name in DEMO_MEMBERS:
+        key = SigningKey.generate()
+        key.save(keys_dir / f"{name.lower().replace(' ', '-').replace('.', '')}.key", name=name)
+        token, _ = client.create_invite(founder)
+        client.join(key, name, invite=token)
+        keys[name] = key
+        say(f"  {name} joined with an invite from Ada")
+    keys["Ada"] = founder
+    return keys
+
+
+def _holdings(hub: Hub) -> dict[str, Any]:
+    """What the demo community holds now: members, contributions, models, treasury,
+    shares, proposals and epochs."""
+    rows = hub.data.contributions(limit=10**9)
+    owners = hub.ownership.cap_table()
+    return {
+        "members": len(hub.members()),
         "contributions": {
             status: sum(r["status"] == status for r in rows)
             for status in ("accepted", "rejected", "in_review", "refused", "withdrawn")
         },
         "models": [
-            {"version": m["version"], "items": m["items"], "metrics": m["metrics"]} for m in models
+            {"version": m["version"], "items": m["items"], "metrics": m["metrics"]}
+            for m in hub.models.versions()
         ],
-        "treasury": treasury,
+        "treasury": hub.state.treasury.to_json(),
         "shares": {r["name"]: r["shares"] for r in owners["holders"]},
         "credits_paid": {r["name"]: r["credits"] for r in owners["holders"]},
-        "proposals": proposals,
-        "epochs": epochs,
+        "proposals": [
+            {"proposal": p.proposal, "title": p.title, "status": p.status}
+            for p in hub.state.proposals.values()
+        ],
+        "epochs": [
+            {"epoch": e.epoch, "data": e.data, "review": e.review, "compute": e.compute}
+            for e in hub.state.epochs.values()
+        ],
         "relabelled": sum(
             r["status"] == "accepted" and r["decided_label"] != r["label"] for r in rows
         ),
@@ -130,8 +151,8 @@ def build_demo(directory: Path, *, say: Callable[[str], None] = print) -> dict[s
     }
 
 
-# Who gives what: uneven shares of the digits, and three members who misbehave.
-_SHARES = {
+# Who gives what: uneven portions of the digits, and three members who misbehave.
+_PORTIONS = {
     "Ada": 14,
     "Grace": 16,
     "Alan": 12,
@@ -169,10 +190,10 @@ def _contribute_digits(
     digits = load_digits()
     rng = np.random.default_rng(7)
     order = rng.permutation(len(digits.target))
-    total = sum(_SHARES.values())
+    total = sum(_PORTIONS.values())
     start = 0
     given: dict[str, list[int]] = {}
-    for name, share in _SHARES.items():
+    for name, share in _PORTIONS.items():
         n = len(order) * share // total
         given[name] = [int(i) for i in order[start : start + n]]
         start += n
@@ -259,18 +280,56 @@ def _model_story(
     from sklearn.datasets import load_digits
 
     hub = client.embedded_hub
+    _say_trained(say, "trained", hub.models.train())
+    _sell_predictions(client, keys, say)
 
-    def trained(what: str, res: dict[str, Any]) -> None:
-        acc = float(res["metrics"]["accuracy"])
-        say(
-            f"  model v{res['version']} {what}: {res['manifest']['count']} items, accuracy "
-            f"{acc:.3f} on {res['evaluation']['count']} held-out items; shards retrained "
-            f"{len(res['retrained'])}/{len(res['shards'])}"
-        )
+    # Radia brings new digits (the originals shifted by a pixel); reviewed, then v2.
+    digits = load_digits()
+    shifted = [
+        {"image": _png(np.roll(digits.images[i], 1, axis=1).tolist()), "label": str(int(t))}
+        for i, t in enumerate(digits.target[:150])
+    ]
+    charter = client.community()["charter"]
+    client.contribute(keys[LATECOMER], shifted, charter=charter)
+    _review_everything(client, keys, lambda line: None)
+    _say_trained(
+        say,
+        f"trained after {LATECOMER} shared {len(shifted)} more",
+        hub.models.train(incremental=True),
+    )
 
-    trained("trained", hub.models.train())
+    # Frances leaves and takes her data with her: v3 retrains only the shards it was in.
+    mine = [
+        c["id"]
+        for c in client.contributions(status="accepted")
+        if c["member"] == keys[LEAVER].key_id
+    ]
+    client.withdraw(keys[LEAVER], mine)
+    res = hub.models.train(incremental=True)
+    _say_trained(say, f"unlearned {LEAVER}'s {len(mine)} items", res)
+    proof = client.prove_item(mine[0], res["version"])
+    say(
+        f"  lineage: item {mine[0][:12]}… was in v1 and v2; the v{res['version']} manifest "
+        f"proves it {'present' if proof['included'] else 'absent'}"
+    )
 
-    # A consumer pays per prediction: Ada issues them a key; calls are metered.
+
+def _say_trained(say: Callable[[str], None], what: str, res: dict[str, Any]) -> None:
+    acc = float(res["metrics"]["accuracy"])
+    say(
+        f"  model v{res['version']} {what}: {res['manifest']['count']} items, accuracy "
+        f"{acc:.3f} on {res['evaluation']['count']} held-out items; shards retrained "
+        f"{len(res['retrained'])}/{len(res['shards'])}"
+    )
+
+
+def _sell_predictions(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """A consumer pays per prediction: Ada issues them a key; calls are metered."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     secret, _ = client.create_apikey(keys["Ada"], CONSUMER, quota_per_day=10_000)
     picks = np.random.default_rng(3).choice(len(digits.target), size=200, replace=False)
@@ -282,38 +341,11 @@ def _model_story(
             p["label"] == str(int(digits.target[i]))
             for p, i in zip(res["predictions"], picks[n : n + 50], strict=True)
         )
-    billed = hub.models.close_revenue()
+    billed = client.embedded_hub.models.close_revenue()
     assert billed is not None
     say(
         f"  {CONSUMER} made {len(picks)} metered predictions ({right} right); revenue event "
         f"at entry {billed['entry']}: treasury {billed['balance']} credits"
-    )
-
-    # Radia brings new digits (the originals shifted by a pixel); reviewed, then v2.
-    shifted = [
-        {"image": _png(np.roll(digits.images[i], 1, axis=1).tolist()), "label": str(int(t))}
-        for i, t in enumerate(digits.target[:150])
-    ]
-    charter = client.community()["charter"]
-    client.contribute(keys[LATECOMER], shifted, charter=charter)
-    _review_everything(client, keys, lambda line: None)
-    trained(
-        f"trained after {LATECOMER} shared {len(shifted)} more", hub.models.train(incremental=True)
-    )
-
-    # Frances leaves and takes her data with her: v3 retrains only the shards it was in.
-    mine = [
-        c["id"]
-        for c in client.contributions(status="accepted")
-        if c["member"] == keys[LEAVER].key_id
-    ]
-    client.withdraw(keys[LEAVER], mine)
-    res = hub.models.train(incremental=True)
-    trained(f"unlearned {LEAVER}'s {len(mine)} items", res)
-    proof = client.prove_item(mine[0], res["version"])
-    say(
-        f"  lineage: item {mine[0][:12]}… was in v1 and v2; the v{res['version']} manifest "
-        f"proves it {'present' if proof['included'] else 'absent'}"
     )
 
 
@@ -372,26 +404,9 @@ def _governance_story(
     import time
 
     hub = client.embedded_hub
-    charter = hub.state.charter
-    assert charter is not None
     # Radia trusts Grace on governance: Grace's vote counts for her where she doesn't vote.
     client.submit([sign_event(keys["Radia"], "delegate.set", {"to": keys["Grace"].key_id})])
-    amended = charter.to_json()
-    amended["rewards"] |= {"data_pct": 60, "review_pct": 30}
-    created = client.submit(
-        [
-            sign_event(
-                keys["Grace"],
-                "proposal.create",
-                {
-                    "title": "Pay reviewers more: 60% data, 30% review",
-                    "description": "Review keeps our data clean; it should earn more.",
-                    "actions": [{"type": "charter.amend", "charter": amended}],
-                },
-            )
-        ]
-    )
-    number = created["entries"][0]["index"]
+    number = _propose_reviewer_pay(client, keys, hub)
     against = {"Donald", "Edsger"}
     votes = [
         sign_event(
@@ -414,10 +429,41 @@ def _governance_story(
         f"  voting closed: for {t['counts']['for']}, against {t['counts']['against']} "
         f"({t['reason']}); the hub executed it at entry {done['entry']}"
     )
-    # Meanwhile Katherine shares 60 more digits (shifted down a row), which are reviewed.
+    _epoch_under_new_rules(client, keys, say)
+
+
+def _propose_reviewer_pay(client: HubClient, keys: dict[str, SigningKey], hub: Hub) -> int:
+    """Grace proposes a charter amendment: 60% of each epoch to data, 30% to review.
+    Returns the proposal's number (its log index)."""
+    charter = hub.state.charter
+    assert charter is not None
+    amended = charter.to_json()
+    amended["rewards"] |= {"data_pct": 60, "review_pct": 30}
+    created = client.submit(
+        [
+            sign_event(
+                keys["Grace"],
+                "proposal.create",
+                {
+                    "title": "Pay reviewers more: 60% data, 30% review",
+                    "description": "Review keeps our data clean; it should earn more.",
+                    "actions": [{"type": "charter.amend", "charter": amended}],
+                },
+            )
+        ]
+    )
+    return int(created["entries"][0]["index"])
+
+
+def _epoch_under_new_rules(
+    client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
+) -> None:
+    """Katherine shares 60 more digits (shifted down a row), which are reviewed and
+    valued; the next epoch is split by the amended charter."""
     import numpy as np
     from sklearn.datasets import load_digits
 
+    hub = client.embedded_hub
     digits = load_digits()
     more = [
         {"image": _png(np.roll(digits.images[i], 1, axis=0).tolist()), "label": str(int(t))}

@@ -16,9 +16,10 @@ the hub is in-process or across the network.
     ├── Conflict                409  the act contradicts what the log already holds
     │   └── Replay              409  this actor already used this nonce
     ├── TooLarge                413  a body or batch over the hub's limits
-    ├── HubError                500  the hub's own state is broken (storage, configuration)
-    │   └── ConfigError         500  a hub directory or setting is missing or wrong
-    └── VerificationFailed      ---  a log, proof or checkpoint does not verify
+    ├── VerificationFailed      422  a log, proof or checkpoint does not verify
+    ├── QuotaExceeded           429  a consumer's API key has used its calls for the day
+    └── HubError                500  the hub's own state is broken (storage, configuration)
+        └── ConfigError         500  a hub directory or setting is missing or wrong
 """
 
 from __future__ import annotations
@@ -57,51 +58,72 @@ class CommonwealError(Exception):
         self.detail = detail
 
     def to_dict(self) -> dict[str, Any]:
+        """The error as the API sends it: ``{"error": {"code", "message", "detail"}}``."""
         return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
 
 
 class InvalidInput(CommonwealError):
+    """Malformed JSON, a missing or wrong field, a bad value."""
+
     code = "invalid_input"
     status = 400
 
 
 class BadSignature(InvalidInput):
+    """The signature does not match the event and its actor."""
+
     code = "bad_signature"
 
 
 class CharterInvalid(InvalidInput):
+    """A charter field is missing or out of range."""
+
     code = "charter_invalid"
 
 
 class Unauthorized(CommonwealError):
+    """No credentials, or credentials the hub does not know."""
+
     code = "unauthorized"
     status = 401
 
 
 class Forbidden(CommonwealError):
+    """The rules refuse this actor this act."""
+
     code = "forbidden"
     status = 403
 
 
 class UnknownMember(Forbidden):
+    """The actor is not a member of the community."""
+
     code = "unknown_member"
 
 
 class NotFound(CommonwealError):
+    """No such entry, proof range, member or hub."""
+
     code = "not_found"
     status = 404
 
 
 class Conflict(CommonwealError):
+    """The act contradicts what the log already holds."""
+
     code = "conflict"
     status = 409
 
 
 class Replay(Conflict):
+    """This actor already used this nonce."""
+
     code = "replay"
 
 
 class TooLarge(CommonwealError):
+    """A body or batch over the hub's limits."""
+
     code = "too_large"
     status = 413
 
@@ -114,11 +136,15 @@ class QuotaExceeded(CommonwealError):
 
 
 class HubError(CommonwealError):
+    """The hub's own state is broken (storage, configuration)."""
+
     code = "hub_error"
     status = 500
 
 
 class ConfigError(HubError):
+    """A hub directory or setting is missing or wrong."""
+
     code = "config_error"
 
 

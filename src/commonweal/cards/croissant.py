@@ -1,8 +1,14 @@
 """Croissant 1.0 (MLCommons) JSON-LD descriptions of the data behind a model version.
 
-Built from the same facts as the model card (``card.parse_info`` checks them); the record
-set describes each item's fields in the shape intake accepts for the task. See the note in
-``cards.model_card`` on what the hub serves publicly today (item ids, not content).
+Built from the same facts as the model card (``cards.facts.parse_info`` checks them), and
+like it a pure function of them. The record set describes the training items as a document
+``{"items": [item, ...]}`` where each item has the shape intake accepts for the task:
+``{"text", "label"}``, ``{"image", "label"}`` (base64 PNG or JPEG) or
+``{"features": {column: value}, "target"}``. Known gap: what the hub serves publicly at
+``/api/v1/models/<version>/manifest`` lists item ids only (content stays encrypted with the
+hub, released to each contributor by ``commonweal export``), so today the record set
+describes the shape of the data rather than a file anyone can download; a consent-scoped
+``publish`` export is what would close it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from commonweal.cards.model_card import VersionFacts, parse_info, plural
+from commonweal.cards.facts import VersionFacts, parse_info, plural
 
 __all__ = ["CROISSANT_1_0", "croissant"]
 
@@ -136,15 +142,8 @@ def _property_values(pairs: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [{"@type": "sc:PropertyValue", "name": k, "value": x} for k, x in pairs]
 
 
-def croissant(info: dict[str, Any]) -> dict[str, Any]:
-    """A Croissant 1.0 JSON-LD description of the data a model version was trained on.
-
-    The manifest's Merkle root is not a hash of the manifest's bytes, so it is given as
-    ``commonweal:merkleRoot``; the file's ``sha256`` is set only if ``info["manifest"]``
-    carries the SHA-256 of the manifest document as served (Croissant requires a file
-    checksum, so without it validators report that one omission).
-    """
-    v = parse_info(info)
+def _manifest_file(v: VersionFacts) -> dict[str, Any]:
+    """The manifest as a Croissant ``FileObject``: where the items are listed."""
     manifest_url = f"commonweal://{v.origin}/models/{v.version}/manifest"
     manifest: dict[str, Any] = {
         "@type": "cr:FileObject",
@@ -161,7 +160,11 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
     if v.manifest_sha256 is not None:
         manifest["sha256"] = v.manifest_sha256
     manifest["commonweal:merkleRoot"] = v.manifest_root
+    return manifest
 
+
+def _record_sets(v: VersionFacts) -> list[dict[str, Any]]:
+    """The labels the charter allows (for classification) and the items' fields."""
     record_sets: list[dict[str, Any]] = []
     if v.kind != "tabular-regression":
         record_sets.append(
@@ -192,7 +195,18 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
             "field": _item_fields(v),
         }
     )
+    return record_sets
 
+
+def croissant(info: dict[str, Any]) -> dict[str, Any]:
+    """A Croissant 1.0 JSON-LD description of the data a model version was trained on.
+
+    The manifest's Merkle root is not a hash of the manifest's bytes, so it is given as
+    ``commonweal:merkleRoot``; the file's ``sha256`` is set only if ``info["manifest"]``
+    carries the SHA-256 of the manifest document as served (Croissant requires a file
+    checksum, so without it validators report that one omission).
+    """
+    v = parse_info(info)
     date = v.log_time[:10]
     return {
         "@context": copy.deepcopy(_CONTEXT),
@@ -215,8 +229,8 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
             f"https://spdx.org/licenses/{quote(s, safe='.+-')}.html" for s, _ in v.licenses
         ],
         "version": f"{v.version}.0.0",
-        "distribution": [manifest],
-        "recordSet": record_sets,
+        "distribution": [_manifest_file(v)],
+        "recordSet": _record_sets(v),
         "commonweal:contributorCount": len(v.contributors),
         "commonweal:itemCount": v.manifest_count,
         "commonweal:consentScopes": _property_values(v.consent),

@@ -1,279 +1,36 @@
-"""Model cards for one trained model version, and the checked facts they are built from.
+"""A Markdown model card for one trained model version.
 
-The hub gathers what its log says about a ``model.version`` entry into one ``info`` dict;
-``parse_info`` checks it, and this module turns it into a Markdown model card (Mitchell et
-al., "Model Cards for Model Reporting", in the layout of a Hugging Face card: YAML front
-matter, then sections), ``cards.croissant`` into a Croissant 1.0 JSON-LD description
-of the training data. Both are pure
-functions of ``info``, so a card can be regenerated, diffed and hashed like any other
-derived artefact: the same version always renders to the same bytes. Text that members or
-founders typed (names, labels, column names, license ids, consent scopes, the community's
-description) is escaped wherever it lands, because cards are shown on the hub's pages and
-one member's name must not be able to rewrite the table it sits in or smuggle in HTML.
-
-The Croissant record set describes the training items as a document
-``{"items": [item, ...]}`` where each item has the shape intake accepts for the task:
-``{"text", "label"}``, ``{"image", "label"}`` (base64 PNG or JPEG) or
-``{"features": {column: value}, "target"}``. Known gap: what the hub serves publicly at
-``/api/v1/models/<version>/manifest`` lists item ids only (content stays encrypted with the
-hub, released to each contributor by ``commonweal export``), so today the record set
-describes the shape of the data rather than a file anyone can download; a consent-scoped
-``publish`` export is what would close it.
+Built from the facts ``cards.facts.parse_info`` checks, in the layout of a Hugging Face
+card (Mitchell et al., "Model Cards for Model Reporting": YAML front matter, then
+sections). The card is a pure function of those facts, so it can be regenerated, diffed and
+hashed like any other derived artefact: the same version always renders to the same bytes.
+Text that members or founders typed (names, labels, column names, license ids, consent
+scopes, the community's description) is escaped wherever it lands, because cards are shown
+on the hub's pages and one member's name must not be able to rewrite the table it sits in
+or smuggle in HTML.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, get_args
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from commonweal.community.charter import TaskKind
-from commonweal.errors import HubError
+from commonweal.cards.facts import SPDX_ID, ColumnFacts, VersionFacts, parse_info, plural
 
-__all__ = ["ColumnFacts", "VersionFacts", "parse_info", "plural", "render_model_card"]
+__all__ = ["render_model_card"]
 
-TASK_KINDS: tuple[str, ...] = get_args(TaskKind)  # the charter's, so the two never drift
-
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 # Only a plain decimal goes into the front matter unquoted: YAML 1.1 would read "012" as
 # octal and "1e3" as a string, so anything else stays a quoted string.
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
-_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
-_ORIGIN = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
-_LOG_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
 # Inline Markdown (CommonMark, and GFM's tables, strikethrough and math): escaping '[' and
 # '<' is what stops links, images, autolinks and raw HTML; '|' keeps a table row whole.
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~#$!])")
 # What opens a list when it starts a line (a heading's '#' is escaped everywhere already).
 _MD_LINE_START = re.compile(r"^([-+]|\d+(?=[.)]))")
+# Below this many held-out items the card warns that the metrics are rough.
 _SMALL_HOLDOUT = 100
-
-
-@dataclass(frozen=True)
-class ColumnFacts:
-    name: str
-    type: str
-    categories: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ContributorFacts:
-    member: str
-    name: str
-    items: int
-
-
-@dataclass(frozen=True)
-class VersionFacts:
-    """``info`` checked once, so both renderers can trust every field they print."""
-
-    community: str
-    description: str
-    origin: str
-    version: int
-    index: int
-    log_time: str
-    log_size: int
-    kind: str
-    labels: tuple[str, ...]
-    columns: tuple[ColumnFacts, ...]
-    target: str
-    image_width: int
-    image_height: int
-    trainer: str
-    params: dict[str, Any]
-    seed: int
-    shards: int
-    libraries: tuple[tuple[str, str], ...]
-    manifest_root: str
-    manifest_count: int
-    manifest_sha256: str | None
-    evaluation_root: str
-    evaluation_count: int
-    holdout_pct: int
-    metrics: tuple[tuple[str, str], ...]
-    artifact_format: str
-    artifact_sha256: str
-    artifact_bytes: int
-    contributors: tuple[ContributorFacts, ...]
-    licenses: tuple[tuple[str, int], ...]
-    consent: tuple[tuple[str, int], ...]
-    previous: int | None
-    reused: tuple[tuple[int, int], ...]
-    withdrawn: int
-    release_license: str = ""  # set by a model.release vote
-    release_weights: str = "private"
-    release_proposal: int | None = None
-
-
-def _bad(where: str, what: str) -> HubError:
-    return HubError(f"model card: {where} must be {what}")
-
-
-def _obj(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, Mapping):
-        raise _bad(f"{where}{key}", "an object")
-    return value
-
-
-def _str(
-    parent: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None
-) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
-        raise _bad(f"{where}{key}", "a string" if pattern is None else f"like {pattern.pattern}")
-    return value
-
-
-def _int(parent: Mapping[str, Any], key: str, where: str) -> int:
-    value = parent.get(key)
-    # bool is an int to Python but never a count or an index to us.
-    if type(value) is not int or value < 0:
-        raise _bad(f"{where}{key}", "a non-negative integer")
-    return value
-
-
-def _counts(value: Any, where: str) -> tuple[tuple[str, int], ...]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise _bad(where, "an object of counts")
-    return tuple((k, _int(value, k, f"{where}.")) for k in sorted(value))
-
-
-def _strings(value: Any, where: str, what: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(x, str) for k, x in value.items()
-    ):
-        raise _bad(where, f"an object of {what}")
-    return tuple((k, value[k]) for k in sorted(value))
-
-
-def parse_info(info: Mapping[str, Any]) -> VersionFacts:
-    community = _obj(info, "community", "")
-    task = _obj(info, "task", "")
-    manifest = _obj(info, "manifest", "")
-    evaluation = _obj(info, "evaluation", "")
-    artifact = _obj(info, "artifact", "")
-    kind = _str(task, "kind", "task.")
-    if kind not in TASK_KINDS:
-        raise _bad("task.kind", f"one of {', '.join(TASK_KINDS)}")
-
-    columns = []
-    for i, col in enumerate(task.get("columns") or ()):
-        if not isinstance(col, Mapping):
-            raise _bad(f"task.columns[{i}]", "an object")
-        cats = col.get("categories") or []
-        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
-            raise _bad(f"task.columns[{i}].categories", "a list of strings")
-        columns.append(
-            ColumnFacts(
-                _str(col, "name", f"task.columns[{i}]."),
-                str(col.get("type", "numeric")),
-                tuple(cats),
-            )
-        )
-    if len({c.name for c in columns}) != len(columns):
-        raise _bad("task.columns", "distinct names")
-    labels = task.get("labels") or []
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise _bad("task.labels", "a list of strings")
-
-    params = info.get("params") or {}
-    try:
-        json.dumps(params, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise _bad("params", "a JSON object") from e
-    if not isinstance(params, dict):
-        raise _bad("params", "a JSON object")
-
-    contributors = []
-    for i, c in enumerate(info.get("contributors") or ()):
-        if not isinstance(c, Mapping):
-            raise _bad(f"contributors[{i}]", "an object")
-        where = f"contributors[{i}]."
-        contributors.append(
-            ContributorFacts(
-                _str(c, "member", where, _HEX64), _str(c, "name", where), _int(c, "items", where)
-            )
-        )
-    # The hub's query order is an accident of storage; the biggest contributors first, ties
-    # by key, is an order a reader can check and that never changes between renderings.
-    contributors.sort(key=lambda c: (-c.items, c.member))
-
-    reused = []
-    for i, r in enumerate(info.get("reused") or ()):
-        if not isinstance(r, Mapping):
-            raise _bad(f"reused[{i}]", "an object")
-        reused.append((_int(r, "shard", f"reused[{i}]."), _int(r, "from_version", f"reused[{i}].")))
-    previous = None if info.get("previous") is None else _int(info, "previous", "")
-    sha = manifest.get("sha256")
-    optional = {
-        **info,
-        "community": {**community, "description": community.get("description") or ""},
-    }
-    if optional.get("withdrawn_since_previous") is None:
-        optional["withdrawn_since_previous"] = 0
-
-    return VersionFacts(
-        community=_str(community, "name", "community."),
-        description=_str(optional["community"], "description", "community."),
-        origin=_str(community, "origin", "community.", _ORIGIN),
-        version=_int(info, "version", ""),
-        index=_int(info, "index", ""),
-        log_time=_str(info, "log_time", "", _LOG_TIME),
-        log_size=_int(info, "log_size", ""),
-        kind=kind,
-        labels=tuple(labels),
-        columns=tuple(columns),
-        target=str(task.get("target") or "target"),
-        image_width=_int(task, "image_width", "task.") if kind == "image-classification" else 0,
-        image_height=_int(task, "image_height", "task.") if kind == "image-classification" else 0,
-        trainer=_str(info, "trainer", ""),
-        params=params,
-        seed=_int(info, "seed", ""),
-        shards=_int(info, "shards", ""),
-        libraries=_strings(info.get("libraries") or {}, "libraries", "version strings"),
-        manifest_root=_str(manifest, "root", "manifest.", _HEX64),
-        manifest_count=_int(manifest, "count", "manifest."),
-        manifest_sha256=None if sha is None else _str(manifest, "sha256", "manifest.", _HEX64),
-        evaluation_root=_str(evaluation, "root", "evaluation.", _HEX64),
-        evaluation_count=_int(evaluation, "count", "evaluation."),
-        holdout_pct=_int(evaluation, "holdout_pct", "evaluation."),
-        metrics=_strings(info.get("metrics") or {}, "metrics", "decimal strings"),
-        artifact_format=_str(artifact, "format", "artifact."),
-        artifact_sha256=_str(artifact, "sha256", "artifact.", _HEX64),
-        artifact_bytes=_int(artifact, "bytes", "artifact."),
-        contributors=tuple(contributors),
-        licenses=_counts(info.get("licenses") or {}, "licenses"),
-        consent=_counts(info.get("consent") or {}, "consent"),
-        previous=previous,
-        reused=tuple(sorted(reused)),
-        withdrawn=_int(optional, "withdrawn_since_previous", ""),
-        **_release_facts(info.get("release")),
-    )
-
-
-def _release_facts(release: Any) -> dict[str, Any]:
-    if release is None:
-        return {}
-    if not isinstance(release, Mapping):
-        raise _bad("release", "an object")
-    weights = _str(release, "weights", "release.")
-    if weights not in ("public", "private"):
-        raise _bad("release.weights", "public or private")
-    lic = release.get("license") or ""
-    if lic and not _SPDX_ID.fullmatch(lic):
-        raise _bad("release.license", "an SPDX identifier")
-    proposal = release.get("proposal")
-    if proposal is not None and (type(proposal) is not int or proposal < 0):
-        raise _bad("release.proposal", "a log entry")
-    return {"release_license": lic, "release_weights": weights, "release_proposal": proposal}
-
-
-# --- Markdown -------------------------------------------------------------------------
 
 
 def _md(text: str) -> str:
@@ -406,10 +163,6 @@ def _input_output(v: VersionFacts) -> tuple[str, str]:
     return f"a row of {len(v.columns)} columns: {cols}", f"{_md(v.target)}, a number"
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 def _model_details(v: VersionFacts) -> list[str]:
     given, predicted = _input_output(v)
     previous = (
@@ -483,7 +236,7 @@ def _release(v: VersionFacts) -> list[str]:
 
 
 def _spdx_link(spdx: str) -> str:
-    if _SPDX_ID.fullmatch(spdx):
+    if SPDX_ID.fullmatch(spdx):
         return f"[{_md(spdx)}](https://spdx.org/licenses/{spdx}.html)"
     return _md(spdx)
 
@@ -671,6 +424,3 @@ def render_model_card(info: dict[str, Any]) -> str:
         _limitations(v),
     ]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"
-
-
-# --- Croissant ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Pure code: no storage, network, clock or randomness, so every hub and every veri
 replays the same log reaches the same state."""
 
 from commonweal.community.charter import Charter, validate_charter
-from commonweal.community.rules import KINDS, apply, check, replay, touched
+from commonweal.community.rules import KINDS, apply, replay, touched
 from commonweal.community.state import Invite, Member, State
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "Member",
     "State",
     "apply",
-    "check",
     "replay",
     "touched",
     "validate_charter",

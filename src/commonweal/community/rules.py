@@ -1,10 +1,10 @@
 """The rules: what each event kind means and when it is allowed.
 
-``check(state, leaf)`` raises if the event may not be appended next; ``apply(state, leaf)``
-checks and returns the new state. Both are pure: no I/O, no clock, no randomness — the only
-time they see is the leaf's, which the log fixed. The hub calls them before appending;
-``ledger verify`` calls them again on every entry, so a hub that appended something the
-rules forbid is caught by anyone who replays its log.
+``apply(state, leaf)`` raises if the event may not be appended next, and otherwise returns
+the new state. It is pure: no I/O, no clock, no randomness — the only time it sees is the
+leaf's, which the log fixed. The hub calls it before appending; ``ledger verify`` calls it
+again on every entry, so a hub that appended something the rules forbid is caught by
+anyone who replays its log.
 
 Event kinds (part 1):
 
@@ -40,7 +40,7 @@ from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf
 from commonweal.ledger.keys import is_key_id
 
-__all__ = ["KINDS", "Touched", "apply", "check", "replay", "touched"]
+__all__ = ["KINDS", "Touched", "apply", "replay", "touched"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
@@ -201,11 +201,6 @@ def apply(state: State, leaf: Leaf) -> State:
     changes["size"] = state.size + 1
     changes["nonces"] = state.nonces.set(nonce_key, leaf.index)
     return state.evolve(changes)
-
-
-def check(state: State, leaf: Leaf) -> None:
-    """Raise if ``leaf`` may not be appended to a log whose replay is ``state``."""
-    apply(state, leaf)
 
 
 def touched(leaf: Leaf, after: State | None = None) -> Touched:

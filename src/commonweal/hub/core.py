@@ -104,10 +104,12 @@ class Recorded:
 
     @property
     def size(self) -> int:
+        """The log's size after the batch."""
         return self.appended.size
 
     @property
     def checkpoint(self) -> str:
+        """The checkpoint the hub signed for the batch."""
         return self.appended.checkpoint
 
 
@@ -289,7 +291,8 @@ class Hub:
         if state.size < size:
             with projection.gc_paused():
                 state = rules.replay(
-                    (_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)), state
+                    (_trusted_leaf(b) for b in self.store.iter_leaf_bytes(conn, state.size, size)),
+                    state,
                 )
         if self._frontier is None or self._frontier.size != size:
             keys = Frontier.keys_for(size)
@@ -326,66 +329,21 @@ class Hub:
         the log — withdrawals shred content, reviews may complete a decision — have them
         in the same transaction too.
         """
-        withdrawn: list[str] = []
         try:
             with self._lock, write_connection(self.engine) as conn:
-                size, _ = self.store.lock_head(conn)
-                if (
-                    self._state is None
-                    or self._state.size != size
-                    or self._frontier is None
-                    or self._frontier.size != size
-                ):
-                    self._catch_up(conn, size)
-                assert self._state is not None and self._frontier is not None
-                state: State = self._state
-                frontier = self._frontier.copy()
-                log_time = self.clock()
-                rows: list[EntryRow] = []
-                nodes: list[tuple[int, int, bytes]] = []
-                touched: list[rules.Touched] = []
-                acks: list[dict[str, Any]] = []
-
-                def add(ev: SignedEvent, pos: int | None) -> None:
-                    nonlocal state
-                    index = size + len(rows)
-                    data = encode_leaf(ev.data, index, log_time, ev.sig)
-                    leaf = Leaf(index, log_time, ev.event, ev.sig, data)
-                    try:
-                        state = rules.apply(state, leaf)
-                    except CommonwealError as exc:
-                        if pos is not None and len(signed) > 1:
-                            exc.message = f"events[{pos}]: {exc.message}"
-                            exc.args = (exc.message,)
-                        raise
-                    lh = leaf_hash(data)
-                    nodes.extend(frontier.append(lh))
-                    rows.append(EntryRow(index, data, ev.kind, ev.actor, log_time))
-                    touched.append(rules.touched(leaf, state))
-                    acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
-                    if ev.kind == "contribution.withdraw":
-                        withdrawn.extend(ev.body["items"])
-                    # A vote may take items down: their content goes as a withdrawal's does.
-                    withdrawn.extend(governance.removed_items(leaf, state))
-
+                batch = self._start_batch(conn, numbered=len(signed) > 1)
                 for pos, ev in enumerate(signed):
-                    add(ev, pos)
+                    batch.add(ev, pos)
                 if after is not None:
-                    for ev in after(conn, state, size + len(rows)):
-                        add(ev, None)
-                if any(r.kind == "review.submit" for r in rows):
-                    owed = self._owed_decisions(state, size + len(rows))
+                    for ev in after(conn, batch.state, batch.next_index):
+                        batch.add(ev, None)
+                if any(r.kind == "review.submit" for r in batch.rows):
+                    owed = self._owed_decisions(batch.state, batch.next_index)
                     if owed is not None:
-                        add(self.sign("review.decide", owed), None)
-                if withdrawn:
-                    vault.shred(conn, withdrawn)
-                new_size, root = frontier.size, frontier.root()
-                note = Checkpoint(self.origin, new_size, root).sign(self.signer)
-                self.store.write_entries(conn, rows)
-                self.store.write_nodes(conn, nodes)
-                projection.write_touched(conn, state, touched)
-                self.store.set_head(conn, new_size, root)
-                self.store.add_checkpoint(conn, new_size, root, note)
+                        batch.add(self.sign("review.decide", owed), None)
+                if batch.withdrawn:
+                    vault.shred(conn, batch.withdrawn)
+                note = self._write_batch(conn, batch)
                 # The transaction commits when this block exits; only then does the cache
                 # move on.
         except BaseException:
@@ -393,13 +351,39 @@ class Hub:
             if screener is not None:
                 screener.reset()  # its in-memory index may hold the refused batch
             raise
-        self._state, self._frontier = state, frontier
-        if withdrawn:
+        self._state, self._frontier = batch.state, batch.frontier
+        if batch.withdrawn:
             screener = self.data.screener_loaded
             if screener is not None:
-                screener.forget(withdrawn)
+                screener.forget(batch.withdrawn)
             vault.purge_deleted(self.engine)
-        return Appended(acks, new_size, note)
+        return Appended(batch.acks, batch.frontier.size, note)
+
+    def _start_batch(self, conn: Connection, *, numbered: bool) -> _Batch:
+        """Take the append lock on the log head, catch the cache up if another process
+        appended, and start a batch on top of it."""
+        size, _ = self.store.lock_head(conn)
+        if (
+            self._state is None
+            or self._state.size != size
+            or self._frontier is None
+            or self._frontier.size != size
+        ):
+            self._catch_up(conn, size)
+        assert self._state is not None and self._frontier is not None
+        return _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+
+    def _write_batch(self, conn: Connection, batch: _Batch) -> str:
+        """Write the batch's entries, tree nodes, projections and new head; sign and store
+        the checkpoint, and return it."""
+        new_size, root = batch.frontier.size, batch.frontier.root()
+        note = Checkpoint(self.origin, new_size, root).sign(self.signer)
+        self.store.write_entries(conn, batch.rows)
+        self.store.write_nodes(conn, batch.nodes)
+        projection.write_touched(conn, batch.state, batch.touched)
+        self.store.set_head(conn, new_size, root)
+        self.store.add_checkpoint(conn, new_size, root, note)
+        return note
 
     def _owed_decisions(self, state: State, upto: int) -> dict[str, Any] | None:
         """The review decisions the hub must log now (see ``hub.decisions``)."""
@@ -464,13 +448,66 @@ class Hub:
         with self._lock, write_connection(self.engine) as conn:
             size, _ = self.store.lock_head(conn)
             with projection.gc_paused():
-                state = rules.replay(_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size))
+                state = rules.replay(
+                    _trusted_leaf(b) for b in self.store.iter_leaf_bytes(conn, 0, size)
+                )
             counts = projection.rebuild(conn, state)
         self._state = state
         return {"entries": size, **counts}
 
 
-def _leaf(data: bytes) -> Leaf:
+class _Batch:
+    """The entries one append builds under the lock, before anything is written.
+
+    Each event is encoded as the leaf it will be, checked and applied by the rules, and
+    hashed into a copy of the tree; the state moves on event by event, so each later
+    event is checked against the ones before it in the same batch.
+    """
+
+    def __init__(
+        self, state: State, frontier: Frontier, size: int, log_time: str, *, numbered: bool
+    ) -> None:
+        self.state = state
+        self.frontier = frontier  # a copy: the hub's own moves on only after commit
+        self.size = size  # the log's size before the batch
+        self.log_time = log_time  # one log time for the whole batch
+        self.numbered = numbered  # refusals name the event as events[i]
+        self.rows: list[EntryRow] = []
+        self.nodes: list[tuple[int, int, bytes]] = []
+        self.touched: list[rules.Touched] = []
+        self.acks: list[dict[str, Any]] = []
+        self.withdrawn: list[str] = []  # items whose content goes when the batch commits
+
+    @property
+    def next_index(self) -> int:
+        """The log index the next event added will have."""
+        return self.size + len(self.rows)
+
+    def add(self, ev: SignedEvent, pos: int | None) -> None:
+        """Check and apply ``ev`` as the next entry; ``pos`` is its place among the
+        member's events (``None`` for the hub's own)."""
+        index = self.next_index
+        data = encode_leaf(ev.data, index, self.log_time, ev.sig)
+        leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
+        try:
+            self.state = rules.apply(self.state, leaf)
+        except CommonwealError as exc:
+            if pos is not None and self.numbered:
+                exc.message = f"events[{pos}]: {exc.message}"
+                exc.args = (exc.message,)
+            raise
+        lh = leaf_hash(data)
+        self.nodes.extend(self.frontier.append(lh))
+        self.rows.append(EntryRow(index, data, ev.kind, ev.actor, self.log_time))
+        self.touched.append(rules.touched(leaf, self.state))
+        self.acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
+        if ev.kind == "contribution.withdraw":
+            self.withdrawn.extend(ev.body["items"])
+        # A vote may take items down: their content goes as a withdrawal's does.
+        self.withdrawn.extend(governance.removed_items(leaf, self.state))
+
+
+def _trusted_leaf(data: bytes) -> Leaf:
     return decode_leaf(data, strict=False)
 
 

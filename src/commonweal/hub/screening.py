@@ -46,7 +46,13 @@ class Screened:
     stored: dict[str, Any] | None = None  # the (possibly redacted) item to keep
     report: dict[str, Any] = field(default_factory=dict)
 
+    def refuse(self, reason: str) -> None:
+        """Refuse the item, saying why."""
+        self.status = "refused"
+        self.reasons.append(reason)
+
     def result(self) -> dict[str, Any]:
+        """What the contributor's receipt says of the item."""
         return {"id": self.id, "status": self.status, "flags": self.flags, "reasons": self.reasons}
 
 
@@ -59,7 +65,8 @@ class Screener:
         self._image: dup.ImageNearDuplicates | None = None
         self._loaded = False
 
-    def secret(self, conn: Connection) -> bytes:
+    def dedup_secret(self, conn: Connection) -> bytes:
+        """The hub's secret key for exact-duplicate HMACs, made on first use."""
         if self._secret is None:
             row = conn.execute(
                 select(hub_settings.c.value).where(hub_settings.c.name == "dedup_secret")
@@ -72,7 +79,7 @@ class Screener:
                 self._secret = bytes(row[0])
         return self._secret
 
-    def _index(self, conn: Connection, charter: Charter) -> Any:
+    def _near_index(self, conn: Connection, charter: Charter) -> Any:
         assert charter.task is not None
         if not self._loaded:
             pct = charter.duplicates.near_threshold_pct
@@ -96,6 +103,7 @@ class Screener:
                     index.remove(iid)
 
     def reset(self) -> None:
+        """Drop the in-memory indexes; they reload from the database on next use."""
         self._loaded = False
         self._text = self._image = None
 
@@ -104,85 +112,115 @@ class Screener:
     ) -> list[Screened]:
         """Screen a batch (already shape-checked); write its index rows and reports."""
         assert charter.task is not None
-        secret = self.secret(conn)
-        index = self._index(conn, charter)
-        image_task = charter.task.kind == "image-classification"
-        policy = charter.privacy.personal_data
+        secret = self.dedup_secret(conn)
+        index = self._near_index(conn, charter)
         out: list[Screened] = []
-        batch_keys: dict[str, str] = {}
-        added: list[tuple[str, Any]] = []
+        first_copies: dict[str, str] = {}  # exact key -> the item of this batch indexed for it
+        added: list[tuple[str, Any]] = []  # (item, near-duplicate signature) kept
         for iid, item in items:
             s = Screened(iid, "in_review", stored=item)
             key = dup.exact_key(secret, item)
-            earlier = (
-                batch_keys.get(key)
-                or conn.execute(select(dedup_exact.c.id).where(dedup_exact.c.key == key)).scalar()
-            )
-            if earlier is not None:
-                s.report["duplicate_of"] = earlier
-                if charter.duplicates.exact == "refuse":
-                    s.status = "refused"
-                    s.reasons.append(f"exact duplicate of item {earlier}")
-                else:
-                    s.flags.append("duplicate")
-            sig = (
-                index.signature(decode_image(item["image"], charter.task, "image"))
-                if image_task
-                else index.signature(_near_text(charter, item))
-            )
-            near = [(other, score) for other, score in index.query(sig) if other != earlier]
-            if near:
-                s.report["near_duplicates"] = [
-                    {"id": other, "similarity_pct": round(score * 100)} for other, score in near[:5]
-                ]
-                if charter.duplicates.near == "refuse":
-                    s.status = "refused"
-                    s.reasons.append(f"near duplicate of item {near[0][0]}")
-                else:
-                    s.flags.append("near-duplicate")
-            found: list[dict[str, Any]] = []
-            stored = item
-            for path, text in item_text_fields(charter, item):
-                hits = find_personal_data(text)
-                if hits:
-                    found.extend(
-                        {"field": path, "kind": h.kind, "start": h.start, "end": h.end}
-                        for h in hits
-                    )
-                    if policy == "redact":
-                        stored = _set_text(stored, path, redact(text, hits))
-            if found:
-                s.report["personal_data"] = found
-                kinds = sorted({f["kind"] for f in found})
-                if policy == "refuse":
-                    s.status = "refused"
-                    s.reasons.append(f"personal data ({', '.join(kinds)}); remove it and resend")
-                elif policy == "redact":
-                    s.flags.append("personal-data-redacted")
-                else:
-                    s.flags.append("personal-data")
+            earlier = first_copies.get(key) or _indexed_copy(conn, key)
+            _check_exact_duplicate(charter, s, earlier)
+            sig = _near_signature(charter, index, item)
+            _check_near_duplicates(charter, s, index.query(sig), earlier)
+            stored = _check_personal_data(charter, s, item)
             s.stored = stored if s.status == "in_review" else None
             s.report.update({"status": s.status, "flags": s.flags, "reasons": s.reasons})
             if s.status == "in_review":
                 if earlier is None:  # the index keeps the first copy (a flagged copy is not)
-                    batch_keys[key] = iid
+                    first_copies[key] = iid
                 added.append((iid, sig))
                 # Joins the index at once so later items of this batch see it; if the
                 # batch is rolled back the hub calls reset() and the index reloads.
                 index.add(iid, sig)
             out.append(s)
-        if batch_keys:
-            conn.execute(insert(dedup_exact), [{"key": k, "id": v} for k, v in batch_keys.items()])
-        if added:
-            conn.execute(
-                insert(near_signatures),
-                [{"id": iid, "signature": index.to_bytes(sig)} for iid, sig in added],
-            )
-        conn.execute(
-            insert(quality_reports),
-            [{"id": s.id, "report": canonical(s.report).decode()} for s in out],
-        )
+        _write_screening(conn, index, first_copies, added, out)
         return out
+
+
+def _indexed_copy(conn: Connection, key: str) -> str | None:
+    """The item an earlier batch indexed under this exact-duplicate key, if any."""
+    return conn.execute(select(dedup_exact.c.id).where(dedup_exact.c.key == key)).scalar()
+
+
+def _check_exact_duplicate(charter: Charter, s: Screened, earlier: str | None) -> None:
+    if earlier is None:
+        return
+    s.report["duplicate_of"] = earlier
+    if charter.duplicates.exact == "refuse":
+        s.refuse(f"exact duplicate of item {earlier}")
+    else:
+        s.flags.append("duplicate")
+
+
+def _near_signature(charter: Charter, index: Any, item: dict[str, Any]) -> Any:
+    assert charter.task is not None
+    if charter.task.kind == "image-classification":
+        return index.signature(decode_image(item["image"], charter.task, "image"))
+    return index.signature(_near_text(charter, item))
+
+
+def _check_near_duplicates(
+    charter: Charter, s: Screened, matches: list[tuple[str, float]], earlier: str | None
+) -> None:
+    near = [(other, score) for other, score in matches if other != earlier]
+    if not near:
+        return
+    s.report["near_duplicates"] = [
+        {"id": other, "similarity_pct": round(score * 100)} for other, score in near[:5]
+    ]
+    if charter.duplicates.near == "refuse":
+        s.refuse(f"near duplicate of item {near[0][0]}")
+    else:
+        s.flags.append("near-duplicate")
+
+
+def _check_personal_data(charter: Charter, s: Screened, item: dict[str, Any]) -> dict[str, Any]:
+    """Report personal data by kind and position; the item to keep (redacted if the
+    charter says so)."""
+    policy = charter.privacy.personal_data
+    found: list[dict[str, Any]] = []
+    stored = item
+    for path, text in item_text_fields(charter, item):
+        hits = find_personal_data(text)
+        if hits:
+            found.extend(
+                {"field": path, "kind": h.kind, "start": h.start, "end": h.end} for h in hits
+            )
+            if policy == "redact":
+                stored = _set_text(stored, path, redact(text, hits))
+    if found:
+        s.report["personal_data"] = found
+        kinds = sorted({f["kind"] for f in found})
+        if policy == "refuse":
+            s.refuse(f"personal data ({', '.join(kinds)}); remove it and resend")
+        elif policy == "redact":
+            s.flags.append("personal-data-redacted")
+        else:
+            s.flags.append("personal-data")
+    return stored
+
+
+def _write_screening(
+    conn: Connection,
+    index: Any,
+    first_copies: dict[str, str],
+    added: list[tuple[str, Any]],
+    screened: list[Screened],
+) -> None:
+    """The batch's exact keys, near-duplicate signatures and quality reports."""
+    if first_copies:
+        conn.execute(insert(dedup_exact), [{"key": k, "id": v} for k, v in first_copies.items()])
+    if added:
+        conn.execute(
+            insert(near_signatures),
+            [{"id": iid, "signature": index.to_bytes(sig)} for iid, sig in added],
+        )
+    conn.execute(
+        insert(quality_reports),
+        [{"id": s.id, "report": canonical(s.report).decode()} for s in screened],
+    )
 
 
 def _near_text(charter: Charter, item: dict[str, Any]) -> str:

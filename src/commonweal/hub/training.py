@@ -61,6 +61,7 @@ def _quiet(what: str, done: int, total: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries a model depends on, as the log records them."""
     out = {"python": platform.python_version()}
     for dist in ("commonweal", "numpy", "scipy", "scikit-learn", "skops"):
         try:
@@ -72,6 +73,8 @@ def library_versions() -> dict[str, str]:
 
 @dataclass
 class _Shard:
+    """One SISA shard of a version: its items, and its model once fitted or reused."""
+
     index: int
     ids: tuple[str, ...]
     model: Any = None
@@ -80,7 +83,8 @@ class _Shard:
     size: int = 0
     from_version: int | None = None
 
-    def summary(self) -> dict[str, Any]:
+    def logged(self) -> dict[str, Any]:
+        """The shard as the ``model.version`` event lists it."""
         out: dict[str, Any] = {
             "root": manifest_root(self.ids),
             "count": len(self.ids),
@@ -93,7 +97,9 @@ class _Shard:
 
 
 @dataclass
-class _Job:
+class _ShardFitter:
+    """Fits shards with the charter's recipe, on item content loaded once and kept."""
+
     hub: Hub
     charter: Charter
     trainer: Trainer
@@ -103,18 +109,22 @@ class _Job:
 
     @property
     def task(self) -> Any:
+        """The charter's task (a trained community always has one)."""
         assert self.charter.task is not None
         return self.charter.task
 
     def load(self, conn: Connection, ids: Sequence[str]) -> None:
+        """Decrypt the content of ``ids`` not loaded yet."""
         need = [i for i in ids if i not in self.content]
         for n in range(0, len(need), _CHUNK):
             self.content.update(vault.load_items(conn, need[n : n + _CHUNK]))
 
     def arrays(self, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
+        """Features and targets of loaded items, with the labels review decided."""
         return _arrays(self.task, state, self.content, ids)
 
     def fit(self, state: State, shard: _Shard) -> None:
+        """Fit one shard's model on its items and serialize it (an empty shard has none)."""
         if not shard.ids:
             shard.model, shard.blob, shard.sha256, shard.size = None, None, "", 0
             return
@@ -134,6 +144,7 @@ class _Job:
         shard.from_version = None
 
     def metrics(self, state: State, shards: Sequence[_Shard], ids: Sequence[str]) -> dict[str, str]:
+        """The held-out metrics of the model these shards make, on items ``ids``."""
         model = ShardedModel([s.model for s in shards], self.task.labels or None)
         X, y = self.arrays(state, ids)
         return _metrics(self.task.kind, y, model, X)
@@ -225,7 +236,7 @@ class _Training:
     """One training run: fit outside the lock, then register under it (see the module)."""
 
     hub: Hub
-    job: _Job
+    job: _ShardFitter
     recipe: dict[str, Any]
     reusable: dict[tuple[int, str], _Shard]
     say: Progress
@@ -234,6 +245,7 @@ class _Training:
 
     @classmethod
     def start(cls, hub: Hub, *, incremental: bool, progress: Progress | None) -> _Training:
+        """Prepare a run: the charter's trainer and recipe, and the shards it may reuse."""
         say = progress or _quiet
         hub.refresh()  # another process may have appended (a withdrawal, say) since
         state = hub.state
@@ -244,7 +256,7 @@ class _Training:
             trainer = get_trainer(trainer_name(charter), charter.task.kind)
         except ValueError as exc:
             raise InvalidInput(f"the charter's training.trainer: {exc}") from None
-        job = _Job(hub, charter, trainer, charter.training.seed, say)
+        job = _ShardFitter(hub, charter, trainer, charter.training.seed, say)
         recipe = {
             "trainer": trainer.name,
             "params": trainer.logged_params(),
@@ -254,11 +266,12 @@ class _Training:
         return cls(hub, job, recipe, reusable, say)
 
     def run(self) -> dict[str, Any]:
+        """Fit, score, and register the version; return what was logged."""
         state = self.hub.state
         first = pool(state)
         _check_pool(self.job.charter, first)
         with self.hub.read() as conn:
-            built, todo = self.build(conn, first, {})
+            built, todo = self.shards_for(conn, first, {})
             self.job.load(conn, first.evaluation)
         self.fit(state, todo)  # no transaction open while fitting
         self.shards = {s.index: s for s in built}
@@ -277,7 +290,7 @@ class _Training:
             "reused": [n for n, s in enumerate(shards) if "from_version" in s],
         }
 
-    def build(
+    def shards_for(
         self, conn: Connection, p: Pool, shards: dict[int, _Shard]
     ) -> tuple[list[_Shard], list[_Shard]]:
         """Shards for pool ``p``: kept from ``shards`` if unchanged, else reused or (the
@@ -304,6 +317,7 @@ class _Training:
         return out, todo
 
     def fit(self, st: State, todo: list[_Shard]) -> None:
+        """Fit the shards still to be fitted, reporting progress."""
         for k, shard in enumerate(todo):
             self.say("training shards", k, len(todo))
             self.job.fit(st, shard)
@@ -314,7 +328,7 @@ class _Training:
         conn, st = ctx.conn, ctx.state
         p = pool(st)
         _check_pool(self.job.charter, p)
-        final, todo = self.build(conn, p, self.shards)
+        final, todo = self.shards_for(conn, p, self.shards)
         self.fit(st, todo)
         assert self.scored is not None
         if p != self.scored[0]:
@@ -323,13 +337,13 @@ class _Training:
         else:
             metrics = self.scored[1]
         version = len(st.models) + 1
-        bundle = self.store(conn, version, p, final)
+        bundle = self.write_version(conn, version, p, final)
         body: dict[str, Any] = {
             "version": version,
             **self.recipe,
             "manifest": {"root": manifest_root(p.training), "count": len(p.training)},
             "evaluation": {"root": manifest_root(p.evaluation), "count": len(p.evaluation)},
-            "shards": [s.summary() for s in final],
+            "shards": [s.logged() for s in final],
             "artifact": {
                 "format": ARTIFACT_FORMAT,
                 "sha256": hashlib.sha256(bundle).hexdigest(),
@@ -342,7 +356,7 @@ class _Training:
             body["previous"] = st.latest_model.version
         return body
 
-    def store(self, conn: Connection, version: int, p: Pool, final: list[_Shard]) -> bytes:
+    def write_version(self, conn: Connection, version: int, p: Pool, final: list[_Shard]) -> bytes:
         """Write the shard blobs and the version's item lists; return the artifact."""
         for s in final:
             if s.blob is not None:
@@ -390,14 +404,14 @@ def artifact_bundle(
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        _add(zf, "model.json", canonical(descriptor))
+        _add_to_zip(zf, "model.json", canonical(descriptor))
         for n, h in enumerate(shard_hashes):
             if h:
-                _add(zf, f"shards/{n:03d}.skops", get(h))
+                _add_to_zip(zf, f"shards/{n:03d}.skops", get(h))
     return buf.getvalue()
 
 
-def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+def _add_to_zip(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)

@@ -45,8 +45,8 @@ __all__ = [
     "check_valuation",
     "credit_of",
     "stored_values",
-    "summary",
     "value",
+    "values_summary",
 ]
 
 NEGATIVE_FLAG = "negative-value"
@@ -69,13 +69,15 @@ def value(
         return _value(hub, version, progress or _quiet)
 
 
-def _gone(state: State, ids: Sequence[str]) -> list[str]:
+def _no_longer_accepted(state: State, ids: Sequence[str]) -> list[str]:
     return [i for i in ids if state.contributions[i].status != "accepted"]
 
 
-def _check_data(state: State, version: int, ids: Sequence[str], evaluation: Sequence[str]) -> None:
-    gone = _gone(state, ids)
-    gone_eval = _gone(state, evaluation)
+def _check_still_accepted(
+    state: State, version: int, ids: Sequence[str], evaluation: Sequence[str]
+) -> None:
+    gone = _no_longer_accepted(state, ids)
+    gone_eval = _no_longer_accepted(state, evaluation)
     if gone or gone_eval:
         what = []
         if gone:
@@ -99,7 +101,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     mv = state.models[v]
     ids = manifest_ids(hub, v)
     evaluation = evaluation_ids(hub, v)
-    _check_data(state, v, ids, evaluation)
+    _check_still_accepted(state, v, ids, evaluation)
     rows, details = _item_values(hub, state, charter, v, ids, evaluation, say)
     negative = [i for i, _, val in rows if float(val) < 0]
     method = method_name(charter)
@@ -109,7 +111,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
         "params": method_params(charter),
         "evaluation": {"root": mv.eval_root, "count": mv.eval_items},
         "values": {"root": values_root(rows), "count": len(rows)},
-        **summary(rows),
+        **values_summary(rows),
     }
     if details:
         body["details"] = details
@@ -117,7 +119,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     def register(ctx: Computing) -> dict[str, Any]:
         # Under the append lock: a withdrawal while we computed makes the values moot.
         st = ctx.state
-        _check_data(st, v, ids, evaluation)
+        _check_still_accepted(st, v, ids, evaluation)
         number = len(st.valuations) + 1
         stored.add_values(ctx.conn, number, rows)
         fresh = [i for i in negative if NEGATIVE_FLAG not in st.contributions[i].flags.split(",")]
@@ -260,8 +262,40 @@ def _member_values(
 ) -> tuple[Any, dict[str, Any]]:
     """tmc-shapley: each member's Shapley value over coalitions of members, each fitted with
     the charter's recipe; an item gets its member's value over their item count."""
-    from commonweal.community.models import shard_of, trainer_name
     from commonweal.ml.member_shapley import tmc_shapley
+
+    players = sorted(set(owners))
+    index = {m: n for n, m in enumerate(players)}
+    owner_of = np.array([index[m] for m in owners])
+    utility = _coalition_score(charter, ids, owner_of, X, y, Xe, ye)
+    v = charter.valuation
+    est = tmc_shapley(
+        len(players),
+        utility,
+        permutations=v.permutations,
+        seed=charter.training.seed,
+        truncation=v.truncation_pct / 100.0,
+        progress=lambda done, total: say("valuing members", done, total),
+    )
+    counts = np.bincount(owner_of, minlength=len(players))
+    per_item = np.asarray(est.values, dtype=np.float64)[owner_of] / counts[owner_of]
+    details = {
+        "exact": bool(est.exact),
+        "permutations_used": int(est.permutations),
+        "coalitions_fitted": int(est.utility_calls),
+        "full_score": repr(float(est.full_utility)),
+        "empty_score": repr(float(est.empty_utility)),
+    }
+    return per_item, details
+
+
+def _coalition_score(
+    charter: Charter, ids: Sequence[str], owner_of: Any, X: Any, y: Any, Xe: Any, ye: Any
+) -> Callable[[tuple[int, ...]], float]:
+    """The score of a coalition of members (numbered as in ``owner_of``): the charter's
+    recipe (trainer, SISA shards, seed) fitted on their items, scored on the evaluation
+    set — accuracy for a classifier, R² for a regressor."""
+    from commonweal.community.models import shard_of, trainer_name
     from commonweal.ml.sisa import ShardedModel, fit_shard
     from commonweal.ml.trainers import get_trainer
 
@@ -269,9 +303,6 @@ def _member_values(
     assert task is not None
     cfg = charter.training
     trainer = get_trainer(trainer_name(charter), task.kind)
-    players = sorted(set(owners))
-    index = {m: n for n, m in enumerate(players)}
-    owner_of = np.array([index[m] for m in owners])
     shard = np.array([shard_of(i, cfg.shards) for i in ids])
     regression = task.kind.endswith("regression")
     labels = task.labels or None
@@ -297,33 +328,14 @@ def _member_values(
                         shards=cfg.shards,
                     )
                 )
-        model = ShardedModel(models, labels)
-        pred = model.predict(Xe)
+        pred = ShardedModel(models, labels).predict(Xe)
         if regression:
             from sklearn.metrics import r2_score
 
             return float(r2_score(ye, pred))
         return float(np.mean(pred.astype(str) == ye))
 
-    v = charter.valuation
-    est = tmc_shapley(
-        len(players),
-        utility,
-        permutations=v.permutations,
-        seed=cfg.seed,
-        truncation=v.truncation_pct / 100.0,
-        progress=lambda done, total: say("valuing members", done, total),
-    )
-    counts = np.bincount(owner_of, minlength=len(players))
-    per_item = np.asarray(est.values, dtype=np.float64)[owner_of] / counts[owner_of]
-    details = {
-        "exact": bool(est.exact),
-        "permutations_used": int(est.permutations),
-        "coalitions_fitted": int(est.utility_calls),
-        "full_score": repr(float(est.full_utility)),
-        "empty_score": repr(float(est.empty_utility)),
-    }
-    return per_item, details
+    return utility
 
 
 def stored_values(
@@ -345,7 +357,7 @@ def stored_values(
     return rows
 
 
-def summary(rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+def values_summary(rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
     """The logged summary of ``(item, credited member, value)`` rows sorted by item: the
     total, the negative and uncredited counts, and each credited member's items, value and
     negative items. Sums are ``math.fsum`` (exactly rounded, so order-free)."""
@@ -379,7 +391,7 @@ def check_valuation(hub: Hub, record: ValuationRecord) -> None:
         fail = f"do not cover exactly the items of version {record.model}"
     else:
         body = hub.log.entries(record.entry, record.entry + 1)[0].body
-        want = summary(rows)
+        want = values_summary(rows)
         if {k: body[k] for k in want} != want:
             fail = "do not add up to the logged total, members' totals and counts"
     if fail:

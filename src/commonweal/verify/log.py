@@ -36,7 +36,7 @@ from commonweal.community.state import State
 from commonweal.errors import CommonwealError, VerificationFailed
 from commonweal.ledger.event import decode_leaf
 from commonweal.ledger.merkle import Frontier, leaf_hash
-from commonweal.ledger.note import NoteVerifier, parse_checkpoint
+from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
 from commonweal.store.projection import gc_paused, state_rows
 from commonweal.verify.witness import Witness
 
@@ -48,6 +48,8 @@ Rows = dict[str, list[dict[str, Any]]]
 
 @dataclass
 class VerifyReport:
+    """What a verification checked, of which log, and how fast; ``state`` is the replay."""
+
     origin: str
     size: int
     root: str
@@ -58,6 +60,7 @@ class VerifyReport:
     state: State | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The report as ``ledger verify --format json`` prints it."""
         return {
             "ok": True,
             "origin": self.origin,
@@ -127,13 +130,58 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(cancel_futures=True)
 
 
+@dataclass
+class _Replay:
+    """The one streaming pass's running results: the tree, the state, and what it saw."""
+
+    previous: Checkpoint | None  # the checkpoint this verifier saw last time, if any
+    frontier: Frontier = field(default_factory=Frontier)
+    state: State = field(default_factory=State)
+    old_root: bytes | None = None  # the root of the first ``previous.size`` leaves
+    position: int = 0  # the index the next leaf must carry
+    decisions: int = 0  # review decisions recomputed
+
+    def take(self, chunk: list[bytes]) -> tuple[int, str] | None:
+        """Hash, parse and replay each leaf of ``chunk``; the first refusal, if any."""
+        for data in chunk:
+            why = self._take(data)
+            if why is not None:
+                return self.position, why
+            self.position += 1
+        return None
+
+    def _take(self, data: bytes) -> str | None:
+        self.frontier.append(leaf_hash(data))
+        if self.previous is not None and self.frontier.size == self.previous.size:
+            self.old_root = self.frontier.root()
+        try:
+            leaf = decode_leaf(data, strict=True, check_floats=False)
+        except CommonwealError as exc:
+            return f"leaf is malformed: {exc.message}"
+        if leaf.index != self.position:
+            return f"leaf says it is entry {leaf.index}"
+        if leaf.event["kind"] == "review.decide":
+            why = _recompute_decision(self.state, leaf)
+            if why:
+                return why
+            self.decisions += 1
+        try:
+            self.state = rules.apply(self.state, leaf)
+        except CommonwealError as exc:
+            return f"the rules refuse it: {exc.message}"
+        return None
+
+
+Projections = Rows | Callable[[State], str | None]
+
+
 def verify_log(
     leaves: Iterable[bytes],
     *,
     checkpoint_note: str,
     verifier: NoteVerifier,
     witness: Witness | None = None,
-    projections: Rows | Callable[[State], str | None] | None = None,
+    projections: Projections | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
@@ -148,67 +196,80 @@ def verify_log(
             f"{cp.size}; the hub rewrote its history"
         )
     n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    replay = _Replay(previous)
+    failures, problem = _stream(leaves, replay, cp.size, n_workers, progress, projections)
+    if failures:
+        index, why = min(failures)
+        raise VerificationFailed(f"entry {index}: {why}", index=index)
+    checks.append(f"{replay.position} leaves canonical, in place, and signed by their actors")
+    checks.append(f"{replay.position} events replayed through the community's rules")
+    if replay.decisions:
+        checks.append(f"{replay.decisions} review decisions recomputed from the logged reviews")
+    checks.append(_check_root(replay.frontier, cp))
+    _check_founding(replay.state, cp, verifier)
+    if previous is not None:
+        checks.append(_check_extension(replay.old_root, previous))
+    if projections is not None:
+        if problem:
+            raise VerificationFailed(
+                f"projection {problem}; run `commonweal rebuild` to recreate it"
+            )
+        checks.append("projections equal the replayed state")
+    if witness is not None:
+        witness.remember(verifier, cp, checkpoint_note)
+    return VerifyReport(
+        origin=cp.origin,
+        size=cp.size,
+        root=cp.root.hex(),
+        checks=checks,
+        previous_size=previous.size if previous else None,
+        members=len(replay.state.members),
+        seconds=time.perf_counter() - t0,
+        state=replay.state,
+    )
+
+
+def _stream(
+    leaves: Iterable[bytes],
+    replay: _Replay,
+    size: int,
+    n_workers: int,
+    progress: Callable[[int, int], None] | None,
+    projections: Projections | None,
+) -> tuple[list[tuple[int, str]], str | None]:
+    """The one pass: signatures in the workers, parsing and replay here. Returns every
+    failure found and what differs in the projections (``None`` if they match or were
+    not compared)."""
     pending: list[Future[list[tuple[int, str]]]] = []
     failures: list[tuple[int, str]] = []
-    frontier = Frontier()
-    state = State()
-    old_root: bytes | None = None
-    position = 0
-    decisions = 0
     with gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
             if pool is not None:
-                pending.append(pool.submit(verify_chunk, position, chunk))
+                pending.append(pool.submit(verify_chunk, replay.position, chunk))
             else:
-                failures.extend(verify_chunk(position, chunk))
-            refused = None
-            for data in chunk:
-                frontier.append(leaf_hash(data))
-                if previous is not None and frontier.size == previous.size:
-                    old_root = frontier.root()
-                try:
-                    leaf = decode_leaf(data, strict=True, check_floats=False)
-                except CommonwealError as exc:
-                    refused = (position, f"leaf is malformed: {exc.message}")
-                    break
-                if leaf.index != position:
-                    refused = (position, f"leaf says it is entry {leaf.index}")
-                    break
-                if leaf.event["kind"] == "review.decide":
-                    why = _recompute_decision(state, leaf)
-                    if why:
-                        refused = (position, why)
-                        break
-                    decisions += 1
-                try:
-                    state = rules.apply(state, leaf)
-                except CommonwealError as exc:
-                    refused = (position, f"the rules refuse it: {exc.message}")
-                    break
-                position += 1
+                failures.extend(verify_chunk(replay.position, chunk))
+            refused = replay.take(chunk)
             if refused is not None:
                 failures.append(refused)
                 break
             if progress:
-                progress(position, cp.size)
+                progress(replay.position, size)
         # Compare the projections while the workers finish their signatures, so that
         # neither core idles; the result counts only if everything else verifies.
         problem = None
         if projections is not None and not failures:
             problem = (
-                projections(state)
+                projections(replay.state)
                 if callable(projections)
-                else _compare_rows(state_rows(state), projections)
+                else _compare_rows(state_rows(replay.state), projections)
             )
         for fut in pending:
             failures.extend(fut.result())
-    if failures:
-        index, why = min(failures)
-        raise VerificationFailed(f"entry {index}: {why}", index=index)
-    checks.append(f"{position} leaves canonical, in place, and signed by their actors")
-    checks.append(f"{position} events replayed through the community's rules")
-    if decisions:
-        checks.append(f"{decisions} review decisions recomputed from the logged reviews")
+    return failures, problem
+
+
+def _check_root(frontier: Frontier, cp: Checkpoint) -> str:
+    """The log's size and RFC 9162 root are the checkpoint's."""
     if frontier.size != cp.size:
         raise VerificationFailed(
             f"the checkpoint says {cp.size} entries but the log holds {frontier.size}",
@@ -220,39 +281,27 @@ def verify_log(
             f"the Merkle root of {frontier.size} leaves ({root.hex()}) is not the "
             f"checkpoint's ({cp.root.hex()}): some entry was changed"
         )
-    checks.append(f"RFC 9162 root of {cp.size} leaves matches the checkpoint")
+    return f"RFC 9162 root of {cp.size} leaves matches the checkpoint"
+
+
+def _check_founding(state: State, cp: Checkpoint, verifier: NoteVerifier) -> None:
+    """The founding event names the key that signed the checkpoint, and its origin."""
     if cp.size and (state.hub_key != verifier.public_key.hex() or state.origin != cp.origin):
         raise VerificationFailed(
             "entry 0: the founding event names another hub key or origin than the "
             "checkpoint's signer",
             index=0,
         )
-    if previous is not None:
-        if previous.size and old_root != previous.root:
-            raise VerificationFailed(
-                f"the log is not an extension of the size-{previous.size} checkpoint this "
-                "verifier saw before: the hub rewrote its history"
-            )
-        checks.append(f"consistent with the size-{previous.size} checkpoint seen before")
-    if projections is not None:
-        if problem:
-            raise VerificationFailed(
-                f"projection {problem}; run `commonweal rebuild` to recreate it"
-            )
-        checks.append("projections equal the replayed state")
-    if witness is not None:
-        witness.remember(verifier, cp, checkpoint_note)
-    report = VerifyReport(
-        origin=cp.origin,
-        size=cp.size,
-        root=cp.root.hex(),
-        checks=checks,
-        previous_size=previous.size if previous else None,
-        members=len(state.members),
-        seconds=time.perf_counter() - t0,
-        state=state,
-    )
-    return report
+
+
+def _check_extension(old_root: bytes | None, previous: Checkpoint) -> str:
+    """The log extends the checkpoint this verifier saw before."""
+    if previous.size and old_root != previous.root:
+        raise VerificationFailed(
+            f"the log is not an extension of the size-{previous.size} checkpoint this "
+            "verifier saw before: the hub rewrote its history"
+        )
+    return f"consistent with the size-{previous.size} checkpoint seen before"
 
 
 def _recompute_decision(state: State, leaf: Any) -> str | None:

@@ -42,10 +42,12 @@ class Witness:
         return json.loads(p.read_text())  # type: ignore[no-any-return]
 
     def known_key(self, origin: str) -> NoteVerifier | None:
+        """The verifier key first trusted for ``origin``, if this machine saw it."""
         doc = self._doc(origin)
         return NoteVerifier.parse(doc["verifier"]) if doc else None
 
     def last(self, verifier: NoteVerifier) -> Checkpoint | None:
+        """The last checkpoint verified of this log; raises if the log's key changed."""
         doc = self._doc(verifier.name)
         if doc is None:
             return None
@@ -57,6 +59,7 @@ class Witness:
         return Checkpoint(doc["origin"], int(doc["size"]), base64.b64decode(doc["root"]))
 
     def remember(self, verifier: NoteVerifier, cp: Checkpoint, note: str) -> None:
+        """Remember ``cp`` as the last checkpoint verified of this log."""
         self.directory.mkdir(parents=True, exist_ok=True)
         p = self._path(verifier.name)
         tmp = p.with_suffix(".tmp")
