@@ -49,6 +49,7 @@ CHARTER_VERSION = 2
 _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False},
     "review": {"rereview_flags": []},
+    "duplicates": {"copy_credit": "copier"},
     # Before part 7 the shard count was fixed, however small the pool.
     "training": {
         "min_rows_per_shard": 1,
@@ -157,6 +158,11 @@ class Duplicates(_Section):
     near: Literal["refuse", "flag"] = "flag"
     near_threshold_pct: int = Field(default=80, ge=50, le=100)
     image_max_distance: int = Field(default=4, ge=0, le=32)
+    copy_credit: Literal["original", "nobody", "copier"] = Field(
+        default="original",
+        description="who a copy's value is credited to: the contributor of the item it "
+        "copies (the one logged first), no one, or (version-1 charters) the copier",
+    )
 
 
 class ReviewRules(_Section):

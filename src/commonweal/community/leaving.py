@@ -18,7 +18,7 @@ from commonweal.community.state import State
 from commonweal.errors import Conflict
 from commonweal.ledger.event import Leaf
 
-__all__ = ["KINDS", "TOUCHED_AFTER", "left_items"]
+__all__ = ["KINDS", "TOUCHED_AFTER", "erased_on_leaving", "left_items"]
 
 _GONE = ("withdrawn", "removed", "refused")
 
@@ -61,6 +61,17 @@ def _leave(state: State, leaf: Leaf) -> Changes:
             leaf.actor, held._replace(shares=0, updated_index=leaf.index)
         )
     return changes
+
+
+def erased_on_leaving(leaf: Leaf, after: State) -> list[str]:
+    """The items a ``member.leave`` withdrew (the hub shreds their content with it)."""
+    if leaf.kind != "member.leave":
+        return []
+    return sorted(
+        c.id
+        for c in after.contributions.values()
+        if c.member == leaf.actor and c.updated_index == leaf.index and c.status == "withdrawn"
+    )
 
 
 def _touched_after(leaf: Leaf, after: State) -> Touched:

@@ -40,7 +40,7 @@ from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf
 from commonweal.ledger.keys import is_key_id
 
-__all__ = ["KINDS", "Touched", "apply", "replay", "touched"]
+__all__ = ["KINDS", "Touched", "apply", "erased_items", "replay", "touched"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
@@ -209,6 +209,14 @@ def touched(leaf: Leaf, after: State | None = None) -> Touched:
     if late is not None and after is not None:
         return late(leaf, after)
     return KINDS[leaf.kind].touched(leaf)
+
+
+def erased_items(leaf: Leaf, after: State) -> list[str]:
+    """The items whose content ``leaf`` erases: a withdrawal's, a vote's removals, a
+    leaving member's. The hub shreds them in the same commit as the event."""
+    if leaf.kind == "contribution.withdraw":
+        return list(leaf.body["items"])
+    return governance.removed_items(leaf, after) + leaving.erased_on_leaving(leaf, after)
 
 
 def replay(leaves: Any, state: State | None = None) -> State:

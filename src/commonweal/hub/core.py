@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from commonweal.community import governance, rules
+from commonweal.community import rules
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
@@ -501,10 +501,8 @@ class _Batch:
         self.rows.append(EntryRow(index, data, ev.kind, ev.actor, self.log_time))
         self.touched.append(rules.touched(leaf, self.state))
         self.acks.append({"index": index, "leaf_hash": lh.hex(), "kind": ev.kind})
-        if ev.kind == "contribution.withdraw":
-            self.withdrawn.extend(ev.body["items"])
-        # A vote may take items down: their content goes as a withdrawal's does.
-        self.withdrawn.extend(governance.removed_items(leaf, self.state))
+        # A withdrawal, a vote taking items down, a member leaving: the content goes.
+        self.withdrawn.extend(rules.erased_items(leaf, self.state))
 
 
 def _trusted_leaf(data: bytes) -> Leaf:

@@ -45,6 +45,7 @@ class Screened:
     reasons: list[str] = field(default_factory=list)
     stored: dict[str, Any] | None = None  # the (possibly redacted) item to keep
     report: dict[str, Any] = field(default_factory=dict)
+    resembles: str | None = None  # the earlier item this one copies, exactly or nearly
 
     def refuse(self, reason: str) -> None:
         """Refuse the item, saying why."""
@@ -53,7 +54,15 @@ class Screened:
 
     def result(self) -> dict[str, Any]:
         """What the contributor's receipt says of the item."""
-        return {"id": self.id, "status": self.status, "flags": self.flags, "reasons": self.reasons}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "flags": self.flags,
+            "reasons": self.reasons,
+        }
+        if self.resembles is not None and self.status == "in_review":
+            out["resembles"] = self.resembles  # the log says which item is the original
+        return out
 
 
 class Screener:
@@ -152,6 +161,7 @@ def _check_exact_duplicate(charter: Charter, s: Screened, earlier: str | None) -
         s.refuse(f"exact duplicate of item {earlier}")
     else:
         s.flags.append("duplicate")
+        s.resembles = earlier
 
 
 def _near_signature(charter: Charter, index: Any, item: dict[str, Any]) -> Any:
@@ -174,6 +184,8 @@ def _check_near_duplicates(
         s.refuse(f"near duplicate of item {near[0][0]}")
     else:
         s.flags.append("near-duplicate")
+        if s.resembles is None:
+            s.resembles = max(near, key=lambda m: m[1])[0]
 
 
 def _check_personal_data(charter: Charter, s: Screened, item: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +195,7 @@ def _check_personal_data(charter: Charter, s: Screened, item: dict[str, Any]) ->
     found: list[dict[str, Any]] = []
     stored = item
     for path, text in item_text_fields(charter, item):
-        hits = find_personal_data(text)
+        hits = find_personal_data(text, regions=charter.privacy.phone_regions)
         if hits:
             found.extend(
                 {"field": path, "kind": h.kind, "start": h.start, "end": h.end} for h in hits

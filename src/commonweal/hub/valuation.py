@@ -174,17 +174,38 @@ def _item_values(
         details.update(more)
     raw = np.zeros(len(ids), dtype=np.float64)
     raw[rows_kept] = kept
-    credited = [credit_of(state.contributions[i]) for i in ids]
+    credited = [credit_of(state.contributions[i], state) for i in ids]
     return list(zip(ids, credited, [repr(float(x)) for x in raw], strict=True)), details
 
 
-def credit_of(c: Contribution) -> str:
+def credit_of(c: Contribution, state: State | None = None) -> str:
     """Who an item's value is credited to: its contributor — unless review relabelled it.
     Then the label that made it useful was the reviewers' work, paid from the review pool,
-    and the item's value is credited to no one ("")."""
+    and the item's value is credited to no one ("").
+
+    A copy of an earlier item (screening logged which one it resembles) earns its
+    contributor nothing: as the charter's ``duplicates.copy_credit`` says, its value goes
+    to whoever contributed the original (``original``: log order decides which that is),
+    to no one (``nobody``), or — version-1 charters — to the copier (``copier``)."""
     if c.label is not None and c.decided_label is not None and c.decided_label != c.label:
         return ""
-    return c.member
+    if c.resembles is None or state is None or state.charter is None:
+        return c.member
+    policy = state.charter.duplicates.copy_credit
+    original = _original(state, c)
+    if policy == "copier" or original.member == c.member:
+        return c.member  # the charter says so, or a member re-sent their own item
+    if policy == "nobody" or original.status != "accepted":
+        return ""  # the original's contributor withdrew it: the copy earns no one
+    return original.member
+
+
+def _original(state: State, c: Contribution) -> Contribution:
+    """The first item of the chain of copies ``c`` is the end of (the rules let an item
+    resemble only one logged before it, so the chain ends)."""
+    while c.resembles is not None:
+        c = state.contributions[c.resembles]
+    return c
 
 
 def _row_keys(X: Any) -> list[bytes]:
