@@ -106,6 +106,7 @@ class _ShardFitter:
     seed: int
     progress: Progress
     content: dict[str, Any] = field(default_factory=dict)
+    shard_count: int = 1  # of the pool being fitted (it adapts to the pool's size)
 
     @property
     def task(self) -> Any:
@@ -136,7 +137,7 @@ class _ShardFitter:
             y,
             seed=self.seed,
             shard=shard.index,
-            shards=self.charter.training.shards,
+            shards=self.shard_count,
         )
         shard.blob = dump_shard(shard.model)
         shard.sha256 = hashlib.sha256(shard.blob).hexdigest()
@@ -295,6 +296,7 @@ class _Training:
     ) -> tuple[list[_Shard], list[_Shard]]:
         """Shards for pool ``p``: kept from ``shards`` if unchanged, else reused or (the
         second list) still to be fitted; their content is loaded."""
+        self.job.shard_count = len(p.shards)
         out: list[_Shard] = []
         todo: list[_Shard] = []
         for n, ids in enumerate(p.shards):

@@ -70,7 +70,9 @@ def value(
 
 
 def _no_longer_accepted(state: State, ids: Sequence[str]) -> list[str]:
-    return [i for i in ids if state.contributions[i].status != "accepted"]
+    # Erased content cannot be valued; an item a re-review has since rejected (or is
+    # reviewing) still has its content, and the version did train on it.
+    return [i for i in ids if state.contributions[i].status in ("withdrawn", "removed")]
 
 
 def _check_still_accepted(
@@ -102,7 +104,7 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     ids = manifest_ids(hub, v)
     evaluation = evaluation_ids(hub, v)
     _check_still_accepted(state, v, ids, evaluation)
-    rows, details = _item_values(hub, state, charter, v, ids, evaluation, say)
+    rows, details = _item_values(hub, state, charter, v, ids, evaluation, say, shards=mv.shards)
     negative = [i for i, _, val in rows if float(val) < 0]
     method = method_name(charter)
     body: dict[str, Any] = {
@@ -141,6 +143,8 @@ def _item_values(
     ids: list[str],
     evaluation: list[str],
     say: Progress,
+    *,
+    shards: int,
 ) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
     """``(item, credited member, value)`` per training item of version ``v``, sorted as
     ``ids``, and details worth logging (copies skipped, the estimator's figures)."""
@@ -170,7 +174,7 @@ def _item_values(
     else:
         kept_ids = [ids[i] for i in rows_kept]
         owners = [state.contributions[i].member for i in kept_ids]
-        kept, more = _member_values(charter, kept_ids, owners, X, y, Xe, ye, say)
+        kept, more = _member_values(charter, kept_ids, owners, X, y, Xe, ye, say, shards)
         details.update(more)
     raw = np.zeros(len(ids), dtype=np.float64)
     raw[rows_kept] = kept
@@ -280,6 +284,7 @@ def _member_values(
     Xe: Any,
     ye: Any,
     say: Progress,
+    shards: int,
 ) -> tuple[Any, dict[str, Any]]:
     """tmc-shapley: each member's Shapley value over coalitions of members, each fitted with
     the charter's recipe; an item gets its member's value over their item count."""
@@ -288,7 +293,7 @@ def _member_values(
     players = sorted(set(owners))
     index = {m: n for n, m in enumerate(players)}
     owner_of = np.array([index[m] for m in owners])
-    utility = _coalition_score(charter, ids, owner_of, X, y, Xe, ye)
+    utility = _coalition_score(charter, ids, owner_of, X, y, Xe, ye, shards)
     v = charter.valuation
     est = tmc_shapley(
         len(players),
@@ -311,7 +316,14 @@ def _member_values(
 
 
 def _coalition_score(
-    charter: Charter, ids: Sequence[str], owner_of: Any, X: Any, y: Any, Xe: Any, ye: Any
+    charter: Charter,
+    ids: Sequence[str],
+    owner_of: Any,
+    X: Any,
+    y: Any,
+    Xe: Any,
+    ye: Any,
+    shards: int,
 ) -> Callable[[tuple[int, ...]], float]:
     """The score of a coalition of members (numbered as in ``owner_of``): the charter's
     recipe (trainer, SISA shards, seed) fitted on their items, scored on the evaluation
@@ -324,7 +336,7 @@ def _coalition_score(
     assert task is not None
     cfg = charter.training
     trainer = get_trainer(trainer_name(charter), task.kind)
-    shard = np.array([shard_of(i, cfg.shards) for i in ids])
+    shard = np.array([shard_of(i, shards) for i in ids])
     regression = task.kind.endswith("regression")
     labels = task.labels or None
 
@@ -335,7 +347,7 @@ def _coalition_score(
             return 0.0 if regression else 1.0 / len(task.labels)
         rows = np.isin(owner_of, coalition)
         models = []
-        for s in range(cfg.shards):
+        for s in range(shards):
             sel = np.flatnonzero(rows & (shard == s))
             if len(sel):
                 models.append(
@@ -346,7 +358,7 @@ def _coalition_score(
                         y[sel],
                         seed=cfg.seed,
                         shard=s,
-                        shards=cfg.shards,
+                        shards=shards,
                     )
                 )
         pred = ShardedModel(models, labels).predict(Xe)
