@@ -225,6 +225,16 @@ class Training(_Section):
     min_rows_per_class_per_shard: int = Field(
         default=10, ge=1, description="and at least this many of each label, on average"
     )
+    behind_unsharded_pct: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="how many points (accuracy, or R² x 100) the sharded model may fall "
+        "behind one unsharded model fitted on the same rows",
+    )
+    when_behind: Literal["warn", "refuse"] = Field(
+        default="warn", description="what training does when it falls further behind"
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     evaluation: Evaluation = Field(default_factory=Evaluation)
 

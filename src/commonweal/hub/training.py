@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Connection
 
 from commonweal.community.charter import Charter
@@ -30,6 +29,7 @@ from commonweal.community.models import Pool, manifest_root, pool, trainer_name
 from commonweal.community.state import State
 from commonweal.community.views import resolve_version
 from commonweal.errors import Conflict, InvalidInput, NotFound
+from commonweal.hub import scoring
 from commonweal.hub.features import featurize, targets
 from commonweal.ledger.canonical import canonical
 from commonweal.ml.sisa import ShardedModel, dump_shard, fit_shard, load_shard
@@ -144,11 +144,17 @@ class _ShardFitter:
         shard.size = len(shard.blob)
         shard.from_version = None
 
-    def metrics(self, state: State, shards: Sequence[_Shard], ids: Sequence[str]) -> dict[str, str]:
-        """The held-out metrics of the model these shards make, on items ``ids``."""
+    def metrics(self, state: State, shards: Sequence[_Shard], p: Pool) -> dict[str, str]:
+        """The held-out metrics of the model these shards make on the pool's evaluation
+        set, beside one unsharded model's (the same when there is one shard)."""
         model = ShardedModel([s.model for s in shards], self.task.labels or None)
-        X, y = self.arrays(state, ids)
-        return _metrics(self.task.kind, y, model, X)
+        X, y = self.arrays(state, p.evaluation)
+        got = scoring.metrics(self.task.kind, self.task.labels, y, model, X)
+        if len(p.shards) > 1:
+            got.update(scoring.unsharded_metrics(self, state, p.training, p.evaluation))
+        else:
+            got.update({f"unsharded.{k}": v for k, v in got.items() if "." not in k})
+        return got
 
 
 def _arrays(
@@ -177,23 +183,6 @@ def item_arrays(hub: Hub, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
         for n in range(0, len(ids), _CHUNK):
             content.update(vault.load_items(conn, ids[n : n + _CHUNK]))
     return _arrays(state.charter.task, state, content, ids)
-
-
-def _metrics(kind: str, y: Any, model: ShardedModel, X: Any) -> dict[str, str]:
-    from sklearn import metrics as m
-
-    if kind.endswith("regression"):
-        pred = model.predict(X)
-        return {
-            "mae": f"{m.mean_absolute_error(y, pred):.6f}",
-            "rmse": f"{float(np.sqrt(m.mean_squared_error(y, pred))):.6f}",
-            "r2": f"{m.r2_score(y, pred):.6f}",
-        }
-    pred = model.predict(X).astype(str)
-    return {
-        "accuracy": f"{m.accuracy_score(y, pred):.6f}",
-        "macro_f1": f"{m.f1_score(y, pred, average='macro', zero_division=0):.6f}",
-    }
 
 
 def _previous_shards(
@@ -243,6 +232,7 @@ class _Training:
     say: Progress
     shards: dict[int, _Shard] = field(default_factory=dict)
     scored: tuple[Pool, dict[str, str]] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, hub: Hub, *, incremental: bool, progress: Progress | None) -> _Training:
@@ -271,13 +261,16 @@ class _Training:
         state = self.hub.state
         first = pool(state)
         _check_pool(self.job.charter, first)
+        self.check_changed(state, first)
         with self.hub.read() as conn:
             built, todo = self.shards_for(conn, first, {})
             self.job.load(conn, first.evaluation)
+            if len(first.shards) > 1:
+                self.job.load(conn, first.training)  # for the unsharded model
         self.fit(state, todo)  # no transaction open while fitting
         self.shards = {s.index: s for s in built}
         self.say("scoring", 0, 1)
-        self.scored = (first, self.job.metrics(state, built, first.evaluation))
+        self.scored = (first, self.job.metrics(state, built, first))
         self.say("scoring", 1, 1)
         done = self.hub.record("model.version", self.register)
         shards = done.body["shards"]
@@ -289,7 +282,26 @@ class _Training:
                 n for n, s in enumerate(shards) if "from_version" not in s and s["count"]
             ],
             "reused": [n for n, s in enumerate(shards) if "from_version" in s],
+            "warnings": self.warnings,
         }
+
+    def check_changed(self, state: State, p: Pool) -> None:
+        """Refuse to make a version identical to the newest one: same items, same
+        evaluation set, same recipe."""
+        latest = state.latest_model
+        if latest is None:
+            return
+        body = self.hub.log.entries(latest.entry, latest.entry + 1)[0].body
+        same = (
+            latest.manifest_root == manifest_root(p.training)
+            and latest.eval_root == manifest_root(p.evaluation)
+            and {k: body.get(k) for k in self.recipe} == self.recipe
+        )
+        if same:
+            raise Conflict(
+                f"nothing changed since version {latest.version}: the same items, evaluation "
+                "set and recipe would make the same model"
+            )
 
     def shards_for(
         self, conn: Connection, p: Pool, shards: dict[int, _Shard]
@@ -335,9 +347,13 @@ class _Training:
         assert self.scored is not None
         if p != self.scored[0]:
             self.job.load(conn, p.evaluation)
-            metrics = self.job.metrics(st, final, p.evaluation)
+            if len(p.shards) > 1:
+                self.job.load(conn, p.training)
+            metrics = self.job.metrics(st, final, p)
         else:
             metrics = self.scored[1]
+        metrics = {**metrics, **self.compared(conn, st, final, p)}
+        self.check_behind(metrics)
         version = len(st.models) + 1
         bundle = self.write_version(conn, version, p, final)
         body: dict[str, Any] = {
@@ -357,6 +373,32 @@ class _Training:
         if st.latest_model is not None:
             body["previous"] = st.latest_model.version
         return body
+
+    def compared(self, conn: Connection, st: State, final: list[_Shard], p: Pool) -> dict[str, str]:
+        """This and the previous version scored on the evaluation items both were."""
+        latest = st.latest_model
+        if latest is None:
+            return {}
+        before = set(artifacts.version_items(conn, latest.version, evaluation=True))
+        common = [i for i in p.evaluation if i in before]
+        old, _ = load_model(self.hub, latest.version)
+        new = ShardedModel([s.model for s in final], self.job.task.labels or None)
+        return scoring.compared_metrics(self.job, st, new, old, common)
+
+    def check_behind(self, metrics: dict[str, str]) -> None:
+        """Warn (in the result) or refuse when SISA costs more than the charter allows."""
+        cfg = self.job.charter.training
+        behind = scoring.behind_unsharded(metrics)
+        if behind is None or behind <= cfg.behind_unsharded_pct:
+            return
+        why = (
+            f"the sharded model is {behind:.1f} points behind one unsharded model on the same "
+            f"rows (the charter allows {cfg.behind_unsharded_pct}): fewer shards "
+            "(training.shards, training.min_rows_per_shard) would close the gap"
+        )
+        if cfg.when_behind == "refuse":
+            raise Conflict(why)
+        self.warnings.append(why)
 
     def write_version(self, conn: Connection, version: int, p: Pool, final: list[_Shard]) -> bytes:
         """Write the shard blobs and the version's item lists; return the artifact."""
