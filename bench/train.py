@@ -279,7 +279,7 @@ class Arrays:
 
 def pool_arrays(hub: Hub) -> Arrays:
     """Features and labels of the pool the log implies, read back from the vault the way
-    ``commonweal.training`` reads them."""
+    ``commonweal.hub.training`` reads them."""
     state = hub.state
     assert state.charter is not None and state.charter.task is not None
     task = state.charter.task
