@@ -18,7 +18,7 @@ from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from commonweal.ledger.note import parse_checkpoint
-from tests.conftest import make_hub
+from tests.kit import make_hub
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash
 from commonweal.verify import verify_hub
-from tests.conftest import make_hub
+from tests.kit import make_hub
 
 pytestmark = pytest.mark.slow
 

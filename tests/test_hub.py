@@ -27,7 +27,7 @@ from commonweal.store.database import write_connection
 from commonweal.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 from commonweal.store.schema import members as members_table
 from commonweal.verify import Witness, verify_hub
-from tests.conftest import make_hub
+from tests.kit import make_hub
 
 
 def join(hub: Hub, name: str, **body: str) -> SigningKey:

@@ -37,8 +37,7 @@ from commonweal.store.usage import add_usage
 from commonweal.verify import verify_hub
 from commonweal.wire import hash_api_key as hash_key
 from commonweal.wire import new_api_key
-from tests.modelkit import community, digit_items, text_items
-from tests.test_crash import free_port, start_server
+from tests.kit import community, digit_items, free_port, start_server, text_items
 
 PRICE = 3
 API = "/api/v1"
