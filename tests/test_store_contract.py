@@ -24,7 +24,8 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT
-from commonweal.store import artifacts, usage, values, vault
+from commonweal.store import artifacts, screening, usage, values, vault
+from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
 from commonweal.store.schema import (
@@ -344,8 +345,38 @@ class UsageContract(Backend):
             assert usage.take_unbilled(conn) == {"a" * 64: 3}
 
 
+class ScreeningContract(Backend):
+    def test_the_secret_is_made_once_and_kept(self, engine: Engine) -> None:
+        with write_connection(engine) as conn:
+            first = screening.dedup_secret(conn)
+        with write_connection(engine) as conn:
+            assert screening.dedup_secret(conn) == first and len(first) == 32
+
+    def test_indexes_and_reports_read_back(self, engine: Engine) -> None:
+        a, b = "a" * 32, "b" * 32
+        with write_connection(engine) as conn:
+            screening.add_exact_keys(conn, {"k" * 64: a})
+            screening.add_exact_keys(conn, {})
+            screening.add_near_signatures(conn, [(a, b"\x01\x02"), (b, b"\x03")])
+            screening.add_reports(conn, [(a, {"status": "in_review", "flags": []})])
+        with read_connection(engine) as conn:
+            assert screening.exact_copy(conn, "k" * 64) == a
+            assert screening.exact_copy(conn, "j" * 64) is None
+            assert sorted(screening.near_signatures_stored(conn)) == [
+                (a, b"\x01\x02"),
+                (b, b"\x03"),
+            ]
+            assert quality_report(conn, a) == {"status": "in_review", "flags": []}
+            assert quality_report(conn, b) is None
+
+
 class StoreContract(
-    LogStoreContract, VaultContract, ArtifactsContract, ValuesContract, UsageContract
+    LogStoreContract,
+    VaultContract,
+    ArtifactsContract,
+    ValuesContract,
+    UsageContract,
+    ScreeningContract,
 ):
     """Every seam's contract, for one backend."""
 
@@ -362,9 +393,7 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     """A new table that is not rebuilt from the log needs a contract above."""
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
-               "model_items", "item_values", "usage"}  # fmt: skip
-    # Screening's indexes: their SQL is still in hub/screening.py, not behind a store
-    # seam; the vault's shred contract covers their rows' removal.
-    screening = {"dedup_exact", "near_signatures", "quality_reports", "hub_settings"}
+               "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
+               "quality_reports", "hub_settings"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
-    assert set(metadata.tables) - projections - covered - screening == set()
+    assert set(metadata.tables) - projections - covered == set()
