@@ -237,6 +237,7 @@ def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
         "commonweal.cli.community": {"commonweal.api"},
         "commonweal.cli.ledger": {"commonweal.verify"},
         "commonweal.cli.demo": {"commonweal.demo"},
+        "commonweal.cli.data": {"commonweal.items"},
     }
     bad = []
     for imp in IMPORTS:

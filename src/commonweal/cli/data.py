@@ -95,6 +95,20 @@ def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
+def check_items(charter: dict[str, Any], items: list[dict[str, Any]], source: str) -> None:
+    """Check every item as the hub will, before anything is signed or sent: a bad row
+    stops the upload with its number, instead of after the batches before it went."""
+    # The item checks load numpy (and Pillow for images): only this command needs them.
+    from commonweal.community.charter import validate_charter
+    from commonweal.items import check_item
+
+    rules = validate_charter(charter)
+    if rules.task is None:
+        return  # the hub says why it takes no data
+    for n, item in enumerate(items, 1):
+        check_item(rules, item, f"{source} item {n}")
+
+
 def contribute(
     file: Annotated[Path, typer.Argument(help="CSV or JSONL file, or an image folder.")],
     hub: HubOpt,
@@ -112,6 +126,7 @@ def contribute(
     with connect(hub) as c:
         charter = c.community()["charter"]
         items = read_items(file, charter.get("task") or {})
+        check_items(charter, items, str(file))
         receipts = []
         with progress("contributing", not as_json) as tick:
             for start in range(0, len(items), batch_size):
