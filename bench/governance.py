@@ -10,7 +10,7 @@
    earlier walks found, then the weights summed per choice — and the two must agree.
    Also: the same tally with the 10,000 delegations as one chain (the naive count is
    quadratic in a chain's length, ours linear), and a full ``ledger verify`` of the log
-   (``audit_log``: signatures on two workers, Merkle root, replay). Target: under 2 s.
+   (``verify_log``: signatures on two workers, Merkle root, replay). Target: under 2 s.
 2. ``http``: a real ``commonweal serve`` on SQLite, ``--members`` members joined through
    ``POST /api/v1/events`` in signed batches of 100 from ``--threads`` client threads
    (timed: the anchor), then one proposal and a ``vote.cast`` by every member, the same
@@ -212,7 +212,7 @@ def bench_tally(voters: int, delegators: int, chain: int, repeat: int, verify: b
         assert report.state is not None
         assert current_tally(report.state, number) == tallied
         out["verify"] = {
-            "what": "audit_log: signatures (2 workers), Merkle root, replay by the rules",
+            "what": "verify_log: signatures (2 workers), Merkle root, replay by the rules",
             "seconds": round(seconds, 2),
             "entries_per_s": round(len(leaves) / seconds),
             **verify_watch.to_json(),

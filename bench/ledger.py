@@ -550,7 +550,7 @@ def bench_verify(
     build = _build_log(hub_dir, events)
     log(f"  built at {build['events_per_s']:.0f} events/s")
 
-    # The anchor's triples are the log's own: exactly what audit_log checks, entry 0 too.
+    # The anchor's triples are the log's own: exactly what verify_log checks, entry 0 too.
     h = Hub.open(hub_dir)
     try:
         leaves = h.log.leaf_bytes(0, n + 1)
@@ -567,7 +567,7 @@ def bench_verify(
     def ours_run(workers: int, label: str) -> _Run:
         if _WAIT_IDLE:
             wait_idle()
-        log(f"verify: audit_log as the CLI runs it, workers={workers} ({label})")
+        log(f"verify: verify_hub as the CLI runs it, workers={workers} ({label})")
         with CpuWatch() as watch:
             seconds, report = _verify_like_cli(hub_dir, workers, tmp / f"witness-{label}")
         if report.size != size:
@@ -618,7 +618,7 @@ def bench_verify(
     best = ours["workers_2"]["events_per_s"]
     raw2_rate = _rate(size, raw2)
     out: dict[str, Any] = {
-        "what": f"ledger verify of a {size}-entry log (audit_log as cli._verify_local runs it)",
+        "what": f"ledger verify of a {size}-entry log (verify_hub as cli._verify_local runs it)",
         "entries": size,
         "build": build,
         "ours_events_per_s": best,
@@ -849,7 +849,7 @@ def bench_proofs(n: int, tmp: Path, *, count: int = 200, naive: int = 5) -> dict
             f"consistency p50 {_latency(con_t)['p50_ms']} ms; all verified"
         )
 
-        log(f"proofs: the same through Hub.inclusion / Hub.consistency ({count} each)")
+        log(f"proofs: the same through hub.log.inclusion / hub.log.consistency ({count} each)")
         hub = Hub(engine=engine, signer=NoteSigner("bench/proofs", SigningKey.generate()))
         hub_inc_t, hub_con_t = [], []
         for c in inc_cases:
@@ -857,7 +857,7 @@ def bench_proofs(n: int, tmp: Path, *, count: int = 200, naive: int = 5) -> dict
             hub_inc_t.append(dt)
             root = mem.root(c.b)
             if bytes.fromhex(doc["root"]) != root or bytes.fromhex(doc["leaf_hash"]) != hashes[c.a]:
-                raise AssertionError(f"Hub.inclusion({c.a}, {c.b}) returned a wrong root or leaf")
+                raise AssertionError(f"hub.log.inclusion({c.a}, {c.b}): wrong root or leaf")
             verify_inclusion(hashes[c.a], c.a, c.b, [bytes.fromhex(p) for p in doc["proof"]], root)
         for c in con_cases:
             dt, doc = _timed(lambda c=c: hub.log.consistency(c.a, c.b))
@@ -867,7 +867,7 @@ def bench_proofs(n: int, tmp: Path, *, count: int = 200, naive: int = 5) -> dict
                 old_root,
                 new_root,
             ):
-                raise AssertionError(f"Hub.consistency({c.a}, {c.b}) returned wrong roots")
+                raise AssertionError(f"hub.log.consistency({c.a}, {c.b}) returned wrong roots")
             verify_consistency(
                 c.a, c.b, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]]
             )

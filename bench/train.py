@@ -29,7 +29,7 @@ are seeded, so item ids, and so the shards, repeat from run to run.
    keep-alive ``httpx.Client`` in this process, for ``--seconds`` after a warm-up.
    Target: at least 500 requests/s; p50/p99 latency. Anchor: the same model's
    ``ShardedModel.predict_proba`` on one featurized item, called in-process (and
-   ``hub.predict`` in-process, unmetered, to show what HTTP adds). Afterwards the server
+   ``hub.models.predict`` in-process, unmetered, to show what HTTP adds). Afterwards the server
    is stopped with SIGINT (it bills what is left) and the calls in its ``revenue.record``
    events must equal the successful requests, as must the treasury's count.
 
@@ -279,7 +279,7 @@ class Arrays:
 
 def pool_arrays(hub: Hub) -> Arrays:
     """Features and labels of the pool the log implies, read back from the vault the way
-    ``commonweal.training`` reads them."""
+    ``commonweal.hub.training`` reads them."""
     state = hub.state
     assert state.charter is not None and state.charter.task is not None
     task = state.charter.task
@@ -430,7 +430,7 @@ def ml_overhead(
 
 
 class Phases:
-    """Turns ``hub.train``'s progress callbacks into a breakdown of where the time went."""
+    """Turns ``hub.models.train``'s progress callbacks into a breakdown of where the time went."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -561,7 +561,7 @@ def cv_accuracy(
         right["sharded"] += int(
             (ShardedModel(models, data.labels).predict(X[test]) == y[test]).sum()
         )
-        right["unsharded"] += int((one.models.predict(X[test]) == y[test]).sum())
+        right["unsharded"] += int((one.predict(X[test]) == y[test]).sum())
     acc = {k: v / n for k, v in right.items()}
     points = 100 * (acc["unsharded"] - acc["sharded"])
     se = 100 * float(np.sqrt(sum(a * (1 - a) for a in acc.values()) / n))
@@ -1014,7 +1014,7 @@ def table(doc: dict[str, Any]) -> str:
         hp = v["hub_predict_in_process_ms"]
         rows.append(
             (
-                "   hub.predict in-process, unmetered (no HTTP): p50 / p99",
+                "   hub.models.predict in-process, unmetered (no HTTP): p50 / p99",
                 f"{hp['p50']:.2f} / {hp['p99']:.2f} ms",
                 f"{al['p50']:.3f} / {al['p99']:.3f} ms",
                 f"{hp['p50'] / al['p50']:.1f}x",

@@ -1,22 +1,36 @@
-"""Shared fixtures. Every test that touches storage takes ``database_url``, which runs it
-on SQLite and, when COMMONWEAL_TEST_DATABASE_URL is set, on PostgreSQL too (each test in
-a schema of its own, dropped afterwards)."""
+"""Shared fixtures. Every test that touches storage takes a database fixture, which runs it
+on SQLite and, when COMMONWEAL_TEST_DATABASE_URL is set, on PostgreSQL too (each hub in a
+schema of its own, dropped afterwards):
+
+- ``database_url``: a fresh database for one test;
+- ``module_databases``: a maker of databases (``module_databases.new()``) that live as long
+  as the module, for the communities a module builds once; its tests then run once per
+  database kind, grouped so that each community is built once per kind.
+
+Both come from one factory, ``database_fixture``, over ``tests.kit.database``.
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from commonweal.community.charter import Charter
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
+from tests.kit import DATABASES, Databases, make_hub
 
-PG_URL = os.environ.get("COMMONWEAL_TEST_DATABASE_URL")
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_database_override() -> Iterator[None]:
+    # A developer's own COMMONWEAL_DATABASE_URL would send every hub the tests open (module
+    # fixtures included, which run before function-scoped ones) to one database.
+    with pytest.MonkeyPatch.context() as m:
+        m.delenv("COMMONWEAL_DATABASE_URL", raising=False)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -26,31 +40,29 @@ def _config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMMONWEAL_DATABASE_URL", raising=False)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hub.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("COMMONWEAL_TEST_DATABASE_URL is not set")
-    schema = f"cw_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def database_fixture(scope: str) -> Callable[..., Any]:
+    """A fixture of ``scope``, parametrised over ``DATABASES``, that yields a ``Databases``
+    maker of each kind (PostgreSQL skips when no server is configured); what it made is
+    removed when the scope ends."""
+
+    @pytest.fixture(scope=scope, params=DATABASES)  # type: ignore[call-overload]
+    def databases(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Databases]:
+        with ExitStack() as stack:
+            yield Databases(request.param, stack, tmp_path_factory)
+
+    return databases  # type: ignore[no-any-return]
 
 
-def make_hub(
-    directory: Path, database_url: str, *, join_policy: str = "open", name: str = "Test Co-op"
-) -> tuple[Hub, SigningKey]:
-    charter = Charter(name=name, join_policy=join_policy)  # type: ignore[arg-type]
-    return Hub.init(directory, charter=charter, founder_name="Ada", database=database_url)
+databases = database_fixture("function")
+module_databases = database_fixture("module")
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    """One fresh database for this test, on each kind."""
+    return databases.new()
 
 
 @pytest.fixture

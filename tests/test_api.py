@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from commonweal.ledger.note import parse_checkpoint
-from tests.conftest import make_hub
+from commonweal.wire import AUTH_HEADER, auth_header
+from tests.kit import make_hub
 
 
 @pytest.fixture
@@ -173,3 +175,105 @@ def test_checkpoint_is_a_plain_text_signed_note(client: tuple[HubClient, Hub, Si
     lines = resp.text.split("\n")
     assert lines[0] == hub.origin and lines[1] == "1" and lines[3] == ""
     assert lines[4].startswith("\u2014 " + hub.origin + " ")
+
+
+# -- paging -------------------------------------------------------------------------------
+
+
+def test_the_client_pages_through_a_log_of_more_than_two_thousand_entries(
+    client: tuple[HubClient, Hub, SigningKey],
+) -> None:
+    c, hub, _ = client
+    for start in (0, 1000, 2000):  # the API takes at most 1,000 events a batch
+        c.submit(
+            [
+                sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+                for i in range(start, start + 1000 if start < 2000 else 2050)
+            ]
+        )
+    size = hub.log.size()
+    assert size == 2051
+    entries = list(c.iter_entries())  # three pages: 1,000, 1,000 and 51
+    assert [e["index"] for e in entries] == list(range(size))
+    stored = hub.log.leaf_bytes(0, size)
+    assert [base64.b64decode(e["leaf"]) for e in entries] == stored
+    # A window that starts and ends inside pages.
+    middle = list(c.iter_entries(999, 2001))
+    assert [e["index"] for e in middle] == list(range(999, 2001))
+
+
+# -- request signatures (X-Commonweal-Auth) -----------------------------------------------
+
+
+def signed(key: SigningKey, target: str, *, at: float | None = None, method: str = "GET") -> str:
+    """The ``X-Commonweal-Auth`` value ``key`` makes for ``method target`` at time ``at``."""
+    return auth_header(key, method, target, now=time.time() if at is None else at)
+
+
+def test_a_members_signed_request_reads_and_an_unsigned_one_is_refused(
+    client: tuple[HubClient, Hub, SigningKey],
+) -> None:
+    c, _, _ = client
+    grace = SigningKey.generate()
+    c.join(grace, "Grace")
+    path = f"/api/v1/members/{grace.key_id}/export"
+    ok = raw(c).get(path, headers={AUTH_HEADER: signed(grace, path)})
+    assert ok.status_code == 200, ok.text
+    # Four minutes either side of the server's time is inside the five-minute window.
+    for skew in (-240, 240):
+        at = time.time() + skew
+        assert raw(c).get(path, headers={AUTH_HEADER: signed(grace, path, at=at)}).is_success
+    msg = error_of(raw(c).get(path), 401, "unauthorized")
+    assert AUTH_HEADER in msg and "--key" in msg
+
+
+def test_stale_early_forged_and_misdirected_request_signatures_are_refused(
+    client: tuple[HubClient, Hub, SigningKey],
+) -> None:
+    c, _, _ = client
+    grace, mallory = SigningKey.generate(), SigningKey.generate()
+    c.join(grace, "Grace")
+    path = f"/api/v1/members/{grace.key_id}/export"
+    now = time.time()
+    by_mallory = signed(mallory, path)
+    forged = grace.key_id + by_mallory[len(mallory.key_id) :]  # Grace's id, Mallory's signature
+    stamp = str(int(now))
+    cases = [
+        (path, signed(grace, path, at=now - 301), "more than five minutes old or early"),
+        (path, signed(grace, path, at=now - 86400), "more than five minutes old or early"),
+        (path, signed(grace, path, at=now + 301), "more than five minutes old or early"),
+        (path, forged, "does not verify for that key"),
+        # Signed for another path, another query, another method: not for this request.
+        (path, signed(grace, f"/api/v1/members/{mallory.key_id}/export"), "does not verify"),
+        (f"{path}?limit=5", signed(grace, path), "does not verify"),
+        (path, signed(grace, f"{path}?limit=5"), "does not verify"),
+        (path, signed(grace, path, method="POST"), "does not verify"),
+        # Malformed: not three parts, a stamp that is not a number, a signature not base64.
+        (path, "not-a-signature", "must be KEYID.UNIXTIME.BASE64SIGNATURE"),
+        (path, f"{grace.key_id}.yesterday.{forged.rsplit('.', 1)[1]}", "must be KEYID.UNIXTIME"),
+        (path, f"{grace.key_id}.{stamp}.***", "must be KEYID.UNIXTIME.BASE64SIGNATURE"),
+        (path, f"not-a-key.{stamp}.{forged.rsplit('.', 1)[1]}", "does not verify"),
+    ]
+    for target, header, words in cases:
+        msg = error_of(raw(c).get(target, headers={AUTH_HEADER: header}), 401, "unauthorized")
+        assert words in msg, (header, msg)
+
+
+def test_a_valid_signature_by_someone_who_is_not_a_member_is_forbidden(
+    client: tuple[HubClient, Hub, SigningKey],
+) -> None:
+    c, _, _ = client
+    stranger = SigningKey.generate()
+    path = "/api/v1/reviews/next"
+    msg = error_of(
+        raw(c).get(path, headers={AUTH_HEADER: signed(stranger, path)}), 403, "forbidden"
+    )
+    assert "only active members" in msg
+
+
+def error_of(resp: httpx.Response, status: int, code: str) -> str:
+    """Check an error answer's status and code; return its message."""
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == code, err
+    return str(err["message"])

@@ -1,42 +1,23 @@
-"""The command line, run as a user would: as a separate process."""
+"""The command line, run as a user would: as a separate process, on each database (the
+hub's ``init --database``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+
+from tests.kit import cw, cwj
 
 
-def cw(
-    *args: str | Path, ok: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "commonweal", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-    if ok:
-        assert proc.returncode == 0, f"{args}: {proc.stderr}"
-    return proc
-
-
-def cwj(*args: str | Path) -> Any:
-    proc = cw(*args, "--json")
-    return json.loads(proc.stdout)  # stdout holds one JSON document and nothing else
-
-
-def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
+def test_a_community_from_init_to_verified_export(tmp_path: Path, database_url: str) -> None:
     hub = tmp_path / "hub"
-    info = cwj("init", hub, "--name", "River Keepers", "--founder-name", "Ada")
+    info = cwj(
+        "init", hub, "--name", "River Keepers", "--founder-name", "Ada", "--database", database_url
+    )
     assert info["origin"].startswith("commonweal.local/river-keepers-")
     founder = Path(info["founder_key_file"])
     assert stat.S_IMODE(founder.stat().st_mode) == 0o600
@@ -88,9 +69,9 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path) -> None:
     }
 
 
-def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path) -> None:
+def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path, database_url: str) -> None:
     hub = tmp_path / "hub"
-    cw("init", hub, "--name", "Invite Only", "--join-policy", "invite")
+    cw("init", hub, "--name", "Invite Only", "--join-policy", "invite", "--database", database_url)
     cw("key", "new", "--out", tmp_path / "k.key")
     cases = [
         (("join", "--hub", hub, "--key", tmp_path / "k.key", "--name", "Zed"), "invitation"),
@@ -112,9 +93,11 @@ def test_failures_exit_non_zero_with_one_line_on_stderr(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
-def test_invite_flow_from_the_command_line(tmp_path: Path) -> None:
+def test_invite_flow_from_the_command_line(tmp_path: Path, database_url: str) -> None:
     hub = tmp_path / "hub"
-    info = cwj("init", hub, "--name", "Clinic Pool", "--join-policy", "invite")
+    info = cwj(
+        "init", hub, "--name", "Clinic Pool", "--join-policy", "invite", "--database", database_url
+    )
     token = cwj("invite", "create", "--hub", hub, "--key", info["founder_key_file"])["token"]
     cw("key", "new", "--out", tmp_path / "k.key")
     res = cwj(
@@ -123,35 +106,40 @@ def test_invite_flow_from_the_command_line(tmp_path: Path) -> None:
     assert res["status"] == "active"
 
 
-def test_charter_file_sets_the_rules(tmp_path: Path) -> None:
+def test_charter_file_sets_the_rules(tmp_path: Path, database_url: str) -> None:
     charter = tmp_path / "charter.toml"
     charter.write_text('name = "Language Commons"\njoin_policy = "approval"\n')
-    info = cwj("init", tmp_path / "hub", "--charter", charter)
+    info = cwj("init", tmp_path / "hub", "--charter", charter, "--database", database_url)
     assert info["name"] == "Language Commons"
     charter.write_text('name = "X"\nvoting = "yes"\n')
     proc = cw("init", tmp_path / "hub2", "--charter", charter, ok=False)
     assert proc.returncode == 1 and "voting" in proc.stderr
 
 
-def test_verify_names_the_tampered_entry(tmp_path: Path) -> None:
+def test_verify_names_the_tampered_entry(tmp_path: Path, database_url: str) -> None:
     hub = tmp_path / "hub"
-    cw("init", hub, "--name", "Tamper Test")
+    cw("init", hub, "--name", "Tamper Test", "--database", database_url)
     for i in range(3):
         cw("key", "new", "--out", tmp_path / f"{i}.key")
         cw("join", "--hub", hub, "--key", tmp_path / f"{i}.key", "--name", f"m{i}")
-    with sqlite3.connect(hub / "hub.db") as db:
-        (leaf,) = db.execute("SELECT leaf FROM ledger_entries WHERE idx = 2").fetchone()
-        db.execute(
-            "UPDATE ledger_entries SET leaf = ? WHERE idx = 2", (leaf.replace(b'"m1"', b'"m7"'),)
+    db = create_engine(database_url)
+    with db.begin() as conn:
+        leaf = bytes(
+            conn.execute(text("SELECT leaf FROM ledger_entries WHERE idx = 2")).scalar_one()
         )
+        conn.execute(
+            text("UPDATE ledger_entries SET leaf = :leaf WHERE idx = 2"),
+            {"leaf": leaf.replace(b'"m1"', b'"m7"')},
+        )
+    db.dispose()
     proc = cw("ledger", "verify", "--hub", hub, ok=False)
     assert proc.returncode == 1
     assert "entry 2" in proc.stderr and "signature" in proc.stderr
 
 
-def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path) -> None:
+def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path, database_url: str) -> None:
     hub = tmp_path / "hub"
-    cw("init", hub, "--name", "Rewrite Test")
+    cw("init", hub, "--name", "Rewrite Test", "--database", database_url)
     for i in range(3):
         cw("key", "new", "--out", tmp_path / f"{i}.key")
         cw("join", "--hub", hub, "--key", tmp_path / f"{i}.key", "--name", f"m{i}")
@@ -175,6 +163,7 @@ def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
+    # The demo makes its own hub, always on SQLite in its directory: one database here.
     res = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert res["members"] >= 11 and res["size"] >= 21
     # The careful members own more than the mislabeller and the duplicator; the treasury
@@ -192,7 +181,9 @@ def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     assert again["size"] == res["size"]  # reused, not rebuilt
 
 
-def test_contribute_review_withdraw_and_export_from_the_command_line(tmp_path: Path) -> None:
+def test_contribute_review_withdraw_and_export_from_the_command_line(
+    tmp_path: Path, database_url: str
+) -> None:
     hub = tmp_path / "hub"
     info = cwj(
         "init",
@@ -205,6 +196,8 @@ def test_contribute_review_withdraw_and_export_from_the_command_line(tmp_path: P
         "greeting,farewell",
         "--founder-name",
         "Ada",
+        "--database",
+        database_url,
     )
     founder = info["founder_key_file"]
     keys = {}

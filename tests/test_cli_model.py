@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 from commonweal.ledger.keys import SigningKey
-from tests.modelkit import community, text_items
-from tests.test_cli import cw, cwj
+from tests.kit import community, cw, cwj, text_items
 
 
-def test_train_lineage_card_predict_and_bill_from_the_command_line(tmp_path: Path) -> None:
-    client, keys = community(tmp_path / "hub", "sqlite:///hub.db", kind="text-classification")
+def test_train_lineage_card_predict_and_bill_from_the_command_line(
+    tmp_path: Path, database_url: str
+) -> None:
+    client, keys = community(tmp_path / "hub", database_url, kind="text-classification")
     client.close()
     hub = tmp_path / "hub"
     keys["Grace"].save(tmp_path / "grace.key", name="Grace")

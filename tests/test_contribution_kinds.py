@@ -17,13 +17,16 @@ from commonweal.community.charter import validate_charter
 from commonweal.errors import InvalidInput
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
+from tests.kit import Clock, cw, cwj
 
 
 def open_coop(
-    tmp_path: Path, task: dict[str, Any], **extra: Any
+    tmp_path: Path, database: str, task: dict[str, Any], **extra: Any
 ) -> tuple[HubClient, dict[str, SigningKey]]:
     charter = validate_charter({"name": "Kinds", "task": task, **extra})
-    hub, founder = Hub.init(tmp_path / "hub", charter=charter, founder_name="Ada")
+    hub, founder = Hub.init(
+        tmp_path / "hub", charter=charter, founder_name="Ada", database=database
+    )
     hub.close()
     c = HubClient(str(tmp_path / "hub"))
     keys = {"Ada": founder}
@@ -39,9 +42,10 @@ def png(pixels: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def test_tabular_items_follow_the_charter_columns(tmp_path: Path) -> None:
+def test_tabular_items_follow_the_charter_columns(tmp_path: Path, database_url: str) -> None:
     c, keys = open_coop(
         tmp_path,
+        database_url,
         {
             "kind": "tabular-regression",
             "columns": [
@@ -65,9 +69,10 @@ def test_tabular_items_follow_the_charter_columns(tmp_path: Path) -> None:
     c.close()
 
 
-def test_images_are_checked_and_near_copies_flagged(tmp_path: Path) -> None:
+def test_images_are_checked_and_near_copies_flagged(tmp_path: Path, database_url: str) -> None:
     c, keys = open_coop(
         tmp_path,
+        database_url,
         {"kind": "image-classification", "labels": [str(d) for d in range(10)]},
     )
     digits = load_digits()
@@ -95,9 +100,10 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_newcomers_items_need_more_reviews(tmp_path: Path) -> None:
+def test_newcomers_items_need_more_reviews(tmp_path: Path, database_url: str) -> None:
     c, keys = open_coop(
         tmp_path,
+        database_url,
         {"kind": "text-classification", "labels": ["yes", "no"]},
         review={"reviews_needed": 1, "newcomer_reviews_needed": 3, "newcomer_until_accepted": 1},
     )
@@ -116,11 +122,16 @@ def test_newcomers_items_need_more_reviews(tmp_path: Path) -> None:
     c.close()
 
 
-def test_a_member_over_the_daily_limit_is_refused(tmp_path: Path) -> None:
+def test_a_member_over_the_daily_limit_is_refused(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from commonweal.errors import TooLarge
 
+    # Mid-day on the hub's clock: a run at midnight must not start a new day half-way.
+    monkeypatch.setattr(Hub, "clock", staticmethod(Clock("2030-01-01T12:00:00.000Z")))
     c, keys = open_coop(
         tmp_path,
+        database_url,
         {"kind": "text-classification", "labels": ["yes", "no"]},
         limits={"max_items_per_member_per_day": 3},
     )
@@ -134,9 +145,9 @@ def test_a_member_over_the_daily_limit_is_refused(tmp_path: Path) -> None:
     c.close()
 
 
-def test_an_image_folder_is_contributed_from_the_command_line(tmp_path: Path) -> None:
-    from tests.test_cli import cw, cwj
-
+def test_an_image_folder_is_contributed_from_the_command_line(
+    tmp_path: Path, database_url: str
+) -> None:
     hub = tmp_path / "hub"
     info = cwj(
         "init",
@@ -147,6 +158,8 @@ def test_an_image_folder_is_contributed_from_the_command_line(tmp_path: Path) ->
         "image-classification",
         "--labels",
         "0,1,2,3,4,5,6,7,8,9",
+        "--database",
+        database_url,
     )
     folder = tmp_path / "scans"
     folder.mkdir()

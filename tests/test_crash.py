@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,32 +16,9 @@ from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash
 from commonweal.verify import verify_hub
-from tests.conftest import make_hub
+from tests.kit import free_port, make_hub, start_server
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "commonweal", "serve", "--hub", str(hub_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url: str) -> None:
@@ -73,16 +47,26 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
                 assert r.status_code == 201, r.text
                 acked.extend((e["index"], e["leaf_hash"]) for e in r.json()["entries"])
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    while len(acked) < 150:
-        time.sleep(0.01)
-    os.kill(server.pid, signal.SIGKILL)  # mid-stream: requests are in flight
-    server.wait(10)
-    stop.set()
-    for t in threads:
-        t.join(10)
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        # Until 150 appends are acknowledged, with a deadline: a writer that fails (its
+        # assertion ends its thread) or a stuck server must fail the test, not hang it.
+        deadline = time.monotonic() + 60
+        while len(acked) < 150 and time.monotonic() < deadline:
+            if not any(t.is_alive() for t in threads):
+                break
+            time.sleep(0.01)
+        assert len(acked) >= 150, f"only {len(acked)} appends acknowledged"
+        os.kill(server.pid, signal.SIGKILL)  # mid-stream: requests are in flight
+        server.wait(10)
+    finally:
+        stop.set()
+        server.kill()  # already gone, unless the test failed before the SIGKILL
+        server.wait(10)
+        for t in threads:
+            t.join(10)
 
     survivor = Hub.open(tmp_path / "hub")
     size = survivor.log.size()

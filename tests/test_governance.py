@@ -1,14 +1,16 @@
 """Governance (part 5): proposals, votes, delegation and execution by the hub.
 
-The tests run the real hub (embedded client, real SQLite and, where storage matters,
-PostgreSQL) on a clock they control: ``commonweal.hub.now`` stamps each entry's log time,
-and the shells that read the time (listing proposals, billing) are patched to the same
-clock, so a three-day vote and a one-day timelock take no time at all.
+The tests run the real hub (embedded client, on SQLite and on PostgreSQL) on a clock they
+control: ``Hub.clock`` stamps each entry's log time and is the hub's "now" wherever time
+matters (listing proposals, execution, billing), and the command-line test runs each
+command on the same clock (``cw(..., clock=)``), so a three-day vote and a one-day
+timelock take no time at all.
 
 A trained community with shares and revenue (``base``) is built once per module and
-copied for each test that appends to it; tests that need only members use a small hub of
-their own. Every refusal is checked to write nothing, and every log is verified at the end
-by ``audit_hub``, which replays it with the real rules and recounts every tally.
+database and copied for each test that appends to it; tests that need only members use a
+small hub of their own. Every refusal is checked to write nothing, and every log is
+verified at the end by ``verify_hub``, which replays it with the real rules and recounts
+every tally.
 """
 
 from __future__ import annotations
@@ -16,12 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +41,13 @@ from commonweal.errors import (
     VerificationFailed,
 )
 from commonweal.hub import Hub
-from commonweal.ledger.event import decode_leaf, now, sign_event
+from commonweal.ledger.event import decode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.vault import load_items
 from commonweal.verify import verify_hub
 from commonweal.wire import hash_api_key as hash_key
 from commonweal.wire import new_api_key
-from tests.modelkit import accept_all, digit_items
-from tests.test_cli import cw, cwj
+from tests.kit import Clock, Databases, accept_all, copied_hub, cw, cwj, digit_items
 
 Keys = dict[str, SigningKey]
 T0 = "2030-01-01T00:00:00.000Z"  # the base community's log time; tests start an hour later
@@ -68,19 +64,6 @@ SIGNAL = [{"type": "signal", "text": "Plant more trees by the canal"}]
 
 
 # -- the clock ------------------------------------------------------------------------------
-
-
-class Clock:
-    """What ``now()`` returns in the hub and the shells: a log time the test moves on."""
-
-    def __init__(self, t: str) -> None:
-        self.t = t
-
-    def __call__(self) -> str:
-        return self.t
-
-    def advance(self, seconds: int) -> None:
-        self.t = at(self.t, seconds)
 
 
 def patch_clock(m: pytest.MonkeyPatch, clock: Clock) -> None:
@@ -188,20 +171,20 @@ SmallHub = Callable[..., tuple[HubClient, Keys]]
 
 
 @pytest.fixture
-def small(tmp_path: Path, clock: Clock) -> Iterator[SmallHub]:
+def small(tmp_path: Path, database_url: str, clock: Clock) -> Iterator[SmallHub]:
     """Makes a community of members only (Ada founded it; Grace, Alan and Tim joined): no
-    data, no shares. ``small(gov, url)``: the charter's governance section, and the
-    database (default: SQLite in the test's directory). Closed after the test."""
+    data, no shares, on each database. ``small(gov)``: the charter's governance section.
+    Closed after the test."""
     made: list[HubClient] = []
 
-    def make(gov: dict[str, Any] | None = None, url: str | None = None) -> tuple[HubClient, Keys]:
+    def make(gov: dict[str, Any] | None = None) -> tuple[HubClient, Keys]:
         directory = tmp_path / "hub"
         charter = validate_charter({"name": "Small Co-op", "governance": gov or {}})
         hub, ada = Hub.init(
             directory,
             charter=charter,
             founder_name="Ada",
-            database=url or f"sqlite:///{tmp_path / 'hub.db'}",
+            database=database_url,
         )
         hub.close()
         client = HubClient(str(directory))
@@ -218,7 +201,9 @@ def small(tmp_path: Path, clock: Clock) -> Iterator[SmallHub]:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys, str]:
+def base(
+    tmp_path_factory: pytest.TempPathFactory, module_databases: Databases
+) -> tuple[Path, Keys, str]:
     """Join by approval; Ada and Grace gave 100 digits each, reviewed by the others;
     version 1 trained and valued; epoch 1 minted shares (Ada, Grace, Alan; Tim none);
     Tim's API key earned 111 credits; Hedy asked to join and waits. Returns the hub
@@ -242,9 +227,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys, str]:
         }
     )
     with pytest.MonkeyPatch.context() as m:
-        m.delenv("COMMONWEAL_DATABASE_URL", raising=False)
         patch_clock(m, Clock(T0))
-        hub, ada = Hub.init(directory, charter=charter, founder_name="Ada")
+        hub, ada = Hub.init(
+            directory, charter=charter, founder_name="Ada", database=module_databases.new()
+        )
         hub.close()
         keys = {"Ada": ada}
         with HubClient(str(directory)) as client:
@@ -275,13 +261,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys, str]:
 def fresh(
     base: tuple[Path, Keys, str], tmp_path: Path, clock: Clock
 ) -> Iterator[tuple[HubClient, Keys]]:
-    directory = tmp_path / "hub"
-    shutil.copytree(base[0], directory)
-    client = HubClient(str(directory))
-    try:
+    with copied_hub(base[0], tmp_path / "hub") as directory, HubClient(str(directory)) as client:
         yield client, base[1]
-    finally:
-        client.close()
 
 
 def shares(hub: Hub, *names: str, keys: Keys) -> list[int]:
@@ -679,9 +660,9 @@ def test_power_is_fixed_when_a_proposal_is_made(
 
 
 def test_delegation_is_transitive_refuses_cycles_and_yields_to_own_votes(
-    small: SmallHub, database_url: str, clock: Clock
+    small: SmallHub, clock: Clock
 ) -> None:
-    client, keys = small(None, database_url)
+    client, keys = small()
     hub = client.embedded_hub
     ada, grace, alan, tim = (keys[n].key_id for n in ("Ada", "Grace", "Alan", "Tim"))
     act(client, keys["Tim"], "delegate.set", {"to": alan})
@@ -733,9 +714,9 @@ def test_delegation_is_transitive_refuses_cycles_and_yields_to_own_votes(
 
 
 def test_a_secret_ballot_is_committed_then_revealed_and_unrevealed_votes_are_absent(
-    small: SmallHub, database_url: str, clock: Clock
+    small: SmallHub, clock: Clock
 ) -> None:
-    client, keys = small({"secret_ballot": True}, database_url)
+    client, keys = small({"secret_ballot": True})
     hub = client.embedded_hub
     number = propose(client, keys["Ada"], SIGNAL)
     p = hub.state.proposals[number]
@@ -803,10 +784,10 @@ def test_a_secret_ballot_is_committed_then_revealed_and_unrevealed_votes_are_abs
 
 
 def test_what_the_rules_forbid_is_refused_with_its_reason_and_writes_nothing(
-    small: SmallHub, database_url: str, clock: Clock
+    small: SmallHub, clock: Clock
 ) -> None:
     timing = {"voting_delay_seconds": 60, "voting_period_seconds": 3600, "timelock_seconds": 600}
-    client, keys = small({**timing, "change_votes": False}, database_url)
+    client, keys = small({**timing, "change_votes": False})
     hub = client.embedded_hub
     ada, grace, alan = keys["Ada"], keys["Grace"], keys["Alan"]
     stranger = SigningKey.generate()
@@ -1129,13 +1110,6 @@ def test_the_executor_runs_what_is_due_and_does_not_retry_a_failure_until_the_lo
 # -- 10. the command line -------------------------------------------------------------------
 
 
-COMMAND = (sys.executable, "-m", "commonweal")
-
-
-def _instant(t: str) -> datetime:
-    return datetime.fromisoformat(t.replace("Z", "+00:00"))
-
-
 CHARTER_TOML = """\
 name = "Canal Keepers"
 
@@ -1145,13 +1119,24 @@ timelock_seconds = 0
 """
 
 
-def test_propose_vote_delegate_and_execute_from_the_command_line(tmp_path: Path) -> None:
-    # A voting period of a few seconds, not one: each vote is a CLI process of its own,
-    # which takes most of a second to start on a busy machine.
-    period = 3
-    (tmp_path / "charter.toml").write_text(CHARTER_TOML.format(period=period))
+def test_propose_vote_delegate_and_execute_from_the_command_line(
+    tmp_path: Path, database_url: str, clock: Clock
+) -> None:
+    # Each command is a process of its own on the test's clock (``cw(..., clock=)``): the
+    # three-day vote is over when the test moves the clock, not when the machine has waited.
+    (tmp_path / "charter.toml").write_text(CHARTER_TOML.format(period=3 * DAY))
     hub = tmp_path / "hub"
-    cwj("init", hub, "--charter", tmp_path / "charter.toml", "--founder-name", "Ada")
+    cwj(
+        "init",
+        hub,
+        "--charter",
+        tmp_path / "charter.toml",
+        "--founder-name",
+        "Ada",
+        "--database",
+        database_url,
+        clock=clock.t,
+    )
     ada = hub / "founder.key"
     grace, alan = tmp_path / "grace.key", tmp_path / "alan.key"
     with HubClient(str(hub)) as client:
@@ -1160,7 +1145,7 @@ def test_propose_vote_delegate_and_execute_from_the_command_line(tmp_path: Path)
             key.save(path, name=name)
             client.join(key, name)
 
-    cwj("delegate", "--hub", hub, "--key", grace, "--to", "Ada")
+    cwj("delegate", "--hub", hub, "--key", grace, "--to", "Ada", clock=clock.t)
     shown = cwj(
         "propose",
         "charter.amend",
@@ -1172,6 +1157,7 @@ def test_propose_vote_delegate_and_execute_from_the_command_line(tmp_path: Path)
         hub,
         "--key",
         ada,
+        clock=clock.t,
     )
     number = shown["proposal"]
     assert (shown["approval"], shown["weighting"], shown["phase"]) == (
@@ -1179,36 +1165,28 @@ def test_propose_vote_delegate_and_execute_from_the_command_line(tmp_path: Path)
         "member",
         "active",
     )
-    # Both votes at once, so they land inside the voting period.
-    procs = [
-        subprocess.Popen(
-            [*COMMAND, "vote", str(number), choice, "--hub", str(hub), "--key", str(key), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for choice, key in (("for", ada), ("against", alan))
-    ]
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert json.loads(out)["entries"][0]["kind"] == "vote.cast"
+    for choice, key in (("for", ada), ("against", alan)):
+        voted = cwj("vote", str(number), choice, "--hub", hub, "--key", key, clock=clock.t)
+        assert voted["entries"][0]["kind"] == "vote.cast"
     with HubClient(str(hub)) as client:
         ends = client.proposal(number)["ends"]
-    left = (_instant(ends) - _instant(now())).total_seconds()
-    assert left > 0, "the votes took longer than the voting period"
-    time.sleep(max(0.0, left) + 0.2)
+    assert ends == at(clock.t, 3 * DAY)
+    still = cwj("proposals", "--hub", hub, clock=clock.t)
+    assert still[0]["phase"] == "active"
+    early = cw("execute", str(number), "--hub", hub, ok=False, clock=clock.t)
+    assert early.returncode == 1 and "can execute after its timelock" in early.stderr
+    clock.t = at(ends, 1)  # the vote is over
 
-    listed = cwj("proposals", "--hub", hub)
+    listed = cwj("proposals", "--hub", hub, clock=clock.t)
     assert [p["proposal"] for p in listed] == [number]
     p = listed[0]
     assert p["phase"] == "executable" and p["quorum_reached"]
     # Ada's vote carries Grace's: 2 for, 1 against, exactly two-thirds.
     assert p["tally"]["counts"] == {"for": 2, "against": 1, "abstain": 0} and p["tally"]["passed"]
-    done = cwj("execute", str(number), "--hub", hub)
+    done = cwj("execute", str(number), "--hub", hub, clock=clock.t)
     assert done["status"] == "executed" and done["phase"] == "executed"
-    cwj("delegate", "--hub", hub, "--key", grace, "--none")
-    again = cw("execute", str(number), "--hub", hub, ok=False)
+    cwj("delegate", "--hub", hub, "--key", grace, "--none", clock=clock.t)
+    again = cw("execute", str(number), "--hub", hub, ok=False, clock=clock.t)
     assert again.returncode == 1 and f"proposal {number} is executed" in again.stderr
 
     h = Hub.open(hub)

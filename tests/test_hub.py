@@ -27,7 +27,7 @@ from commonweal.store.database import write_connection
 from commonweal.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 from commonweal.store.schema import members as members_table
 from commonweal.verify import Witness, verify_hub
-from tests.conftest import make_hub
+from tests.kit import make_hub
 
 
 def join(hub: Hub, name: str, **body: str) -> SigningKey:
@@ -367,3 +367,30 @@ def test_a_refresh_from_an_older_snapshot_never_moves_the_cache_back(
         assert verify_hub(h).size == size + 1
     finally:
         h.close()
+
+
+def test_the_database_url_in_the_environment_overrides_hub_toml(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``COMMONWEAL_DATABASE_URL`` (a moved database, a container's secret) wins over the
+    database ``hub.toml`` names; a ``database=`` given to ``Hub.open`` wins over both."""
+    from commonweal.errors import ConfigError
+
+    h, founder = make_hub(tmp_path / "hub", database_url)
+    join(h, "Grace")
+    size, checkpoint = h.log.size(), h.log.checkpoint()
+    h.close()
+    config = tmp_path / "hub" / "hub.toml"
+    config.write_text(config.read_text().replace(database_url, "sqlite:///elsewhere.db"))
+    with pytest.raises(ConfigError, match="holds no Commonweal hub"):
+        Hub.open(tmp_path / "hub")  # hub.toml's database: an empty file
+
+    monkeypatch.setenv("COMMONWEAL_DATABASE_URL", database_url)
+    moved = Hub.open(tmp_path / "hub")
+    try:
+        assert moved.log.size() == size and moved.log.checkpoint() == checkpoint
+        assert moved.state.members[founder.key_id].name == "Ada"
+    finally:
+        moved.close()
+    with pytest.raises(ConfigError, match="holds no Commonweal hub"):
+        Hub.open(tmp_path / "hub", database="sqlite:///elsewhere.db")

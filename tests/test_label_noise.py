@@ -1,17 +1,21 @@
 """Suspected label errors: on real digits with a tenth of the labels flipped, confident
 learning points at the flipped items, the same ones every run, and stays silent when there is
-too little evidence."""
+too little evidence; the hub's scan flags them in the log, once."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 
+from commonweal.hub import Hub
 from commonweal.ml.label_noise import image_features, suspected_label_errors, text_features
+from commonweal.verify import verify_hub
+from tests.kit import community, digit_items
 
 
 def _words(text: str) -> list[str]:
@@ -135,3 +139,61 @@ def test_text_features_are_one_row_per_text() -> None:
     features = text_features(["red apples", "green apples and pears", "pears"])
     assert features.shape[0] == 3
     assert features.nnz > 0
+
+
+# -- the hub's scan ---------------------------------------------------------------------------
+
+
+def test_a_scan_flags_suspected_label_errors_once_in_the_log(
+    tmp_path: Path, database_url: str
+) -> None:
+    """``hub.data.scan_labels`` on a pool with deliberate flips: it flags mostly flipped
+    items, in one hub-signed ``contribution.flag`` entry; a second scan flags nothing new
+    and logs nothing."""
+    truth = digit_items(0, 400)
+    rng = random.Random(7)
+    flips = set(rng.sample(range(len(truth)), 40))
+    items = [
+        {**it, "label": str((int(it["label"]) + rng.randint(1, 9)) % 10)} if n in flips else it
+        for n, it in enumerate(truth)
+    ]
+    client, _ = community(tmp_path / "hub", database_url, items=items)
+    with client:
+        hub = client.embedded_hub
+        flipped = {
+            c.id
+            for c in hub.state.contributions.values()
+            if c.label != truth[[it["image"] for it in truth].index(_image(hub, c.id))]["label"]
+        }
+        assert len(flipped) == len(flips)
+        size = hub.log.size()
+
+        first = hub.data.scan_labels()
+        assert first["scanned"] == len(truth)
+        flagged = set(first["flagged"])
+        assert len(flagged) == first["suspected"] and flagged
+        hits = len(flagged & flipped)
+        # Measured: 31-33 of 32-34 flagged were flipped, of 40 flips.
+        assert hits / len(flagged) >= 0.75, (hits, len(flagged))
+        assert hits / len(flipped) >= 0.6, (hits, len(flipped))
+        assert hub.log.size() == size + 1
+        (leaf,) = hub.log.entries(size, size + 1)
+        assert leaf.index == first["entry"] and leaf.kind == "contribution.flag"
+        assert leaf.actor == hub.state.hub_key
+        assert leaf.body == {
+            "items": first["flagged"],
+            "flag": "suspected-label-error",
+            "method": "cleanlab",
+        }
+        for item in flagged:
+            assert "suspected-label-error" in hub.state.contributions[item].flags
+
+        again = hub.data.scan_labels()
+        assert again["flagged"] == [] and "entry" not in again
+        assert again["suspected"] == first["suspected"]  # the same items, already flagged
+        assert hub.log.size() == size + 1
+        assert verify_hub(hub).size == size + 1
+
+
+def _image(hub: Hub, item: str) -> str:
+    return str(hub.data.item_content(item)["image"])

@@ -219,3 +219,34 @@ def test_the_outsiders_tools_sit_on_the_hub() -> None:
     items = {"commonweal.community", "commonweal.errors", "commonweal.ledger", "commonweal.wire"}
     assert _violations("commonweal.items", items) == []
     assert _violations("commonweal.embedded", {"commonweal.api", "commonweal.hub"}) == []
+
+
+def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
+    """Commands use the client (a directory or a URL alike); only ``cli/hubs.py`` opens a
+    hub directory for the operator's own jobs, and the shells a command starts (the
+    server, the verifier, the demo) load inside that command, never at start-up."""
+    allowed = {
+        "commonweal.client",
+        "commonweal.ledger",
+        "commonweal.errors",
+        "commonweal.wire",
+        "commonweal.community",
+    }
+    started_inside = {
+        "commonweal.cli.hubs": {"commonweal.hub"},
+        "commonweal.cli.community": {"commonweal.api"},
+        "commonweal.cli.ledger": {"commonweal.verify"},
+        "commonweal.cli.demo": {"commonweal.demo"},
+        "commonweal.cli.data": {"commonweal.items"},
+    }
+    bad = []
+    for imp in IMPORTS:
+        if imp.module != "commonweal.cli" and not imp.module.startswith("commonweal.cli."):
+            continue
+        ours = _ours(imp.target)
+        if ours is None or not _is_module(ours) or ours == "commonweal.cli" or ours in allowed:
+            continue
+        if ours in started_inside.get(imp.module, set()) and imp.in_function:
+            continue
+        bad.append(f"{imp.where}: {imp.module} imports {imp.target}")
+    assert bad == []

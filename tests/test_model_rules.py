@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from commonweal.community import rules
 from commonweal.community.charter import Charter
@@ -40,8 +39,7 @@ from commonweal.hub import Hub
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.schema import apikeys, models, treasury
-from tests.conftest import PG_URL
-from tests.modelkit import community, digit_items
+from tests.kit import Databases, community, digit_items
 
 T = "2026-01-01T00:00:00.000Z"
 SHARDS = 2
@@ -76,42 +74,21 @@ def refused_by_hub(hub: Hub, events: list[SignedEvent], error: type[Exception]) 
 # -- a community to check versions against --------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module")
 def ruled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    tmp_path_factory: pytest.TempPathFactory, module_databases: Databases
 ) -> Iterator[tuple[Hub, dict[str, SigningKey], State]]:
     """A community of 40 accepted digits (no version yet), its members' keys, and the
     state a verifier gets by replaying its leaves. Tests must not append to it."""
     directory = tmp_path_factory.mktemp("ruled")
-    admin, schema = None, ""
-    if request.param == "sqlite":
-        url = f"sqlite:///{directory / 'hub.db'}"
-    else:
-        if not PG_URL:
-            pytest.skip("COMMONWEAL_TEST_DATABASE_URL is not set")
-        schema = f"cw_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
     extra = {"training": {"shards": SHARDS, "evaluation": {"holdout_pct": 25, "min_items": 1}}}
-    try:
-        with pytest.MonkeyPatch.context() as m:
-            m.delenv("COMMONWEAL_DATABASE_URL", raising=False)
-            client, keys = community(
-                directory / "hub", url, items=digit_items(0, 40), charter_extra=extra
-            )
-        try:
-            hub = client.embedded_hub
-            replayed = rules.replay(decode_leaf(b) for b in hub.log.leaf_bytes(0, hub.log.size()))
-            yield hub, keys, replayed
-        finally:
-            client.close()
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+    client, keys = community(
+        directory / "hub", module_databases.new(), items=digit_items(0, 40), charter_extra=extra
+    )
+    with client:
+        hub = client.embedded_hub
+        replayed = rules.replay(decode_leaf(b) for b in hub.log.leaf_bytes(0, hub.log.size()))
+        yield hub, keys, replayed
 
 
 def summary(ids: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ consensus and pays each one once, that every refusal writes nothing, that a hub 
 a split other than the rules' is refused on its write path and caught by ``ledger verify``
 when it bypasses them, and that the operator's commands do all of it from the shell.
 
-Communities are built once per module and copied (a SQLite hub is one directory) for the
-tests that append to them.
+Communities are built once per module and database, and copied (``copied_hub``: the
+directory and its SQLite file or PostgreSQL schema) for the tests that append to them.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
@@ -37,10 +34,8 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     Table,
-    create_engine,
     func,
     select,
-    text,
     update,
 )
 
@@ -84,9 +79,7 @@ from commonweal.store.schema import (
     valuations,
 )
 from commonweal.verify import verify_hub
-from tests.conftest import PG_URL
-from tests.modelkit import community, digit_items
-from tests.test_cli import cw, cwj
+from tests.kit import Databases, community, copied_hub, cw, cwj, digit_items
 
 T = "2026-01-01T00:00:00.000Z"
 PRICE = 3
@@ -141,11 +134,9 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
 def build(directory: Path, url: str, extra: dict[str, Any] | None = None) -> tuple[HubClient, Keys]:
     """200 digits accepted by review (Ada gave the first 100, Grace the next; Alan and
     Grace or Ada reviewed them, Tim did nothing), and version 1 trained on them."""
-    with pytest.MonkeyPatch.context() as m:
-        m.delenv("COMMONWEAL_DATABASE_URL", raising=False)
-        client, keys = community(
-            directory, url, items=digit_items(0, 200), charter_extra={**EXTRA, **(extra or {})}
-        )
+    client, keys = community(
+        directory, url, items=digit_items(0, 200), charter_extra={**EXTRA, **(extra or {})}
+    )
     assert client.embedded_hub.models.train()["version"] == 1
     return client, keys
 
@@ -167,26 +158,6 @@ def awarded(state: State, epoch: int) -> dict[str, int]:
         for member, shares in pool:
             out[member] += shares
     return dict(out)
-
-
-@contextmanager
-def database(kind: str, directory: Path) -> Iterator[str]:
-    """A database URL for a module-scoped hub: a SQLite file, or a schema of its own."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'hub.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("COMMONWEAL_TEST_DATABASE_URL is not set")
-    schema = f"cw_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # -- the pure arithmetic ------------------------------------------------------------------
@@ -373,30 +344,27 @@ class Flow:
     claims: list[dict[str, Any]] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def flow(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Flow]:
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory, module_databases: Databases) -> Iterator[Flow]:
     directory = tmp_path_factory.mktemp("flow")
-    with database(request.param, directory) as url:
-        client, keys = build(directory / "hub", url)
-        try:
-            hub = client.embedded_hub
-            valued = hub.ownership.value()
-            before = hub.state
-            epoch = hub.ownership.close_epoch()
-            f = Flow(client, hub, keys, directory / "hub", valued, before, epoch, hub.state, 0)
-            f.revenue = earn(client, keys)
-            for amount in (50, None):
-                was = hub.state
-                f.payouts.append((was, hub.ownership.pay_out(amount), hub.state))
-            client.register_address(keys["Grace"], GRACE_ADDRESS.lower())
-            client.register_address(keys["Alan"], ALAN_ADDRESS.upper().replace("0X", "0x"))
-            f.claims.append(hub.ownership.export_claims(1))
-            f.claims.append(hub.ownership.export_claims(1))  # unchanged: nothing to log
-            yield f
-        finally:
-            client.close()
+    client, keys = build(directory / "hub", module_databases.new())
+    try:
+        hub = client.embedded_hub
+        valued = hub.ownership.value()
+        before = hub.state
+        epoch = hub.ownership.close_epoch()
+        f = Flow(client, hub, keys, directory / "hub", valued, before, epoch, hub.state, 0)
+        f.revenue = earn(client, keys)
+        for amount in (50, None):
+            was = hub.state
+            f.payouts.append((was, hub.ownership.pay_out(amount), hub.state))
+        client.register_address(keys["Grace"], GRACE_ADDRESS.lower())
+        client.register_address(keys["Alan"], ALAN_ADDRESS.upper().replace("0X", "0x"))
+        f.claims.append(hub.ownership.export_claims(1))
+        f.claims.append(hub.ownership.export_claims(1))  # unchanged: nothing to log
+        yield f
+    finally:
+        client.close()
 
 
 def test_shares_minted_equal_awards_and_holdings_and_payouts_split_exactly(flow: Flow) -> None:
@@ -564,9 +532,11 @@ def test_a_version_2_hub_is_upgraded_and_its_ownership_rebuilt_from_the_log(flow
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
+def base(
+    tmp_path_factory: pytest.TempPathFactory, module_databases: Databases
+) -> tuple[Path, Keys]:
     directory = tmp_path_factory.mktemp("base") / "hub"
-    client, keys = build(directory, "sqlite:///hub.db")
+    client, keys = build(directory, module_databases.new())
     client.close()
     return directory, keys
 
@@ -574,13 +544,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
 @pytest.fixture
 def fresh(base: tuple[Path, Keys], tmp_path: Path) -> Iterator[tuple[HubClient, Keys]]:
     """A copy of the base community (version 1 trained, nothing valued) to append to."""
-    directory = tmp_path / "hub"
-    shutil.copytree(base[0], directory)
-    client = HubClient(str(directory))
-    try:
+    with copied_hub(base[0], tmp_path / "hub") as directory, HubClient(str(directory)) as client:
         yield client, base[1]
-    finally:
-        client.close()
 
 
 def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
@@ -991,8 +956,10 @@ def test_shares_are_not_transferable_unless_the_charter_says_so(
     )
 
 
-def test_transferable_shares_move_between_members_and_totals_stay(tmp_path: Path) -> None:
-    client, keys = build(tmp_path / "hub", "sqlite:///hub.db", {"rewards": {"transferable": True}})
+def test_transferable_shares_move_between_members_and_totals_stay(
+    tmp_path: Path, database_url: str
+) -> None:
+    client, keys = build(tmp_path / "hub", database_url, {"rewards": {"transferable": True}})
     try:
         hub = client.embedded_hub
         hub.ownership.value()
@@ -1039,56 +1006,58 @@ def test_transferable_shares_move_between_members_and_totals_stay(tmp_path: Path
 def test_value_reward_claim_and_pay_from_the_command_line(
     base: tuple[Path, Keys], tmp_path: Path
 ) -> None:
-    hub = tmp_path / "hub"
-    shutil.copytree(base[0], hub)
-    keys = base[1]
-    with HubClient(str(hub)) as client:
-        credits = earn(client, keys)
-    grace_key = tmp_path / "grace.key"
-    keys["Grace"].save(grace_key, name="Grace")
-    grace = keys["Grace"].key_id
+    with copied_hub(base[0], tmp_path / "hub") as hub:
+        keys = base[1]
+        with HubClient(str(hub)) as client:
+            credits = earn(client, keys)
+        grace_key = tmp_path / "grace.key"
+        keys["Grace"].save(grace_key, name="Grace")
+        grace = keys["Grace"].key_id
 
-    early = cw("rewards", "close-epoch", "--hub", hub, ok=False)
-    assert early.returncode == 1 and "commonweal value" in early.stderr
+        early = cw("rewards", "close-epoch", "--hub", hub, ok=False)
+        assert early.returncode == 1 and "commonweal value" in early.stderr
 
-    valued = cwj("value", "--hub", hub, "--out", tmp_path / "values.csv")
-    assert (valued["valuation"], valued["model"], valued["method"]) == (1, 1, "knn-shapley")
-    with (tmp_path / "values.csv").open() as f:
-        written = list(csv.reader(f))
-    assert written[0] == ["item", "member", "value"]
-    assert len(written) - 1 == valued["values"]["count"]
-    assert sum(float(r[2]) for r in written[1:]) == pytest.approx(float(valued["total"]))
-    listed = list(csv.reader(io.StringIO(cw("values", "--hub", hub).stdout)))
-    assert listed == written
+        valued = cwj("value", "--hub", hub, "--out", tmp_path / "values.csv")
+        assert (valued["valuation"], valued["model"], valued["method"]) == (1, 1, "knn-shapley")
+        with (tmp_path / "values.csv").open() as f:
+            written = list(csv.reader(f))
+        assert written[0] == ["item", "member", "value"]
+        assert len(written) - 1 == valued["values"]["count"]
+        assert sum(float(r[2]) for r in written[1:]) == pytest.approx(float(valued["total"]))
+        listed = list(csv.reader(io.StringIO(cw("values", "--hub", hub).stdout)))
+        assert listed == written
 
-    epoch = cwj("rewards", "close-epoch", "--hub", hub)
-    assert (epoch["epoch"], epoch["valuation"], epoch["shares"]) == (1, 1, 900_000)
-    mine = sum(
-        a["shares"] for p in epoch["pools"].values() for a in p["awards"] if a["name"] == "Grace"
-    )
-    assert mine > 0
+        epoch = cwj("rewards", "close-epoch", "--hub", hub)
+        assert (epoch["epoch"], epoch["valuation"], epoch["shares"]) == (1, 1, 900_000)
+        mine = sum(
+            a["shares"]
+            for p in epoch["pools"].values()
+            for a in p["awards"]
+            if a["name"] == "Grace"
+        )
+        assert mine > 0
 
-    cwj("member", "address", GRACE_ADDRESS.lower(), "--hub", hub, "--key", grace_key)
-    out = tmp_path / "claims.json"
-    exported = cwj("rewards", "export-claims", "--hub", hub, "--epoch", "1", "--out", out)
-    doc = json.loads(out.read_text())
-    assert exported["merkleRoot"] == doc["merkleRoot"] and exported["entry"] is not None
-    assert list(doc["claims"]) == [GRACE_ADDRESS]
-    c = doc["claims"][GRACE_ADDRESS]
-    assert int(c["amount"], 16) == mine
-    assert claims.verify_proof(doc["merkleRoot"], c["index"], GRACE_ADDRESS, mine, c["proof"])
-    unknown = cw("rewards", "export-claims", "--hub", hub, "--epoch", "2", ok=False)
-    assert unknown.returncode == 1 and "no reward epoch 2" in unknown.stderr
+        cwj("member", "address", GRACE_ADDRESS.lower(), "--hub", hub, "--key", grace_key)
+        out = tmp_path / "claims.json"
+        exported = cwj("rewards", "export-claims", "--hub", hub, "--epoch", "1", "--out", out)
+        doc = json.loads(out.read_text())
+        assert exported["merkleRoot"] == doc["merkleRoot"] and exported["entry"] is not None
+        assert list(doc["claims"]) == [GRACE_ADDRESS]
+        c = doc["claims"][GRACE_ADDRESS]
+        assert int(c["amount"], 16) == mine
+        assert claims.verify_proof(doc["merkleRoot"], c["index"], GRACE_ADDRESS, mine, c["proof"])
+        unknown = cw("rewards", "export-claims", "--hub", hub, "--epoch", "2", ok=False)
+        assert unknown.returncode == 1 and "no reward epoch 2" in unknown.stderr
 
-    table = cwj("shares", "--hub", hub)
-    assert table["total_shares"] == 900_000 and table["treasury"]["balance"] == credits
-    paid = cwj("payout", "--hub", hub)
-    assert paid["amount"] == credits and paid["balance"] == 0
-    assert sum(p["credits"] for p in paid["parts"]) == credits
-    mine_paid = next(p["credits"] for p in paid["parts"] if p["member"] == grace)
+        table = cwj("shares", "--hub", hub)
+        assert table["total_shares"] == 900_000 and table["treasury"]["balance"] == credits
+        paid = cwj("payout", "--hub", hub)
+        assert paid["amount"] == credits and paid["balance"] == 0
+        assert sum(p["credits"] for p in paid["parts"]) == credits
+        mine_paid = next(p["credits"] for p in paid["parts"] if p["member"] == grace)
 
-    account = cwj("statement", "--hub", hub, "--key", grace_key)
-    assert (account["name"], account["address"]) == ("Grace", GRACE_ADDRESS)
-    assert account["epochs"][0]["shares"] == mine and account["credits"] == mine_paid
-    assert cwj("shares", "--hub", hub)["treasury"]["paid"] == credits
-    assert cwj("ledger", "verify", "--hub", hub)["ok"]
+        account = cwj("statement", "--hub", hub, "--key", grace_key)
+        assert (account["name"], account["address"]) == ("Grace", GRACE_ADDRESS)
+        assert account["epochs"][0]["shares"] == mine and account["credits"] == mine_paid
+        assert cwj("shares", "--hub", hub)["treasury"]["paid"] == credits
+        assert cwj("ledger", "verify", "--hub", hub)["ok"]

@@ -9,18 +9,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from commonweal.api import create_app
-from commonweal.community.governance import at, current_tally
+from commonweal.community.governance import current_tally
 from commonweal.hub import Hub
-from commonweal.ledger.event import now, sign_event
-from tests.modelkit import community, digit_items
+from commonweal.ledger.event import sign_event
+from tests.kit import Clock, community, digit_items
 
 
 def test_released_weights_can_be_downloaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client, keys = community(
-        tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}", items=digit_items(0, 400)
-    )
+    clock = Clock("2030-01-01T00:00:00.000Z")
+    monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    client, keys = community(tmp_path / "hub", database_url, items=digit_items(0, 400))
     try:
         hub = client.embedded_hub
         hub.models.train()
@@ -29,8 +29,6 @@ def test_released_weights_can_be_downloaded(
         refused = api.get("/api/v1/models/1/artifact")
         assert refused.status_code == 403 and "model.release" in refused.json()["error"]["message"]
 
-        clock = [now()]
-        monkeypatch.setattr(Hub, "clock", staticmethod(lambda: clock[0]))
         action = {
             "type": "model.release",
             "version": 1,
@@ -49,7 +47,7 @@ def test_released_weights_can_be_downloaded(
             [sign_event(keys[n], "vote.cast", {"proposal": number, "choice": "for"}) for n in keys]
         )
         assert current_tally(hub.state, number)["passed"]
-        clock[0] = at(clock[0], 5 * 86400)  # past the voting period and the timelock
+        clock.advance(5 * 86400)  # past the voting period and the timelock
         hub.governance.execute(number)
 
         got = api.get("/api/v1/models/1/artifact")

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_hub
-from tests.test_cli import cw, cwj
-from tests.test_crash import free_port, start_server
+from tests.kit import cw, cwj, free_port, make_hub, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -37,8 +37,7 @@ from commonweal.store.usage import add_usage
 from commonweal.verify import verify_hub
 from commonweal.wire import hash_api_key as hash_key
 from commonweal.wire import new_api_key
-from tests.modelkit import community, digit_items, text_items
-from tests.test_crash import free_port, start_server
+from tests.kit import Clock, community, digit_items, free_port, start_server, text_items
 
 PRICE = 3
 API = "/api/v1"
@@ -359,16 +358,23 @@ def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database
 
 
 def hammer(
-    hubs: list[Hub], secrets: list[str], *, seconds: float, flushers: bool = False
+    hubs: list[Hub], secrets: list[str], *, calls: int = 120, flushers: bool = False
 ) -> tuple[int, list[BaseException]]:
     """Predict from a thread per key (round robin over ``hubs``) while one thread closes
     revenue on the first hub over and over and, with ``flushers``, a thread per hub flushes
-    its meter over and over (as another server's biller would); then bill the rest.
-    Returns the calls made and what the threads raised."""
+    its meter over and over (as another server's biller would), until ``calls`` calls were
+    made and revenue was closed at least twice meanwhile (or a thread failed, or a minute
+    passed); then bill the rest. Returns the calls made and what the threads raised."""
     inputs, _ = digits(3)
     made = [0] * len(secrets)
+    closed: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
+
+    def close() -> None:
+        record = hubs[0].models.close_revenue()
+        if record is not None:
+            closed.append(record)
 
     def loop(fn: Callable[[], object]) -> threading.Thread:
         def run() -> None:
@@ -390,12 +396,13 @@ def hammer(
         return once
 
     threads = [loop(predictor(n)) for n in range(len(secrets))]
-    threads.append(loop(hubs[0].models.close_revenue))
+    threads.append(loop(close))
     if flushers:
         threads += [loop(h.models.meter.flush) for h in hubs]
     for t in threads:
         t.start()
-    time.sleep(seconds)
+    # Enough work done, counted rather than timed (a slow machine just takes longer).
+    wait_for(lambda: errors or (sum(made) >= calls and len(closed) >= 2), timeout=60)
     stop.set()
     for t in threads:
         t.join(30)
@@ -411,7 +418,7 @@ def test_every_call_is_billed_exactly_once_under_concurrency(
     with served(tmp_path, database_url) as (client, keys):
         hub = client.embedded_hub
         secrets = [client.create_apikey(keys[name], name)[0] for name in ("Grace", "Alan", "Tim")]
-        made, errors = hammer([hub], secrets, seconds=2.0)
+        made, errors = hammer([hub], secrets)
         assert not errors, errors
         assert made > 30
         assert len(leaves(hub, "revenue.record")) > 1
@@ -437,16 +444,20 @@ def waits_for(hub: Hub, xid: str) -> bool:
     return bool(waiting)
 
 
-def test_a_flush_committing_during_a_close_is_billed(tmp_path: Path, database_url: str) -> None:
+def test_a_flush_committing_during_a_close_is_billed(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another process's meter flushes while this hub closes revenue: its calls are billed
     now or in the next record, never zeroed unbilled."""
+    clock = Clock("2030-01-01T12:00:00.000Z")  # one day for the meter, whenever this runs
+    monkeypatch.setattr(Hub, "clock", staticmethod(clock))
     with served(tmp_path, database_url) as (client, keys):
         hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(5)
         client.predict(inputs, api_key=secret)
         assert hub.models.meter.flush() == 5
-        kh, day = hash_key(secret), now()[:10]
+        kh, day = hash_key(secret), clock()[:10]
         other = Hub.open(tmp_path / "hub")
         try:
             # The other process's flush, held open while this hub closes revenue.
@@ -455,6 +466,8 @@ def test_a_flush_committing_during_a_close_is_billed(tmp_path: Path, database_ur
                 closer = threading.Thread(target=hub.models.close_revenue)
                 if is_sqlite(other.engine):
                     closer.start()  # it waits for the write lock; any order is right there
+                    # SQLite shows no lock waits to poll for: give the closer time to
+                    # reach the lock before this flush commits (either order must pass).
                     time.sleep(0.2)
                 else:
                     xid = conn.execute(text("SELECT pg_current_xact_id()::text")).scalar()
@@ -477,7 +490,7 @@ def test_two_hubs_metering_one_database_bill_every_call_once(
         secrets = [client.create_apikey(keys[name], name)[0] for name in ("Grace", "Alan", "Tim")]
         other = Hub.open(tmp_path / "hub")
         try:
-            made, errors = hammer([client.embedded_hub, other], secrets, seconds=2.0, flushers=True)
+            made, errors = hammer([client.embedded_hub, other], secrets, flushers=True)
         finally:
             other.close()
         assert not errors, errors
@@ -492,14 +505,16 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
     """Two hubs (two servers' billers) close revenue at once: the one that read the clock
     first but got the log's lock second must not end its period before the record that
     was just logged."""
+    clock = Clock("2030-01-01T12:00:00.000Z")
+    monkeypatch.setattr(Hub, "clock", staticmethod(clock))
     with served(tmp_path, database_url) as (client, keys):
         hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(4)
         client.predict(inputs[:2], api_key=secret)
         hub.models.meter.flush()
-        early = now()  # the clock as the slower closer read it
-        time.sleep(0.01)
+        early = clock()  # the clock as the slower closer read it
+        clock.advance(1)
         other = Hub.open(tmp_path / "hub")
         try:
             first = other.models.close_revenue()  # the faster closer
@@ -510,9 +525,9 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
         # The slower closer's meter and period end read the clock before the faster one
         # closed; the log stamps its entry later, as it would.
         readings = [early, early]
-        monkeypatch.setattr(hub, "clock", lambda: readings.pop(0) if readings else now())
-        second = hub.models.close_revenue()
-        monkeypatch.undo()
+        with monkeypatch.context() as m:
+            m.setattr(hub, "clock", lambda: readings.pop(0) if readings else clock())
+            second = hub.models.close_revenue()
         assert second is not None and second["start"] >= first["end"]
         assert second["start"] <= second["end"]
         assert billed_calls(hub) == 4

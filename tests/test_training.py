@@ -43,7 +43,7 @@ from commonweal.ml.trainers import get_trainer
 from commonweal.store import artifacts, projection, vault
 from commonweal.store.schema import model_blobs, model_items, models
 from commonweal.verify import verify_hub
-from tests.modelkit import community, digit_items, text_items
+from tests.kit import community, digit_items, text_items
 
 SHARDS = 4
 # 200 digits, a fifth of them held out: ~160 to train on in four shards, ~35 to score on.

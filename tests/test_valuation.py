@@ -25,7 +25,7 @@ from commonweal.hub.training import item_arrays
 from commonweal.ledger.keys import SigningKey
 from commonweal.ml.knn_shapley import knn_shapley
 from commonweal.verify import verify_hub
-from tests.modelkit import accept_all, community, digit_items
+from tests.kit import Databases, accept_all, community, digit_items, text_items
 
 FLIPPERS = ("M1", "M2")
 TRIPLICATOR = "M3"
@@ -68,9 +68,9 @@ def fair_community(directory: Path, database: str) -> Hub:
 
 
 @pytest.fixture(scope="module")
-def fair(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def fair(tmp_path_factory: pytest.TempPathFactory, module_databases: Databases) -> Any:
     d = tmp_path_factory.mktemp("fair")
-    hub = fair_community(d, f"sqlite:///{d / 'hub.db'}")
+    hub = fair_community(d, module_databases.new())
     hub.models.train()
     report = hub.ownership.value()
     yield hub, report
@@ -208,8 +208,10 @@ def test_splitting_data_across_identities_earns_nothing_extra(
     assert honest_total == split_total
 
 
-def test_valuing_a_version_with_withdrawn_data_is_refused(tmp_path: Path) -> None:
-    client, keys = community(tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}")
+def test_valuing_a_version_with_withdrawn_data_is_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    client, keys = community(tmp_path / "hub", database_url)
     try:
         hub = client.embedded_hub
         hub.models.train()
@@ -230,13 +232,13 @@ def test_valuing_a_version_with_withdrawn_data_is_refused(tmp_path: Path) -> Non
         client.close()
 
 
-def test_members_valued_on_the_real_trainer(tmp_path: Path) -> None:
+def test_members_valued_on_the_real_trainer(tmp_path: Path, database_url: str) -> None:
     """tmc-shapley: with four members and 24 permutations the Shapley values over
     members are exact; they add up to the full model's score less the empty one's."""
     extra = {"valuation": {"method": "tmc-shapley", "permutations": 24}, "training": {"shards": 2}}
     client, _ = community(
         tmp_path / "hub",
-        f"sqlite:///{tmp_path / 'hub.db'}",
+        database_url,
         items=digit_items(0, 400),
         charter_extra=extra,
     )
@@ -282,10 +284,8 @@ def test_a_regression_charter_cannot_pick_knn_shapley() -> None:
     assert validate_charter(doc).valuation.method == "auto"
 
 
-def test_no_model_no_valuation(tmp_path: Path) -> None:
-    client, _ = community(
-        tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}", items=digit_items(0, 100)
-    )
+def test_no_model_no_valuation(tmp_path: Path, database_url: str) -> None:
+    client, _ = community(tmp_path / "hub", database_url, items=digit_items(0, 100))
     try:
         with pytest.raises(Exception, match="no model yet"):
             client.embedded_hub.ownership.value()
@@ -293,14 +293,14 @@ def test_no_model_no_valuation(tmp_path: Path) -> None:
         client.close()
 
 
-def test_text_items_are_valued_in_the_hashed_feature_space(tmp_path: Path) -> None:
+def test_text_items_are_valued_in_the_hashed_feature_space(
+    tmp_path: Path, database_url: str
+) -> None:
     """Text models use sparse hashed n-grams: values come from the sparse path, and still
     add up to the KNN classifier's accuracy on the evaluation set."""
-    from tests.modelkit import text_items
-
     client, _ = community(
         tmp_path / "hub",
-        f"sqlite:///{tmp_path / 'hub.db'}",
+        database_url,
         kind="text-classification",
         items=text_items(400),
     )

@@ -9,8 +9,6 @@ so that charters written today still validate tomorrow.
 from __future__ import annotations
 
 import re
-import tomllib
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,7 +36,6 @@ __all__ = [
     "Training",
     "Valuation",
     "VotingRule",
-    "charter_from_file",
     "validate_charter",
 ]
 
@@ -548,14 +545,3 @@ def validate_charter(doc: Any, *, where: str = "charter") -> Charter:
             f"{where}.{loc}: {err['msg']}{shown}",
             detail=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
         ) from None
-
-
-def charter_from_file(path: str | Path) -> Charter:
-    p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise CharterInvalid(f"charter file {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CharterInvalid(f"charter file {p} is not valid TOML: {exc}") from None
-    return validate_charter(doc, where=str(p))

@@ -20,8 +20,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from Crypto.Hash import keccak
-
 __all__ = [
     "UINT256_LIMIT",
     "checksum_address",
@@ -42,6 +40,10 @@ _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
 
 def keccak256(data: bytes) -> bytes:
     """Ethereum's Keccak-256 (the original padding, not NIST SHA3-256)."""
+    # pycryptodome loads on first use: every hub process imports these rules, few export
+    # claims.
+    from Crypto.Hash import keccak
+
     return keccak.new(digest_bits=256, data=data).digest()
 
 

@@ -8,16 +8,22 @@ own history shows), over every review logged before the decision.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commonweal.community.state import State
-from commonweal.ml.consensus import Review as ConsensusReview
-from commonweal.ml.consensus import decide
+
+if TYPE_CHECKING:
+    from commonweal.ml.consensus import Review as ConsensusReview
+
+# ``commonweal.ml.consensus`` (numpy) loads when a decision is first computed: every hub
+# process imports this module, and most of them (the CLI's reads) never decide anything.
 
 __all__ = ["pending_decisions", "reliability"]
 
 
 def _inputs(state: State, upto: int) -> tuple[list[ConsensusReview], dict[str, int]]:
+    from commonweal.ml.consensus import Review as ConsensusReview
+
     reviews = []
     needed: dict[str, int] = {}
     for r in state.reviews.values():
@@ -50,6 +56,8 @@ def pending_decisions(state: State, upto: int) -> dict[str, Any] | None:
     }
     if not ready:
         return None
+    from commonweal.ml.consensus import decide
+
     reviews, needed = _inputs(state, upto)
     decisions, _ = decide(
         reviews,
@@ -77,6 +85,8 @@ def reliability(state: State) -> dict[str, float]:
     charter = state.charter
     if charter is None or charter.task is None or not state.reviews:
         return {}
+    from commonweal.ml.consensus import decide
+
     reviews, needed = _inputs(state, state.size)
     _, rel = decide(
         reviews,

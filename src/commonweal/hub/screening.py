@@ -10,18 +10,17 @@ gets a quality report that names what was found by kind and position, never by v
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
 from commonweal.community.charter import Charter
 from commonweal.items import decode_image, item_text_fields
 from commonweal.ledger.canonical import canonical
 from commonweal.ml import duplicates as dup
 from commonweal.ml.privacy import find_personal_data, redact
-from commonweal.store.schema import dedup_exact, hub_settings, near_signatures, quality_reports
+from commonweal.store import screening as stored
 
 __all__ = ["Screened", "Screener"]
 
@@ -77,15 +76,7 @@ class Screener:
     def dedup_secret(self, conn: Connection) -> bytes:
         """The hub's secret key for exact-duplicate HMACs, made on first use."""
         if self._secret is None:
-            row = conn.execute(
-                select(hub_settings.c.value).where(hub_settings.c.name == "dedup_secret")
-            ).first()
-            if row is None:
-                value = os.urandom(32)
-                conn.execute(insert(hub_settings).values(name="dedup_secret", value=value))
-                self._secret = value
-            else:
-                self._secret = bytes(row[0])
+            self._secret = stored.dedup_secret(conn)
         return self._secret
 
     def _near_index(self, conn: Connection, charter: Charter) -> Any:
@@ -97,8 +88,8 @@ class Screener:
                 max_distance=charter.duplicates.image_max_distance
             )
             index: Any = self._image if charter.task.kind == "image-classification" else self._text
-            for iid, sig in conn.execute(select(near_signatures.c.id, near_signatures.c.signature)):
-                index.add(iid, index.from_bytes(bytes(sig)))
+            for iid, sig in stored.near_signatures_stored(conn):
+                index.add(iid, index.from_bytes(sig))
             self._loaded = True
         if charter.task.kind == "image-classification":
             return self._image
@@ -150,7 +141,7 @@ class Screener:
 
 def _indexed_copy(conn: Connection, key: str) -> str | None:
     """The item an earlier batch indexed under this exact-duplicate key, if any."""
-    return conn.execute(select(dedup_exact.c.id).where(dedup_exact.c.key == key)).scalar()
+    return stored.exact_copy(conn, key)
 
 
 def _check_exact_duplicate(charter: Charter, s: Screened, earlier: str | None) -> None:
@@ -222,17 +213,9 @@ def _write_screening(
     screened: list[Screened],
 ) -> None:
     """The batch's exact keys, near-duplicate signatures and quality reports."""
-    if first_copies:
-        conn.execute(insert(dedup_exact), [{"key": k, "id": v} for k, v in first_copies.items()])
-    if added:
-        conn.execute(
-            insert(near_signatures),
-            [{"id": iid, "signature": index.to_bytes(sig)} for iid, sig in added],
-        )
-    conn.execute(
-        insert(quality_reports),
-        [{"id": s.id, "report": canonical(s.report).decode()} for s in screened],
-    )
+    stored.add_exact_keys(conn, first_copies)
+    stored.add_near_signatures(conn, [(iid, index.to_bytes(sig)) for iid, sig in added])
+    stored.add_reports(conn, [(s.id, s.report) for s in screened])
 
 
 def _near_text(charter: Charter, item: dict[str, Any]) -> str:

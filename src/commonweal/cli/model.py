@@ -1,9 +1,10 @@
-"""CLI commands for the community's model: training, versions, lineage, cards, API keys,
-predictions and revenue (registered on the main app)."""
+"""Commands for the community's model: training, versions, lineage, model cards,
+predictions, API keys for its consumers, metered revenue, and a version's artifact."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,37 +12,45 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from commonweal.cli import (
-    HubDirOpt,
-    HubOpt,
-    JsonOpt,
-    KeyOpt,
-    _client,
-    _emit,
-    _hub_dir,
-    _load_key,
-    _stages,
-    app,
-    err,
-    out,
-)
+from commonweal.cli.data import read_items
+from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, ModelOpt, load_key
+from commonweal.cli.output import emit, err, out, stages
+from commonweal.client import is_remote
 from commonweal.errors import InvalidInput, Unauthorized
 from commonweal.wire import hash_api_key
 
-ModelOpt = Annotated[str, typer.Option("--model", help="A version number, or latest.")]
-apikey_app = typer.Typer(help="API keys for the model's consumers.", no_args_is_help=True)
-revenue_app = typer.Typer(help="Metered use of the model, and the treasury.", no_args_is_help=True)
-model_app = typer.Typer(help="A model version's artifact.", no_args_is_help=True)
-app.add_typer(apikey_app, name="apikey")
-app.add_typer(revenue_app, name="revenue")
-app.add_typer(model_app, name="model")
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands, and the ``apikey``, ``revenue`` and ``model`` commands,
+    to ``app``."""
+    apikey_app = typer.Typer(help="API keys for the model's consumers.", no_args_is_help=True)
+    revenue_app = typer.Typer(
+        help="Metered use of the model, and the treasury.", no_args_is_help=True
+    )
+    model_app = typer.Typer(help="A model version's artifact.", no_args_is_help=True)
+    app.command()(train)
+    app.command()(models)
+    app.command()(lineage)
+    app.command()(card)
+    app.command()(predict)
+    apikey_app.command("create")(apikey_create)
+    apikey_app.command("revoke")(apikey_revoke)
+    apikey_app.command("list")(apikey_list)
+    revenue_app.command("close")(revenue_close)
+    revenue_app.command("treasury")(revenue_treasury)
+    model_app.command("export")(model_export)
+    app.add_typer(apikey_app, name="apikey")
+    app.add_typer(revenue_app, name="revenue")
+    app.add_typer(model_app, name="model")
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
 
 
-@app.command()
 def train(
     hub: HubDirOpt,
     incremental: Annotated[
@@ -55,9 +64,9 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a new model version on every accepted item that consents to training."""
-    with _hub_dir(hub) as h, _stages(not as_json) as progress:
+    with hub_directory(hub) as h, stages(not as_json) as progress:
         res = h.models.train(incremental=incremental, progress=progress)
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(
@@ -71,10 +80,9 @@ def train(
     )
 
 
-@app.command()
 def models(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """List model versions with their metrics on the evaluation set."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         rows = c.models()
 
     def render() -> None:
@@ -94,10 +102,9 @@ def models(hub: HubOpt, as_json: JsonOpt = False) -> None:
             )
         out.print(t)
 
-    _emit(rows, as_json, render)
+    emit(rows, as_json, render)
 
 
-@app.command()
 def lineage(
     hub: HubOpt,
     item: Annotated[str | None, typer.Argument(help="A contribution id.")] = None,
@@ -111,52 +118,48 @@ def lineage(
     With both, prove the item is or is not in that version's manifest."""
     if item is None and model is None:
         raise InvalidInput("give a contribution ID, --model V, or both")
-    with _client(hub) as c:
+    with connect(hub) as c:
         if item is not None and model is not None:
-            res = c.prove_item(item, model)
-            _emit(
-                res,
-                as_json,
-                lambda: out.print(
-                    f"Item {item} is {'IN' if res['included'] else 'NOT in'} version "
-                    f"{res['version']}: manifest root {res['root']} (log entry {res['entry']}); "
-                    + (
-                        "inclusion proof attached"
-                        if res["included"]
-                        else f"proof: its neighbours {[n['item'] for n in res['neighbours']]} "
-                        "are adjacent leaves of the sorted manifest"
-                    )
-                ),
-            )
-            return
-        if item is not None:
-            res = c.item_lineage(item)
-            _emit(
-                res,
-                as_json,
-                lambda: out.print(
-                    f"Item {item} ({res['status']}): used by versions "
-                    f"{[v['version'] for v in res['versions']] or 'none'}; "
-                    f"not in {res['not_in'] or 'none'}"
-                ),
-            )
-            return
-        res = c.model_lineage(model)
+            res, render = c.prove_item(item, model), _print_item_proof
+        elif item is not None:
+            res, render = c.item_lineage(item), _print_item_lineage
+        else:
+            res, render = c.model_lineage(str(model)), _print_model_lineage
+    emit(res, as_json, lambda: render(res, item))
 
-    def render() -> None:
-        out.print(
-            f"Version {res['version']}: {len(res['items'])} items, manifest root "
-            f"{res['manifest_root']} (log entry {res['entry']}), the stored list matches it"
+
+def _print_item_proof(res: dict[str, Any], item: str | None) -> None:
+    out.print(
+        f"Item {item} is {'IN' if res['included'] else 'NOT in'} version "
+        f"{res['version']}: manifest root {res['root']} (log entry {res['entry']}); "
+        + (
+            "inclusion proof attached"
+            if res["included"]
+            else f"proof: its neighbours {[n['item'] for n in res['neighbours']]} "
+            "are adjacent leaves of the sorted manifest"
         )
-        t = Table("member", "name", "items")
-        for m in res["members"]:
-            t.add_row(m["member"][:16] + "…", m["name"], str(m["items"]))
-        out.print(t)
-
-    _emit(res, as_json, render)
+    )
 
 
-@app.command()
+def _print_item_lineage(res: dict[str, Any], item: str | None) -> None:
+    out.print(
+        f"Item {item} ({res['status']}): used by versions "
+        f"{[v['version'] for v in res['versions']] or 'none'}; "
+        f"not in {res['not_in'] or 'none'}"
+    )
+
+
+def _print_model_lineage(res: dict[str, Any], item: str | None) -> None:
+    out.print(
+        f"Version {res['version']}: {len(res['items'])} items, manifest root "
+        f"{res['manifest_root']} (log entry {res['entry']}), the stored list matches it"
+    )
+    t = Table("member", "name", "items")
+    for m in res["members"]:
+        t.add_row(m["member"][:16] + "…", m["name"], str(m["items"]))
+    out.print(t)
+
+
 def card(
     hub: HubOpt,
     model: ModelOpt = "latest",
@@ -166,7 +169,7 @@ def card(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a version's model card (Markdown) and Croissant dataset description."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         markdown = c.card(model, "markdown")
         croissant = c.card(model, "croissant")
         version = c.model(model)["version"]
@@ -176,13 +179,11 @@ def card(
     md_path.write_text(markdown)
     cr_path.write_text(json.dumps(croissant, indent=2, ensure_ascii=False) + "\n")
     res = {"version": version, "model_card": str(md_path), "croissant": str(cr_path)}
-    _emit(res, as_json, lambda: out.print(f"Wrote {md_path} and {cr_path}"))
+    emit(res, as_json, lambda: out.print(f"Wrote {md_path} and {cr_path}"))
 
 
 def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
     """What to predict: a JSON object or list, a file (image, .jsonl, .csv), or plain text."""
-    from commonweal.cli_data import read_items
-
     kind = task["kind"]
     path = Path(value)
     if value.lstrip().startswith(("{", "[")):
@@ -203,7 +204,6 @@ def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
-@app.command()
 def predict(
     hub: HubOpt,
     input_: Annotated[str, typer.Argument(metavar="INPUT", help="Text, JSON, or a file.")],
@@ -220,9 +220,7 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Predict with a model version."""
-    from commonweal.client import is_remote
-
-    with _client(hub) as c:
+    with connect(hub) as c:
         task = c.community()["charter"]["task"]
         inputs = _inputs(input_, task)
         if api_key:
@@ -241,10 +239,9 @@ def predict(
         if "credits" in res:
             err.print(f"{res['calls']} call(s) metered: {res['credits']} credits")
 
-    _emit(res, as_json, render)
+    emit(res, as_json, render)
 
 
-@apikey_app.command("create")
 def apikey_create(
     hub: HubOpt,
     key: KeyOpt,
@@ -255,10 +252,10 @@ def apikey_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue an API key to a consumer. The secret is printed once; the log keeps its hash."""
-    with _client(hub) as c:
-        secret, ack = c.create_apikey(_load_key(key), consumer, quota_per_day=quota)
+    with connect(hub) as c:
+        secret, ack = c.create_apikey(load_key(key), consumer, quota_per_day=quota)
     res = {"api_key": secret, "key_hash": hash_api_key(secret), "consumer": consumer, **ack}
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(
@@ -268,7 +265,6 @@ def apikey_create(
     )
 
 
-@apikey_app.command("revoke")
 def apikey_revoke(
     hub: HubOpt,
     key: KeyOpt,
@@ -276,15 +272,14 @@ def apikey_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key you issued (or, as founder, any key)."""
-    with _client(hub) as c:
-        ack = c.revoke_apikey(_load_key(key), key_hash)
-    _emit(ack, as_json, lambda: out.print(f"Revoked {key_hash[:16]}…"))
+    with connect(hub) as c:
+        ack = c.revoke_apikey(load_key(key), key_hash)
+    emit(ack, as_json, lambda: out.print(f"Revoked {key_hash[:16]}…"))
 
 
-@apikey_app.command("list")
 def apikey_list(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """The community's API keys (hashes, consumers, quotas, status)."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         rows = c.projections()["apikeys"]
 
     def render() -> None:
@@ -299,16 +294,15 @@ def apikey_list(hub: HubOpt, as_json: JsonOpt = False) -> None:
             )
         out.print(t)
 
-    _emit(rows, as_json, render)
+    emit(rows, as_json, render)
 
 
-@revenue_app.command("close")
 def revenue_close(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Bill every unbilled call now, in one signed revenue event (the server does this
     every charter period on its own)."""
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         res = h.models.close_revenue()
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(
@@ -320,12 +314,11 @@ def revenue_close(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     )
 
 
-@revenue_app.command("treasury")
 def revenue_treasury(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """The treasury's balance, and the revenue and calls billed so far."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         res = c.treasury()
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(
@@ -335,7 +328,6 @@ def revenue_treasury(hub: HubOpt, as_json: JsonOpt = False) -> None:
     )
 
 
-@model_app.command("export")
 def model_export(
     hub: HubDirOpt,
     model: ModelOpt = "latest",
@@ -343,16 +335,14 @@ def model_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a version's artifact: the zip whose SHA-256 the log records."""
-    import hashlib
-
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         version, data = h.models.export_artifact(model)
         logged = h.models.version(version)["artifact_sha256"]
     path = output or Path(f"model-v{version}.zip")
     path.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     res = {"version": version, "path": str(path), "sha256": digest, "matches_log": digest == logged}
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(

@@ -1,4 +1,5 @@
-"""Communities with accepted data, for tests of training, lineage and serving.
+"""Communities to test against: a bare hub (``make_hub``), and communities with accepted
+data for tests of training, lineage, serving, ownership and governance.
 
 Items go in through the SDK (the real app in-process) and are reviewed by two other
 members, so they are accepted by the same rules as anywhere else.
@@ -14,12 +15,22 @@ from typing import Any
 import numpy as np
 
 from commonweal.client import HubClient
-from commonweal.community.charter import validate_charter
+from commonweal.community.charter import Charter, validate_charter
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 
+__all__ = ["MEMBERS", "accept_all", "community", "digit_items", "make_hub", "png", "text_items"]
+
 MEMBERS = ("Grace", "Alan", "Tim")
+
+
+def make_hub(
+    directory: Path, database_url: str, *, join_policy: str = "open", name: str = "Test Co-op"
+) -> tuple[Hub, SigningKey]:
+    """A community of its founder (Ada) alone; the hub is open (close it)."""
+    charter = Charter(name=name, join_policy=join_policy)  # type: ignore[arg-type]
+    return Hub.init(directory, charter=charter, founder_name="Ada", database=database_url)
 
 
 def png(pixels: Any) -> str:

@@ -1,5 +1,6 @@
-"""CLI commands for what contributions were worth and who owns the community: value,
-rewards epochs and claims, shares, payouts and statements (registered on the main app)."""
+"""Commands for what contributions were worth and who owns the community: valuations
+and item values, reward epochs and on-chain claims, shares and transfers, payouts, a
+member's statement, and the address their claims go to."""
 
 from __future__ import annotations
 
@@ -12,34 +13,50 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from commonweal.cli import (
-    HubDirOpt,
-    HubOpt,
-    JsonOpt,
-    KeyOpt,
-    _client,
-    _emit,
-    _hub_dir,
-    _load_key,
-    _stages,
-    app,
-    member_app,
-    out,
-)
+from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
+from commonweal.cli.output import emit, out, print_table, stages
+from commonweal.community.claims import distributor_json
 from commonweal.errors import InvalidInput
 
-rewards_app = typer.Typer(
-    help="Reward epochs: mint shares for contributions, reviews and compute.",
-    no_args_is_help=True,
+__all__ = ["register"]
+
+
+def register(app: typer.Typer, member: typer.Typer) -> None:
+    """Add this area's commands, and the ``rewards`` commands, to ``app``, and
+    ``member address`` to ``member``."""
+    rewards_app = typer.Typer(
+        help="Reward epochs: mint shares for contributions, reviews and compute.",
+        no_args_is_help=True,
+    )
+    app.command()(value)
+    app.command()(values)
+    app.command()(shares)
+    app.command()(payout)
+    app.command()(statement)
+    app.command("transfer")(transfer)
+    rewards_app.command("close-epoch")(rewards_close_epoch)
+    rewards_app.command("export-claims")(rewards_export_claims)
+    member.command("address")(member_address)
+    app.add_typer(rewards_app, name="rewards")
+
+
+_VALUATION_COLUMNS = (
+    "member",
+    "sent",
+    "trained on",
+    "relabelled",
+    "% of data",
+    "value",
+    "% of value",
+    "negative",
 )
-app.add_typer(rewards_app, name="rewards")
 
 
 def _short(value: str) -> str:
     return f"{float(value):+.6f}"
 
 
-@app.command()
 def value(
     hub: HubDirOpt,
     model: Annotated[
@@ -53,30 +70,25 @@ def value(
 ) -> None:
     """Value every contribution a model version trained on, against its evaluation set,
     with the charter's method; log the valuation and flag items of negative value."""
-    with _hub_dir(hub) as h, _stages(not as_json) as progress:
+    with hub_directory(hub) as h, stages(not as_json) as progress:
         res = h.ownership.value(version=model, progress=progress)
         if out_file is not None:
             _write_values(h, res["valuation"], out_file)
 
-    def render() -> None:
-        out.print(
-            f"Valuation [bold]{res['valuation']}[/] of model version {res['model']} "
-            f"({res['method']}, {json.dumps(res['params'])}), log entry {res['entry']}: "
-            f"{res['values']['count']} items on {res['evaluation']['count']} evaluation items; "
-            f"total {_short(res['total'])}"
-        )
-        t = Table(
-            "member",
-            "sent",
-            "trained on",
-            "relabelled",
-            "% of data",
-            "value",
-            "% of value",
-            "negative",
-        )
-        for m in res["members"]:
-            t.add_row(
+    emit(res, as_json, lambda: _print_valuation(res, out_file))
+
+
+def _print_valuation(res: dict[str, Any], out_file: Path | None) -> None:
+    out.print(
+        f"Valuation [bold]{res['valuation']}[/] of model version {res['model']} "
+        f"({res['method']}, {json.dumps(res['params'])}), log entry {res['entry']}: "
+        f"{res['values']['count']} items on {res['evaluation']['count']} evaluation items; "
+        f"total {_short(res['total'])}"
+    )
+    print_table(
+        _VALUATION_COLUMNS,
+        (
+            (
                 m["name"] or m["member"][:16],
                 str(m["sent"]),
                 str(m["trained"]),
@@ -86,21 +98,21 @@ def value(
                 f"{m['value_pct']:.1f}",
                 str(m["negative"]),
             )
-        out.print(t)
-        if res["uncredited"]:
-            out.print(
-                f"{res['uncredited']} items relabelled by review are credited to no one: the "
-                "reviewers who fixed them earn from the review pool."
-            )
-        if res["negative"]:
-            out.print(
-                f"{res['negative']} items of negative value are flagged for review "
-                "(`commonweal contributions --flag negative-value`)."
-            )
-        if out_file is not None:
-            out.print(f"Every item's value: {out_file}")
-
-    _emit(res, as_json, render)
+            for m in res["members"]
+        ),
+    )
+    if res["uncredited"]:
+        out.print(
+            f"{res['uncredited']} items relabelled by review are credited to no one: the "
+            "reviewers who fixed them earn from the review pool."
+        )
+    if res["negative"]:
+        out.print(
+            f"{res['negative']} items of negative value are flagged for review "
+            "(`commonweal contributions --flag negative-value`)."
+        )
+    if out_file is not None:
+        out.print(f"Every item's value: {out_file}")
 
 
 def _write_values(h: Any, number: int, path: Path) -> None:
@@ -111,7 +123,6 @@ def _write_values(h: Any, number: int, path: Path) -> None:
         w.writerows(rows)
 
 
-@app.command()
 def values(
     hub: HubOpt,
     valuation: Annotated[
@@ -123,7 +134,7 @@ def values(
     as_json: JsonOpt = False,
 ) -> None:
     """Export every item's value from a logged valuation (checked against its root)."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         if valuation is None:
             listed = c.valuations()
             if not listed:
@@ -131,7 +142,7 @@ def values(
             valuation = listed[-1]["valuation"]
         res = c.values(valuation)
     if as_json:
-        _emit(res, True, lambda: None)
+        emit(res, True, lambda: None)
         return
     f = out_file.open("w", newline="") if out_file else sys.stdout
     try:
@@ -144,11 +155,10 @@ def values(
             f.close()
 
 
-@rewards_app.command("close-epoch")
 def rewards_close_epoch(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
     """Mint the charter's shares for the next epoch, split into the data, review and
     compute pools, on the newest valuation not yet rewarded."""
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         res = h.ownership.close_epoch()
 
     def render() -> None:
@@ -169,10 +179,9 @@ def rewards_close_epoch(hub: HubDirOpt, as_json: JsonOpt = False) -> None:
                 )
         out.print(t)
 
-    _emit(res, as_json, render)
+    emit(res, as_json, render)
 
 
-@rewards_app.command("export-claims")
 def rewards_export_claims(
     hub: HubDirOpt,
     epoch: Annotated[int, typer.Option("--epoch", help="The reward epoch to export.")],
@@ -186,11 +195,9 @@ def rewards_export_claims(
 ) -> None:
     """Write an epoch's shares as Uniswap MerkleDistributor claims for the members who
     registered an EVM address, and log the Merkle root."""
-    from commonweal.community.claims import distributor_json
-
     if fmt != "merkle-distributor":
         raise InvalidInput(f"unknown claims format {fmt!r}; the one format is merkle-distributor")
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         res = h.ownership.export_claims(epoch)
     text = distributor_json(res["document"])
     if out_file is None:
@@ -206,7 +213,7 @@ def rewards_export_claims(
         "entry": res["entry"],
         "file": str(out_file),
     }
-    _emit(
+    emit(
         summary,
         as_json,
         lambda: out.print(
@@ -220,10 +227,9 @@ def rewards_export_claims(
     )
 
 
-@app.command()
 def shares(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """The cap table: who owns the community, and how they earned it."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         res = c.shares()
 
     def render() -> None:
@@ -248,10 +254,9 @@ def shares(hub: HubOpt, as_json: JsonOpt = False) -> None:
             f"Treasury balance {res['treasury']['balance']} credits."
         )
 
-    _emit(res, as_json, render)
+    emit(res, as_json, render)
 
 
-@app.command()
 def payout(
     hub: HubDirOpt,
     amount: Annotated[
@@ -260,7 +265,7 @@ def payout(
     as_json: JsonOpt = False,
 ) -> None:
     """Pay the treasury's credits to shareholders pro rata to the shares they hold now."""
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         res = h.ownership.pay_out(amount)
 
     def render() -> None:
@@ -273,14 +278,13 @@ def payout(
             t.add_row(p["name"], str(p["shares"]), str(p["credits"]))
         out.print(t)
 
-    _emit(res, as_json, render)
+    emit(res, as_json, render)
 
 
-@app.command()
 def statement(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:
     """Your account: shares held and earned, each epoch's awards and each payout to you."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         res = c.statement(k.key_id)
 
     def render() -> None:
@@ -309,10 +313,9 @@ def statement(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:
                 )
             out.print(t)
 
-    _emit(res, as_json, render)
+    emit(res, as_json, render)
 
 
-@member_app.command("address")
 def member_address(
     address: Annotated[str, typer.Argument(help="Your EVM address (0x…, EIP-55 or lower case).")],
     hub: HubOpt,
@@ -320,13 +323,12 @@ def member_address(
     as_json: JsonOpt = False,
 ) -> None:
     """Register the EVM address your on-chain reward claims go to."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         res = c.register_address(k, address)
-    _emit(res, as_json, lambda: out.print(f"Claims address registered: {address}"))
+    emit(res, as_json, lambda: out.print(f"Claims address registered: {address}"))
 
 
-@app.command("transfer")
 def transfer(
     to: Annotated[str, typer.Argument(help="The receiving member's key id.")],
     amount: Annotated[int, typer.Option("--shares", help="How many shares to give.")],
@@ -335,7 +337,7 @@ def transfer(
     as_json: JsonOpt = False,
 ) -> None:
     """Give shares to another member (only when the charter makes shares transferable)."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         res = c.transfer_shares(k, to, amount)
-    _emit(res, as_json, lambda: out.print(f"Transferred {amount} shares to {to[:16]}…"))
+    emit(res, as_json, lambda: out.print(f"Transferred {amount} shares to {to[:16]}…"))

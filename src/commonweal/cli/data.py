@@ -1,7 +1,6 @@
-"""CLI commands for contributed data and peer review (registered on the main app).
-
-Kept apart from ``cli.py`` so each stays readable; both are thin over the SDK.
-"""
+"""Commands for contributed data and peer review: contribute, list and show items,
+review them, withdraw them, export your own, and the hub's pool-wide quality scan. Also
+``read_items``, which reads a file of items (``predict`` reads its inputs with it)."""
 
 from __future__ import annotations
 
@@ -12,28 +11,35 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from commonweal.cli import (
-    HubOpt,
-    JsonOpt,
-    KeyOpt,
-    _client,
-    _emit,
-    _hub_dir,
-    _load_key,
-    _progress,
-    app,
-    err,
-    out,
-)
+from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
+from commonweal.cli.output import emit, err, out, print_table, progress
 from commonweal.errors import InvalidInput
+
+__all__ = ["read_items", "register"]
 
 LabelOpt = Annotated[str | None, typer.Option(help="The new label, for relabel.")]
 ReasonOpt = Annotated[str | None, typer.Option(help="What is wrong, for flag.")]
 
-review_app = typer.Typer(help="Review other members' items.", no_args_is_help=True)
-app.add_typer(review_app, name="review")
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands, and the ``review`` and ``quality`` commands, to ``app``."""
+    review_app = typer.Typer(help="Review other members' items.", no_args_is_help=True)
+    quality_app = typer.Typer(
+        help="Pool-wide data-quality checks the hub runs.", no_args_is_help=True
+    )
+    app.command()(contribute)
+    app.command()(contributions)
+    app.command()(contribution)
+    app.command()(withdraw)
+    app.command("export")(export_data)
+    review_app.command("next")(review_next)
+    review_app.command("submit")(review_submit)
+    review_app.command("reliability")(review_reliability)
+    quality_app.command("scan")(quality_scan)
+    app.add_typer(review_app, name="review")
+    app.add_typer(quality_app, name="quality")
 
 
 def read_items(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,7 +95,20 @@ def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
-@app.command()
+def check_items(charter: dict[str, Any], items: list[dict[str, Any]], source: str) -> None:
+    """Check every item as the hub will, before anything is signed or sent: a bad row
+    stops the upload with its number, instead of after the batches before it went."""
+    # The item checks load numpy (and Pillow for images): only this command needs them.
+    from commonweal.community.charter import validate_charter
+    from commonweal.items import check_item
+
+    rules = validate_charter(charter)
+    if rules.task is None:
+        return  # the hub says why it takes no data
+    for n, item in enumerate(items, 1):
+        check_item(rules, item, f"{source} item {n}")
+
+
 def contribute(
     file: Annotated[Path, typer.Argument(help="CSV or JSONL file, or an image folder.")],
     hub: HubOpt,
@@ -102,13 +121,14 @@ def contribute(
     as_json: JsonOpt = False,
 ) -> None:
     """Give the community data: each batch is signed by you, checked, and put up for review."""
-    k = _load_key(key)
+    k = load_key(key)
     scopes = [c.strip() for c in consent.split(",") if c.strip()]
-    with _client(hub) as c:
+    with connect(hub) as c:
         charter = c.community()["charter"]
         items = read_items(file, charter.get("task") or {})
+        check_items(charter, items, str(file))
         receipts = []
-        with _progress("contributing", not as_json) as tick:
+        with progress("contributing", not as_json) as tick:
             for start in range(0, len(items), batch_size):
                 r = c.contribute(
                     k,
@@ -127,7 +147,7 @@ def contribute(
         "refused": sum(i["status"] == "refused" for r in receipts for i in r["items"]),
         "batches": receipts,
     }
-    _emit(
+    emit(
         summary,
         as_json,
         lambda: out.print(
@@ -149,7 +169,6 @@ def _print_receipt(r: dict[str, Any]) -> None:
             out.print(f"  refused {i['id']}: {'; '.join(i['reasons'])}")
 
 
-@app.command()
 def contributions(
     hub: HubOpt,
     member: Annotated[str | None, typer.Option(help="Only this member's items (key id).")] = None,
@@ -162,39 +181,41 @@ def contributions(
 ) -> None:
     """List contributed items (metadata only)."""
     if key is not None:
-        member = _load_key(key).key_id
-    with _client(hub) as c:
+        member = load_key(key).key_id
+    with connect(hub) as c:
         rows = c.contributions(member=member, status=status, flag=flag)
 
-    def render() -> None:
-        t = Table("id", "member", "label", "status", "reviews", "flags")
-        for r in rows:
-            t.add_row(
-                r["id"][:12] + "…",
-                r["member"][:10] + "…",
-                str(r["decided_label"] or r["label"] or ""),
-                r["status"],
-                f"{r['reviews']}/{r['reviews_needed']}",
-                r["flags"],
-            )
-        out.print(t)
+    emit(
+        {"contributions": rows},
+        as_json,
+        lambda: print_table(
+            ("id", "member", "label", "status", "reviews", "flags"),
+            (
+                (
+                    r["id"][:12] + "…",
+                    r["member"][:10] + "…",
+                    str(r["decided_label"] or r["label"] or ""),
+                    r["status"],
+                    f"{r['reviews']}/{r['reviews_needed']}",
+                    r["flags"],
+                )
+                for r in rows
+            ),
+        ),
+    )
 
-    _emit({"contributions": rows}, as_json, render)
 
-
-@app.command()
 def contribution(
     item: Annotated[str, typer.Argument(help="Item id.")],
     hub: HubOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one item's metadata and quality report."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         row = c.contribution(item)
-    _emit(row, as_json, lambda: out.print_json(data=row))
+    emit(row, as_json, lambda: out.print_json(data=row))
 
 
-@review_app.command("next")
 def review_next(
     hub: HubOpt,
     key: KeyOpt,
@@ -206,11 +227,11 @@ def review_next(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the next item waiting for your review and record your verdict."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         item = c.next_review(k)
         if item is None:
-            _emit({"item": None}, as_json, lambda: out.print("Nothing waits for your review."))
+            emit({"item": None}, as_json, lambda: out.print("Nothing waits for your review."))
             return
         if verdict is None:
             if as_json:
@@ -223,7 +244,7 @@ def review_next(
                 reason = typer.prompt("what is wrong").strip()
         res = c.review(k, item["id"], verdict, label=label, reason=reason)
     res["item"] = item["id"]
-    _emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item['id']}"))
+    emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item['id']}"))
 
 
 def _show_item(item: dict[str, Any]) -> None:
@@ -237,7 +258,6 @@ def _show_item(item: dict[str, Any]) -> None:
     out.print_json(data=content)
 
 
-@review_app.command("submit")
 def review_submit(
     item: Annotated[str, typer.Argument(help="Item id.")],
     verdict: Annotated[str, typer.Argument(help="accept, reject, relabel or flag.")],
@@ -248,28 +268,27 @@ def review_submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Record your verdict on an item."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         res = c.review(k, item, verdict, label=label, reason=reason)
-    _emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item}"))
+    emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item}"))
 
 
-@review_app.command("reliability")
 def review_reliability(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """Each reviewer's estimated reliability (from the consensus model)."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         rows = c.reliability()
 
-    def render() -> None:
-        t = Table("reviewer", "key", "reliability %")
-        for r in rows:
-            t.add_row(r["name"], r["key"][:16] + "…", f"{r['reliability_pct']:.1f}")
-        out.print(t)
+    emit(
+        {"reviewers": rows},
+        as_json,
+        lambda: print_table(
+            ("reviewer", "key", "reliability %"),
+            ((r["name"], r["key"][:16] + "…", f"{r['reliability_pct']:.1f}") for r in rows),
+        ),
+    )
 
-    _emit({"reviewers": rows}, as_json, render)
 
-
-@app.command()
 def withdraw(
     items: Annotated[list[str] | None, typer.Argument(help="Item ids to withdraw.")] = None,
     hub: HubOpt = "",
@@ -278,8 +297,8 @@ def withdraw(
     as_json: JsonOpt = False,
 ) -> None:
     """Take items back: their content and keys are deleted, and no future model uses them."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         ids = list(items or [])
         if all_items:
             ids = [r["id"] for r in c.contributions(member=k.key_id) if r["status"] != "withdrawn"]
@@ -287,10 +306,9 @@ def withdraw(
             raise InvalidInput("name the items to withdraw, or pass --all")
         res = c.withdraw(k, ids)
     res["withdrawn"] = ids
-    _emit(res, as_json, lambda: out.print(f"Withdrew {len(ids)} items; their content is deleted"))
+    emit(res, as_json, lambda: out.print(f"Withdrew {len(ids)} items; their content is deleted"))
 
 
-@app.command("export")
 def export_data(
     hub: HubOpt,
     key: KeyOpt,
@@ -298,8 +316,8 @@ def export_data(
     as_json: JsonOpt = False,
 ) -> None:
     """Everything you contributed, and every log entry about you (data portability)."""
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         doc = c.export(k)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "contributions.jsonl").write_text(
@@ -313,7 +331,7 @@ def export_data(
         "contributions": len(doc["contributions"]),
         "events": len(doc["events"]),
     }
-    _emit(
+    emit(
         info,
         as_json,
         lambda: err.print(
@@ -322,19 +340,14 @@ def export_data(
     )
 
 
-quality_app = typer.Typer(help="Pool-wide data-quality checks the hub runs.", no_args_is_help=True)
-app.add_typer(quality_app, name="quality")
-
-
-@quality_app.command("scan")
 def quality_scan(
-    hub: Annotated[Path, typer.Option("--hub", help="Hub directory (on this machine).")],
+    hub: HubDirOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Find suspected label errors (confident learning) and flag them for reviewers."""
-    with _hub_dir(hub) as h:
+    with hub_directory(hub) as h:
         res = h.data.scan_labels()
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(

@@ -1,22 +1,41 @@
-"""CLI commands for governance: propose, vote (and reveal a secret vote), delegate, list
-proposals, execute (registered on the main app)."""
+"""Commands for governance: propose actions, vote (and reveal a secret vote), delegate,
+list proposals, and execute a passed one. Also ``parse_actions``, which reads the actions
+of a proposal from the command line."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from platformdirs import user_config_dir
 from rich.table import Table
 
-from commonweal.cli import HubOpt, JsonOpt, KeyOpt, _client, _emit, _load_key, app, out
+from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key
+from commonweal.cli.output import emit, out
 from commonweal.community.charter import ACTION_TYPES
+from commonweal.community.governance import commitment
 from commonweal.errors import InvalidInput, NotFound
+from commonweal.ledger.event import sign_event
+
+__all__ = ["parse_actions", "register"]
 
 _MEMBER_FIELDS = {"member", "to"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to ``app``."""
+    app.command()(propose)
+    app.command()(vote)
+    app.command()(reveal)
+    app.command()(delegate)
+    app.command()(proposals)
+    app.command()(execute)
 
 
 def _value(text: str) -> Any:
@@ -84,7 +103,6 @@ def parse_actions(
     return actions
 
 
-@app.command()
 def propose(
     actions: Annotated[
         list[str],
@@ -108,10 +126,8 @@ def propose(
     as_json: JsonOpt = False,
 ) -> None:
     """Propose actions for the community to vote on; the hub carries them out if it passes."""
-    from commonweal.ledger.event import sign_event
-
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         charter = c.community()["charter"]
         acts = parse_actions(actions, charter, c.members())
         body: dict[str, Any] = {"title": title, "actions": acts}
@@ -125,7 +141,7 @@ def propose(
         res = c.submit([sign_event(k, "proposal.create", body)])
         number = res["entries"][0]["index"]
         shown = c.proposal(number)
-    _emit(
+    emit(
         shown,
         as_json,
         lambda: out.print(
@@ -138,15 +154,10 @@ def propose(
 def _ballot_file(origin: str, number: int, key_id: str) -> Path:
     """Where a secret vote's choice and salt are kept until it is revealed: the user's
     config dir (``COMMONWEAL_CONFIG_DIR`` overrides it), one file per vote."""
-    import os
-
-    from platformdirs import user_config_dir
-
     base = Path(os.environ.get("COMMONWEAL_CONFIG_DIR") or user_config_dir("commonweal"))
     return base / "ballots" / origin.replace("/", "_") / f"{number}-{key_id[:16]}.json"
 
 
-@app.command()
 def vote(
     proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
     choice: Annotated[
@@ -162,11 +173,8 @@ def vote(
 ) -> None:
     """Vote on a proposal. On a secret ballot this commits to your vote (kept on this
     machine); reveal it with `commonweal reveal` once voting ends."""
-    from commonweal.community.governance import commitment
-    from commonweal.ledger.event import sign_event
-
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         p = c.proposal(proposal)
         picked: Any = choice if p["choice"] == "basic" else [x for x in choice.split(",") if x]
         if p["secret"]:
@@ -184,10 +192,9 @@ def vote(
         else:
             res = c.submit([sign_event(k, "vote.cast", {"proposal": proposal, "choice": picked})])
             said = f"Voted {choice} on proposal {proposal}"
-    _emit(res, as_json, lambda: out.print(said))
+    emit(res, as_json, lambda: out.print(said))
 
 
-@app.command()
 def reveal(
     proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
     hub: HubOpt,
@@ -195,20 +202,17 @@ def reveal(
     as_json: JsonOpt = False,
 ) -> None:
     """Reveal your secret vote (the choice and salt this machine kept when you voted)."""
-    from commonweal.ledger.event import sign_event
-
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         path = _ballot_file(c.community()["origin"], proposal, k.key_id)
         if not path.exists():
             raise NotFound(f"no secret vote on proposal {proposal} was made from this machine")
         kept = json.loads(path.read_text())
         body = {"proposal": proposal, "choice": kept["choice"], "salt": kept["salt"]}
         res = c.submit([sign_event(k, "vote.reveal", body)])
-    _emit(res, as_json, lambda: out.print(f"Revealed your vote on proposal {proposal}"))
+    emit(res, as_json, lambda: out.print(f"Revealed your vote on proposal {proposal}"))
 
 
-@app.command()
 def delegate(
     hub: HubOpt,
     key: KeyOpt,
@@ -220,15 +224,13 @@ def delegate(
 ) -> None:
     """Delegate your vote to another member (they vote for you wherever you don't vote
     yourself; transitive), or stop delegating."""
-    from commonweal.ledger.event import sign_event
-
     if (to is None) == (not none):
         raise InvalidInput("give exactly one of --to MEMBER or --none")
-    k = _load_key(key)
-    with _client(hub) as c:
+    k = load_key(key)
+    with connect(hub) as c:
         target = None if none else _resolve(c.members(), str(to))
         res = c.submit([sign_event(k, "delegate.set", {"to": target})])
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print("No longer delegating." if none else f"Delegated your vote to {to}."),
@@ -243,10 +245,9 @@ def _tally_text(p: dict[str, Any]) -> str:
     return f"{counts}; {'passes' if t.get('passed') else 'fails'}"
 
 
-@app.command()
 def proposals(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """Every proposal: its phase, tally, quorum and time left."""
-    with _client(hub) as c:
+    with connect(hub) as c:
         rows = c.proposals()
 
     def render() -> None:
@@ -267,10 +268,9 @@ def proposals(hub: HubOpt, as_json: JsonOpt = False) -> None:
             )
         out.print(t)
 
-    _emit(rows, as_json, render)
+    emit(rows, as_json, render)
 
 
-@app.command()
 def execute(
     proposal: Annotated[int, typer.Argument(help="The proposal's number.")],
     hub: HubOpt,
@@ -283,23 +283,17 @@ def execute(
     """Carry out a passed proposal whose timelock has run out (the server also does it on
     its own)."""
     if key is None:
-        from commonweal.cli import _hub_dir
-
-        if "://" in hub:
-            raise InvalidInput("without --key the hub signs: give --hub as the hub's directory")
-        with _hub_dir(Path(hub)) as h:
+        with hub_directory(hub, reason="without --key the hub signs") as h:
             res = h.governance.execute(proposal)
     else:
-        from commonweal.ledger.event import sign_event
-
-        k = _load_key(key)
-        with _client(hub) as c:
+        k = load_key(key)
+        with connect(hub) as c:
             tally = c.proposal(proposal)["tally"]
             done = c.submit(
                 [sign_event(k, "proposal.execute", {"proposal": proposal, "tally": tally})]
             )
             res = {**c.proposal(proposal), "entry": done["entries"][0]["index"]}
-    _emit(
+    emit(
         res,
         as_json,
         lambda: out.print(f"Proposal {proposal} executed (log entry {res['entry']})"),

@@ -1,0 +1,23 @@
+"""A clock the test moves by hand, for the hub's injected ``Hub.clock``: a vote's three
+days or a revenue period then take no time at all, and nothing depends on the wall clock."""
+
+from __future__ import annotations
+
+from commonweal.community.governance import at
+
+__all__ = ["Clock"]
+
+
+class Clock:
+    """What ``Hub.clock`` returns: a log time (``2030-01-01T00:00:00.000Z``) the test
+    sets or moves on. Install it with ``monkeypatch.setattr(Hub, "clock",
+    staticmethod(clock))``, or pass it to ``Hub.open``/``Hub.init`` as ``clock=``."""
+
+    def __init__(self, t: str) -> None:
+        self.t = t
+
+    def __call__(self) -> str:
+        return self.t
+
+    def advance(self, seconds: int) -> None:
+        self.t = at(self.t, seconds)
