@@ -47,6 +47,7 @@ _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False},
     "review": {"rereview_flags": []},
     "duplicates": {"copy_credit": "copier"},
+    "governance": {"secret_per_proposal": False},
     # Before part 7 the shard count was fixed, however small the pool.
     "training": {
         "min_rows_per_shard": 1,
@@ -416,6 +417,10 @@ class Governance(_Section):
     change_votes: bool = Field(default=True, description="a later vote replaces an earlier one")
     secret_ballot: bool = Field(
         default=False, description="commit-reveal: tallies stay hidden until voting ends"
+    )
+    secret_per_proposal: bool = Field(
+        default=True,
+        description="a proposer may ask for a secret ballot on their own proposal",
     )
     reveal_period_seconds: int = Field(default=86400, ge=1, le=30 * 86400)
     default: VotingRule = Field(default_factory=VotingRule)

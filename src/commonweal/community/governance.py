@@ -194,7 +194,8 @@ def _new_proposal(
     power = voting_power(weighting, eligible, {k: h.shares for k, h in state.holdings.items()})  # type: ignore[arg-type]
     starts = at(leaf.log_time, gov.voting_delay_seconds)
     ends = at(starts, gov.voting_period_seconds)
-    reveal_ends = at(ends, gov.reveal_period_seconds) if gov.secret_ballot else ends
+    secret = gov.secret_ballot or body.get("secret", False)
+    reveal_ends = at(ends, gov.reveal_period_seconds) if secret else ends
     executable = at(reveal_ends, gov.timelock_seconds)
     number = leaf.index  # a proposal is known by its entry in the log
     p = Proposal(
@@ -210,7 +211,7 @@ def _new_proposal(
         approval,
         gov.quorum_pct,
         canonical_str(gov.quorum_counts),
-        gov.secret_ballot,
+        secret,
         leaf.log_time,
         starts,
         ends,
@@ -225,14 +226,30 @@ def _new_proposal(
     return p, power
 
 
+def _check_secret(body: dict[str, Any], charter: Charter, kind: str) -> None:
+    """A proposer may ask for a secret ballot where the charter allows it per proposal;
+    where the charter makes every ballot secret, no proposal can be open."""
+    if "secret" not in body:
+        return
+    gov = charter.governance
+    if body["secret"] and not (gov.secret_ballot or gov.secret_per_proposal):
+        raise Forbidden(
+            f"{kind}: this charter does not allow secret ballots per proposal "
+            "(governance.secret_per_proposal)"
+        )
+    if not body["secret"] and gov.secret_ballot:
+        raise Forbidden(f"{kind}: every ballot is secret under this charter")
+
+
 def _create(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     body = fields(
         leaf,
         {"title": str, "actions": list},
-        {"description": str, "choice": str, "options": list},
+        {"description": str, "choice": str, "options": list, "secret": bool},
     )
     charter = _proposer_charter(state, leaf)
+    _check_secret(body, charter, kind)
     _check_wording(body, kind)
     kinds = _action_types(state, body["actions"], kind)
     _check_choice(body.get("choice", "basic"), body.get("options", []), kinds, kind)
