@@ -735,9 +735,7 @@ def test_only_the_founder_issues_keys_when_the_charter_says_so(
         verify_hub(hub)
 
 
-def test_members_issue_keys_and_only_the_issuer_revokes(
-    tmp_path: Path, database_url: str
-) -> None:
+def test_members_issue_keys_and_only_the_issuer_revokes(tmp_path: Path, database_url: str) -> None:
     client, keys = community(tmp_path / "hub", database_url, items=[])
     with client:
         hub = client.embedded_hub
