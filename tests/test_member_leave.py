@@ -18,7 +18,12 @@ from tests.kit import community, text_items
 
 @pytest.mark.parametrize("leaving_shares", ["keep", "give-up"])
 def test_a_member_leaves(tmp_path: Path, database_url: str, leaving_shares: str) -> None:
-    extra = {"membership": {"leaving_shares": leaving_shares}}
+    # A fifth held out, so that the 200 items left after she leaves still hold the
+    # evaluation set's 20 whatever the draw.
+    extra = {
+        "membership": {"leaving_shares": leaving_shares},
+        "training": {"evaluation": {"holdout_pct": 20}},
+    }
     client, keys = community(
         tmp_path / "hub", database_url, kind="text-classification", charter_extra=extra
     )

@@ -19,7 +19,9 @@ REVIEW = {
         "newcomer_reviews_needed": 1,
         "consensus": "majority",
         "rereviews_needed": 2,
-    }
+    },
+    # A fifth of 300 held out: the evaluation set's 20 whatever the draw.
+    "training": {"evaluation": {"holdout_pct": 20}},
 }
 
 

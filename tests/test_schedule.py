@@ -35,7 +35,14 @@ def test_the_hub_runs_what_the_charter_schedules(
 ) -> None:
     clock = Clock(T0)
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
-    client, keys = community(tmp_path / "hub", database_url, kind="text-classification")
+    # The schedule as the charter's defaults have it; a fifth of the items held out, so
+    # that the evaluation set holds its 20 whatever the draw.
+    client, keys = community(
+        tmp_path / "hub",
+        database_url,
+        kind="text-classification",
+        charter_extra={"training": {"evaluation": {"holdout_pct": 20}}},
+    )
     with client:
         hub = client.embedded_hub
         cfg = hub.state.charter.schedule  # type: ignore[union-attr]
@@ -104,7 +111,7 @@ def test_a_vote_orders_a_job_and_a_failed_job_waits_for_the_log_to_change(
         tmp_path / "hub",
         database_url,
         kind="text-classification",
-        charter_extra={"schedule": off},
+        charter_extra={"schedule": off, "training": {"evaluation": {"holdout_pct": 20}}},
     )
     with client:
         hub = client.embedded_hub
