@@ -172,11 +172,14 @@ def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     assert min(shares["Grace"], shares["Alan"]) > max(shares["Edsger"], shares["Donald"])
     assert res["treasury"]["balance"] == 0 and res["treasury"]["paid"] > 0
     assert sum(res["credits_paid"].values()) == res["treasury"]["paid"]
-    # A vote changed the reward split, and the next epoch followed it.
+    # A vote changed the reward split (data 70% -> 60%, review 20% -> 30%), and the next
+    # epoch followed it. Since part 7 an epoch mints only for value not rewarded before:
+    # the first epoch pays its pools whole, the second the part of each that new work is.
     assert [p["status"] for p in res["proposals"]] == ["executed"]
     first, second = res["epochs"]
     assert (first["data"], first["review"]) == (700_000, 200_000)
-    assert (second["data"], second["review"]) == (600_000, 300_000)
+    assert 0 <= second["data"] < 600_000 and 0 <= second["review"] <= 300_000
+    assert second["data"] + second["review"] > 0  # an epoch with nothing new is refused
     again = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
     assert again["size"] == res["size"]  # reused, not rebuilt
 

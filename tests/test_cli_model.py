@@ -14,7 +14,13 @@ from tests.kit import community, cw, cwj, text_items
 def test_train_lineage_card_predict_and_bill_from_the_command_line(
     tmp_path: Path, database_url: str
 ) -> None:
-    client, keys = community(tmp_path / "hub", database_url, kind="text-classification")
+    # The charter's 8 shards on 300 texts: the floors on rows per shard are lowered
+    # explicitly (a pool this small otherwise trains one shard), so that unlearning an item
+    # retrains one shard of eight.
+    floors = {"training": {"min_rows_per_shard": 1, "min_rows_per_class_per_shard": 1}}
+    client, keys = community(
+        tmp_path / "hub", database_url, kind="text-classification", charter_extra=floors
+    )
     client.close()
     hub = tmp_path / "hub"
     keys["Grace"].save(tmp_path / "grace.key", name="Grace")

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from commonweal.community import rules
-from commonweal.community.charter import Charter
-from commonweal.community.models import manifest_root, pool
+from commonweal.community.charter import Charter, Training
+from commonweal.community.models import manifest_root, pool, shard_count
 from commonweal.community.state import State
 from commonweal.errors import (
     CommonwealError,
@@ -78,12 +78,24 @@ def refused_by_hub(hub: Hub, events: list[SignedEvent], error: type[Exception]) 
 def ruled(
     tmp_path_factory: pytest.TempPathFactory, module_databases: Databases
 ) -> Iterator[tuple[Hub, dict[str, SigningKey], State]]:
-    """A community of 40 accepted digits (no version yet), its members' keys, and the
+    """A community of 100 accepted digits (no version yet), its members' keys, and the
     state a verifier gets by replaying its leaves. Tests must not append to it."""
     directory = tmp_path_factory.mktemp("ruled")
-    extra = {"training": {"shards": SHARDS, "evaluation": {"holdout_pct": 25, "min_items": 1}}}
+    # Several shards on little data: the charter's floors on rows per shard and per label
+    # are lowered explicitly (by default 100 digits train one shard; see
+    # test_the_shard_count_...). With ten of each digit, every label keeps at least two
+    # training items whichever the evaluation set draws (but for a ~1e-4 chance), so the
+    # pool splits into SHARDS whatever the salts.
+    extra = {
+        "training": {
+            "shards": SHARDS,
+            "min_rows_per_shard": 1,
+            "min_rows_per_class_per_shard": 1,
+            "evaluation": {"holdout_pct": 25, "min_items": 1},
+        }
+    }
     client, keys = community(
-        directory / "hub", module_databases.new(), items=digit_items(0, 40), charter_extra=extra
+        directory / "hub", module_databases.new(), items=digit_items(0, 100), charter_extra=extra
     )
     with client:
         hub = client.embedded_hub
@@ -136,6 +148,44 @@ def test_the_replayed_state_accepts_a_right_version(ruled: Any) -> None:
     nxt = {**valid_body(after), "previous": 1}
     assert nxt["version"] == 2
     assert apply(after, hub.sign("model.version", nxt)).models[2].previous == 1
+
+
+def test_the_shard_count_follows_the_pool_and_the_rule_holds_the_hub_to_it(ruled: Any) -> None:
+    """Shards = the charter's most, while each keeps ``min_rows_per_shard`` rows and, on
+    average, ``min_rows_per_class_per_shard`` of each label; at least one. The rule
+    recomputes the count, so a version that logs another is refused."""
+    hub, _, state = ruled
+    defaults = Training()
+    assert (defaults.shards, defaults.min_rows_per_shard) == (8, 200)
+    assert defaults.min_rows_per_class_per_shard == 10
+    ten = [str(d) for d in range(10)]
+    assert shard_count(defaults, ten * 17) == 1  # 170 rows: one model, not eight tiny ones
+    assert shard_count(defaults, ten * 60) == 3  # 600 rows
+    assert shard_count(defaults, ten * 1000) == 8  # no more than the charter's most
+    assert shard_count(defaults, ten * 150 + ["0"] * 400) == 8  # 1,900 rows, 150 per label
+    assert shard_count(defaults, ["0"] * 1990 + ["1"] * 25) == 2  # a rare label limits it
+    assert shard_count(defaults, []) == 1
+    assert shard_count(Training(min_rows_per_shard=1, min_rows_per_class_per_shard=1), ten * 3) == 3
+    unlabelled: list[str | None] = [None] * 450  # a regression: rows alone count
+    assert shard_count(defaults, unlabelled) == 2
+
+    # The community here lowered the floors: its 100 digits train SHARDS shards. The same
+    # log under the default floors implies one shard, and the rule holds the hub to it.
+    assert len(pool(state).shards) == SHARDS
+    charter = state.charter
+    assert charter is not None
+    adaptive = state._replace(
+        charter=charter.model_copy(
+            update={"training": charter.training.model_copy(update={"min_rows_per_shard": 200})}
+        )
+    )
+    one = pool(adaptive)
+    assert len(one.shards) == 1 and one.training == pool(state).training
+    with pytest.raises(InvalidInput, match="splits this pool into 1 shards, not 2"):
+        apply(adaptive, hub.sign("model.version", valid_body(state)))
+    assert apply(adaptive, hub.sign("model.version", valid_body(adaptive))).models[1].shards == 1
+    with pytest.raises(InvalidInput, match=f"splits this pool into {SHARDS} shards, not 1"):
+        apply(state, hub.sign("model.version", valid_body(adaptive)))
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any], Any], None]:
@@ -389,12 +439,17 @@ def key_hash(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def serving_state(apikeys: str = "member") -> State:
+def serving_state(apikeys: str = "member", *, founder_revokes_keys: bool = False) -> State:
     """A community (by hand-made leaves, no database): the founder and Alice, Bob and
     Carol as members; Alice issued key "a", Bob issued key "b"."""
     charter = Charter(
         name="Serve Co-op",
-        serving={"apikeys": apikeys, "price_per_call": PRICE, "quota_per_key_per_day": 1000},  # type: ignore[arg-type]
+        serving={  # type: ignore[arg-type]
+            "apikeys": apikeys,
+            "price_per_call": PRICE,
+            "quota_per_key_per_day": 1000,
+            "founder_revokes_keys": founder_revokes_keys,
+        },
     )
     found = sign_event(
         FOUNDER,
@@ -448,8 +503,9 @@ def revenue(
     return sign_event(signer, "revenue.record", body)
 
 
-def test_api_keys_are_issued_and_revoked_by_the_right_members() -> None:
-    state = serving_state()
+@pytest.mark.parametrize("founder_revokes_keys", [False, True])
+def test_api_keys_are_issued_and_revoked_by_the_right_members(founder_revokes_keys: bool) -> None:
+    state = serving_state(founder_revokes_keys=founder_revokes_keys)
     a = state.apikeys[key_hash("a")]
     assert (a.issued_by, a.status, a.quota_per_day) == (ALICE.key_id, "active", 1000)
 
@@ -457,18 +513,25 @@ def test_api_keys_are_issued_and_revoked_by_the_right_members() -> None:
         return sign_event(key, "apikey.revoke", {"key_hash": key_hash(name)})
 
     # Neither another member nor the hub may revoke Alice's key...
+    said = "(or the founder)" if founder_revokes_keys else "the members can revoke it by a vote"
     for who in (BOB, CAROL):
-        with pytest.raises(Forbidden, match="issuer or the founder"):
+        with pytest.raises(Forbidden, match="only the key's issuer may revoke it") as caught:
             apply(state, revoke(who, "a"))
+        assert said in str(caught.value)
     with pytest.raises(UnknownMember):
         apply(state, revoke(HUB, "a"))
-    # ... its issuer may, once, and the founder may revoke anyone's.
+    # ... its issuer may, once; the founder may revoke anyone's only where the charter
+    # says so (by default, since part 7, the members decide by an apikey.revoke vote).
     revoked = apply(state, revoke(ALICE, "a"))
     assert revoked.apikeys[key_hash("a")].status == "revoked"
     assert revoked.apikeys[key_hash("a")].updated_index == state.size
     with pytest.raises(Conflict, match="already revoked"):
         apply(revoked, revoke(ALICE, "a"))
-    assert apply(state, revoke(FOUNDER, "b")).apikeys[key_hash("b")].status == "revoked"
+    if founder_revokes_keys:
+        assert apply(state, revoke(FOUNDER, "b")).apikeys[key_hash("b")].status == "revoked"
+    else:
+        with pytest.raises(Forbidden, match="by a vote"):
+            apply(state, revoke(FOUNDER, "b"))
     with pytest.raises(NotFound):
         apply(state, revoke(ALICE, "nobody's"))
 

@@ -90,6 +90,38 @@ def test_phone_region_reads_national_numbers() -> None:
     assert [f.kind for f in find_personal_data(text, region="AU")] == ["phone"]
 
 
+@pytest.mark.parametrize(
+    "number", ["(555) 123-4567", "415-555-2671", "415.555.2671", "(415) 555 2671"]
+)
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_north_american_numbers_are_found_across_the_default_regions(
+    number: str, template: str
+) -> None:
+    """Without a country code, a number is read in each of the charter's regions (by
+    default GB, US and CA): a US or Canadian number is caught like a British one."""
+    text = template.format(number)
+    start = text.index(number)
+    findings = find_personal_data(text)
+    assert findings == [Finding("phone", start, start + len(number))]
+    assert redact(text, findings) == template.format("[PHONE]")
+    # The same number is not one in Britain alone; the charter's regions decide.
+    assert find_personal_data(text, regions=["GB"]) == []
+    assert find_personal_data(text, regions=["GB", "CA"]) == findings
+
+
+US_ORDINARY = [
+    "The invoice dated 12/25/2024 was paid on 01-15-2025 at 10:30.",
+    "It costs $1,234.56, or $99.99 a month; 1234.5678 is the rate.",
+    "Reference 2024-0415-5552 and ZIP 94103-1234 are on the form.",
+    "Between 1990-2000 and 2010-2020 the figures were 123-45-678.",
+]
+
+
+@pytest.mark.parametrize("sentence", US_ORDINARY)
+def test_dates_prices_and_codes_are_not_phone_numbers(sentence: str) -> None:
+    assert find_personal_data(sentence) == []
+
+
 def test_findings_hold_positions_and_never_the_matched_text() -> None:
     text = "Mail jane.doe@example.com or call +44 20 7946 0018."
     findings = find_personal_data(text)

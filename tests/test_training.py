@@ -46,8 +46,18 @@ from commonweal.verify import verify_hub
 from tests.kit import community, digit_items, text_items
 
 SHARDS = 4
-# 200 digits, a fifth of them held out: ~160 to train on in four shards, ~35 to score on.
-TRAINING = {"training": {"shards": SHARDS, "evaluation": {"holdout_pct": 20}}}
+# The SISA mechanics on little data: the charter's floors on rows per shard (a small pool
+# otherwise trains one shard, see test_shards_adapt) and the evaluation set's per-label
+# top-up are lowered explicitly, so that 200 digits split into four shards and a withdrawal
+# touches only its own shard. ~160 digits to train on in four shards, ~35 to score on.
+SISA_ON_LITTLE_DATA = {"min_rows_per_shard": 1, "min_rows_per_class_per_shard": 1}
+TRAINING = {
+    "training": {
+        "shards": SHARDS,
+        **SISA_ON_LITTLE_DATA,
+        "evaluation": {"holdout_pct": 20, "min_per_class": 0},
+    }
+}
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -256,13 +266,27 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
     assert leaf.index == done["entry"] and leaf.kind == "model.version"
     assert leaf.actor == hub.state.hub_key
     assert leaf.body == {
-        k: v for k, v in done.items() if k not in ("entry", "size", "retrained", "reused")
+        k: v
+        for k, v in done.items()
+        if k not in ("entry", "size", "retrained", "reused", "warnings")
     }
     listed = hub.models.versions()
     assert [m["version"] for m in listed] == [1]
     metrics = listed[0]["metrics"]
-    assert set(metrics) == {"accuracy", "macro_f1"}
+    # Headline metrics, each label's precision and recall, and one unsharded model's
+    # headline metrics on the same rows; no previous version to compare with.
+    evaluated = {hub.state.contributions[i].label for i in p.evaluation}
+    per_label = {f"{m}.{label}" for m in ("precision", "recall") for label in evaluated}
+    assert set(metrics) == {
+        "accuracy",
+        "macro_f1",
+        "unsharded.accuracy",
+        "unsharded.macro_f1",
+        *per_label,
+    }
     assert 0.85 < metrics["accuracy"] <= 1.0 and 0.8 < metrics["macro_f1"] <= 1.0
+    assert metrics["unsharded.accuracy"] >= 0.85
+    assert all(0 <= metrics[k] <= 1 for k in per_label)
     assert leaf.body["metrics"] == {k: f"{v:.6f}" for k, v in metrics.items()}
     assert hub.models.version(1)["event"] == leaf.body
     assert count(hub, models) == 1
@@ -331,17 +355,22 @@ def test_train_registers_a_verifiable_version(digits: Community) -> None:
     finally:
         other.close()
 
-    # Training again on the same pool gives the same manifests and the same predictions.
-    again = hub.models.train()
-    assert again["version"] == 2 and again["previous"] == 1
-    for key in ("manifest", "evaluation", "metrics", "trainer", "params", "seed"):
-        assert again[key] == body[key], key
-    assert [s["root"] for s in again["shards"]] == [s["root"] for s in body["shards"]]
-    np.testing.assert_array_equal(proba(hub, 2, X), proba(hub, 1, X))
-    assert hashlib.sha256(rebuilt_artifact(hub, 2)).hexdigest() == again["artifact"]["sha256"]
-    assert [m["version"] for m in hub.models.versions()] == [1, 2]
+    # The metrics are what the stored model scores on the logged evaluation set.
+    assert rescored(hub, 1) == body["metrics"]
+
+    # Training again on the same pool would make the same model (see
+    # test_anyone_with_the_data_reproduces_a_version): it is refused, and writes nothing.
+    clean = footprint(hub)
+    with pytest.raises(Conflict) as refused:
+        hub.models.train()
+    assert str(refused.value) == (
+        "nothing changed since version 1: the same items, evaluation set and recipe would "
+        "make the same model"
+    )
+    assert footprint(hub) == clean
+    assert [m["version"] for m in hub.models.versions()] == [1]
     with pytest.raises(NotFound):
-        load_model(hub, 3)
+        load_model(hub, 2)
 
     # A shard blob changed in storage is caught on load, not served.
     victim = body["shards"][1]["sha256"]
@@ -357,7 +386,13 @@ def test_anyone_with_the_data_reproduces_a_version(tmp_path: Path, database_url:
     """From the log and the items alone — outside the hub — each shard's item list, the
     logged trainer and seed give back shard artifacts with the logged SHA-256s, and so the
     version's artifact hash."""
-    extra = {"training": {"shards": SHARDS, "evaluation": {"holdout_pct": 20, "min_items": 5}}}
+    extra = {
+        "training": {
+            "shards": SHARDS,
+            **SISA_ON_LITTLE_DATA,
+            "evaluation": {"holdout_pct": 20, "min_items": 5},
+        }
+    }
     client, _ = build(
         tmp_path / "a", database_url, items=digit_items(200, 120), charter_extra=extra
     )
@@ -442,48 +477,60 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
     assert v2["manifest"]["count"] == v1["manifest"]["count"] - 3
     assert v2["evaluation"]["count"] == v1["evaluation"]["count"] - 1
 
-    # A full retrain of the same pool is the same model.
-    fits.calls.clear()
-    v3 = hub.models.train()
-    assert sorted(fits.calls) == list(range(SHARDS)) and v3["reused"] == []
-    for key in ("manifest", "evaluation", "metrics"):
-        assert v3[key] == v2[key], key
-    assert [s["root"] for s in v3["shards"]] == [s["root"] for s in v2["shards"]]
-    X = probe(hub)
-    np.testing.assert_array_equal(proba(hub, 2, X), proba(hub, 3, X))
-    # An incremental version after a full one on an unchanged pool fits nothing.
-    fits.calls.clear()
-    v4 = hub.models.train(incremental=True)
-    assert fits.calls == [] and v4["retrained"] == [] and v4["reused"] == list(range(SHARDS))
-    assert all(s["from_version"] == 3 for s in v4["shards"])
-    np.testing.assert_array_equal(proba(hub, 4, X), proba(hub, 3, X))
+    # A reused shard is the model a full retrain would fit: refitted here from its items,
+    # with the logged recipe, it dumps to the logged bytes.
+    state = hub.state
+    p2 = pool(state)
+    task = state.charter.task
+    with hub.read() as conn:
+        content = vault.load_items(conn, [i for n in v2["reused"] for i in p2.shards[n]])
+    for n in v2["reused"]:
+        items = [content[i] for i in p2.shards[n]]
+        labels = [state.contributions[i].label for i in p2.shards[n]]
+        refit = fit_shard(
+            get_trainer(v2["trainer"], task.kind),
+            task.kind,
+            featurize(task, items),
+            targets(task, items, labels),
+            seed=v2["seed"],
+            shard=n,
+            shards=SHARDS,
+        )
+        assert hashlib.sha256(dump_shard(refit)).hexdigest() == v2["shards"][n]["sha256"]
     assert hashlib.sha256(rebuilt_artifact(hub, 2)).hexdigest() == v2["artifact"]["sha256"]
 
-    # Lineage: the withdrawn items are provably absent from the later versions.
+    # So training again with nothing changed — a full retrain or an incremental one — would
+    # make the same model: it is refused, and writes nothing.
+    fits.calls.clear()
+    clean = footprint(hub)
+    for incremental in (False, True):
+        with pytest.raises(Conflict, match="nothing changed since version 2"):
+            hub.models.train(incremental=incremental)
+    assert fits.calls == [] and footprint(hub) == clean
+
+    # Lineage: the withdrawn items are provably absent from the later version.
     for item in trained_away:
         assert item in hub.models.manifest_ids(1)
-        for v in (2, 3, 4):
-            assert item not in hub.models.manifest_ids(v)
-            assert_absent(hub, item, v)
+        assert item not in hub.models.manifest_ids(2)
+        assert_absent(hub, item, 2)
         assert_included(hub, item, 1)
         lineage = hub.models.item_lineage(item)
         assert lineage["status"] == "withdrawn" and lineage["member"] == keys["Grace"].key_id
         assert lineage["versions"] == [
             {"version": 1, "shard": shard_of(item, SHARDS), "entry": v1["entry"]}
         ]
-        assert lineage["not_in"] == [2, 3, 4]
+        assert lineage["not_in"] == [2]
     # A held-out item trains no version.
     assert hub.models.item_lineage(held_out[0])["versions"] == []
-    assert hub.models.item_lineage(held_out[0])["not_in"] == [1, 2, 3, 4]
+    assert hub.models.item_lineage(held_out[0])["not_in"] == [1, 2]
     kept = next(i for i in per_shard[0] if i not in withdrawn)
-    assert [e["version"] for e in hub.models.item_lineage(kept)["versions"]] == [1, 2, 3, 4]
-    assert_included(hub, kept, 3)
+    assert [e["version"] for e in hub.models.item_lineage(kept)["versions"]] == [1, 2]
+    assert_included(hub, kept, 2)
     with pytest.raises(NotFound):
         hub.models.item_lineage("0" * 32)
 
     # Members' counts add up to the manifest, and Grace's went down by what she withdrew.
-    state = hub.state
-    for v in (1, 3):
+    for v in (1, 2):
         lineage = hub.models.lineage(v)
         assert lineage["verified"] is True
         assert sum(m["items"] for m in lineage["members"]) == state.models[v].items
@@ -495,7 +542,7 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
     def of_grace(v: int) -> int:
         return next(m["items"] for m in hub.models.lineage(v)["members"] if m["member"] == grace)
 
-    assert of_grace(1) - of_grace(3) == 3
+    assert of_grace(1) - of_grace(2) == 3
 
     # Withdrawals that empty a shard: it is logged empty, fits nothing, and the model is
     # the mean of the other shards.
@@ -506,31 +553,35 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
         if key.key_id in owners:
             digits.client.withdraw(key, owners[key.key_id])
     fits.calls.clear()
-    v5 = hub.models.train(incremental=True)
-    assert fits.calls == [] and v5["retrained"] == [] and v5["reused"] == [1, 2, 3]
-    assert v5["shards"][0] == {"root": manifest_root([]), "count": 0, "sha256": "", "bytes": 0}
-    assert len(load_model(hub, 5)[0].shards) == SHARDS - 1
-    assert hashlib.sha256(rebuilt_artifact(hub, 5)).hexdigest() == v5["artifact"]["sha256"]
-    assert not set(hub.models.manifest_ids(5)) & set(pool(state).shards[0])
+    v3 = hub.models.train(incremental=True)
+    assert fits.calls == [] and v3["retrained"] == [] and v3["reused"] == [1, 2, 3]
+    assert v3["shards"][0] == {"root": manifest_root([]), "count": 0, "sha256": "", "bytes": 0}
+    assert len(load_model(hub, 3)[0].shards) == SHARDS - 1
+    assert hashlib.sha256(rebuilt_artifact(hub, 3)).hexdigest() == v3["artifact"]["sha256"]
+    assert not set(hub.models.manifest_ids(3)) & set(pool(state).shards[0])
+    # Version 3 is scored beside version 2 on the evaluation items both were scored on.
+    assert int(v3["metrics"]["compared.items"]) == v3["evaluation"]["count"]
+    assert v3["metrics"]["previous.accuracy"] == v2["metrics"]["accuracy"]
 
     verify_hub(hub, workers=1)
 
     # A stored item list that no longer hashes to the logged root is refused.
     with hub.engine.begin() as conn:
         conn.execute(
-            delete(model_items).where(model_items.c.version == 3, model_items.c.item == kept)
+            delete(model_items).where(model_items.c.version == 2, model_items.c.item == kept)
         )
     for read in (manifest_ids, model_lineage):
-        with pytest.raises(VerificationFailed, match="version 3"):
-            read(hub, 3)
+        with pytest.raises(VerificationFailed, match="version 2"):
+            read(hub, 2)
     with pytest.raises(VerificationFailed):
-        hub.models.prove_item(kept, 3)
+        hub.models.prove_item(kept, 2)
     # ... and so is one with an item slipped back in, even with the count made right.
     with hub.engine.begin() as conn:
-        conn.execute(insert(model_items).values(version=3, item=trained_away[0], shard=1))
+        conn.execute(insert(model_items).values(version=2, item=trained_away[0], shard=1))
     with pytest.raises(VerificationFailed):
-        hub.models.manifest_ids(3)
-    assert hub.models.manifest_ids(2) == hub.models.manifest_ids(4)  # the other versions are intact
+        hub.models.manifest_ids(2)
+    assert trained_away[0] in hub.models.manifest_ids(1)  # the other versions are intact
+    assert hub.models.lineage(3)["verified"] is True
 
 
 # -- failures leave nothing behind ------------------------------------------------------
@@ -641,12 +692,9 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
     assert hub.models.item_lineage(gone[0])["versions"] == []
     verify_hub(hub, workers=1)
 
-    # The metrics are those of the registered shards on the registered evaluation set: a
-    # quiet retrain of the same pool scores and predicts the same.
-    again = hub.models.train()
-    assert again["metrics"] == done["metrics"] and again["manifest"] == done["manifest"]
-    X = probe(hub)
-    np.testing.assert_array_equal(proba(hub, 1, X), proba(hub, 2, X))
+    # The metrics are those of the registered shards on the registered evaluation set,
+    # and the unsharded model's those of one model fitted on the registered manifest.
+    assert rescored(hub, 1) == done["metrics"]
 
 
 def test_training_catches_up_with_withdrawals_by_other_processes(digits: Community) -> None:
@@ -802,12 +850,56 @@ def rescored(hub: Hub, version: int) -> dict[str, str]:
             "mae": f"{m.mean_absolute_error(y, predicted):.6f}",
             "rmse": f"{m.mean_squared_error(y, predicted) ** 0.5:.6f}",
             "r2": f"{m.r2_score(y, predicted):.6f}",
-        }
+        } | unsharded(hub, version, X, y)
     predicted = predicted.astype(str)
-    return {
+    out = {
         "accuracy": f"{m.accuracy_score(y, predicted):.6f}",
         "macro_f1": f"{m.f1_score(y, predicted, average='macro', zero_division=0):.6f}",
     }
+    for label in charter.task.labels:
+        if label in set(y):
+            truth, said = y == label, predicted == label
+            out[f"precision.{label}"] = f"{(truth & said).sum() / max(said.sum(), 1):.6f}"
+            out[f"recall.{label}"] = f"{(truth & said).sum() / truth.sum():.6f}"
+    return out | unsharded(hub, version, X, y)
+
+
+def unsharded(hub: Hub, version: int, X: Any, y: Any) -> dict[str, str]:
+    """One model fitted here on the version's whole manifest with its recipe, scored on
+    the evaluation set's ``X``, ``y``: the ``unsharded.*`` metrics."""
+    from sklearn import metrics as m
+
+    body = event(hub, version).body
+    state = hub.state
+    task = state.charter.task
+    ids = hub.models.manifest_ids(version)
+    with hub.read() as conn:
+        content = vault.load_items(conn, ids)
+    items = [content[i] for i in ids]
+    labels = [state.contributions[i].decided_label or state.contributions[i].label for i in ids]
+    model = fit_shard(
+        get_trainer(body["trainer"], task.kind),
+        task.kind,
+        featurize(task, items),
+        targets(task, items, labels),
+        seed=body["seed"],
+        shard=0,
+        shards=1,
+    )
+    predicted = model.predict(X)
+    if task.kind == "tabular-regression":
+        got = {
+            "mae": f"{m.mean_absolute_error(y, predicted):.6f}",
+            "rmse": f"{m.mean_squared_error(y, predicted) ** 0.5:.6f}",
+            "r2": f"{m.r2_score(y, predicted):.6f}",
+        }
+    else:
+        predicted = predicted.astype(str)
+        got = {
+            "accuracy": f"{m.accuracy_score(y, predicted):.6f}",
+            "macro_f1": f"{m.f1_score(y, predicted, average='macro', zero_division=0):.6f}",
+        }
+    return {f"unsharded.{k}": v for k, v in got.items()}
 
 
 @pytest.mark.parametrize(
@@ -820,7 +912,12 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
         items = tabular_items(140, regression=kind == "tabular-regression")
     extra = {
         "task": task_for(kind),
-        "training": {"shards": 2, "evaluation": {"holdout_pct": 20, "min_items": 10}},
+        # Two shards on little data, to unlearn by retraining one (see SISA_ON_LITTLE_DATA).
+        "training": {
+            "shards": 2,
+            **SISA_ON_LITTLE_DATA,
+            "evaluation": {"holdout_pct": 20, "min_items": 10, "min_per_class": 0},
+        },
     }
     client, keys = build(tmp_path / "hub", database_url, items=items, charter_extra=extra)
     try:
@@ -830,12 +927,20 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
         metrics = hub.models.versions()[0]["metrics"]
         if kind == "tabular-regression":
             assert v1["trainer"] == "gradient-boosting"
-            assert set(metrics) == {"mae", "rmse", "r2"}
+            assert set(metrics) == {"mae", "rmse", "r2"} | {
+                f"unsharded.{k}" for k in ("mae", "rmse", "r2")
+            }
             assert 0 <= metrics["mae"] <= metrics["rmse"] < 3.5 and metrics["r2"] > 0.7
         else:
             want = "hashing-logreg" if kind == "text-classification" else "gradient-boosting"
             assert v1["trainer"] == want
-            assert set(metrics) == {"accuracy", "macro_f1"} and metrics["accuracy"] > 0.8
+            labels = task_for(kind)["labels"]
+            assert set(metrics) == {"accuracy", "macro_f1"} | {
+                f"{m}.{label}"
+                for m in ("unsharded", "precision", "recall")
+                for label in (labels if m != "unsharded" else ["accuracy", "macro_f1"])
+            }
+            assert metrics["accuracy"] > 0.8
         assert all(re.fullmatch(r"-?[0-9]+\.[0-9]{6}", v) for v in v1["metrics"].values())
         assert rescored(hub, 1) == v1["metrics"]
 
@@ -848,7 +953,17 @@ def test_other_tasks_train_and_unlearn(tmp_path: Path, database_url: str, kind: 
         assert v2["retrained"] == [1] and v2["reused"] == [0]
         assert v2["shards"][0] == {**v1["shards"][0], "from_version": 1}
         assert item in hub.models.manifest_ids(1) and item not in hub.models.manifest_ids(2)
-        assert rescored(hub, 2) == v2["metrics"]
+        assert rescored(hub, 2) == {
+            k: v
+            for k, v in v2["metrics"].items()
+            if k.split(".")[0] not in ("compared", "previous")
+        }
+        # ... and beside version 1, on the evaluation items both were scored on (all).
+        assert v2["metrics"]["compared.items"] == str(v2["evaluation"]["count"])
+        headline = [k for k in v1["metrics"] if "." not in k]
+        for k in headline:
+            assert v2["metrics"][f"previous.{k}"] == v1["metrics"][k]
+            assert v2["metrics"][f"compared.{k}"] == v2["metrics"][k]
 
         charter = hub.state.charter
         assert charter is not None and charter.task is not None

@@ -249,6 +249,13 @@ class HubClient:
         """Withdraw this member's items: the hub erases their content."""
         return self.submit([sign_event(key, "contribution.withdraw", {"items": list(ids)})])
 
+    def leave(self, key: SigningKey, note: str | None = None) -> dict[str, Any]:
+        """Leave the community: every item of this member is withdrawn (the hub erases its
+        content), delegations to and from them end, and their shares are kept or given up
+        as the charter's ``membership.leaving_shares`` says."""
+        body = {} if note is None else {"note": note}
+        return self.submit([sign_event(key, "member.leave", body)])
+
     def export(self, key: SigningKey) -> dict[str, Any]:
         """Everything this member contributed, content included, and every log entry about
         them."""

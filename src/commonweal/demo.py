@@ -243,8 +243,13 @@ def _review_everything(
             break
         rounds += 1
         events = []
+        state = client.embedded_hub.state
         for c in pending:
-            reviewers = [n for n in names if keys[n].key_id != c["member"]]
+            # An item back in review (a flag sent it there) needs reviewers new to it.
+            seen = state.contributions[c["id"]].reviewers
+            reviewers = [
+                n for n in names if keys[n].key_id != c["member"] and keys[n].key_id not in seen
+            ]
             rng.shuffle(reviewers)
             needed = c["reviews_needed"] - c["reviews"]
             for name in reviewers[:needed]:

@@ -11,6 +11,7 @@ from tests.kit.communities import (
     digit_items,
     make_hub,
     png,
+    seeded_salts,
     text_items,
 )
 from tests.kit.databases import (
@@ -39,6 +40,7 @@ __all__ = [
     "hub_database",
     "make_hub",
     "png",
+    "seeded_salts",
     "start_server",
     "text_items",
 ]

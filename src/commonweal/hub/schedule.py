@@ -5,7 +5,9 @@ tried again until the log changes, and the reason is logged for the operator."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community.schedule import Clocks, due_jobs
@@ -18,6 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["Scheduler"]
 
 
+@dataclass
+class _ScanMemory:
+    """When this hub last scanned for label errors, and the latest ordered scan it ran.
+    A scan that finds nothing leaves no entry in the log, so the hub remembers it: one
+    memory per open hub, shared by its scheduler and ``hub.governance.due()`` (a restarted
+    hub scans once more, which flags nothing twice)."""
+
+    last_scan: str = ""
+    ordered_done: int = -1
+
+
+_SCANS: weakref.WeakKeyDictionary[Any, _ScanMemory] = weakref.WeakKeyDictionary()
+
+
 class Scheduler(Worker):
     """Every ``interval`` seconds, run what is due (see the module)."""
 
@@ -26,8 +42,7 @@ class Scheduler(Worker):
     def __init__(self, hub: Hub, interval: float = 10.0) -> None:
         super().__init__(hub, interval=interval)
         self._failed: dict[str, int] = {}  # job -> log size when it last failed
-        self._last_scan = ""
-        self._scan_order_done = -1
+        self._scans = _SCANS.setdefault(hub, _ScanMemory())
         self.jobs: dict[str, Callable[[], Any]] = {
             "train": lambda: hub.models.train(incremental=True),
             "value": hub.ownership.value,
@@ -37,8 +52,8 @@ class Scheduler(Worker):
         }
 
     def _scan(self) -> Any:
-        self._scan_order_done = self.hub.state.orders.get("quality-scan", -1)
-        self._last_scan = self.hub.clock()
+        self._scans.ordered_done = self.hub.state.orders.get("quality-scan", -1)
+        self._scans.last_scan = self.hub.clock()
         return self.hub.data.scan_labels()
 
     def clocks(self) -> Clocks:
@@ -51,8 +66,8 @@ class Scheduler(Worker):
             now=self.hub.clock(),
             last_model=latest.log_time if latest is not None else "",
             last_payout=self._time_of(last_payout),
-            last_scan=self._last_scan,
-            scan_ordered_done=self._scan_order_done,
+            last_scan=self._scans.last_scan,
+            scan_ordered_done=self._scans.ordered_done,
         )
 
     def _time_of(self, entry: int | None) -> str:

@@ -381,7 +381,10 @@ class _Training:
             return {}
         before = set(artifacts.version_items(conn, latest.version, evaluation=True))
         common = [i for i in p.evaluation if i in before]
-        old, _ = load_model(self.hub, latest.version)
+        # Under the append lock: read through this transaction, not through the hub (whose
+        # state and reads would wait for the lock this run holds).
+        body = self.hub.store.leaves(conn, latest.entry, latest.entry + 1)[0].body
+        old = _model_of(conn, st, body)
         new = ShardedModel([s.model for s in final], self.job.task.labels or None)
         return scoring.compared_metrics(self.job, st, new, old, common)
 
@@ -468,13 +471,18 @@ def load_model(hub: Hub, version: int) -> tuple[ShardedModel, dict[str, Any]]:
     if mv is None:
         raise NotFound(f"there is no model version {version}; see `commonweal models`")
     body = hub.log.entries(mv.entry, mv.entry + 1)[0].body
-    assert state.charter is not None and state.charter.task is not None
     with hub.read() as conn:
-        shards = [
-            load_shard(artifacts.blob(conn, s["sha256"])) if s["count"] else None
-            for s in body["shards"]
-        ]
-    return ShardedModel(shards, state.charter.task.labels or None), body
+        return _model_of(conn, state, body), body
+
+
+def _model_of(conn: Connection, state: State, body: dict[str, Any]) -> ShardedModel:
+    """The model a ``model.version`` body names, from the stored shard blobs."""
+    assert state.charter is not None and state.charter.task is not None
+    shards = [
+        load_shard(artifacts.blob(conn, s["sha256"])) if s["count"] else None
+        for s in body["shards"]
+    ]
+    return ShardedModel(shards, state.charter.task.labels or None)
 
 
 def export_artifact(hub: Hub, version: str | int) -> tuple[int, bytes]:
