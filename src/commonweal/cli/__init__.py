@@ -16,7 +16,16 @@ from __future__ import annotations
 import typer
 
 from commonweal import __version__
-from commonweal.cli import community, data, demo, governance, ledger, model, ownership
+from commonweal.cli import (
+    charter,
+    community,
+    data,
+    demo,
+    governance,
+    ledger,
+    model,
+    ownership,
+)
 from commonweal.cli.output import err, out
 from commonweal.errors import CommonwealError
 
@@ -39,6 +48,7 @@ def build_app() -> typer.Typer:
     # `member approve` (community) and `member address` (ownership) share one group.
     member = typer.Typer(help="Act on other members.", no_args_is_help=True)
     community.register(app, member)
+    charter.register(app)
     app.add_typer(member, name="member")
     ledger.register(app)
     demo.register(app)

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from commonweal.cli.hubs import connect, hub_directory, new_hub
+from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table
+from commonweal.client import HubClient
 from commonweal.community.charter import Charter, validate_charter
-from commonweal.errors import CharterInvalid, InvalidInput
+from commonweal.errors import CharterInvalid, Conflict, InvalidInput
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["read_charter", "register", "serve"]
@@ -28,6 +30,7 @@ def register(app: typer.Typer, member: typer.Typer) -> None:
     app.command()(init)
     app.command()(join)
     app.command()(members)
+    app.command()(leave)
     app.command()(serve)
     key_app.command("new")(key_new)
     key_app.command("show")(key_show)
@@ -57,6 +60,11 @@ def _charter_from_options(
     if name is None:
         raise InvalidInput("give the community a --name (or a --charter file)")
     doc: dict[str, Any] = {"name": name, "join_policy": join_policy, "description": description}
+    if labels is not None and task is None:
+        raise InvalidInput(
+            "--labels needs a --task (e.g. --task text-classification), "
+            "or the labels would be dropped"
+        )
     if task is not None:
         doc["task"] = {"kind": task}
         if labels:
@@ -107,7 +115,10 @@ def init(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a community: its database, the hub's key, the founder's key and the charter."""
+    """Create a community: its database, the hub's key, the founder's key and the charter.
+    `commonweal charter template` prints a charter file with every setting explained."""
+    if charter is not None and (labels is not None or task is not None):
+        raise InvalidInput("--task and --labels go in the --charter file, not beside it")
     ch = (
         read_charter(charter)
         if charter is not None
@@ -177,16 +188,24 @@ def join(
 
 
 def invite_create(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:
-    """Register an invite token and print it; give it to the person you invite."""
+    """Register an invite token and print it alone on stdout (the note goes to stderr);
+    give it to the person you invite."""
     k = load_key(key)
     with connect(hub) as c:
         token, res = c.create_invite(k)
     res["token"] = token
-    emit(res, as_json, lambda: out.print(f"Invite token (give it to the invitee): {token}"))
+
+    def render() -> None:
+        err.print("Invite token (give it to the invitee; they join with --invite TOKEN):")
+        print(token)
+
+    emit(res, as_json, render)
 
 
 def member_approve(
-    member: Annotated[str, typer.Argument(help="Key id of the pending member.")],
+    member: Annotated[
+        str, typer.Argument(help="The pending member: name, key id or a unique prefix of it.")
+    ],
     hub: HubOpt,
     key: KeyOpt,
     as_json: JsonOpt = False,
@@ -194,21 +213,24 @@ def member_approve(
     """Admit a pending member (communities whose join policy is approval)."""
     k = load_key(key)
     with connect(hub) as c:
-        res = c.approve(k, member)
-    emit(res, as_json, lambda: out.print(f"Approved {member[:16]}…"))
+        who = resolve_member(c.members(), member)
+        res = c.approve(k, who)
+    res["member"] = who
+    emit(res, as_json, lambda: out.print(f"Approved {who}"))
 
 
 def members(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """List the community's members."""
     with connect(hub) as c:
         rows = c.members()
+    short = short_ids((m["key"] for m in rows), KEY_MIN)
     emit(
         {"members": rows},
         as_json,
         lambda: print_table(
             ("name", "key", "status", "role", "joined at entry"),
             (
-                (m["name"], m["key"][:16] + "…", m["status"], m["role"], str(m["joined_index"]))
+                (m["name"], short[m["key"]], m["status"], m["role"], str(m["joined_index"]))
                 for m in sorted(rows, key=lambda r: r["joined_index"])
             ),
         ),
@@ -233,3 +255,75 @@ def serve(
         # Requests are single inputs: BLAS threads would only contend with the server's own.
         threadpool_limits(1, user_api="blas")
         uvicorn.run(create_app(h, billing=True), host=host, port=port, log_level="info")
+
+
+def _leaving_terms(c: HubClient, key_id: str) -> dict[str, Any]:
+    """What leaving would do to the member ``key_id``: items erased, delegations ended,
+    shares kept or given up (as the charter says)."""
+    me = next((m for m in c.members() if m["key"] == key_id), None)
+    if me is None or me["status"] != "active":
+        status = "not a member" if me is None else me["status"]
+        raise Conflict(f"this key is {status} here: only an active member can leave")
+    items = [
+        r["id"]
+        for r in c.contributions(member=key_id)
+        if r["status"] not in ("withdrawn", "removed", "refused")
+    ]
+    delegations = c.delegations()
+    holders = c.shares().get("holders", [])
+    shares = next((h["shares"] for h in holders if h["member"] == key_id), 0)
+    return {
+        "name": me["name"],
+        "items": len(items),
+        "delegates_to": delegations.get(key_id),
+        "delegated_by": sorted(k for k, to in delegations.items() if to == key_id),
+        "shares": shares,
+        "leaving_shares": c.community()["charter"]["membership"]["leaving_shares"],
+    }
+
+
+def _say_terms(t: dict[str, Any]) -> None:
+    kept = (
+        "you keep them: you stay an owner and are still paid out"
+        if t["leaving_shares"] == "keep"
+        else "you give them up: they are burned, and the other owners' part grows"
+    )
+    err.print(
+        f"Leaving the community as {t['name']} cannot be undone:\n"
+        f"  - every item you gave ({t['items']}) is withdrawn and its content deleted; "
+        "the next model version unlearns it\n"
+        f"  - your delegation ends{' (you delegate your vote)' if t['delegates_to'] else ''}, "
+        f"and so do the {len(t['delegated_by'])} delegation(s) to you\n"
+        f"  - your {t['shares']} shares: {kept} (the charter's membership.leaving_shares)\n"
+        "  - this key can no longer act here; a new key would join as a new member",
+        highlight=False,
+    )
+
+
+def leave(
+    hub: HubOpt,
+    key: KeyOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave the community: your items are withdrawn and erased, delegations end, and your
+    shares are kept or given up as the charter says. Asks first, unless --yes."""
+    k = load_key(key)
+    with connect(hub) as c:
+        terms = _leaving_terms(c, k.key_id)
+        if not yes:
+            if as_json:
+                raise InvalidInput("with --json, confirm with --yes")
+            _say_terms(terms)
+            if not typer.confirm("Leave now?", default=False, err=True):
+                raise InvalidInput("not left: nothing was signed")
+        res = c.leave(k)
+    res["terms"] = terms
+    emit(
+        res,
+        as_json,
+        lambda: out.print(
+            f"You have left (log entry {res['entries'][0]['index']}): {terms['items']} items "
+            f"erased; shares {'kept' if terms['leaving_shares'] == 'keep' else 'given up'}."
+        ),
+    )

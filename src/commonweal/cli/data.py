@@ -13,8 +13,17 @@ from typing import Annotated, Any
 import typer
 
 from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.ids import (
+    ITEM_MIN,
+    KEY_MIN,
+    resolve_item,
+    resolve_items,
+    resolve_member,
+    short_ids,
+)
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table, progress
+from commonweal.cli.review import review_loop
 from commonweal.errors import InvalidInput
 
 __all__ = ["read_items", "register"]
@@ -171,7 +180,9 @@ def _print_receipt(r: dict[str, Any]) -> None:
 
 def contributions(
     hub: HubOpt,
-    member: Annotated[str | None, typer.Option(help="Only this member's items (key id).")] = None,
+    member: Annotated[
+        str | None, typer.Option(help="Only this member's items (name, key id or prefix).")
+    ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Only your own items.")] = None,
     status: Annotated[str | None, typer.Option(help="in_review, accepted, refused, …")] = None,
     flag: Annotated[
@@ -183,36 +194,45 @@ def contributions(
     if key is not None:
         member = load_key(key).key_id
     with connect(hub) as c:
+        people = c.members()
+        if member is not None and key is None:
+            member = resolve_member(people, member)
         rows = c.contributions(member=member, status=status, flag=flag)
+        # A prefix shown must be unique among all items, not only the ones listed.
+        every = rows if (member, status, flag) == (None, None, None) else c.contributions()
+    items = short_ids((r["id"] for r in every), ITEM_MIN)
+    emit({"contributions": rows}, as_json, lambda: _contributions_table(rows, items, people))
 
-    emit(
-        {"contributions": rows},
-        as_json,
-        lambda: print_table(
-            ("id", "member", "label", "status", "reviews", "flags"),
+
+def _contributions_table(
+    rows: list[dict[str, Any]], items: dict[str, str], people: list[dict[str, Any]]
+) -> None:
+    keys = short_ids((m["key"] for m in people), KEY_MIN)
+    names = {m["key"]: m["name"] for m in people}
+    print_table(
+        ("id", "member", "label", "status", "reviews", "flags"),
+        (
             (
-                (
-                    r["id"][:12] + "…",
-                    r["member"][:10] + "…",
-                    str(r["decided_label"] or r["label"] or ""),
-                    r["status"],
-                    f"{r['reviews']}/{r['reviews_needed']}",
-                    r["flags"],
-                )
-                for r in rows
-            ),
+                items[r["id"]],
+                names.get(r["member"]) or keys.get(r["member"], r["member"]),
+                str(r["decided_label"] or r["label"] or ""),
+                r["status"],
+                f"{r['reviews']}/{r['reviews_needed']}",
+                r["flags"],
+            )
+            for r in rows
         ),
     )
 
 
 def contribution(
-    item: Annotated[str, typer.Argument(help="Item id.")],
+    item: Annotated[str, typer.Argument(help="Item id, or a unique prefix of it.")],
     hub: HubOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one item's metadata and quality report."""
     with connect(hub) as c:
-        row = c.contribution(item)
+        row = c.contribution(resolve_item(c, item))
     emit(row, as_json, lambda: out.print_json(data=row))
 
 
@@ -220,46 +240,36 @@ def review_next(
     hub: HubOpt,
     key: KeyOpt,
     verdict: Annotated[
-        str | None, typer.Option(help="Answer without a prompt: accept, reject, relabel, flag.")
+        str | None,
+        typer.Option(help="Answer one item without a prompt: accept, reject, relabel, flag."),
     ] = None,
     label: LabelOpt = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the next item waiting for your review and record your verdict."""
+    """Review the items waiting for you, one after another, until none is left or you
+    quit (a accept, r reject, f flag, s skip, q quit, 1-9 relabel). With --verdict, answer
+    the next item only."""
     k = load_key(key)
     with connect(hub) as c:
+        if verdict is None and not as_json:
+            done = review_loop(c, k)
+            said = ", ".join(f"{n} {v}" for v, n in done.items()) or "nothing"
+            err.print(f"This session: {said}.")
+            return
+        if verdict is None:
+            raise InvalidInput("with --json, give the --verdict")
         item = c.next_review(k)
         if item is None:
             emit({"item": None}, as_json, lambda: out.print("Nothing waits for your review."))
             return
-        if verdict is None:
-            if as_json:
-                raise InvalidInput("with --json, give the --verdict")
-            _show_item(item)
-            verdict = typer.prompt("verdict (accept / reject / relabel / flag)").strip()
-            if verdict == "relabel" and label is None:
-                label = typer.prompt("new label").strip()
-            if verdict == "flag" and reason is None:
-                reason = typer.prompt("what is wrong").strip()
         res = c.review(k, item["id"], verdict, label=label, reason=reason)
     res["item"] = item["id"]
     emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item['id']}"))
 
 
-def _show_item(item: dict[str, Any]) -> None:
-    content = dict(item["content"])
-    if "image" in content:
-        content["image"] = f"<{len(content['image'])} bytes of base64 image>"
-    out.print(
-        f"[bold]item {item['id']}[/] label {item['label']!r}, "
-        f"{item['reviews']}/{item['reviews_needed']} reviews, flags: {item['flags'] or '-'}"
-    )
-    out.print_json(data=content)
-
-
 def review_submit(
-    item: Annotated[str, typer.Argument(help="Item id.")],
+    item: Annotated[str, typer.Argument(help="Item id, or a unique prefix of it.")],
     verdict: Annotated[str, typer.Argument(help="accept, reject, relabel or flag.")],
     hub: HubOpt,
     key: KeyOpt,
@@ -267,10 +277,12 @@ def review_submit(
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record your verdict on an item."""
+    """Record your verdict on an item (its id, or a unique prefix of it)."""
     k = load_key(key)
     with connect(hub) as c:
+        item = resolve_item(c, item)
         res = c.review(k, item, verdict, label=label, reason=reason)
+    res["item"] = item
     emit(res, as_json, lambda: out.print(f"Recorded your {verdict} of {item}"))
 
 
@@ -279,18 +291,21 @@ def review_reliability(hub: HubOpt, as_json: JsonOpt = False) -> None:
     with connect(hub) as c:
         rows = c.reliability()
 
+    short = short_ids((r["key"] for r in rows), KEY_MIN)
     emit(
         {"reviewers": rows},
         as_json,
         lambda: print_table(
             ("reviewer", "key", "reliability %"),
-            ((r["name"], r["key"][:16] + "…", f"{r['reliability_pct']:.1f}") for r in rows),
+            ((r["name"], short[r["key"]], f"{r['reliability_pct']:.1f}") for r in rows),
         ),
     )
 
 
 def withdraw(
-    items: Annotated[list[str] | None, typer.Argument(help="Item ids to withdraw.")] = None,
+    items: Annotated[
+        list[str] | None, typer.Argument(help="Item ids (or unique prefixes) to withdraw.")
+    ] = None,
     hub: HubOpt = "",
     key: KeyOpt = Path(),
     all_items: Annotated[bool, typer.Option("--all", help="Withdraw everything you gave.")] = False,
@@ -299,7 +314,7 @@ def withdraw(
     """Take items back: their content and keys are deleted, and no future model uses them."""
     k = load_key(key)
     with connect(hub) as c:
-        ids = list(items or [])
+        ids = resolve_items(c, list(items or []))
         if all_items:
             ids = [r["id"] for r in c.contributions(member=k.key_id) if r["status"] != "withdrawn"]
         if not ids:

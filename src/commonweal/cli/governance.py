@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,12 +16,14 @@ import typer
 from platformdirs import user_config_dir
 from rich.table import Table
 
+from commonweal.cli.charter import charter_diff
 from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.ids import resolve_items, resolve_member
 from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, out
 from commonweal.community.charter import ACTION_TYPES
 from commonweal.community.governance import commitment
-from commonweal.errors import InvalidInput, NotFound
+from commonweal.errors import CommonwealError, InvalidInput, NotFound
 from commonweal.ledger.event import sign_event
 
 __all__ = ["parse_actions", "register"]
@@ -45,17 +48,6 @@ def _value(text: str) -> Any:
         return text
 
 
-def _resolve(members: list[dict[str, Any]], who: str) -> str:
-    """A member's key from their key id, a unique prefix of it, or their name."""
-    by_name = [m["key"] for m in members if m["name"].casefold() == who.casefold()]
-    if by_name:
-        return str(by_name[0])
-    by_key = [m["key"] for m in members if m["key"].startswith(who)] if len(who) >= 8 else []
-    if len(by_key) == 1:
-        return str(by_key[0])
-    raise NotFound(f"no member is named {who!r} (or has a key starting with it)")
-
-
 def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     node = doc
@@ -67,7 +59,10 @@ def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 def parse_actions(
-    tokens: list[str], charter: dict[str, Any], members: list[dict[str, Any]]
+    tokens: list[str],
+    charter: dict[str, Any],
+    members: list[dict[str, Any]],
+    items: Callable[[list[str]], list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """``TYPE key=value ... TYPE key=value ...`` into actions. Values are JSON where they
     parse (numbers, true, lists), else text; ``items=a,b`` is a list; member fields take
@@ -93,9 +88,10 @@ def parse_actions(
             else:
                 _set_path(a["charter"], key, _value(raw))
         elif key == "items":
-            a[key] = [i for i in raw.split(",") if i]
+            listed = [i for i in raw.split(",") if i]
+            a[key] = items(listed) if items is not None else listed
         elif key in _MEMBER_FIELDS and raw != "shareholders":
-            a[key] = _resolve(members, raw)
+            a[key] = resolve_member(members, raw)
         else:
             a[key] = _value(raw)
     if not actions:
@@ -123,32 +119,80 @@ def propose(
     choice: Annotated[
         str, typer.Option("--choice", help="basic (For/Against/Abstain), approval, ranked-choice")
     ] = "basic",
+    secret: Annotated[
+        bool,
+        typer.Option(
+            "--secret", help="A secret ballot (commit, then reveal), where the charter allows it."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Propose actions for the community to vote on; the hub carries them out if it passes."""
+    """Propose actions for the community to vote on; the hub carries them out if it passes.
+    A charter.amend proposal shows what it would change."""
     k = load_key(key)
     with connect(hub) as c:
         charter = c.community()["charter"]
-        acts = parse_actions(actions, charter, c.members())
-        body: dict[str, Any] = {"title": title, "actions": acts}
-        if description:
-            body["description"] = description
-        if options:
-            body["options"] = options
-            body["choice"] = choice if choice != "basic" else "approval"
-        elif choice != "basic":
-            raise InvalidInput(f"a {choice} vote needs options (--option, at least two)")
+        _check_secret(secret, charter)
+        acts = parse_actions(actions, charter, c.members(), lambda ids: resolve_items(c, ids))
+        changes = _amendments(acts, charter)
+        body = _proposal_body(title, description, acts, options, choice)
         res = c.submit([sign_event(k, "proposal.create", body)])
         number = res["entries"][0]["index"]
         shown = c.proposal(number)
-    emit(
-        shown,
-        as_json,
-        lambda: out.print(
-            f"Proposal [bold]{number}[/]: {title} — voting from {shown['starts']} to "
-            f"{shown['ends']}; {shown['weighting']} weighting, {shown['approval']} to pass"
-        ),
+    shown["changes"] = changes
+    emit(shown, as_json, lambda: _print_proposed(shown, changes))
+
+
+def _check_secret(secret: bool, charter: dict[str, Any]) -> None:
+    """A per-proposal secret ballot: the rules take no such flag on ``proposal.create``;
+    the charter's ``governance.secret_ballot`` makes every ballot secret, or none."""
+    if secret and not charter["governance"]["secret_ballot"]:
+        raise InvalidInput(
+            "this charter holds every vote in the open (governance.secret_ballot = false) and "
+            "the rules take no per-proposal secret flag; propose `charter.amend "
+            "governance.secret_ballot=true` to make every ballot secret"
+        )
+
+
+def _proposal_body(
+    title: str, description: str, acts: list[dict[str, Any]], options: list[str] | None, choice: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"title": title, "actions": acts}
+    if description:
+        body["description"] = description
+    if options:
+        body["options"] = options
+        body["choice"] = choice if choice != "basic" else "approval"
+    elif choice != "basic":
+        raise InvalidInput(f"a {choice} vote needs options (--option, at least two)")
+    return body
+
+
+def _amendments(acts: list[dict[str, Any]], charter: dict[str, Any]) -> list[str]:
+    """What the charter.amend actions among ``acts`` change, one line per setting."""
+    return [
+        line
+        for a in acts
+        if a["type"] == "charter.amend" and isinstance(a.get("charter"), dict)
+        for line in charter_diff(charter, a["charter"])
+    ]
+
+
+def _print_proposed(shown: dict[str, Any], changes: list[str]) -> None:
+    out.print(
+        f"Proposal [bold]{shown['proposal']}[/]: {shown['title']} — voting from "
+        f"{shown['starts']} to {shown['ends']}; {shown['weighting']} weighting, "
+        f"{shown['approval']} to pass" + ("; secret ballot" if shown.get("secret") else "")
     )
+    if any(a["type"] == "charter.amend" for a in shown["actions"]):
+        _print_changes(changes)
+
+
+def _print_changes(changes: list[str], indent: str = "  ") -> None:
+    if not changes:
+        out.print(f"{indent}it changes nothing in the charter as it stands", highlight=False)
+    for line in changes:
+        out.print(f"{indent}{line}", highlight=False)
 
 
 def _ballot_file(origin: str, number: int, key_id: str) -> Path:
@@ -228,7 +272,7 @@ def delegate(
         raise InvalidInput("give exactly one of --to MEMBER or --none")
     k = load_key(key)
     with connect(hub) as c:
-        target = None if none else _resolve(c.members(), str(to))
+        target = None if none else resolve_member(c.members(), str(to))
         res = c.submit([sign_event(k, "delegate.set", {"to": target})])
     emit(
         res,
@@ -245,10 +289,29 @@ def _tally_text(p: dict[str, Any]) -> str:
     return f"{counts}; {'passes' if t.get('passed') else 'fails'}"
 
 
+def _amends(rows: list[dict[str, Any]]) -> bool:
+    return any(a["type"] == "charter.amend" for p in rows for a in p["actions"])
+
+
+def _pending_changes(p: dict[str, Any], charter: dict[str, Any]) -> list[str]:
+    """What a charter.amend proposal changes in the charter in force now (an executed
+    one is the charter in force, so it shows no change)."""
+    if p["phase"] == "executed":
+        return ["(executed: the charter now reads so)"]
+    try:
+        return _amendments(p["actions"], charter)
+    except CommonwealError as exc:
+        return [f"(the amended charter is not valid now: {exc.message})"]
+
+
 def proposals(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """Every proposal: its phase, tally, quorum and time left."""
     with connect(hub) as c:
         rows = c.proposals()
+        charter = c.community()["charter"] if _amends(rows) else {}
+    for p in rows:
+        if _amends([p]):
+            p["changes"] = _pending_changes(p, charter)
 
     def render() -> None:
         if not rows:
@@ -267,6 +330,10 @@ def proposals(hub: HubOpt, as_json: JsonOpt = False) -> None:
                 "" if left is None else f"{left // 3600}h {left % 3600 // 60}m {left % 60}s",
             )
         out.print(t)
+        for p in rows:
+            if "changes" in p:
+                out.print(f"Proposal {p['proposal']} amends the charter:")
+                _print_changes(p["changes"])
 
     emit(rows, as_json, render)
 

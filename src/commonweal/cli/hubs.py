@@ -12,13 +12,14 @@ which a member's command against a remote hub never needs.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from commonweal.client import HubClient, is_remote
-from commonweal.errors import ConfigError
+from commonweal.errors import CommonwealError, ConfigError
 from commonweal.ledger.keys import SigningKey
 
 if TYPE_CHECKING:
@@ -26,6 +27,38 @@ if TYPE_CHECKING:
     from commonweal.hub import Hub
 
 __all__ = ["connect", "hub_directory", "new_hub"]
+
+
+def _undo(directory: Path, before: set[Path] | None) -> None:
+    """Remove what a failed ``init`` made: the directory it created, or the files it added
+    to one that was there."""
+    if before is None:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for path in set(directory.iterdir()) - before:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _database_error(exc: Exception, database: str | None) -> Exception:
+    """A failure to create the hub as one line: a database that cannot be reached names
+    the URL (without its password) and the driver's first line; other errors pass."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    if isinstance(exc, CommonwealError) or not isinstance(exc, SQLAlchemyError):
+        return exc
+    try:
+        shown = make_url(database).render_as_string(hide_password=True) if database else "SQLite"
+    except ArgumentError:
+        shown = "the --database URL"
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return ConfigError(
+        f"cannot create the hub's database at {shown}: {cause[0] if cause else type(exc).__name__}"
+        "; nothing was created"
+    )
 
 
 def connect(hub: str) -> HubClient:
@@ -69,14 +102,20 @@ def new_hub(
     founder's key and the file that holds it; the hub is closed afterwards."""
     from commonweal.hub import FOUNDER_KEY_FILE, Hub
 
-    hub, founder = Hub.init(
-        directory,
-        charter=charter,
-        founder_name=founder_name,
-        founder_key=SigningKey.load(founder_key) if founder_key else None,
-        database=database,
-        origin=origin,
-    )
+    key = SigningKey.load(founder_key) if founder_key else None
+    before = set(directory.iterdir()) if directory.is_dir() else None
+    try:
+        hub, founder = Hub.init(
+            directory,
+            charter=charter,
+            founder_name=founder_name,
+            founder_key=key,
+            database=database,
+            origin=origin,
+        )
+    except Exception as exc:
+        _undo(directory, before)
+        raise _database_error(exc, database) from None
     try:
         yield hub, founder, founder_key or directory / FOUNDER_KEY_FILE
     finally:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.ids import KEY_MIN, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt
 from commonweal.cli.output import emit, out, print_table, progress
 from commonweal.client import is_remote
@@ -82,6 +83,10 @@ def ledger_show(
     """Print log entries, decoded."""
     with connect(hub) as c:
         entries = list(c.iter_entries(start, end))
+        people = {m["key"]: m["name"] for m in c.members()}
+        hub_key = c.community().get("hub_key", "")
+    actors = short_ids({e["event"]["actor"] for e in entries} | set(people), KEY_MIN)
+    names = {**people, hub_key: "(hub)"} if hub_key else people
 
     def row(e: dict[str, Any]) -> tuple[str, ...]:
         body = json.dumps(e["event"]["body"], ensure_ascii=False)
@@ -89,7 +94,7 @@ def ledger_show(
             str(e["index"]),
             e["log_time"],
             e["event"]["kind"],
-            e["event"]["actor"][:12] + "…",
+            names.get(e["event"]["actor"]) or actors[e["event"]["actor"]],
             body[:80] + ("…" if len(body) > 80 else ""),
         )
 
@@ -242,8 +247,8 @@ def _verify_file(
 
     if not file.exists():
         raise ConfigError(f"{file} does not exist")
-    note = Path(f"{file}.checkpoint").read_text()
-    vkey = NoteVerifier.parse(key or Path(f"{file}.vkey").read_text())
+    note = _beside(file, ".checkpoint", "the signed checkpoint the log is checked against")
+    vkey = NoteVerifier.parse(key or _beside(file, ".vkey", "the hub's verifier key (or --key)"))
     report = verify_log(
         _file_leaves(file),
         checkpoint_note=note,
@@ -254,6 +259,20 @@ def _verify_file(
     )
     report.checks.append("projections not compared: a file holds only the log")
     return report
+
+
+def _beside(file: Path, suffix: str, what: str) -> str:
+    """The text of ``FILE{suffix}``, written by ``ledger export`` beside the log; a
+    ConfigError naming it and what it holds when it is missing."""
+    path = Path(f"{file}{suffix}")
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is missing: it holds {what}; `ledger export` writes it beside {file}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
 
 
 def _verify_directory(

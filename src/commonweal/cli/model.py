@@ -14,6 +14,7 @@ from rich.table import Table
 
 from commonweal.cli.data import read_items
 from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.ids import ITEM_MIN, KEY_MIN, pick, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, ModelOpt, load_key
 from commonweal.cli.output import emit, err, out, stages
 from commonweal.client import is_remote
@@ -155,8 +156,9 @@ def _print_model_lineage(res: dict[str, Any], item: str | None) -> None:
         f"{res['manifest_root']} (log entry {res['entry']}), the stored list matches it"
     )
     t = Table("member", "name", "items")
+    short = short_ids((m["member"] for m in res["members"]), KEY_MIN)
     for m in res["members"]:
-        t.add_row(m["member"][:16] + "…", m["name"], str(m["items"]))
+        t.add_row(short[m["member"]], m["name"], str(m["items"]))
     out.print(t)
 
 
@@ -182,31 +184,70 @@ def card(
     emit(res, as_json, lambda: out.print(f"Wrote {md_path} and {cr_path}"))
 
 
-def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
-    """What to predict: a JSON object or list, a file (image, .jsonl, .csv), or plain text."""
-    kind = task["kind"]
+_FILE_SUFFIXES = (".txt", ".json", ".jsonl", ".csv", ".png", ".jpg", ".jpeg")
+
+
+def _looks_like_file(value: str) -> bool:
+    """Whether INPUT names a file: it exists, or it is one word ending in a file suffix
+    (so that a mistyped file name is an error, not a text to predict)."""
     path = Path(value)
-    if value.lstrip().startswith(("{", "[")):
-        try:
-            doc = json.loads(value, parse_float=str)
-        except ValueError:
-            raise InvalidInput("INPUT looks like JSON but does not parse") from None
-        return doc if isinstance(doc, list) else [doc]
-    if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    if path.is_file():
+        return True
+    return not any(ch.isspace() for ch in value) and path.suffix.lower() in _FILE_SUFFIXES
+
+
+def _file_inputs(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Inputs from a file: an image; rows of a .jsonl/.csv; a .json object or list; or
+    any other file's non-empty lines (texts, or one JSON object a line)."""
+    if not path.is_file():
+        raise InvalidInput(f"{path} does not exist (give text in quotes to predict it)")
+    suffix = path.suffix.lower()
+    if suffix in (".png", ".jpg", ".jpeg"):
         return [{"image": base64.b64encode(path.read_bytes()).decode()}]
-    if path.is_file() and path.suffix in (".jsonl", ".csv"):
+    if suffix in (".jsonl", ".csv"):
         rows = read_items(path, task)
         return [{k: v for k, v in r.items() if k not in ("label", "target")} for r in rows]
-    if kind == "text-classification":
+    text = path.read_text()
+    if suffix == ".json":
+        return _json_inputs(text, str(path))
+    lines = [line for line in text.splitlines() if line.strip()]
+    if task["kind"] == "text-classification":
+        return [{"text": line} for line in lines]
+    return [x for n, line in enumerate(lines, 1) for x in _json_inputs(line, f"{path}:{n}")]
+
+
+def _json_inputs(text: str, where: str) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(text, parse_float=str)
+    except ValueError:
+        raise InvalidInput(f"{where} looks like JSON but does not parse") from None
+    return doc if isinstance(doc, list) else [doc]
+
+
+def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """What to predict: a JSON object or list, a file (see ``_file_inputs``), or text."""
+    if value.lstrip().startswith(("{", "[")):
+        return _json_inputs(value, "INPUT")
+    if _looks_like_file(value):
+        return _file_inputs(Path(value), task)
+    if task["kind"] == "text-classification":
         return [{"text": value}]
     raise InvalidInput(
-        f"INPUT for a {kind} model is a JSON object, an image file, or a .jsonl/.csv file"
+        f"INPUT for a {task['kind']} model is a JSON object, an image file, or a "
+        ".json/.jsonl/.csv file"
     )
 
 
 def predict(
     hub: HubOpt,
-    input_: Annotated[str, typer.Argument(metavar="INPUT", help="Text, JSON, or a file.")],
+    input_: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="Text, JSON, or a file: an image, .jsonl/.csv rows, a .json list, or any "
+            "other file's lines (one input a line).",
+        ),
+    ],
     model: ModelOpt = "latest",
     api_key: Annotated[
         str | None,
@@ -268,29 +309,38 @@ def apikey_create(
 def apikey_revoke(
     hub: HubOpt,
     key: KeyOpt,
-    key_hash: Annotated[str, typer.Argument(help="The key's hash (see `apikey list`).")],
+    key_hash: Annotated[
+        str, typer.Argument(help="The key's hash, or a unique prefix (see `apikey list`).")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Revoke an API key you issued (or, as founder, any key)."""
+    """Revoke an API key you issued (or one the charter lets you revoke)."""
     with connect(hub) as c:
+        if len(key_hash) != 64:
+            hashes = [k["key_hash"] for k in c.projections()["apikeys"]]
+            found = [h for h in hashes if h.startswith(key_hash.lower())]
+            key_hash = pick("API key", key_hash, found, {})
         ack = c.revoke_apikey(load_key(key), key_hash)
-    emit(ack, as_json, lambda: out.print(f"Revoked {key_hash[:16]}…"))
+    ack["key_hash"] = key_hash
+    emit(ack, as_json, lambda: out.print(f"Revoked {key_hash}"))
 
 
 def apikey_list(hub: HubOpt, as_json: JsonOpt = False) -> None:
     """The community's API keys (hashes, consumers, quotas, status)."""
     with connect(hub) as c:
         rows = c.projections()["apikeys"]
+        names = {m["key"]: m["name"] for m in c.members()}
+    hashes = short_ids((k["key_hash"] for k in rows), ITEM_MIN)
 
     def render() -> None:
         t = Table("key hash", "consumer", "quota/day", "status", "issued by")
         for k in rows:
             t.add_row(
-                k["key_hash"][:16] + "…",
+                hashes[k["key_hash"]],
                 k["consumer"],
                 str(k["quota_per_day"]),
                 k["status"],
-                k["issued_by"][:16] + "…",
+                names.get(k["issued_by"], k["issued_by"]),
             )
         out.print(t)
 

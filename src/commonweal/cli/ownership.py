@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from commonweal.cli.hubs import connect, hub_directory
+from commonweal.cli.ids import resolve_member
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, out, print_table, stages
 from commonweal.community.claims import distributor_json
@@ -89,7 +90,7 @@ def _print_valuation(res: dict[str, Any], out_file: Path | None) -> None:
         _VALUATION_COLUMNS,
         (
             (
-                m["name"] or m["member"][:16],
+                m["name"] or m["member"],
                 str(m["sent"]),
                 str(m["trained"]),
                 str(m["relabelled"]),
@@ -239,7 +240,7 @@ def shares(hub: HubOpt, as_json: JsonOpt = False) -> None:
         t = Table("member", "shares", "%", "from data", "from review", "from compute", "credits")
         for r in res["holders"]:
             t.add_row(
-                r["name"] or r["member"][:16],
+                r["name"] or r["member"],
                 str(r["shares"]),
                 f"{r['percent']:.2f}",
                 str(r["data"]),
@@ -330,7 +331,9 @@ def member_address(
 
 
 def transfer(
-    to: Annotated[str, typer.Argument(help="The receiving member's key id.")],
+    to: Annotated[
+        str, typer.Argument(help="The receiving member: name, key id or a unique prefix.")
+    ],
     amount: Annotated[int, typer.Option("--shares", help="How many shares to give.")],
     hub: HubOpt,
     key: KeyOpt,
@@ -339,5 +342,7 @@ def transfer(
     """Give shares to another member (only when the charter makes shares transferable)."""
     k = load_key(key)
     with connect(hub) as c:
-        res = c.transfer_shares(k, to, amount)
-    emit(res, as_json, lambda: out.print(f"Transferred {amount} shares to {to[:16]}…"))
+        who = resolve_member(c.members(), to)
+        res = c.transfer_shares(k, who, amount)
+    res["to"] = who
+    emit(res, as_json, lambda: out.print(f"Transferred {amount} shares to {to} ({who})"))

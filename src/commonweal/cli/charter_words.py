@@ -1,0 +1,219 @@
+"""The charter in plain words: one sentence per setting, saying what it means for members.
+
+``SAY`` maps each setting's dotted path to a sentence about its value — a format string
+(``{v}`` the value, ``{d}`` a duration in words, ``{pct}`` the value as a percentage) or a
+function of the value. ``charter show`` prints the sentences for a community's charter;
+``charter template`` prints them, for the default values, as the comments of a TOML file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SAY", "SECTIONS", "duration", "sentence"]
+
+Say = str | Callable[[Any], str]
+
+
+def duration(seconds: int) -> str:
+    """``seconds`` in words: 3 days, 1 hour, 90 seconds."""
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _words(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) if v else "none"
+    return str(v)
+
+
+def _yes(yes: str, no: str) -> Callable[[Any], str]:
+    return lambda v: yes if v else no
+
+
+def _every(what: str) -> Callable[[Any], str]:
+    return lambda v: f"The hub {what} every {duration(v)}." if v else f"The hub never {what}."
+
+
+_JOIN = {
+    "open": "Anyone with a key may join.",
+    "invite": "Joining needs an invite token from a member.",
+    "approval": "A join waits until an active member approves it.",
+}
+_PERSONAL = {
+    "redact": "Personal data found in an item (emails, phone and card numbers, IBANs, IPs) "
+    "is redacted before it is stored.",
+    "refuse": "An item holding personal data is refused.",
+    "flag": "An item holding personal data is kept but flagged for reviewers.",
+}
+_CREDIT = {
+    "original": "A copy's value goes to whoever gave the original (the item logged first).",
+    "nobody": "A copy's value is credited to no one.",
+    "copier": "A copy's value goes to the copier (the rule of version-1 charters).",
+}
+_REVIEW_WEIGHT = {
+    "informative": "The review pool pays each reviewer for the information in their "
+    "verdicts (agreement with consensus beyond chance): accepting everything earns nothing.",
+    "matched": "The review pool pays each reviewer per verdict that matched consensus.",
+}
+_DONE = {"refuse": "refused", "flag": "kept but flagged for reviewers"}
+_WEIGHTING = {
+    "member": "one member, one vote",
+    "shares": "votes weighed by shares held",
+    "quadratic": "votes weighed by the square root of shares held",
+}
+
+SAY: dict[str, Say] = {
+    "v": "Charter format version {v} (version 1 keeps the rules of communities founded "
+    "before part 7).",
+    "name": "The community is called {v}.",
+    "description": lambda v: f"About it: {v}" if v else "It has no description.",
+    "join_policy": lambda v: _JOIN[v],
+    "licenses": "Contributions may carry these licenses: {v}.",
+    "consent_required": "Every contribution must consent to: {v}.",
+    "limits.max_item_bytes": "One item may be at most {v} bytes.",
+    "limits.max_batch_items": "One upload may hold at most {v} items.",
+    "limits.max_items_per_member_per_day": "A member may give at most {v} items a day.",
+    "privacy.personal_data": lambda v: _PERSONAL[v],
+    "privacy.phone_regions": "Phone numbers are recognised in the national formats of: {v}.",
+    "duplicates.exact": lambda v: f"An exact copy of an item the community holds is {_DONE[v]}.",
+    "duplicates.near": lambda v: f"A near copy is {_DONE[v]}.",
+    "duplicates.near_threshold_pct": "Texts at least {v}% alike count as near copies.",
+    "duplicates.image_max_distance": "Images within {v} bits of perceptual hash count as "
+    "near copies.",
+    "duplicates.copy_credit": lambda v: _CREDIT[v],
+    "review.reviews_needed": "An item needs {v} reviews by other members.",
+    "review.newcomer_reviews_needed": "A newcomer's item needs {v} reviews.",
+    "review.newcomer_until_accepted": "A member is a newcomer until {v} of their items are "
+    "accepted.",
+    "review.consensus": "Reviews are combined by {v} (dawid-skene weighs each reviewer by "
+    "their estimated reliability).",
+    "review.accept_threshold_pct": "An item is accepted when consensus gives it at least {v}%.",
+    "review.rereview_flags": "These flags send an accepted item back to review: {v}.",
+    "review.rereviews_needed": "A re-reviewed item needs {v} more reviews.",
+    "training.trainer": "The model is trained with the {v} trainer.",
+    "training.shards": "Training splits the data into at most {v} shards, so a withdrawal "
+    "retrains only its shard.",
+    "training.min_rows_per_shard": "Each shard holds at least {v} items (a small community "
+    "trains one model).",
+    "training.min_rows_per_class_per_shard": "And at least {v} items of each label, on average.",
+    "training.behind_unsharded_pct": "The sharded model may fall at most {v} points behind "
+    "one model trained on all the same data.",
+    "training.when_behind": lambda v: (
+        "Falling further behind " + ("only warns." if v == "warn" else "refuses the new version.")
+    ),
+    "training.seed": "Training draws its randomness from seed {v}, so anyone can redo it.",
+    "training.evaluation.holdout_pct": "{v}% of accepted items are held out to evaluate "
+    "every version, never trained on.",
+    "training.evaluation.min_items": "Training waits until the evaluation set has {v} items.",
+    "training.evaluation.min_per_class": "Each label gets at least {v} evaluation items.",
+    "serving.apikeys": "API keys for the model's consumers may be issued by: {v}.",
+    "serving.price_per_call": lambda v: (
+        f"Each prediction costs {v} credit{'' if v == 1 else 's'}, paid into the treasury."
+    ),
+    "serving.founder_revokes_keys": _yes(
+        "The founder may revoke any API key.",
+        "Only a key's issuer (or a vote) may revoke an API key.",
+    ),
+    "serving.quota_per_key_per_day": "One API key may make at most {v} calls a day.",
+    "serving.revenue_period_seconds": "Usage is billed into the treasury every {d}.",
+    "valuation.method": "Each contribution is valued by {v} (auto: knn-shapley for "
+    "classification, tmc-shapley for regression).",
+    "valuation.k": "KNN-Shapley looks at {v} neighbours.",
+    "valuation.permutations": "TMC-Shapley samples {v} orders of members.",
+    "valuation.truncation_pct": "TMC-Shapley stops an order within {v}% of the full score.",
+    "rewards.shares_per_epoch": "Each reward epoch mints up to {v} ownership shares.",
+    "rewards.data_pct": "{v}% of them go to contributors, by the value of their data.",
+    "rewards.review_pct": "{v}% go to reviewers.",
+    "rewards.compute_pct": "{v}% go to members who provide training compute.",
+    "rewards.transferable": _yes(
+        "Members may transfer shares to each other.", "Shares cannot be transferred."
+    ),
+    "rewards.review_weight": lambda v: _REVIEW_WEIGHT[v],
+    "rewards.reward_once": _yes(
+        "An epoch pays only value not rewarded before: the same work is never paid twice.",
+        "Every epoch pays all current value again.",
+    ),
+    "membership.leaving_shares": lambda v: (
+        "A member who leaves "
+        + (
+            "keeps their shares (and is still paid out)."
+            if v == "keep"
+            else "gives up their shares."
+        )
+    ),
+    "schedule.train_after_items": lambda v: (
+        f"The hub trains a new version once {v} items "
+        "were accepted or withdrawn since the last one."
+        if v
+        else "The hub does not train on a count of new items."
+    ),
+    "schedule.train_every_seconds": _every("trains (when anything changed)"),
+    "schedule.value_new_versions": _yes(
+        "The hub values each new version.", "The hub does not value new versions on its own."
+    ),
+    "schedule.close_epoch_after_valuation": _yes(
+        "A reward epoch closes after each valuation of new work.",
+        "Reward epochs close only when someone closes them.",
+    ),
+    "schedule.payout_every_seconds": _every("pays the treasury out to shareholders"),
+    "schedule.scan_every_seconds": _every("scans the pool for suspected label errors"),
+    "governance.proposers": "Proposals may be made by: {v}.",
+    "governance.proposal_threshold_shares": lambda v: (
+        f"A proposer needs at least {v} shares." if v else "A proposer needs no shares."
+    ),
+    "governance.voting_delay_seconds": lambda v: (
+        f"Voting opens {duration(v)} after a proposal is made."
+        if v
+        else "Voting opens as soon as a proposal is made."
+    ),
+    "governance.voting_period_seconds": "Voting lasts {d}.",
+    "governance.timelock_seconds": "A passed proposal is carried out {d} after voting ends.",
+    "governance.expiry_seconds": "A passed proposal not carried out within {d} lapses.",
+    "governance.quorum_pct": "A vote counts only if {v}% of the voting power takes part.",
+    "governance.quorum_counts": "These votes count toward the quorum: {v}.",
+    "governance.change_votes": _yes(
+        "A member may change their vote; the last one counts.", "A vote cannot be changed."
+    ),
+    "governance.secret_ballot": _yes(
+        "Ballots are secret: votes are sealed, then revealed after voting.",
+        "Ballots are open: everyone sees the votes as they come.",
+    ),
+    "governance.reveal_period_seconds": "Secret votes are revealed within {d} after voting.",
+    "governance.default.weighting": lambda v: f"By default, {_WEIGHTING[v]}.",
+    "governance.default.approval": "By default, a proposal passes with a {v} of For among "
+    "For and Against (amending the charter needs at least two-thirds).",
+}
+
+SECTIONS: dict[str, str] = {
+    "": "The community",
+    "task": "What the model learns",
+    "limits": "Limits",
+    "privacy": "Personal data",
+    "duplicates": "Copies",
+    "review": "Peer review",
+    "training": "Training",
+    "training.evaluation": "Evaluation",
+    "serving": "Serving the model",
+    "valuation": "Valuing contributions",
+    "rewards": "Rewards and ownership",
+    "membership": "Leaving",
+    "schedule": "What the hub does on its own",
+    "governance": "Votes",
+    "governance.default": "Voting rule",
+}
+
+
+def sentence(path: str, value: Any) -> str:
+    """What ``value`` at ``path`` means, in a sentence."""
+    say = SAY.get(path)
+    if say is None:
+        return f"{path} = {_words(value)}."
+    if callable(say):
+        return say(value)
+    d = duration(value) if isinstance(value, int) and not isinstance(value, bool) else ""
+    return say.format(v=_words(value), d=d)
