@@ -133,7 +133,8 @@ def test_the_url_message_is_one_line_on_stderr_with_the_url_intact() -> None:
 
 
 AREAS = {
-    "community": ["init", "join", "members", "serve", "key", "invite", "member"],
+    "community": ["init", "join", "leave", "members", "serve", "key", "invite", "member"],
+    "charter": ["charter"],
     "ledger": ["rebuild", "ledger"],
     "demo": ["demo"],
     "__init__": ["version"],
@@ -151,6 +152,7 @@ AREAS = {
     "ownership": ["value", "values", "shares", "payout", "statement", "transfer", "rewards"],
 }
 GROUPS = {
+    "charter": ["show", "template"],
     "ledger": ["checkpoint", "show", "prove", "export", "verify"],
     "key": ["new", "show"],
     "invite": ["create"],

@@ -165,11 +165,6 @@ class HubClient:
         th = hashlib.sha256(token.encode()).hexdigest()
         return token, self.submit([sign_event(key, "invite.create", {"token_hash": th})])
 
-    def leave(self, key: SigningKey) -> dict[str, Any]:
-        """Leave the community: the hub withdraws and erases every item of this member,
-        ends their delegations, and keeps or burns their shares as the charter says."""
-        return self.submit([sign_event(key, "member.leave", {})])
-
     def approve(self, key: SigningKey, member: str) -> dict[str, Any]:
         """Admit a pending member (as an active member)."""
         return self.submit([sign_event(key, "member.approve", {"member": member})])
