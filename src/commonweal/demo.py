@@ -166,6 +166,25 @@ _PORTIONS = {
     "Frances": 4,
 }
 MISLABELLER, DUPLICATOR, OVERSHARER, SLOPPY_REVIEWER = "Edsger", "Donald", "Barbara", "Frances"
+# Digits kept back for later: the latecomer's batch, then Katherine's. They are digits the
+# community has not seen (a fresh copy of one it has would be a copy: its value goes to
+# whoever gave the original).
+_LATER = {"latecomer": 150, "Katherine": 60}
+
+
+def _digit_order() -> list[int]:
+    """The digits in the order the demo hands them out (a fixed shuffle)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    n = len(load_digits().target)
+    return [int(i) for i in np.random.default_rng(7).permutation(n)]
+
+
+def _kept_back(who: str) -> list[int]:
+    order = _digit_order()
+    later = order[len(order) - sum(_LATER.values()) :]
+    return later[: _LATER["latecomer"]] if who == "latecomer" else later[_LATER["latecomer"] :]
 
 
 def _png(pixels: Any) -> str:
@@ -189,7 +208,9 @@ def _contribute_digits(
 
     digits = load_digits()
     rng = np.random.default_rng(7)
-    order = rng.permutation(len(digits.target))
+    order = _digit_order()
+    order = order[: len(order) - sum(_LATER.values())]
+    rng.permutation(len(digits.target))  # the draw _digit_order made: the rest stays as it was
     total = sum(_PORTIONS.values())
     start = 0
     given: dict[str, list[int]] = {}
@@ -281,25 +302,24 @@ def _model_story(
     client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
 ) -> None:
     """Train, serve, grow, unlearn: the community's model over three versions."""
-    import numpy as np
     from sklearn.datasets import load_digits
 
     hub = client.embedded_hub
     _say_trained(say, "trained", hub.models.train())
     _sell_predictions(client, keys, say)
 
-    # Radia brings new digits (the originals shifted by a pixel); reviewed, then v2.
+    # Radia brings digits the community has not seen; reviewed, then v2.
     digits = load_digits()
-    shifted = [
-        {"image": _png(np.roll(digits.images[i], 1, axis=1).tolist()), "label": str(int(t))}
-        for i, t in enumerate(digits.target[:150])
+    fresh = [
+        {"image": _png(digits.images[i].tolist()), "label": str(int(digits.target[i]))}
+        for i in _kept_back("latecomer")
     ]
     charter = client.community()["charter"]
-    client.contribute(keys[LATECOMER], shifted, charter=charter)
+    client.contribute(keys[LATECOMER], fresh, charter=charter)
     _review_everything(client, keys, lambda line: None)
     _say_trained(
         say,
-        f"trained after {LATECOMER} shared {len(shifted)} more",
+        f"trained after {LATECOMER} shared {len(fresh)} more",
         hub.models.train(incremental=True),
     )
 
@@ -463,23 +483,28 @@ def _propose_reviewer_pay(client: HubClient, keys: dict[str, SigningKey], hub: H
 def _epoch_under_new_rules(
     client: HubClient, keys: dict[str, SigningKey], say: Callable[[str], None]
 ) -> None:
-    """Katherine shares 60 more digits (shifted down a row), which are reviewed and
-    valued; the next epoch is split by the amended charter."""
-    import numpy as np
+    """Katherine shares 60 more digits, which are reviewed; the next version trains on
+    them and is valued, and the next epoch pays only that new value, split by the amended
+    charter."""
     from sklearn.datasets import load_digits
 
     hub = client.embedded_hub
     digits = load_digits()
     more = [
-        {"image": _png(np.roll(digits.images[i], 1, axis=0).tolist()), "label": str(int(t))}
-        for i, t in enumerate(digits.target[200:260], start=200)
+        {"image": _png(digits.images[i].tolist()), "label": str(int(digits.target[i]))}
+        for i in _kept_back("Katherine")
     ]
     client.contribute(keys["Katherine"], more, charter=client.community()["charter"])
     _review_everything(client, keys, lambda line: None)
+    version = hub.models.train(incremental=True)["version"]
     hub.ownership.value()
     epoch = hub.ownership.close_epoch()
     pools = epoch["pools"]
+    katherine = keys["Katherine"].key_id
+    got = sum(a["shares"] for a in pools["data"]["awards"] if a["member"] == katherine)
     say(
-        f"  reward epoch {epoch['epoch']} under the new rules: data {pools['data']['amount']}, "
-        f"review {pools['review']['amount']}, compute {pools['compute']['amount']}"
+        f"  Katherine shared {len(more)} more digits; v{version} trained on them; reward "
+        f"epoch {epoch['epoch']} under the new rules pays only value not rewarded before: "
+        f"data {pools['data']['amount']} ({got} to Katherine), review "
+        f"{pools['review']['amount']}, compute {pools['compute']['amount']}"
     )

@@ -192,7 +192,12 @@ class Evaluation(_Section):
     from the log, and that a member cannot steer by choosing salts."""
 
     holdout_pct: int = Field(default=10, ge=1, le=50)
-    min_items: int = Field(default=20, ge=1, description="fewer than this and training refuses")
+    min_items: int = Field(
+        default=20,
+        ge=1,
+        description="fewer than this and training refuses; from version 2, a pool of at "
+        "least four times this many tops the set up with its lowest draws instead",
+    )
     min_per_class: int = Field(
         default=5,
         ge=0,

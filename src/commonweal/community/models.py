@@ -135,8 +135,11 @@ def shard_count(training: Training, labels: Sequence[str | None]) -> int:
     average, ``min_rows_per_class_per_shard`` of each label — one for a small community,
     whose model would otherwise be eight models too small to learn anything."""
     by_rows = len(labels) // training.min_rows_per_shard
-    counts = Counter(x for x in labels if x is not None)
-    by_class = min(counts.values(), default=len(labels)) // training.min_rows_per_class_per_shard
+    per_class = training.min_rows_per_class_per_shard
+    # A label too rare to reach every shard anyway (a handful of items) does not hold the
+    # whole pool to one shard: only labels with at least the per-shard minimum count.
+    counts = [n for n in Counter(x for x in labels if x is not None).values() if n >= per_class]
+    by_class = min(counts, default=len(labels)) // per_class
     return max(1, min(training.shards, by_rows, by_class))
 
 
@@ -165,6 +168,14 @@ def _fill_small_labels(
         if label is None or short <= 0 or len(items) + have.get(label, 0) < 2 * need:
             continue
         moved.update(iid for _, iid in sorted(items)[:short])
+    # A small community's holdout can fall under the charter's minimum by the luck of the
+    # draw (17 of 150 iris items): top it up the same way, while the pool has four times
+    # the minimum, rather than refuse to train.
+    least = state.charter.training.evaluation.min_items
+    short = least - len(evaluation) - len(moved)
+    if short > 0 and len(training) + len(evaluation) >= 4 * least:
+        rest = sorted(d for items in candidates.values() for d in items if d[1] not in moved)
+        moved.update(iid for _, iid in rest[:short])
     if not moved:
         return training, evaluation
     return [t for t in training if t[0] not in moved], [*evaluation, *sorted(moved)]

@@ -123,7 +123,7 @@ class Screener:
             earlier = first_copies.get(key) or _indexed_copy(conn, key)
             _check_exact_duplicate(charter, s, earlier)
             sig = _near_signature(charter, index, item)
-            _check_near_duplicates(charter, s, index.query(sig), earlier)
+            _check_near_duplicates(charter, s, _near_matches(charter, index, item, sig), earlier)
             stored = _check_personal_data(charter, s, item)
             s.stored = stored if s.status == "in_review" else None
             s.report.update({"status": s.status, "flags": s.flags, "reasons": s.reasons})
@@ -160,6 +160,23 @@ def _near_signature(charter: Charter, index: Any, item: dict[str, Any]) -> Any:
     if charter.task.kind == "image-classification":
         return index.signature(decode_image(item["image"], charter.task, "image"))
     return index.signature(_near_text(charter, item))
+
+
+def _near_matches(
+    charter: Charter, index: Any, item: dict[str, Any], sig: Any
+) -> list[tuple[str, float]]:
+    """Indexed items near this one. An image is also looked up shifted by a pixel each
+    way: moving a small picture by one pixel changes its perceptual hash more than the
+    difference between two different pictures does, so a copier's shifted copy would
+    otherwise pass as an original."""
+    assert charter.task is not None
+    found = dict(index.query(sig))
+    if charter.task.kind == "image-classification":
+        pixels = decode_image(item["image"], charter.task, "image")
+        for shifted in index.shifted_signatures(pixels):
+            for other, score in index.query(shifted):
+                found[other] = max(score, found.get(other, 0.0))
+    return sorted(found.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
 def _check_near_duplicates(

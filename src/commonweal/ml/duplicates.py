@@ -292,6 +292,21 @@ class ImageNearDuplicates(_Indexed):
         bits = imagehash.phash(img).hash.flatten()
         return np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8").astype(np.uint64)
 
+    def shifted_signatures(self, image: NDArray[Any]) -> list[NDArray[np.uint64]]:
+        """The signatures of ``image`` moved one pixel in each of the eight directions
+        (wrapping around, and with the edge repeated): what a copy shifted by a pixel
+        looks like when it is moved back."""
+        arr = np.asarray(image)
+        out = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    out.append(self.signature(np.roll(arr, (dy, dx), axis=(0, 1))))
+                    padded = np.pad(arr, ((1, 1), (1, 1)) + ((0, 0),) * (arr.ndim - 2), "edge")
+                    h, w = arr.shape[:2]
+                    out.append(self.signature(padded[1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]))
+        return out
+
     def add(self, item_id: str, signature: NDArray[np.uint64]) -> None:
         """Index ``signature`` under ``item_id``; raises ``ValueError`` if the id is indexed."""
         self._rows.add(item_id, self._check(signature))
