@@ -44,7 +44,7 @@ CHARTER_VERSION = 2
 # its community keeps the rules it was founded under, and its history verifies as it was
 # written, until a vote amends the charter to version 2.
 _V1_MEANING: dict[str, dict[str, Any]] = {
-    "rewards": {"review_weight": "matched", "reward_once": False},
+    "rewards": {"review_weight": "matched", "reward_once": False, "label_accuracy_power": 0},
     "review": {"rereview_flags": []},
     "duplicates": {"copy_credit": "copier"},
     "governance": {"secret_per_proposal": False},
@@ -348,6 +348,13 @@ class Rewards(_Section):
         description="informative: each reviewer by how far their verdicts agreed with "
         "consensus beyond what their own habits would by chance (Cohen's kappa), so "
         "accepting everything earns nothing; matched: by verdicts that matched consensus",
+    )
+    label_accuracy_power: int = Field(
+        default=2,
+        ge=0,
+        le=4,
+        description="a member's data weight is multiplied by (share of their reviewed items "
+        "kept as labelled) to this power: care pays, careless volume does not (0: off)",
     )
     reward_once: bool = Field(
         default=True,

@@ -84,15 +84,44 @@ def epoch_inputs(state: State) -> tuple[int, dict[str, list[tuple[str, int]]]]:
     return last, weights
 
 
-def _value_weights(record: ValuationRecord) -> list[tuple[str, int]]:
+def _value_weights(state: State, record: ValuationRecord) -> list[tuple[str, int]]:
+    """Each member's positive value as an integer weight — times the square of the share
+    of their reviewed items that review kept as they labelled them, where the charter
+    weighs care (``rewards.label_accuracy_power``): a member who mislabels a third of
+    what they send earns for the rest at about half the rate, so sending volume
+    carelessly does not pay."""
     values: dict[str, str] = json.loads(record.members)
-    return [(m, w) for m, w in ((m, weight(v)) for m, v in sorted(values.items())) if w > 0]
+    assert state.charter is not None
+    power = state.charter.rewards.label_accuracy_power
+    accuracy = _label_accuracy(state) if power else {}
+    out = []
+    for m, v in sorted(values.items()):
+        w = weight(v)
+        kept, decided = accuracy.get(m, (0, 0))
+        if decided:
+            w = w * kept**power // decided**power
+        if w > 0:
+            out.append((m, w))
+    return out
+
+
+def _label_accuracy(state: State) -> dict[str, tuple[int, int]]:
+    """Per member: (items review kept with their label, items review decided)."""
+    out: dict[str, list[int]] = {}
+    for c in state.contributions.values():
+        if c.status not in ("accepted", "rejected") or c.label is None:
+            continue
+        counts = out.setdefault(c.member, [0, 0])
+        counts[1] += 1
+        if c.status == "accepted" and c.decided_label in (None, c.label):
+            counts[0] += 1
+    return {m: (k, d) for m, (k, d) in out.items()}
 
 
 def _data_weights(state: State, record: ValuationRecord) -> list[tuple[str, int]]:
     """Each member's data-pool weight: their positive value — or, when the charter pays
     value once, what it rose above the most an earlier epoch already paid them for."""
-    now = _value_weights(record)
+    now = _value_weights(state, record)
     assert state.charter is not None
     if not state.charter.rewards.reward_once:
         return now
@@ -115,8 +144,27 @@ def _data_pool(state: State, size: int, weights: list[tuple[str, int]]) -> int:
         return 0
     if not state.charter.rewards.reward_once:
         return size
-    total = sum(w for _, w in _value_weights(state.valuations[len(state.valuations)]))
+    total = sum(w for _, w in _value_weights(state, state.valuations[len(state.valuations)]))
     return size * sum(w for _, w in weights) // total
+
+
+def _review_pool(state: State, size: int, weights: list[tuple[str, int]]) -> int:
+    """The review pool actually minted: all of it, or — when work is paid once — the part
+    that the items decided since the last epoch are of the items valued, so a handful of
+    reviews does not mint what reviewing the whole pool did."""
+    assert state.charter is not None
+    if not weights:
+        return 0
+    if not state.charter.rewards.reward_once or not state.epochs:
+        return size
+    since = max(e.entry for e in state.epochs.values())
+    decided = sum(
+        1
+        for c in state.contributions.values()
+        if c.updated_index > since and c.status in ("accepted", "rejected")
+    )
+    valued = max(1, state.valuations[len(state.valuations)].items)
+    return size * min(decided, valued) // valued
 
 
 def epoch_body(state: State) -> dict[str, Any]:
@@ -129,7 +177,12 @@ def epoch_body(state: State) -> dict[str, Any]:
     for name, size in zip(POOLS, sizes, strict=True):
         w = weights[name]
         # A pool with no one to pay is not minted.
-        amount = _data_pool(state, size, w) if name == "data" else size if w else 0
+        if name == "data":
+            amount = _data_pool(state, size, w)
+        elif name == "review":
+            amount = _review_pool(state, size, w)
+        else:
+            amount = size if w else 0
         pools[name] = {
             "amount": amount,
             "weights": [[m, x] for m, x in w],
@@ -202,7 +255,7 @@ def _epoch(state: State, leaf: Leaf) -> Changes:
     )
     # Value is paid once: each member's high-water mark rises to what was just valued.
     paid = state.rewarded_value.mutate()
-    for m, w in _value_weights(state.valuations[want["valuation"]]):
+    for m, w in _value_weights(state, state.valuations[want["valuation"]]):
         paid[m] = max(paid.get(m, 0), w)
     return {
         "epochs": state.epochs.set(epoch.epoch, epoch),
