@@ -179,7 +179,7 @@ def small(tmp_path: Path, database_url: str, clock: Clock) -> Iterator[SmallHub]
 
     def make(gov: dict[str, Any] | None = None) -> tuple[HubClient, Keys]:
         directory = tmp_path / "hub"
-        charter = validate_charter({"name": "Small Co-op", "governance": gov or {}})
+        charter = validate_charter({"v": 1, "name": "Small Co-op", "governance": gov or {}})
         hub, ada = Hub.init(
             directory,
             charter=charter,
@@ -209,8 +209,11 @@ def base(
     Tim's API key earned 111 credits; Hedy asked to join and waits. Returns the hub
     directory, the keys and Tim's API key secret."""
     directory = tmp_path_factory.mktemp("base") / "hub"
+    # A version-1 charter: the epochs here pay per valuation, as before part 7 (whose
+    # rules tests/test_part7_rules.py covers).
     charter = validate_charter(
         {
+            "v": 1,
             "name": "Model Co-op",
             "join_policy": "approval",
             "task": {
