@@ -49,7 +49,35 @@ def register(app: typer.Typer) -> None:
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
+    """The headline metrics; the per-label ones are in `--per-label` and `--json`."""
+    return ", ".join(f"{k} {float(v):.4f}" for k, v in metrics.items() if "." not in k)
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    return "accuracy" if "accuracy" in metrics else "r2"
+
+
+def _beside(metrics: dict[str, Any]) -> str:
+    """The headline metric of one unsharded model, and the change from the previous
+    version on the evaluation items both were scored on."""
+    name = _headline(metrics)
+    parts = []
+    if f"unsharded.{name}" in metrics:
+        parts.append(f"unsharded {float(metrics[f'unsharded.{name}']):.4f}")
+    if f"compared.{name}" in metrics and f"previous.{name}" in metrics:
+        change = float(metrics[f"compared.{name}"]) - float(metrics[f"previous.{name}"])
+        shared = int(metrics["compared.items"])
+        parts.append(f"{change:+.4f} vs previous on {shared} shared items")
+    return "; ".join(parts)
+
+
+def _per_label(metrics: dict[str, Any]) -> str:
+    labels = sorted({k.split(".", 1)[1] for k in metrics if k.startswith("precision.")})
+    return "\n".join(
+        f"{label}  P {float(metrics[f'precision.{label}']):.2f}  "
+        f"R {float(metrics[f'recall.{label}']):.2f}"
+        for label in labels
+    )
 
 
 def train(
@@ -81,8 +109,15 @@ def train(
     )
 
 
-def models(hub: HubOpt, as_json: JsonOpt = False) -> None:
-    """List model versions with their metrics on the evaluation set."""
+def models(
+    hub: HubOpt,
+    per_label: Annotated[
+        bool, typer.Option("--per-label", help="Each label's precision and recall too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List model versions with their metrics on the evaluation set, beside one unsharded
+    model's and the change from the previous version on the items both were scored on."""
     with connect(hub) as c:
         rows = c.models()
 
@@ -90,17 +125,19 @@ def models(hub: HubOpt, as_json: JsonOpt = False) -> None:
         if not rows:
             out.print("No model yet: train one with `commonweal train --hub HUB_DIR`.")
             return
-        t = Table("version", "entry", "trained", "items", "eval", "metrics", "artifact")
+        columns = ["version", "entry", "trained", "items", "eval", "metrics", "beside"]
+        t = Table(*columns, *(["per label"] if per_label else []))
         for m in rows:
-            t.add_row(
+            cells = [
                 str(m["version"]),
                 str(m["entry"]),
                 m["log_time"][:19],
                 str(m["items"]),
                 str(m["eval_items"]),
                 _metrics_text(m["metrics"]),
-                m["artifact_sha256"][:16] + "…",
-            )
+                _beside(m["metrics"]),
+            ]
+            t.add_row(*cells, *([_per_label(m["metrics"])] if per_label else []))
         out.print(t)
 
     emit(rows, as_json, render)
