@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import sqlite3
 import zipfile
@@ -27,7 +26,6 @@ from sklearn.datasets import load_digits
 from sqlalchemy import delete, func, insert, select, update
 from threadpoolctl import threadpool_limits
 
-import commonweal.wire
 from commonweal.client import HubClient
 from commonweal.community.models import manifest_root, pool, shard_of
 from commonweal.errors import Conflict, InvalidInput, NotFound, VerificationFailed
@@ -43,7 +41,7 @@ from commonweal.ml.trainers import get_trainer
 from commonweal.store import artifacts, projection, vault
 from commonweal.store.schema import model_blobs, model_items, models
 from commonweal.verify import verify_hub
-from tests.kit import community, digit_items, text_items
+from tests.kit import community, digit_items, seeded_salts, text_items
 
 SHARDS = 4
 # The SISA mechanics on little data: the charter's floors on rows per shard (a small pool
@@ -78,28 +76,11 @@ class Community(NamedTuple):
     directory: Path
 
 
-class _SeededOs:
-    """``os`` as ``commonweal.client`` sees it, with ``urandom`` a counter-derived stream:
-    two communities given the same items in the same order then salt them alike, so the
-    items get the same ids (an id is a prefix of the salted commitment)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    def urandom(self, size: int) -> bytes:
-        self.n += 1
-        return hashlib.sha256(f"salt {self.n}".encode()).digest()[:size]
-
-
 def build(directory: Path, database: str, **kwargs: Any) -> tuple[HubClient, dict[str, SigningKey]]:
     """``modelkit.community`` with salts from a fixed stream: the same items get the same
     ids on every run, so which shard or evaluation set an item lands in — and so every
     accuracy threshold here — does not depend on luck."""
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(commonweal.wire, "os", _SeededOs())
+    with seeded_salts():
         return community(directory, database, **kwargs)
 
 
