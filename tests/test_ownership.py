@@ -2,8 +2,9 @@
 
 Every share minted and every credit paid is a pure function of the log: the tests check
 that the integers are conserved exactly (by Hypothesis on hand-built states, and on a real
-community on SQLite and PostgreSQL), that the review pool pays verdicts that matched the
-consensus and pays each one once, that every refusal writes nothing, that a hub which logs
+community on SQLite and PostgreSQL), that the review pool pays the information in
+reviewers' verdicts (and, under the pre-part-7 option, verdicts that matched the consensus)
+and pays each one once, that every refusal writes nothing, that a hub which logs
 a split other than the rules' is refused on its write path and caught by ``ledger verify``
 when it bypasses them, and that the operator's commands do all of it from the shell.
 
@@ -135,12 +136,31 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
     return message
 
 
-def build(directory: Path, url: str, extra: dict[str, Any] | None = None) -> tuple[HubClient, Keys]:
+# The reward options before part 7 (still charter choices): the review pool by verdicts
+# that matched the consensus, and an epoch on every valuation, new work or not.
+LEGACY_REWARDS: dict[str, Any] = {"rewards": {"review_weight": "matched", "reward_once": False}}
+MISLABELLED = 10
+
+
+def build(
+    directory: Path, url: str, extra: dict[str, Any] | None = None, *, mislabelled: bool = True
+) -> tuple[HubClient, Keys]:
     """200 digits accepted by review (Ada gave the first 100, Grace the next; Alan and
-    Grace or Ada reviewed them, Tim did nothing), and version 1 trained on them."""
+    Grace or Ada reviewed them), and version 1 trained on them. With ``mislabelled``, Tim
+    also sent 10 digits labelled wrong, which Grace and Alan rejected: their reviews told
+    the community something, Ada's (she only accepted good items) nothing."""
     client, keys = community(
         directory, url, items=digit_items(0, 200), charter_extra={**EXTRA, **(extra or {})}
     )
+    if mislabelled:
+        wrong = [
+            {**it, "label": str((int(it["label"]) + 3) % 10)}
+            for it in digit_items(300, MISLABELLED)
+        ]
+        for it in client.contribute(keys["Tim"], wrong)["items"]:
+            client.review(keys["Grace"], it["id"], "reject")
+            client.review(keys["Alan"], it["id"], "reject")
+        assert len(client.contributions(status="rejected")) == MISLABELLED
     assert client.embedded_hub.models.train()["version"] == 1
     return client, keys
 
@@ -183,6 +203,10 @@ def hand_state(
                 "data_pct": pcts[0],
                 "review_pct": pcts[1],
                 "compute_pct": pcts[2],
+                # The arithmetic of the split, on the pre-part-7 options: review weights
+                # are the matched-verdict credit, and an epoch with nothing to pay is still
+                # an epoch (test_part7_ownership checks the version-2 rules' arithmetic).
+                **LEGACY_REWARDS["rewards"],
             },
         }
     )
@@ -389,10 +413,19 @@ def test_shares_minted_equal_awards_and_holdings_and_payouts_split_exactly(flow:
     assert [a["shares"] for a in pools["data"]["awards"]] == largest_remainder(
         700_000, [w for _, w in data_weights]
     )
-    # The review pool pays matched verdicts: here every review accepted an accepted item.
-    reviews = Counter(r.reviewer for r in flow.before_epoch.reviews.values())
-    assert pools["review"]["weights"] == [[m, n] for m, n in sorted(reviews.items())]
-    assert {a["member"] for a in pools["review"]["awards"]} == set(reviews)
+    # The review pool pays information: n x (agreement above chance) x kappa, x 10^6.
+    # Grace: 100 accepts of kept items and 10 rejects of rejected ones (n=110, kappa 1,
+    # chance (100^2+10^2)/110^2): 110 x 2000/12100. Alan: 200 and 10: 210 x 4000/44100.
+    # Ada only accepted items that were kept: her verdicts told the community nothing.
+    k = flow.keys
+    review_weights = sorted([[k["Grace"].key_id, 18_181_818], [k["Alan"].key_id, 19_047_619]])
+    assert pools["review"]["weights"] == review_weights
+    assert {r.reviewer for r in flow.before_epoch.reviews.values()} == {
+        k[n].key_id for n in ("Ada", "Grace", "Alan")
+    }
+    assert [a["shares"] for a in pools["review"]["awards"]] == largest_remainder(
+        200_000, [w for _, w in review_weights]
+    )
     # Nothing validated training work yet: the compute pool is not minted.
     assert pools["compute"] == {"amount": 0, "weights": [], "awards": []}
     assert [pools[p]["amount"] for p in POOLS] == [700_000, 200_000, 0]
@@ -554,9 +587,18 @@ def fresh(base: tuple[Path, Keys], tmp_path: Path) -> Iterator[tuple[HubClient, 
 
 
 def test_review_credit_counts_matched_verdicts_and_each_epoch_pays_them_once(
-    fresh: tuple[HubClient, Keys],
+    tmp_path: Path, database_url: str
 ) -> None:
-    client, keys = fresh
+    # Matched-verdict credit and an epoch per valuation are the pre-part-7 options, still
+    # charter choices: this community chooses them (test_part7_ownership: the defaults).
+    client, keys = build(tmp_path / "hub", database_url, LEGACY_REWARDS, mislabelled=False)
+    try:
+        _matched_verdicts_are_paid_once(client, keys)
+    finally:
+        client.close()
+
+
+def _matched_verdicts_are_paid_once(client: HubClient, keys: Keys) -> None:
     hub = client.embedded_hub
     ada, grace, alan = (keys[n] for n in ("Ada", "Grace", "Alan"))
     new = client.contribute(keys["Tim"], digit_items(200, 7))["items"]

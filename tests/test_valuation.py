@@ -22,6 +22,7 @@ from commonweal.community.valuations import values_root
 from commonweal.errors import CharterInvalid
 from commonweal.hub import Hub
 from commonweal.hub.training import item_arrays
+from commonweal.hub.valuation import credit_of
 from commonweal.ledger.keys import SigningKey
 from commonweal.ml.knn_shapley import knn_shapley
 from commonweal.verify import verify_hub
@@ -270,11 +271,19 @@ def test_members_valued_on_the_real_trainer(tmp_path: Path, database_url: str) -
         # The full coalition's score is the registered version's accuracy.
         metrics = json.loads(hub.state.models[1].metrics)
         assert math.isclose(float(d["full_score"]), float(metrics["accuracy"]), abs_tol=1e-6)
-        # An item's value is its member's, shared equally.
+        # An item's value is its contributor's, shared equally; it is credited to them —
+        # or, for a near copy of an item another member logged before, to that member
+        # (duplicates.copy_credit "original": honest digits can look alike too).
         rows = hub.ownership.stored_values(1)
+        state = hub.state
         for m in report["members"]:
-            vals = [float(r[2]) for r in rows if r[1] == m["member"]]
-            assert len(vals) == m["items"] and max(vals) == min(vals)
+            vals = [float(r[2]) for r in rows if state.contributions[r[0]].member == m["member"]]
+            assert max(vals) == min(vals)
+            assert m["items"] == sum(1 for r in rows if r[1] == m["member"])
+        for item, credited, _ in rows:
+            assert credited == credit_of(state.contributions[item], state)
+            if state.contributions[item].resembles is None:
+                assert credited == state.contributions[item].member
         again = hub.ownership.value()
         assert again["values"] == report["values"]  # seeded: the same numbers again
     finally:

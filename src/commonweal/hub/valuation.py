@@ -199,9 +199,14 @@ def credit_of(c: Contribution, state: State | None = None) -> str:
     original = _original(state, c)
     if policy == "copier" or original.member == c.member:
         return c.member  # the charter says so, or a member re-sent their own item
-    if policy == "nobody" or original.status != "accepted":
-        return ""  # the original's contributor withdrew it: the copy earns no one
+    if policy == "nobody" or original.status not in _STILL_HELD:
+        return ""  # the original was withdrawn, removed or rejected: the copy earns no one
     return original.member
+
+
+# An original whose contributor still holds it: accepted, or (back) in review — a flag
+# that sends the original to re-review does not move its copies' credit elsewhere.
+_STILL_HELD = ("accepted", "in_review")
 
 
 def _original(state: State, c: Contribution) -> Contribution:
