@@ -85,11 +85,7 @@ from tests.kit import Databases, community, copied_hub, cw, cwj, digit_items
 T = "2026-01-01T00:00:00.000Z"
 PRICE = 3
 CALLS = 37  # 111 credits: a payout of them never splits evenly
-# These tests pin the epoch, payout and claims mechanics of a version-1 charter (a
-# community founded before part 7: an epoch per valuation, review paid by matched
-# verdicts), which keeps its rules; tests/test_part7_rules.py covers version 2's.
 EXTRA: dict[str, Any] = {
-    "v": 1,
     "training": {"shards": 2, "evaluation": {"holdout_pct": 15, "min_items": 5}},
     "serving": {"price_per_call": PRICE},
 }
