@@ -105,8 +105,11 @@ def test_flippers_and_the_triplicator_earn_less_than_their_share(fair: Any) -> N
         m = members[name]
         assert m["negative"] > m["items"] / 4  # measured at least a third
     honest = sorted(float(m["value"]) for n, m in members.items() if n not in bad)
-    # Three copies earn what one honest member's data does, not three times it.
-    assert float(members[TRIPLICATOR]["value"]) < 1.5 * honest[len(honest) // 2]
+    # Three copies earn what one honest member's data does, not three times it. Measured
+    # 0.83-1.53 times the honest median over about 60 evaluation draws (the draw is random:
+    # when more of its originals land in training, one member's data is worth more); a
+    # member paid for its copies would be near 3, so the bound sits between the two.
+    assert float(members[TRIPLICATOR]["value"]) < 2 * honest[len(honest) // 2]
     # About two in three of its training items are later copies (some went to evaluation).
     assert report["details"]["training_copies_valued_zero"] >= 120
     # Every honest member earns a positive share.
@@ -134,7 +137,7 @@ def test_flippers_and_the_triplicator_earn_less_than_their_share(fair: Any) -> N
     honest_paid = sorted(v for n, v in paid.items() if n not in bad)
     assert sum(paid.get(n, 0) for n in FLIPPERS) < 2 * honest_paid[len(honest_paid) // 2]
     assert sum(paid.values()) == epoch["pools"]["data"]["amount"]
-    assert paid[TRIPLICATOR] < 1.5 * sorted(paid.values())[len(paid) // 2]
+    assert paid[TRIPLICATOR] < 2 * sorted(paid.values())[len(paid) // 2]
 
 
 def test_values_are_knn_shapley_recomputed_outside_the_hub(fair: Any) -> None:
