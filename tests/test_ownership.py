@@ -928,10 +928,23 @@ def test_a_valuation_whose_counts_or_total_differ_from_the_stored_values_fails_v
         if what == "valuation.record":
             body = json.loads(json.dumps(body))
             # Take from the member with the most, so the count stays a valid one.
-            second = max(body["members"], key=lambda m: m[lie] if lie != "total" else 0)
-            first = next(m for m in body["members"] if m is not second)
+            # (for items: one that keeps at least one, and no fewer than its negative ones)
+            can_give = [
+                m
+                for m in body["members"]
+                if lie != "items" or m["items"] - 1 >= max(1, m["negative"])
+            ]
+            second = max(can_give, key=lambda m: m[lie] if lie != "total" else 0)
+            # ... and give it to one that can take it (a member whose every item is of
+            # negative value has no room for one more).
+            first = next(
+                m for m in body["members"] if m is not second and m["negative"] < m["items"]
+            )
             if lie == "total":
                 body["total"] = repr(float(body["total"]) + 1)
+            elif second[lie] == 0:  # no negative item in this draw: claim one more, in all
+                first[lie] += 1
+                body[lie] += 1
             else:  # moved between members: the rules' sums still agree
                 first[lie] += 1
                 second[lie] -= 1
