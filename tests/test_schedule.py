@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from commonweal.community.governance import at
+from commonweal.errors import Conflict
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from tests.kit import Clock, accept_all, community, text_items
@@ -70,8 +71,8 @@ def test_the_hub_runs_what_the_charter_schedules(
         accept_all(client, keys)
         assert gov.due() == ["train"]
         assert sched.tick() == ["train"]
-        assert sched.tick() == ["value"] and sched.tick() == ["close-epoch"]
-        assert gov.due() == []
+        assert sched.tick() == ["value"]
+        _epoch_or_nothing_new(hub, sched)
 
         # Revenue in the treasury is paid out when due (the first time at once).
         secret, _ = client.create_apikey(keys["Alan"], "Shop")
@@ -89,8 +90,24 @@ def test_the_hub_runs_what_the_charter_schedules(
         clock.advance(DAY)
         assert gov.due() == ["train", "quality-scan"]
         assert sched.tick() == ["train", "quality-scan"]
-        assert sched.tick() == ["value"] and sched.tick() == ["close-epoch"]
-        assert gov.due() == []
+        assert sched.tick() == ["value"]
+        _epoch_or_nothing_new(hub, sched)
+
+
+def _epoch_or_nothing_new(hub: Hub, sched: Any) -> None:
+    """The scheduled epoch after a valuation: it closes — or, when no member's value rose
+    above what was paid (a few new items can move the evaluation draw's values either way)
+    and no review carried information, it is refused and not retried until the log
+    changes."""
+    epochs = len(hub.state.epochs)
+    ran = sched.tick()
+    if ran == ["close-epoch"]:
+        assert len(hub.state.epochs) == epochs + 1 and hub.governance.due() == []
+        return
+    assert ran == [] and len(hub.state.epochs) == epochs
+    with pytest.raises(Conflict, match="nothing new to reward"):
+        hub.ownership.close_epoch()
+    assert hub.governance.due() == ["close-epoch"] and sched.tick() == []
 
 
 def test_a_vote_orders_a_job_and_a_failed_job_waits_for_the_log_to_change(
