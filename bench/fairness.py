@@ -49,7 +49,6 @@ import base64
 import io
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -58,7 +57,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +68,7 @@ from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.wire import SALT_BYTES, describe_item
-from machine import CpuWatch, log, source_version
+from machine import CpuWatch, log, machine_facts, source_version
 
 TARGET_POINTS = 2.0  # the community's model at most this many points below the anchor
 TARGET_REVIEW_RANDOM = 0.10  # random reviewer's pay per review / median careful, at most
@@ -753,20 +751,6 @@ def summarise(name: str, runs: list[dict[str, Any]], keys: Sequence[str]) -> dic
     return out
 
 
-def machine() -> dict[str, Any]:
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        **{d: version(d) for d in ("numpy", "scipy", "scikit-learn")},
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="seeds per figure (default 5)")
@@ -784,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "bench": "fairness",
         "quick": args.quick,
         "seeds": seeds,
-        "machine": machine(),
+        "machine": machine_facts(),
         "source": source_version(),
     }
     started = time.perf_counter()

@@ -4,15 +4,25 @@ work while a figure was measured, and which code was measured."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CpuWatch", "free_port", "log", "pid_cpu", "served", "source_version"]
+__all__ = [
+    "CpuWatch",
+    "free_port",
+    "log",
+    "machine_facts",
+    "pid_cpu",
+    "served",
+    "source_version",
+]
 
 
 def log(msg: str) -> None:
@@ -137,4 +147,21 @@ def source_version() -> dict[str, Any]:
     return {
         "commit": git("rev-parse", "HEAD"),
         "src_modified": None if dirty is None else bool(dirty),
+    }
+
+
+def machine_facts(*dists: str) -> dict[str, Any]:
+    """Cores, Python and the versions of ``dists`` (numpy, scipy, scikit-learn by default):
+    what a figure depends on besides our own code."""
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(),
+        **{d: version(d) for d in (dists or ("numpy", "scipy", "scikit-learn"))},
     }

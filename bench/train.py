@@ -52,7 +52,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -64,7 +63,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +83,7 @@ from commonweal.ml.sisa import ShardedModel, dump_shard, fit_shard, shard_seed
 from commonweal.ml.trainers import get_trainer
 from commonweal.store import vault
 from commonweal.wire import SALT_BYTES, commitment_of
-from machine import CpuWatch, log, pid_cpu, source_version
+from machine import CpuWatch, log, machine_facts, pid_cpu, source_version
 
 TARGET_OVERHEAD = 1.15  # ours / direct sklearn fit + predict, at most
 TARGET_UNLEARN = 0.25  # incremental / full retrain, at most
@@ -1043,20 +1041,6 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
 
 
-def machine() -> dict[str, Any]:
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        **{d: version(d) for d in ("numpy", "scipy", "scikit-learn", "skops", "uvicorn")},
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     global _WAIT_IDLE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1089,7 +1073,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "bench": "train",
         "quick": args.quick,
         "threads": args.threads or "library default",
-        "machine": machine(),
+        "machine": machine_facts("numpy", "scipy", "scikit-learn", "skops", "uvicorn"),
         "source": source_version(),
     }
     with tempfile.TemporaryDirectory() as d, threadpool_limits(args.threads or None):
