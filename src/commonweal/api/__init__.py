@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from commonweal import __version__
+from commonweal import __version__, web
 from commonweal.api import community, contributions, errors, governance, ledger, models, ownership
 from commonweal.api.deps import MAX_BODY_BYTES, HubDep, read_json
 from commonweal.hub import Hub
@@ -53,6 +53,9 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # The docs page is the web app's (``web.docs``): Swagger UI from the package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="Commonweal hub",
         version=__version__,
         description=(
@@ -64,6 +67,7 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    web.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:

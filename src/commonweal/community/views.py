@@ -27,6 +27,7 @@ __all__ = [
     "resolve_version",
     "statement",
     "valuation_report",
+    "waiting",
 ]
 
 
@@ -233,3 +234,35 @@ def release_of(state: State, version: int) -> dict[str, Any]:
         ):
             decided = number
     return {"license": mv.license, "weights": mv.weights, "proposal": decided}
+
+
+def waiting(state: State, member: str, when: str) -> dict[str, Any]:
+    """What waits for ``member`` now: items they may review, open proposals they hold power
+    in and have not voted on, secret ballots they committed and must still reveal (with the
+    deadline), and their latest payout."""
+    reviews = sum(
+        1
+        for c in state.contributions.values()
+        if c.status == "in_review" and c.member != member and member not in c.reviewers
+    )
+    to_vote, to_reveal = [], []
+    for number, p in sorted(state.proposals.items()):
+        if p.status != "open" or not state.powers[number].get(member):
+            continue
+        ph = phase(p, when)
+        voted = member in state.ballots[number] or member in state.commits[number]
+        if ph == "active" and not voted:
+            to_vote.append({"proposal": number, "title": p.title, "ends": p.ends})
+        elif (
+            ph == "revealing"
+            and member in state.commits[number]
+            and member not in state.ballots[number]
+        ):
+            to_reveal.append({"proposal": number, "title": p.title, "reveal_ends": p.reveal_ends})
+    payout = None
+    for p in reversed(list(state.payouts.values())):
+        mine = [c for m, _, c in json.loads(p.parts) if m == member]
+        if mine:
+            payout = {"payout": p.payout, "entry": p.entry, "credits": mine[0]}
+            break
+    return {"reviews": reviews, "vote": to_vote, "reveal": to_reveal, "payout": payout}

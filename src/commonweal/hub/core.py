@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from commonweal.community import rules
+from commonweal.community import rules, views
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
@@ -433,6 +433,10 @@ class Hub:
     def members(self) -> list[dict[str, Any]]:
         """Every member, as the log's replay has them."""
         return self.projections()["members"]
+
+    def waiting_for(self, member: str) -> dict[str, Any]:
+        """What waits for ``member`` now: reviews, votes, reveals, their latest payout."""
+        return views.waiting(self.state, member, self.clock())
 
     def community(self) -> dict[str, Any]:
         """The community's row: name, origin, hub key, founder and charter (JSON text)."""
