@@ -260,9 +260,9 @@ def waiting(state: State, member: str, when: str) -> dict[str, Any]:
         ):
             to_reveal.append({"proposal": number, "title": p.title, "reveal_ends": p.reveal_ends})
     payout = None
-    for p in reversed(list(state.payouts.values())):
-        mine = [c for m, _, c in json.loads(p.parts) if m == member]
+    for paid in reversed(list(state.payouts.values())):
+        mine = [c for m, _, c in json.loads(paid.parts) if m == member]
         if mine:
-            payout = {"payout": p.payout, "entry": p.entry, "credits": mine[0]}
+            payout = {"payout": paid.payout, "entry": paid.entry, "credits": mine[0]}
             break
     return {"reviews": reviews, "vote": to_vote, "reveal": to_reveal, "payout": payout}
