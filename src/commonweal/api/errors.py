@@ -68,9 +68,9 @@ class _HttpError(CommonwealError):
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
+        what = "endpoint" if request.url.path.startswith("/api/") else "page"
         return _respond(
-            NotFound(f"no such page or endpoint: {request.method} {request.url.path}"),
-            request=request,
+            NotFound(f"no such {what}: {request.method} {request.url.path}"), request=request
         )
     if exc.status_code == 405:
         return _respond(_MethodNotAllowed(str(exc.detail)))

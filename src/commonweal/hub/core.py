@@ -431,8 +431,9 @@ class Hub:
             return projection.db_rows(conn)
 
     def members(self) -> list[dict[str, Any]]:
-        """Every member, as the log's replay has them."""
-        return self.projections()["members"]
+        """Every member, as the log's replay has them (from the state in memory: the same
+        rows as the ``members`` projection, without reading every table)."""
+        return sorted((m.to_json() for m in self.state.members.values()), key=lambda r: r["key"])
 
     def waiting_for(self, member: str) -> dict[str, Any]:
         """What waits for ``member`` now: reviews, votes, reveals, their latest payout."""
@@ -440,10 +441,10 @@ class Hub:
 
     def community(self) -> dict[str, Any]:
         """The community's row: name, origin, hub key, founder and charter (JSON text)."""
-        rows = self.projections()["community"]
-        if not rows:
+        state = self.state
+        if state.charter is None:
             raise NotFound("this hub has no community yet")
-        return rows[0]
+        return projection.community_row(state)
 
     # -- maintenance ---------------------------------------------------------------------
 
