@@ -4,9 +4,9 @@ invitations, approving members, the member list, and serving the hub's API."""
 from __future__ import annotations
 
 import tomllib
-from urllib.parse import quote
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
