@@ -23,6 +23,7 @@ from commonweal.ledger.keys import SigningKey
 from commonweal.store import webhooks as store
 from commonweal.store.database import write_connection
 from tests.kit import text_items
+from tests.kit.browser import served
 
 
 class Receiver:
@@ -247,3 +248,18 @@ def test_news_is_what_the_member_was_not_told() -> None:
     assert news(snapshot(w), w) == {}
     assert news(snapshot(w), {**w, "reviews": 1}) == {}
     assert news(snapshot(w), {**w, "payout": {**payout, "payout": 3}})["payout"]["payout"] == 3
+
+
+def test_commonweal_serve_pushes_to_a_webhook_on_its_own(
+    co_op: tuple[HubClient, dict[str, SigningKey]], receiver: Receiver
+) -> None:
+    c, keys = co_op
+    directory = c.embedded_hub.directory
+    assert directory is not None
+    with served(directory) as url, HubClient(url) as remote:
+        remote.set_webhook(keys["Grace"], receiver.url + "/grace")
+        remote.contribute(keys["Tim"], text_items(2))
+        deadline = time.monotonic() + 30
+        while not receiver.posts and time.monotonic() < deadline:
+            time.sleep(0.2)  # the notifier wakes every few seconds
+    assert [(p, d["new"]) for p, d in receiver.posts] == [("/grace", {"reviews": 2})]
