@@ -258,6 +258,7 @@ def test_invite_create_prints_the_token_alone(tmp_path: Path) -> None:
     proc = cw("invite", "create", "--hub", hub_dir, "--key", hub_dir / "founder.key")
     token = proc.stdout.strip()
     assert proc.stdout == token + "\n" and " " not in token and "Invite token" in proc.stderr
+    assert f"open /join?invite={token} on the served hub" in proc.stderr  # the browser's way in
     cw("key", "new", "--out", tmp_path / "k.key")
     cw("join", "--hub", hub_dir, "--key", tmp_path / "k.key", "--name", "Lee", "--invite", token)
 

@@ -23,7 +23,7 @@ def test_a_signed_in_member_sees_their_name(site: Site, page: Watched) -> None:
     sign_in(page.page, site.keys["Grace"], "Grace")
     page.page.reload()
     page.page.wait_for_selector("#identity a[href='/me']")
-    assert page.page.inner_text("#identity") == "Signed in as Grace"
+    assert page.page.inner_text("#identity").startswith("Signed in as Grace · ")
     page.check("home-member", allow_errors="/w/")
 
 

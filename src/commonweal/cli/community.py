@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -13,7 +14,7 @@ from commonweal.cli.hubs import connect, hub_directory, new_hub
 from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table
-from commonweal.client import HubClient
+from commonweal.client import HubClient, is_remote
 from commonweal.community.charter import Charter, validate_charter
 from commonweal.errors import CharterInvalid, ConfigError, Conflict, InvalidInput
 from commonweal.ledger.keys import SigningKey
@@ -198,8 +199,21 @@ def invite_create(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:
     def render() -> None:
         err.print("Invite token (give it to the invitee; they join with --invite TOKEN):")
         print(token)
+        err.print(_join_link(hub, token), highlight=False, soft_wrap=True)
 
     emit(res, as_json, render)
+
+
+def _join_link(hub: str, token: str) -> str:
+    """Where the invitee joins in a browser: the hub's own page when the hub is a URL; for
+    a hub directory, the path to open on the hub ``commonweal serve`` serves."""
+    path = f"/join?invite={quote(token, safe='')}"
+    if is_remote(hub):
+        return f"Join link: {hub.rstrip('/')}{path}"
+    return (
+        f"Join link: open {path} on the served hub (commonweal serve --hub {hub}), "
+        f"e.g. http://127.0.0.1:8000{path}"
+    )
 
 
 def member_approve(

@@ -35,6 +35,7 @@ from commonweal.hub.governance import GovernanceArea
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
+from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
@@ -119,7 +120,8 @@ class Hub:
     The write path lives here; each area of the community is a namespace on it —
     ``hub.log`` (checkpoints, entries, proofs), ``hub.data`` (contributions, review,
     content), ``hub.models`` (training, lineage, serving), ``hub.ownership`` (valuations,
-    epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution).
+    epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution),
+    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them).
     ``clock`` stamps each entry's log time and is the hub's "now" wherever time matters
     (voting periods, the meter's day); tests pass their own instead of sleeping.
     """
@@ -149,6 +151,7 @@ class Hub:
         self.models = ModelsArea(self)
         self.ownership = OwnershipArea(self)
         self.governance = GovernanceArea(self)
+        self.webhooks = WebhooksArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)

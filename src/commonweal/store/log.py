@@ -57,8 +57,8 @@ class LogStore:
         return row is not None and row[0] < SCHEMA_VERSION
 
     def upgrade(self, conn: Connection) -> None:
-        """Bring an older schema up to date, in the caller's write transaction. Versions 2
-        and 3 added tables, and columns only to projections, which the hub rebuilds from
+        """Bring an older schema up to date, in the caller's write transaction. Versions 2,
+        3 and 4 added tables, and columns only to projections, which the hub rebuilds from
         the log right after: creating the missing tables is the whole migration."""
         metadata.create_all(conn)
         conn.execute(update(schema_info).values(version=SCHEMA_VERSION))

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Integer,
     LargeBinary,
     MetaData,
@@ -50,9 +51,11 @@ __all__ = [
     "treasury",
     "usage",
     "valuations",
+    "webhooks",
 ]
 
-SCHEMA_VERSION = 3  # 2: models, API keys, treasury, usage (part 3); 3: ownership, governance
+# 2: models, API keys, treasury, usage (part 3); 3: ownership, governance; 4: member webhooks
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -396,6 +399,21 @@ usage = Table(
     Column("day", String(10), primary_key=True),
     Column("calls", BigInteger, nullable=False),
     Column("unbilled", BigInteger, nullable=False),
+)
+
+# -- members' webhooks: private to the member and the hub, never in the log ----------------
+# ``notified`` is what waited for the member when the hub last told them (JSON), so each
+# change is pushed at most once; a failed push puts it back and waits ``retry_at``.
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("member", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("notified", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("retry_at", Float, nullable=False),  # unix time; 0 = now
+    Column("last_error", Text, nullable=False),
 )
 
 CONTENT_TABLES = (content_blobs, content_keys, dedup_exact, near_signatures, quality_reports)

@@ -3,6 +3,7 @@
 
 import { loadKey } from "./keys.js";
 import { signedFetch } from "./api.js";
+import "./webhook.js"; // the webhook form, in whatever page includes its fragment
 
 /** Show a message in the page's status area. */
 export function flash(message, kind = "info") {
@@ -22,6 +23,10 @@ function identity(key, member) {
   who.textContent = member ? member.name : `key ${key.keyId.slice(0, 16)}…`;
   el.append("Signed in as ", who);
   if (member && member.status !== "active") el.append(` (${member.status})`);
+  const mine = document.createElement("a");
+  mine.href = "/join";
+  mine.textContent = "Key and sign out";
+  el.append(" · ", mine);
 }
 
 /** Fill every `[data-fragment]` element with the member-only HTML the hub renders for it. */
