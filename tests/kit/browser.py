@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +61,13 @@ def served(hub_dir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            # A graceful stop waits for a job the hub's schedule started (training a
+            # model on a shared, busy machine can take a while).
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def sign_in(page: Any, key: SigningKey, name: str | None = None) -> None:
