@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import docs, home, member
+from commonweal.web import contribute, docs, home, member, review
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     home.router,
     member.router,
+    contribute.router,
+    review.router,
     docs.router,
 ]
