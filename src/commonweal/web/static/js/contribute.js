@@ -203,19 +203,19 @@ async function readImageFolder(files, labels, problems) {
 // Control, surrogate, private-use and unassigned characters, or U+FFFD; tab and newlines pass.
 const BINARY = /[\p{Cc}\p{Cs}\p{Co}\p{Cn}\uFFFD]/u;
 
-function checkText(value, where, problems, { max, required = true }) {
+function checkText(value, where, what, problems, { max, required = true }) {
   if (typeof value !== "string") {
-    problems.add(where, value === undefined || value === null ? "is missing" : "must be text");
+    problems.add(where, value === undefined || value === null ? `${what} is missing` : `${what} must be text`);
     return;
   }
-  if (required && !value.trim()) problems.add(where, "is empty");
+  if (required && !value.trim()) problems.add(where, `${what} is empty`);
   const n = bytesOf(value);
-  if (n > max) problems.add(where, `is ${n} bytes; the charter allows ${max}`);
+  if (n > max) problems.add(where, `${what} is ${n} bytes; the charter allows ${max}`);
   for (const ch of value) {
     if (ch === "\t" || ch === "\n" || ch === "\r") continue;
     if (BINARY.test(ch)) {
       const hex = ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-      problems.add(where, `holds binary or control characters (U+${hex}); send text`);
+      problems.add(where, `${what} holds binary or control characters (U+${hex}); send text`);
       return;
     }
   }
@@ -228,14 +228,14 @@ function isNumber(value) {
 
 async function checkImage(value, where, problems) {
   if (typeof value !== "string") {
-    problems.add(where, "must be a base64 PNG or JPEG");
+    problems.add(where, "the image must be a base64 PNG or JPEG");
     return;
   }
   let raw;
   try {
     raw = Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
   } catch {
-    problems.add(where, "is not base64");
+    problems.add(where, "the image is not base64");
     return;
   }
   const png = raw[0] === 0x89 && raw[1] === 0x50 && raw[2] === 0x4e && raw[3] === 0x47;
@@ -249,13 +249,13 @@ async function checkImage(value, where, problems) {
     }
   }
   if (!bitmap) {
-    problems.add(where, "is not a readable PNG or JPEG image");
+    problems.add(where, "the image is not a readable PNG or JPEG image");
     return;
   }
   const { width, height } = bitmap;
   bitmap.close();
   if (width > TASK.image_width || height > TASK.image_height) {
-    problems.add(where, `is ${width}x${height} pixels; the charter allows at most ${TASK.image_width}x${TASK.image_height}`);
+    problems.add(where, `the image is ${width}x${height} pixels; the charter allows at most ${TASK.image_width}x${TASK.image_height}`);
   }
 }
 
@@ -281,11 +281,11 @@ async function checkItem(item, where, problems) {
   const before = problems.list.length;
   if (kind === "text-classification") {
     if (!exactKeys(item, where, ["text", "label"], [], problems)) return;
-    checkText(item.text, `${where}: the text`, problems, { max: LIMIT });
+    checkText(item.text, where, "the text", problems, { max: LIMIT });
   } else if (kind === "image-classification") {
     if (!exactKeys(item, where, ["image", "label"], ["caption"], problems)) return;
-    await checkImage(item.image, `${where}: the image`, problems);
-    if ("caption" in item) checkText(item.caption, `${where}: the caption`, problems, { max: 1000, required: false });
+    await checkImage(item.image, where, problems);
+    if ("caption" in item) checkText(item.caption, where, "the caption", problems, { max: 1000, required: false });
   } else {
     if (!exactKeys(item, where, ["features", "target"], [], problems)) return;
     const feats = item.features;
@@ -297,16 +297,16 @@ async function checkItem(item, where, problems) {
     for (const col of TASK.columns) {
       const v = feats[col.name];
       if (col.type === "numeric") {
-        if (!isNumber(v)) problems.add(`${where}: ${col.name}`, `must be a number (got ${JSON.stringify(v ?? null)})`);
+        if (!isNumber(v)) problems.add(where, `${col.name} must be a number (got ${JSON.stringify(v ?? null)})`);
       } else {
-        checkText(v, `${where}: ${col.name}`, problems, { max: 200 });
+        checkText(v, where, col.name, problems, { max: 200 });
         if (col.categories.length && typeof v === "string" && !col.categories.includes(v)) {
-          problems.add(`${where}: ${col.name}`, `${JSON.stringify(v)} is not one of ${col.categories.join(", ")}`);
+          problems.add(where, `${col.name}: ${JSON.stringify(v)} is not one of ${col.categories.join(", ")}`);
         }
       }
     }
     if (kind === "tabular-regression" && !isNumber(item.target)) {
-      problems.add(`${where}: ${TASK.target}`, "must be a number");
+      problems.add(where, `${TASK.target} must be a number`);
     }
   }
   const label = kind === "tabular-classification" ? item.target : item.label;
@@ -437,15 +437,16 @@ async function send(key) {
   }
   if (failed) {
     const sent = results.length;
+    const why = /[.!?]$/.test(failed.message) ? failed.message : `${failed.message}.`;
     flash(
-      `The hub refused batch ${failed.batch + 1} of ${failed.count}: ${failed.message}` +
+      `The hub refused batch ${failed.batch + 1} of ${failed.count}: ${why}` +
         (sent ? ` The ${sent} items before it were recorded.` : " Nothing was recorded."),
       "error",
     );
     setProgress($("progress").value, `Stopped at batch ${failed.batch + 1} of ${failed.count}.`);
   } else {
     flash(`Sent ${items.length} items in ${parts.length} signed batch${parts.length === 1 ? "" : "es"}.`, "ok");
-    setProgress(1, `All ${parts.length} batch${parts.length === 1 ? "" : "es"} screened.`);
+    setProgress(1, parts.length === 1 ? "The batch was screened." : `All ${parts.length} batches screened.`);
     prepared = null;
   }
   if (results.length) showReport(results);
@@ -497,7 +498,7 @@ function showReport(results) {
     [results.length, "sent"],
     [inReview, "in review"],
     [refused, "refused"],
-    [dups, "duplicates refused"],
+    [dups, dups === 1 ? "duplicate refused" : "duplicates refused"],
     [redacted, "with personal data redacted"],
     [flagged, "flagged for reviewers"],
   ]) {
