@@ -125,8 +125,9 @@ def test_five_hundred_dropped_items_go_in_several_batches(site: Site, page: Watc
             const dt = new DataTransfer();
             dt.items.add(new File([text], "many.csv", {type: "text/csv"}));
             const zone = document.getElementById("drop");
-            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
-            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            const how = {dataTransfer: dt, bubbles: true, cancelable: true};
+            zone.dispatchEvent(new DragEvent("dragover", how));
+            zone.dispatchEvent(new DragEvent("drop", how));
         }""",
         text,
     )
@@ -140,9 +141,7 @@ def test_five_hundred_dropped_items_go_in_several_batches(site: Site, page: Watc
     assert len(posts) == 5 and all(u.endswith("/api/v1/contributions") for u in posts)
     assert any(0 < v < 1 for v in seen), seen  # the bar moved between batches
     page.check("contribute-500", allow_errors="/w/")
-    submits = [
-        e for e in entries(site.url, before) if e["event"]["kind"] == "contribution.submit"
-    ]
+    submits = [e for e in entries(site.url, before) if e["event"]["kind"] == "contribution.submit"]
     assert [len(e["event"]["body"]["items"]) for e in submits] == [100] * 5
     assert {e["event"]["actor"] for e in submits} == {site.keys["Tim"].key_id}
 
@@ -226,7 +225,11 @@ def test_a_folder_of_images_with_one_that_is_not_an_image(digits: Site, page: Wa
     before = log_size(digits.url)
     good = [base64.b64decode(i["image"]) for i in digit_items(100, 2)]
     files = [
-        {"name": "labels.csv", "mimeType": "text/csv", "buffer": b"file,label\na.png,4\nb.png,1\nfake.png,7\n"},
+        {
+            "name": "labels.csv",
+            "mimeType": "text/csv",
+            "buffer": b"file,label\na.png,4\nb.png,1\nfake.png,7\n",
+        },
         {"name": "a.png", "mimeType": "image/png", "buffer": good[0]},
         {"name": "b.png", "mimeType": "image/png", "buffer": good[1]},
         {"name": "fake.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n not a picture"},

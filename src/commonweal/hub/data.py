@@ -147,9 +147,7 @@ class DataArea:
 
     # -- review --------------------------------------------------------------------------
 
-    def next_review(
-        self, reviewer: str, *, skip: Collection[str] = ()
-    ) -> dict[str, Any] | None:
+    def next_review(self, reviewer: str, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
         """An item in review that ``reviewer`` may review, with its content: the one with
         the fewest reviews first, so items finish rather than all advancing slowly. Items
         in ``skip`` (the ones a reviewer passed over this session) are left for later."""

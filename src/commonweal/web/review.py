@@ -55,9 +55,7 @@ def review(request: Request, hub: HubDep) -> HTMLResponse:
 
 
 @router.get("/w/review/next", response_class=HTMLResponse)
-def next_item(
-    request: Request, hub: HubDep, member: CurrentMember, skip: str = ""
-) -> HTMLResponse:
+def next_item(request: Request, hub: HubDep, member: CurrentMember, skip: str = "") -> HTMLResponse:
     """The next item for me (none of the ``skip`` ids), its report and the queue's size."""
     passed = skipped(skip)
     st = hub.state
@@ -71,7 +69,8 @@ def next_item(
     ctx: dict[str, Any] = {
         "item": item,
         "waiting": waiting,
-        "left": waiting - sum(
+        "left": waiting
+        - sum(
             1
             for i in passed
             if i in st.contributions

@@ -8,6 +8,7 @@ import { get, post, signedFetch } from "./api.js";
 import { signEvent } from "./sign.js";
 
 const $ = (id) => document.getElementById(id);
+const DONE = { accept: "accepted", reject: "rejected", relabel: "relabelled", skip: "skipped" };
 const skipped = [];
 const session = {};
 let key = null;
@@ -26,7 +27,7 @@ function showCounts(card) {
 }
 
 function showSession() {
-  const said = Object.entries(session).map(([v, n]) => `${n} ${v}`);
+  const said = Object.entries(session).map(([v, n]) => `${n} ${DONE[v] || v}`);
   $("session").textContent = said.length ? said.join(", ") : "nothing yet";
 }
 
