@@ -249,3 +249,21 @@ def test_a_folder_of_images_with_one_that_is_not_an_image(digits: Site, page: Wa
     p.wait_for_selector("#report:not([hidden])")
     assert "2 in review" in p.inner_text("#counts")
     page.check("contribute-images", allow_errors="/w/")
+
+
+def test_the_page_reads_csv_as_python_does(site: Site, page: Watched) -> None:
+    import csv
+
+    text = (
+        '\ufefftext,label\r\n"a, quoted ""word""",river\n\n"two\nlines",market\r'
+        'plain "inner" quote,river\nlast,market'
+    )
+    p = page.page
+    p.goto(site.url + "/contribute")
+    got = p.evaluate(
+        """async (text) => (await import("/static/js/csv.js")).parseCsv(text)
+            .map((r) => r.fields)""",
+        text,
+    )
+    want = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")) if row]
+    assert got == want
