@@ -216,10 +216,13 @@ class HubClient:
         """An item's content, for its contributor or a member reviewing it."""
         return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
 
-    def next_review(self, key: SigningKey) -> dict[str, Any] | None:
-        """The next item for this member to review, or ``None`` if there is none."""
+    def next_review(self, key: SigningKey, *, skip: Sequence[str] = ()) -> dict[str, Any] | None:
+        """The next item for this member to review (none of the ``skip`` ids), or ``None``
+        if there is none."""
         try:
-            return self._signed_get(key, "/reviews/next")  # type: ignore[no-any-return]
+            return self._signed_get(  # type: ignore[no-any-return]
+                key, "/reviews/next", skip=",".join(skip) or None
+            )
         except NotFound:
             return None
 

@@ -10,9 +10,20 @@ from starlette.concurrency import run_in_threadpool
 from commonweal.api.deps import CurrentMember, HubDep, read_json
 from commonweal.errors import Forbidden, InvalidInput, NotFound
 
-__all__ = ["router"]
+__all__ = ["MAX_SKIP", "router", "skipped"]
 
 router = APIRouter(prefix="/api/v1")
+
+# Item ids a reviewer may pass over in one request (32 hex digits and a comma each).
+MAX_SKIP = 200
+
+
+def skipped(skip: str) -> set[str]:
+    """The item ids in a ``skip`` query parameter (comma-separated)."""
+    ids = {s for s in skip.split(",") if s}
+    if len(ids) > MAX_SKIP:
+        raise InvalidInput(f"skip names {len(ids)} items; at most {MAX_SKIP}")
+    return ids
 
 
 @router.post("/contributions", status_code=201, tags=["contributions"])
@@ -58,9 +69,14 @@ def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, A
 
 
 @router.get("/reviews/next", tags=["reviews"])
-def next_review(hub: HubDep, member: CurrentMember) -> dict[str, Any]:
-    """An item waiting for your review (never your own, never one you reviewed)."""
-    item = hub.data.next_review(member)
+def next_review(
+    hub: HubDep,
+    member: CurrentMember,
+    skip: str = "",
+) -> dict[str, Any]:
+    """An item waiting for your review (never your own, never one you reviewed, none of
+    the comma-separated item ids in ``skip``: the ones you passed over for now)."""
+    item = hub.data.next_review(member, skip=skipped(skip))
     if item is None:
         raise NotFound("nothing is waiting for your review right now")
     return item

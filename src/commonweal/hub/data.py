@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community.charter import Charter
@@ -147,15 +147,20 @@ class DataArea:
 
     # -- review --------------------------------------------------------------------------
 
-    def next_review(self, reviewer: str) -> dict[str, Any] | None:
+    def next_review(self, reviewer: str, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
         """An item in review that ``reviewer`` may review, with its content: the one with
-        the fewest reviews first, so items finish rather than all advancing slowly."""
+        the fewest reviews first, so items finish rather than all advancing slowly. Items
+        in ``skip`` (the ones a reviewer passed over this session) are left for later."""
         state = self._hub.state
+        passed = frozenset(skip)
         candidates = sorted(
             (
                 c
                 for c in state.contributions.values()
-                if c.status == "in_review" and c.member != reviewer and reviewer not in c.reviewers
+                if c.status == "in_review"
+                and c.member != reviewer
+                and reviewer not in c.reviewers
+                and c.id not in passed
             ),
             key=lambda c: (c.reviews_needed - c.reviews, c.updated_index),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import docs, home, join, member
+from commonweal.web import contribute, docs, home, join, member, review
 
 __all__ = ["ROUTERS"]
 
@@ -12,5 +12,7 @@ ROUTERS: list[APIRouter] = [
     home.router,
     member.router,
     join.router,
+    contribute.router,
+    review.router,
     docs.router,
 ]
