@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from commonweal.errors import InvalidInput, NotFound
 from commonweal.community import rules
+from commonweal.errors import InvalidInput, NotFound
 from commonweal.ledger.event import Leaf, decode_leaf
 from commonweal.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_at
 

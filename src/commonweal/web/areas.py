@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import docs, home, member
+from commonweal.web import docs, home, ledger, member
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     home.router,
     member.router,
+    ledger.router,
     docs.router,
 ]
