@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, func, insert, inspect, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
 
 from commonweal.errors import ConfigError, HubError, NotFound
 from commonweal.ledger.event import Leaf, decode_leaf
@@ -173,7 +184,7 @@ class LogStore:
         first: the ``limit`` just below index ``before``, or, given ``after``, the ``limit``
         just above it. One range scan of ``(kind, idx)`` or ``(actor, idx)`` per value."""
         e = ledger_entries.c
-        where = [e.kind.in_(kinds)] if kinds else []
+        where: list[ColumnElement[bool]] = [e.kind.in_(kinds)] if kinds else []
         if actors:
             where.append(e.actor.in_(actors))
         if before is not None:
@@ -192,7 +203,7 @@ class LogStore:
         common kind at 100,000 entries costs PostgreSQL ~50 ms; a page needs no more than
         "over 10,000")."""
         e = ledger_entries.c
-        where = [e.kind.in_(kinds)] if kinds else []
+        where: list[ColumnElement[bool]] = [e.kind.in_(kinds)] if kinds else []
         if actors:
             where.append(e.actor.in_(actors))
         inner = select(e.idx).where(*where).limit(cap).subquery()

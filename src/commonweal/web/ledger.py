@@ -109,22 +109,26 @@ def ledger(
     if member.strip() and not actors:
         ctx["nobody"] = True
         return page(request, hub, "ledger.html", title="Ledger", **ctx)
-    want = {"kinds": [kind] if kind else [], "actors": actors}
+    kinds_wanted = [kind] if kind else []
+
+    def find(**cursor: int | None) -> list[Leaf]:
+        return hub.log.find(kinds=kinds_wanted, actors=actors, **cursor)  # type: ignore[arg-type]
+
     if cursor_after is not None:
-        leaves = hub.log.find(**want, after=cursor_after, limit=PER_PAGE + 1)
+        leaves = find(after=cursor_after, limit=PER_PAGE + 1)
         has_newer = len(leaves) > PER_PAGE
         leaves = leaves[1:] if has_newer else leaves
-        has_older = bool(leaves) and bool(hub.log.find(**want, before=leaves[-1].index, limit=1))
+        has_older = bool(leaves) and bool(find(before=leaves[-1].index, limit=1))
     else:
-        leaves = hub.log.find(**want, before=cursor_before, limit=PER_PAGE + 1)
+        leaves = find(before=cursor_before, limit=PER_PAGE + 1)
         has_older = len(leaves) > PER_PAGE
         leaves = leaves[:PER_PAGE]
         has_newer = (
             cursor_before is not None
             and bool(leaves)
-            and bool(hub.log.find(**want, after=leaves[0].index, limit=1))
+            and bool(find(after=leaves[0].index, limit=1))
         )
-    total = hub.log.count(**want, cap=COUNT_CAP + 1)
+    total = hub.log.count(kinds=kinds_wanted, actors=actors, cap=COUNT_CAP + 1)
     keep = {"member": member, "kind": kind}
     ctx.update(
         rows=[_row(hub, lf) for lf in leaves],

@@ -241,7 +241,7 @@ export async function verifyEntry({ entry, shown, proof, note, verifierKey }) {
   }
   const sameAsShown = toHex(canonicalBytes(shown)) === toHex(ev.bytes);
   const evOk = ev.ok && sliceOk && sameAsShown;
-  step("event", "The member's signature", evOk,
+  step("event", "The signer's signature", evOk,
     evOk
       ? `Ed25519 signature over the event's ${ev.bytes.length} canonical bytes verifies with the actor's key ${short(leafEvent.actor)}`
       : !ev.ok ? ev.reason
