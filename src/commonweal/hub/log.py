@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from commonweal.community import rules
+from commonweal.community import rules, views
 from commonweal.errors import InvalidInput, NotFound
 from commonweal.ledger.event import Leaf, decode_leaf
 from commonweal.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_at
@@ -85,6 +85,10 @@ class LogArea:
         """How many entries ``find`` would page through, counted up to ``cap``."""
         with self._hub.read() as conn:
             return self._store.count_entries(conn, kinds=kinds, actors=actors, cap=cap)
+
+    def actors(self, query: str) -> list[str]:
+        """The keys a person means by ``query`` (a name, a key prefix, or "hub")."""
+        return views.actors_matching(self._hub.state, query)
 
     @staticmethod
     def kinds() -> list[str]:

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from commonweal.api.deps import HubDep
-from commonweal.community.views import actors_matching
 from commonweal.errors import InvalidInput, NotFound
 from commonweal.hub import Hub
 from commonweal.ledger.event import Leaf
@@ -103,7 +102,7 @@ def ledger(
         )
         return page(request, hub, "ledger.html", title="Ledger", **ctx)
 
-    actors = actors_matching(hub.state, member) if member.strip() else []
+    actors = hub.log.actors(member) if member.strip() else []
     names = sorted({actor_name(hub, a) for a in actors})
     ctx.update(matched=names, filtered=True, rows=[], newer=None, older=None, total=0)
     if member.strip() and not actors:
