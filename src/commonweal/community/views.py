@@ -18,6 +18,7 @@ from commonweal.community.state import Proposal, State
 from commonweal.errors import InvalidInput, NotFound
 
 __all__ = [
+    "actors_matching",
     "cap_table",
     "describe_proposal",
     "executable_proposals",
@@ -35,6 +36,29 @@ def member_name(state: State, key: str) -> str:
     """A member's display name, or "" for a key that never joined."""
     m = state.members.get(key)
     return m.name if m is not None else ""
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def actors_matching(state: State, query: str, *, limit: int = 100) -> list[str]:
+    """The keys a person means by ``query``: "hub" for the hub's own key, a key prefix (4+
+    hex digits), or a name — the members so named (case-insensitive), or failing that
+    those whose name contains it. At most ``limit`` keys, sorted."""
+    q = query.strip().casefold()
+    if not q:
+        return []
+    if q in ("hub", "the hub"):
+        return [state.hub_key] if state.hub_key else []
+    if len(q) >= 4 and set(q) <= _HEX:
+        keys = [k for k in state.members if k.startswith(q)]
+        if q and state.hub_key.startswith(q):
+            keys.append(state.hub_key)
+        if keys:
+            return sorted(keys)[:limit]
+    exact = [k for k, m in state.members.items() if m.name.casefold() == q]
+    found = exact or [k for k, m in state.members.items() if q in m.name.casefold()]
+    return sorted(found)[:limit]
 
 
 def resolve_version(state: State, version: str | int) -> int:

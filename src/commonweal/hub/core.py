@@ -155,6 +155,10 @@ class Hub:
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)
+            unindexed = not stale and bool(self.store.missing_indexes(conn))
+        if unindexed:
+            with write_connection(engine) as conn:
+                self.store.add_indexes(conn)
         if stale:
             with write_connection(engine) as conn:
                 upgraded = self.store.needs_upgrade(conn)

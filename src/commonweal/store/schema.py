@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 
 __all__ = [
     "CONTENT_TABLES",
+    "LOG_INDEXES",
     "LOG_TABLES",
     "PROJECTION_TABLES",
     "SCHEMA_VERSION",
@@ -82,10 +84,19 @@ ledger_entries = Table(
     metadata,
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("leaf", LargeBinary, nullable=False),  # exactly the bytes the tree hashes
-    Column("kind", String(64), nullable=False, index=True),
-    Column("actor", String(64), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
     Column("log_time", String(32), nullable=False),
+    # The ledger explorer's filters: newest entries of a kind or by a member, a page at a
+    # time. With (kind) alone SQLite walks the primary key backwards to find a rare kind
+    # (0.7 s at 100,000 entries); (kind, idx) answers any page from the index (0.1 ms).
+    Index("ix_ledger_entries_kind_idx", "kind", "idx"),
+    Index("ix_ledger_entries_actor_idx", "actor", "idx"),
 )
+
+# Indexes added to the log's tables after schema 3: a hub creates the missing ones when it
+# opens (they are derived, so adding them needs no schema version or rebuild).
+LOG_INDEXES = tuple(ledger_entries.indexes)
 
 ledger_nodes = Table(
     "ledger_nodes",

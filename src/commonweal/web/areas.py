@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import contribute, docs, home, join, member, review
+from commonweal.web import contribute, docs, home, join, ledger, member, review
 
 __all__ = ["ROUTERS"]
 
@@ -14,5 +14,6 @@ ROUTERS: list[APIRouter] = [
     join.router,
     contribute.router,
     review.router,
+    ledger.router,
     docs.router,
 ]
