@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import docs, home, member
+from commonweal.web import docs, home, member, model
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     home.router,
     member.router,
+    model.router,
+    model.fragments,
     docs.router,
 ]
