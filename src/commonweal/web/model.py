@@ -9,6 +9,9 @@ browser and only their SHA-256 is signed into an ``apikey.create`` event, as the
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -49,15 +52,34 @@ def _headings_under_the_page_title(state: StateCore) -> None:
 _MARKDOWN.core.ruler.push("headings_under_the_page_title", _headings_under_the_page_title)
 
 
+# Cards rendered lately, by their Markdown's SHA-256: rendering a card with a thousand
+# contributors' rows takes markdown-it tens of milliseconds, and a card only changes when
+# the log grows.
+_RENDERED: OrderedDict[str, tuple[str, str]] = OrderedDict()
+_RENDERED_KEPT = 16
+_RENDERED_LOCK = threading.Lock()
+
+
 def card_html(markdown: str) -> tuple[str, str]:
     """A model card as (YAML front matter, HTML body): the front matter is shown as text,
     the body rendered as Markdown without raw HTML."""
+    digest = hashlib.sha256(markdown.encode()).hexdigest()
+    with _RENDERED_LOCK:
+        done = _RENDERED.get(digest)
+        if done is not None:
+            _RENDERED.move_to_end(digest)
+            return done
     front, body = "", markdown
     if markdown.startswith("---\n"):
         end = markdown.find("\n---\n", 4)
         if end != -1:
             front, body = markdown[4:end], markdown[end + 5 :]
-    return front, _MARKDOWN.render(body)
+    done = (front, _MARKDOWN.render(body))
+    with _RENDERED_LOCK:
+        _RENDERED[digest] = done
+        while len(_RENDERED) > _RENDERED_KEPT:
+            _RENDERED.popitem(last=False)
+    return done
 
 
 def _task(hub: Hub) -> dict[str, Any]:
