@@ -97,14 +97,14 @@ class ModelsArea:
             kept = self._manifests.get(version)
             if kept is not None and kept[0] == root:
                 self._manifests.move_to_end(version)
-                return kept[1]
+                return list(kept[1])  # a copy: the kept list must not change
         ids = self.manifest_ids(version)
         assert root is not None  # manifest_ids raised NotFound otherwise
         with self._manifests_lock:
             self._manifests[version] = (root, ids)
             while len(self._manifests) > KEPT_MANIFESTS:
                 self._manifests.popitem(last=False)
-        return ids
+        return list(ids)
 
     def manifest_file(self, version: str | int) -> bytes:
         """The version's manifest as a file (canonical JSON of its sorted item ids)."""
