@@ -23,7 +23,9 @@ __all__ = [
     "describe_proposal",
     "executable_proposals",
     "list_proposals",
+    "member_api_keys",
     "member_name",
+    "model_report",
     "release_of",
     "resolve_version",
     "statement",
@@ -258,6 +260,85 @@ def release_of(state: State, version: int) -> dict[str, Any]:
         ):
             decided = number
     return {"license": mv.license, "weights": mv.weights, "proposal": decided}
+
+
+# The metrics a version is judged by first, per kind of task (the rest are per label or
+# comparisons, shown beside them).
+_HEADLINE = {"classification": ("accuracy", "macro_f1"), "regression": ("r2", "mae", "rmse")}
+# Metrics where a smaller number is the better model.
+_LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+
+def model_report(state: State, version: int) -> dict[str, Any]:
+    """A version's metrics as members read them: the headline numbers beside one unsharded
+    model's and the previous version's on the same items, how far SISA falls behind (and
+    whether past the charter's allowance), and each label's precision and recall."""
+    mv = state.models[version]
+    assert state.charter is not None and state.charter.task is not None
+    task = state.charter.task
+    got = {k: float(v) for k, v in json.loads(mv.metrics).items()}
+    names = _HEADLINE["regression" if task.kind.endswith("regression") else "classification"]
+    headline: list[dict[str, Any]] = []
+    for n in names:
+        if n not in got:
+            continue
+        ours, theirs = got.get(f"compared.{n}"), got.get(f"previous.{n}")
+        headline.append(
+            {
+                "name": n,
+                "value": got[n],
+                "unsharded": got.get(f"unsharded.{n}"),
+                "compared": ours,
+                "previous": theirs,
+                "change": None if ours is None or theirs is None else ours - theirs,
+                "lower_is_better": n in _LOWER_IS_BETTER,
+            }
+        )
+    main = names[0]
+    behind = (
+        100.0 * (got[f"unsharded.{main}"] - got[main])
+        if main in got and f"unsharded.{main}" in got
+        else None
+    )
+    allowed = state.charter.training.behind_unsharded_pct
+    labels = [
+        {"label": x, "precision": got.get(f"precision.{x}"), "recall": got.get(f"recall.{x}")}
+        for x in task.labels
+        if f"precision.{x}" in got or f"recall.{x}" in got
+    ]
+    return {
+        "version": version,
+        "previous": mv.previous,
+        "kind": task.kind,
+        "headline": headline,
+        "behind": behind,
+        "behind_allowed": allowed,
+        "too_far_behind": behind is not None and behind > allowed,
+        "compared_items": int(got["compared.items"]) if "compared.items" in got else None,
+        "labels": labels,
+        "metrics": got,
+    }
+
+
+def member_api_keys(state: State, member: str) -> list[dict[str, Any]]:
+    """The API keys ``member`` issued, newest first; with ``revocable`` on each key they
+    may revoke (their own, and every key for the founder where the charter says so)."""
+    assert state.charter is not None
+    founder_may = state.charter.serving.founder_revokes_keys and member == state.founder
+    out = []
+    for k in state.apikeys.values():
+        mine = k.issued_by == member
+        if not mine and not (founder_may and k.status == "active"):
+            continue
+        out.append(
+            {
+                **k.to_json(),
+                "mine": mine,
+                "issuer_name": member_name(state, k.issued_by),
+                "revocable": k.status == "active",
+            }
+        )
+    return sorted(out, key=lambda k: -k["created_index"])
 
 
 def waiting(state: State, member: str, when: str) -> dict[str, Any]:

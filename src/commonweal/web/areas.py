@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import contribute, docs, home, join, ledger, member, review
+from commonweal.web import contribute, docs, home, join, ledger, member, model, review
 
 __all__ = ["ROUTERS"]
 
@@ -15,5 +15,7 @@ ROUTERS: list[APIRouter] = [
     contribute.router,
     review.router,
     ledger.router,
+    model.router,
+    model.fragments,
     docs.router,
 ]
