@@ -18,8 +18,11 @@ from tests.kit.databases import Databases
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running in
+    # the test thread while the browser is open, which would break a later non-browser
+    # test run by the same worker (the embedded client starts a loop of its own).
     with chromium() as b:
         yield b
 

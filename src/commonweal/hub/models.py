@@ -49,6 +49,11 @@ class ModelsArea:
 
     # -- training ------------------------------------------------------------------------
 
+    @property
+    def try_limits(self) -> dict[str, int]:
+        """What a member may try for free: inputs per call, calls per minute and per day."""
+        return {"inputs": TRY_INPUTS, "per_minute": TRY_PER_MINUTE, "per_day": TRY_PER_DAY}
+
     def train(
         self, *, incremental: bool = False, progress: Progress | None = None
     ) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from commonweal.api.deps import CurrentMember, HubDep
 from commonweal.cards import render_model_card
 from commonweal.community.views import member_api_keys, member_name, model_report
 from commonweal.hub import Hub
-from commonweal.hub.models import TRY_INPUTS, TRY_PER_DAY, TRY_PER_MINUTE
 from commonweal.web.render import page, templates
 
 __all__ = ["card_html", "fragments", "router"]
@@ -128,9 +127,9 @@ def model_home(
         series=series,
         task=_task(hub),
         serving=st.charter.serving.model_dump(mode="json"),
-        try_inputs=TRY_INPUTS,
-        try_per_minute=TRY_PER_MINUTE,
-        try_per_day=TRY_PER_DAY,
+        try_inputs=hub.models.try_limits["inputs"],
+        try_per_minute=hub.models.try_limits["per_minute"],
+        try_per_day=hub.models.try_limits["per_day"],
     )
 
 
