@@ -68,7 +68,7 @@ def test_one_member_one_vote_gives_each_member_power_one() -> None:
     log = Log()
     rows = log.explained(log.propose())
     assert {n: r["weight"] for n, r in rows.items()} == {"Ada": 1, "Grace": 1, "Alan": 1, "Tim": 1}
-    assert rows["Grace"]["reasons"] == ["one member, one vote: power 1"]
+    assert rows["Grace"]["reasons"] == ["has one vote: one member, one vote"]
 
 
 def test_a_member_who_joined_after_the_snapshot_has_no_vote() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "member_api_keys",
     "member_name",
     "model_report",
+    "proposals_page",
     "release_of",
     "resolve_version",
     "statement",
@@ -194,6 +195,29 @@ def describe_proposal(state: State, p: Proposal, when: str) -> dict[str, Any]:
 
 def list_proposals(state: State, when: str) -> list[dict[str, Any]]:
     return [describe_proposal(state, p, when) for _, p in sorted(state.proposals.items())]
+
+
+_OPEN_PHASES = ("active", "revealing", "pending", "timelock", "executable")
+
+
+def proposals_page(
+    state: State, when: str, offset: int = 0, limit: int = 20
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of proposals as people read them — the open ones first (voting, then
+    revealing, not yet open, waiting out the timelock, due), each soonest deadline first;
+    then the closed ones, newest first — and how many there are in all. Only the page's
+    proposals are counted (a tally costs time in the number of members)."""
+    ranked = []
+    for number, p in state.proposals.items():
+        ph = phase(p, when)
+        if ph in _OPEN_PHASES:
+            ranked.append((0, _OPEN_PHASES.index(ph), p.reveal_ends, number))
+        else:
+            ranked.append((1, 0, "", -number))
+    ranked.sort()
+    chosen = ranked[offset : offset + limit]
+    numbers = [abs(r[3]) for r in chosen]
+    return [describe_proposal(state, state.proposals[n], when) for n in numbers], len(ranked)
 
 
 def executable_proposals(state: State, when: str) -> list[int]:
@@ -405,7 +429,7 @@ def _holders(power: Any, ballots: Any, delegations: Any) -> dict[str, str]:
 
 def _weighting_reason(weighting: str, power: int) -> str:
     if weighting == "member":
-        return "one member, one vote: power 1"
+        return "has one vote: one member, one vote"
     if weighting == "shares":
         if power == 0:
             return "held no shares when the proposal was made, and votes are weighed by shares"
@@ -443,9 +467,9 @@ def explain_power(state: State, number: int) -> list[dict[str, Any]]:
     for member, holder in holders.items():
         carried[holder] += power[member]
     delegators: dict[str, list[str]] = defaultdict(list)
-    for member, to in delegations.items():
+    for member, delegate in delegations.items():
         if member in power:
-            delegators[to].append(member)
+            delegators[delegate].append(member)
     counted = effective_votes(power, ballots, delegations)
     rows = []
     for m in state.members.values():
