@@ -36,7 +36,7 @@ PHASE_WORDS = {
     "executable": "passed, to be carried out",
     "executed": "carried out",
     "cancelled": "cancelled",
-    "expired": "closed",
+    "expired": "lapsed",
 }
 WEIGHTING_WORDS = {
     "member": "one member, one vote",
@@ -90,9 +90,31 @@ def _worded(hub: Hub, p: dict[str, Any]) -> dict[str, Any]:
     return {
         **p,
         "words": words,
-        "phase_words": PHASE_WORDS.get(p["phase"], p["phase"]),
+        **_phase(p),
         "weighting_words": WEIGHTING_WORDS.get(p["weighting"], p["weighting"]),
     }
+
+
+def _phase(p: dict[str, Any]) -> dict[str, str]:
+    """Where a proposal is, in words, and the time left for what comes next (once voting
+    is over, whether it passed is the tally's)."""
+    ph = p["phase"]
+    secs = p.get("seconds_left")
+    passed = bool(p["tally"] and p["tally"].get("passed"))
+    words, time_words = PHASE_WORDS.get(ph, ph), ""
+    if ph == "pending":
+        time_words = f"voting opens in {left(secs)}"
+    elif ph == "active":
+        time_words = f"{left(secs)} left to vote"
+    elif ph == "revealing":
+        time_words = f"{left(secs)} left to reveal"
+    elif ph in ("timelock", "executable") and not passed:
+        words = "did not pass"
+    elif ph == "timelock":
+        time_words = f"carried out in {left(secs)}"
+    elif ph == "executable":
+        time_words = "the hub carries it out within seconds"
+    return {"phase_words": words, "time_words": time_words}
 
 
 def _page_number(request: Request) -> int:

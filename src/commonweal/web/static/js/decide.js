@@ -171,7 +171,7 @@ async function drawTally() {
       labels,
       datasets: [{ label: "weight", data: labels.map((l) => t.counts[l]), backgroundColor: labels.map((_, i) => PALETTE[i % PALETTE.length]) }],
     },
-    options: { animation: false, indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
+    options: { animation: false, maintainAspectRatio: false, indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
   });
   document.body.dataset.tallyDrawn = "1";
 }
@@ -221,6 +221,7 @@ async function main() {
     document.body.dataset.decideReady = "1";
     return;
   }
+  if (key) document.querySelector(`table.power tr[data-member="${key.keyId}"]`)?.classList.add("mine");
   const form = document.getElementById("ballot");
   if (form && active) {
     form.hidden = false;
