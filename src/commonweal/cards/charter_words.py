@@ -9,6 +9,7 @@ default values, as the comments of a TOML file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,16 @@ from pydantic import BaseModel
 
 from commonweal.community.charter import Charter, validate_charter
 
-__all__ = ["SAY", "SECTIONS", "charter_sections", "duration", "flat", "sentence", "settings"]
+__all__ = [
+    "SAY",
+    "SECTIONS",
+    "charter_diff",
+    "charter_sections",
+    "duration",
+    "flat",
+    "sentence",
+    "settings",
+]
 
 Say = str | Callable[[Any], str]
 
@@ -247,6 +257,22 @@ def flat(doc: Any, prefix: str = "") -> dict[str, Any]:
     for k, v in doc.items():
         found |= flat(v, f"{prefix}{k}.")
     return found
+
+
+def charter_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What ``new`` changes in ``old``, one line per setting: ``path: old → new`` (both
+    read with the charter's defaults, so an amendment that names only some settings
+    changes only those)."""
+    before = flat(validate_charter(old, where="current charter").to_json())
+    after = flat(validate_charter(new, where="amended charter").to_json())
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        a, b = before.get(path), after.get(path)
+        if a != b:
+            shown_a = "(unset)" if path not in before else json.dumps(a, ensure_ascii=False)
+            shown_b = "(unset)" if path not in after else json.dumps(b, ensure_ascii=False)
+            lines.append(f"{path}: {shown_a} → {shown_b}")
+    return lines
 
 
 def _task_lines(task: dict[str, Any] | None) -> list[str]:

@@ -1,6 +1,7 @@
 """Commands for reading the charter: ``charter show`` (the rules in plain words) and
 ``charter template`` (a TOML file with every setting commented, for ``init --charter``).
-Also ``charter_diff``, the lines a ``charter.amend`` proposal changes."""
+``charter_diff`` (the lines a ``charter.amend`` proposal changes) lives in
+``commonweal.cards.charter_words``, where the web app reads it too."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from pydantic import BaseModel
 
 from commonweal.cards.charter_words import (
     SECTIONS,
+    charter_diff,
     charter_sections,
     duration,
-    flat,
     sentence,
 )
 from commonweal.cli.hubs import connect
 from commonweal.cli.options import JsonOpt
 from commonweal.cli.output import emit, out
-from commonweal.community.charter import Charter, validate_charter
+from commonweal.community.charter import Charter
 from commonweal.errors import InvalidInput
 
 __all__ = ["charter_diff", "register", "template_text"]
@@ -37,25 +38,6 @@ def register(app: typer.Typer) -> None:
     charter_app.command("show")(charter_show)
     charter_app.command("template")(charter_template)
     app.add_typer(charter_app, name="charter")
-
-
-# -- a charter amendment, as lines --------------------------------------------------------
-
-
-def charter_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What ``new`` changes in ``old``, one line per setting: ``path: old → new`` (both
-    read with the charter's defaults, so an amendment that names only some settings
-    changes only those)."""
-    before = flat(validate_charter(old, where="current charter").to_json())
-    after = flat(validate_charter(new, where="amended charter").to_json())
-    lines = []
-    for path in sorted(set(before) | set(after)):
-        a, b = before.get(path), after.get(path)
-        if a != b:
-            shown_a = "(unset)" if path not in before else json.dumps(a, ensure_ascii=False)
-            shown_b = "(unset)" if path not in after else json.dumps(b, ensure_ascii=False)
-            lines.append(f"{path}: {shown_a} → {shown_b}")
-    return lines
 
 
 # -- charter show -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import typer
 from platformdirs import user_config_dir
 from rich.table import Table
 
-from commonweal.cli.charter import charter_diff
+from commonweal.cards.charter_words import charter_diff
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import resolve_items, resolve_member
 from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key

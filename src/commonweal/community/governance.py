@@ -58,6 +58,7 @@ __all__ = [
     "KINDS",
     "TOUCHED_AFTER",
     "at",
+    "check_actions",
     "commitment",
     "current_tally",
     "phase",
@@ -164,6 +165,14 @@ def _action_types(state: State, actions: list[Any], kind: str) -> list[str]:
         return [check_action(state, a, n) for n, a in enumerate(actions)]
     except CommonwealError as exc:
         raise type(exc)(f"{kind}: {exc.message}") from None
+
+
+def check_actions(state: State, actions: Any) -> list[str]:
+    """The type of each of a would-be proposal's actions, once each is checked against
+    ``state`` as ``proposal.create`` checks them (raises with the rules' message)."""
+    if not isinstance(actions, list):
+        raise InvalidInput("proposal.create: actions is a list of actions")
+    return _action_types(state, actions, "proposal.create")
 
 
 def _check_choice(choice: Any, options: Any, kinds: list[str], kind: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from commonweal.community.governance import current_tally, phase, seconds_between
 from commonweal.community.ownership import POOLS
 from commonweal.community.state import Proposal, State
+from commonweal.community.tally import effective_votes
 from commonweal.errors import InvalidInput, NotFound
 
 __all__ = [
@@ -22,10 +23,12 @@ __all__ = [
     "cap_table",
     "describe_proposal",
     "executable_proposals",
+    "explain_power",
     "list_proposals",
     "member_api_keys",
     "member_name",
     "model_report",
+    "proposals_page",
     "release_of",
     "resolve_version",
     "statement",
@@ -192,6 +195,29 @@ def describe_proposal(state: State, p: Proposal, when: str) -> dict[str, Any]:
 
 def list_proposals(state: State, when: str) -> list[dict[str, Any]]:
     return [describe_proposal(state, p, when) for _, p in sorted(state.proposals.items())]
+
+
+_OPEN_PHASES = ("active", "revealing", "pending", "timelock", "executable")
+
+
+def proposals_page(
+    state: State, when: str, offset: int = 0, limit: int = 20
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of proposals as people read them — the open ones first (voting, then
+    revealing, not yet open, waiting out the timelock, due), each soonest deadline first;
+    then the closed ones, newest first — and how many there are in all. Only the page's
+    proposals are counted (a tally costs time in the number of members)."""
+    ranked = []
+    for number, p in state.proposals.items():
+        ph = phase(p, when)
+        if ph in _OPEN_PHASES:
+            ranked.append((0, _OPEN_PHASES.index(ph), p.reveal_ends, number))
+        else:
+            ranked.append((1, 0, "", -number))
+    ranked.sort()
+    chosen = ranked[offset : offset + limit]
+    numbers = [abs(r[3]) for r in chosen]
+    return [describe_proposal(state, state.proposals[n], when) for n in numbers], len(ranked)
 
 
 def executable_proposals(state: State, when: str) -> list[int]:
@@ -371,3 +397,148 @@ def waiting(state: State, member: str, when: str) -> dict[str, Any]:
             payout = {"payout": paid.payout, "entry": paid.entry, "credits": mine[0]}
             break
     return {"reviews": reviews, "vote": to_vote, "reveal": to_reveal, "payout": payout}
+
+
+# -- voting power, explained ---------------------------------------------------------------
+
+
+def _names(state: State, keys: Sequence[str]) -> str:
+    """``Grace``, ``Grace and Alan``, ``Grace, Alan and Tim``."""
+    names = [member_name(state, k) or f"{k[:16]}…" for k in keys]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _holders(power: Any, ballots: Any, delegations: Any) -> dict[str, str]:
+    """Whose ballot each eligible member's power goes with: their own if they voted, else
+    the first member on their delegation chain (fixed at the snapshot) who voted, else the
+    last member on the chain (who would carry it by voting). A cycle, which the rules
+    refuse, would stop at the member itself."""
+    out: dict[str, str] = {}
+    for member in power:
+        node, seen = member, {member}
+        while node not in ballots and node in delegations:
+            nxt = delegations[node]
+            if nxt in seen:
+                node = member
+                break
+            seen.add(nxt)
+            node = nxt
+        out[member] = node
+    return out
+
+
+def _weighting_reason(weighting: str, power: int) -> str:
+    if weighting == "member":
+        return "has one vote: one member, one vote"
+    if weighting == "shares":
+        if power == 0:
+            return "held no shares when the proposal was made, and votes are weighed by shares"
+        held = f"{power} share{'s' if power != 1 else ''}"
+        return f"held {held} when the proposal was made, and votes are weighed by shares"
+    if power == 0:
+        return (
+            "held no shares when the proposal was made, and votes are weighed by the square "
+            "root of shares (quadratic)"
+        )
+    return (
+        f"held {power * power} to {(power + 1) ** 2 - 1} shares when the proposal was made; "
+        f"votes are weighed by the square root of shares (quadratic), so power {power}"
+    )
+
+
+def explain_power(state: State, number: int) -> list[dict[str, Any]]:
+    """Every member's voting power on proposal ``number`` and why, in words: not a member
+    at the snapshot (joined after it, or not active then), the weighting (one member one
+    vote, shares held, quadratic), delegated to whom (so 0 on their own line, counted with
+    that member), receiving delegations from whom. Power, members and delegations are the
+    ones fixed when the proposal was made; votes are those logged so far (on a secret
+    ballot, the revealed ones). Rows: the heaviest first, then by name.
+
+    ``power`` is the member's own power; ``weight`` what their line counts now (their own
+    power and what is delegated to them, or 0 if theirs goes with someone else's ballot)."""
+    p = state.proposals.get(number)
+    if p is None:
+        raise NotFound(f"there is no proposal {number}")
+    power = state.powers[number]
+    delegations = state.delegations[number]
+    ballots = state.ballots[number]
+    holders = _holders(power, ballots, delegations)
+    carried: dict[str, int] = defaultdict(int)
+    for member, holder in holders.items():
+        carried[holder] += power[member]
+    delegators: dict[str, list[str]] = defaultdict(list)
+    for member, delegate in delegations.items():
+        if member in power:
+            delegators[delegate].append(member)
+    counted = effective_votes(power, ballots, delegations)
+    rows = []
+    for m in state.members.values():
+        key = m.key
+        row: dict[str, Any] = {
+            "member": key,
+            "name": m.name,
+            "status": m.status,
+            "eligible": key in power,
+            "power": power.get(key, 0),
+            "weight": 0,
+            "voted": key in ballots,
+            "delegate": "",
+            "delegate_name": "",
+            "counted_with": "",
+            "counted_with_name": "",
+            "delegators": [],
+            "reasons": [],
+        }
+        reasons: list[str] = row["reasons"]
+        if key not in power:
+            if m.joined_index > p.entry:
+                reasons.append(
+                    f"joined after this proposal was made (log entry {p.entry}), so has no "
+                    "vote on it"
+                )
+            else:
+                reasons.append(
+                    "was not an active member when this proposal was made, so has no vote on it"
+                )
+            rows.append(row)
+            continue
+        own = power[key]
+        reasons.append(_weighting_reason(p.weighting, own))
+        to = delegations.get(key)
+        holder = holders[key]
+        if to is not None:
+            row["delegate"], row["delegate_name"] = to, member_name(state, to)
+            if key in ballots:
+                reasons.append(
+                    f"delegated to {_names(state, [to])}, but voted themselves: their own "
+                    "vote counts"
+                )
+            else:
+                via = "" if holder == to else f" (through {_names(state, [to])})"
+                row["counted_with"] = holder
+                row["counted_with_name"] = member_name(state, holder)
+                if key in counted:
+                    reasons.append(
+                        f"delegated to {_names(state, [to])}: 0 here, their power counts with "
+                        f"{_names(state, [holder])}'s vote{via}"
+                    )
+                else:
+                    reasons.append(
+                        f"delegated to {_names(state, [to])}: 0 here, their power goes with "
+                        f"{_names(state, [holder])}'s vote{via}, who has not voted; it counts "
+                        "unless they vote themselves"
+                    )
+        mine = sorted(delegators.get(key, []), key=lambda k: (member_name(state, k), k))
+        row["delegators"] = [{"member": k, "name": member_name(state, k)} for k in mine]
+        if mine:
+            extra = carried[key] - own if holder == key else sum(power[k] for k in mine)
+            line = f"receives delegations from {_names(state, mine)} (+{extra} power)"
+            if holder != key:
+                line += f", passed on with their own to {_names(state, [holder])}"
+            reasons.append(line)
+        row["weight"] = carried[key] if holder == key else 0
+        if m.status != "active":
+            reasons.append(f"is {m.status} now, so can no longer vote")
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["weight"], -r["power"], r["name"].casefold(), r["member"]))
+    return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community import views
+from commonweal.community.governance import check_actions
 from commonweal.community.schedule import due_jobs
 from commonweal.errors import NotFound
 from commonweal.hub.proposals import Executor, execute
@@ -33,6 +34,20 @@ class GovernanceArea:
         if p is None:
             raise NotFound(f"there is no proposal {number}")
         return views.describe_proposal(state, p, self._hub.clock())
+
+    def page(self, offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+        """A page of proposals, open ones first, and how many there are in all."""
+        return views.proposals_page(self._hub.state, self._hub.clock(), offset, limit)
+
+    def power(self, number: int) -> list[dict[str, Any]]:
+        """Every member's voting power on proposal ``number``, and why (NotFound if there
+        is no such proposal)."""
+        return views.explain_power(self._hub.state, number)
+
+    def check_actions(self, actions: Any) -> list[str]:
+        """Check a proposal's actions as ``proposal.create`` would now, without writing
+        anything; their types, or the rules' error (InvalidInput and kin)."""
+        return check_actions(self._hub.state, actions)
 
     def executable(self) -> list[int]:
         """Open proposals that passed and whose timelock has run out."""

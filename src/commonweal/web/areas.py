@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import contribute, docs, home, join, ledger, member, model, review
+from commonweal.web import contribute, decide, docs, home, join, ledger, member, model, review
 
 __all__ = ["ROUTERS"]
 
@@ -17,5 +17,7 @@ ROUTERS: list[APIRouter] = [
     ledger.router,
     model.router,
     model.fragments,
+    decide.router,
+    decide.fragments,
     docs.router,
 ]
