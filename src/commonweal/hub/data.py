@@ -37,6 +37,10 @@ class DataArea:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._screener: Screener | None = None
+        # Reliability is a Dawid–Skene fit over every review in the log: seconds at 100k
+        # entries, and a function of the log alone, so it is kept for the size it was
+        # computed at (pages and the API ask for it far more often than the log grows).
+        self._reliability: tuple[int, dict[str, float]] = (-1, {})
 
     @property
     def screener(self) -> Screener:
@@ -173,8 +177,14 @@ class DataArea:
         return None
 
     def reviewer_reliability(self) -> dict[str, float]:
-        """Each reviewer's estimated reliability (Dawid–Skene over the logged reviews)."""
-        return reliability(self._hub.state)
+        """Each reviewer's estimated reliability (Dawid–Skene over the logged reviews),
+        computed once per log size."""
+        state = self._hub.state
+        size, known = self._reliability
+        if size != state.size:
+            known = reliability(state)
+            self._reliability = (state.size, known)
+        return dict(known)
 
     def scan_labels(self, *, seed: int = 0) -> dict[str, Any]:
         """Look for suspected label errors across the pool (confident learning) and flag
