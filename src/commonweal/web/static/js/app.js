@@ -63,14 +63,18 @@ export const ready = (async () => {
       /* the page still works; only the name is missing */
     }
     identity(key, member);
+  }
+  if (key && member && member.status === "active") {
     const waiting = document.getElementById("waiting");
-    if (waiting && member && member.status === "active") {
+    if (waiting) {
       waiting.dataset.fragment = "/w/waiting";
       await loadFragments(key, waiting);
       waiting.hidden = !waiting.querySelector("li");
     }
     await loadFragments(key, document.getElementById("main"));
   } else {
+    // Fragments are for active members only: a visitor, or a key that is not (or no
+    // longer) a member here, is not asked to sign requests the hub would refuse.
     for (const el of document.querySelectorAll("[data-fragment]")) {
       el.replaceChildren();
       const p = document.createElement("p");
