@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from commonweal.community.governance import current_tally, phase, seconds_between
 from commonweal.community.leaving import left_items
@@ -20,6 +20,7 @@ from commonweal.community.state import Proposal, State
 from commonweal.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
+    "MemberTally",
     "actors_matching",
     "cap_table",
     "describe_proposal",
@@ -31,6 +32,7 @@ __all__ = [
     "member_items",
     "member_name",
     "member_profile",
+    "member_tallies",
     "model_report",
     "release_of",
     "resolve_version",
@@ -414,20 +416,41 @@ def member_items(
     }
 
 
-def member_profile(state: State, member: str) -> dict[str, Any]:
+class MemberTally(NamedTuple):
+    """A member's items by status and reviews by verdict."""
+
+    items: dict[str, int]
+    verdicts: dict[str, int]
+
+
+def member_tallies(state: State) -> dict[str, MemberTally]:
+    """Every member's items by status and reviews by verdict, in one pass over the state
+    (the hub keeps it per log size: at 100,000 entries a pass is a noticeable cost)."""
+    items: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    verdicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in state.contributions.values():
+        items[c.member][c.status] += 1
+    for r in state.reviews.values():
+        verdicts[r.reviewer][r.verdict] += 1
+    return {
+        k: MemberTally(dict(items.get(k, {})), dict(verdicts.get(k, {})))
+        for k in items.keys() | verdicts.keys()
+    }
+
+
+def member_profile(
+    state: State, member: str, tallies: dict[str, MemberTally] | None = None
+) -> dict[str, Any]:
     """What the log says of a member, for their public page: status, role, delegation,
-    shares, items by status, reviews done."""
+    shares, items by status, reviews done. ``tallies`` is ``member_tallies(state)`` if
+    the caller keeps one."""
     m = state.members.get(member)
     if m is None:
         raise NotFound(f"{member[:16]}… is not a member of this community")
-    counts: dict[str, int] = defaultdict(int)
-    for c in state.contributions.values():
-        if c.member == member:
-            counts[c.status] += 1
-    verdicts: dict[str, int] = defaultdict(int)
-    for r in state.reviews.values():
-        if r.reviewer == member:
-            verdicts[r.verdict] += 1
+    if tallies is None:
+        tallies = member_tallies(state)
+    tally = tallies.get(member, MemberTally({}, {}))
+    counts, verdicts = tally.items, tally.verdicts
     h = state.holdings.get(member)
     total = sum(x.shares for x in state.holdings.values()) if h and h.shares else 0
     delegated_by = sorted(

@@ -21,9 +21,9 @@ router = APIRouter(include_in_schema=False)
 def member_page(who: str, request: Request, hub: HubDep) -> HTMLResponse:
     state = hub.state
     key = views.find_member(state, who[:200])
-    profile = views.member_profile(state, key)
+    profile = views.member_profile(state, key, hub.data.member_tallies())
     joined = hub.log.entries(profile["joined_index"], profile["joined_index"] + 1)[0]
-    reliability = hub.data.reviewer_reliability().get(key)
+    as_of, reliability = hub.data.reliability_as_of(stale_ok=True)
     return page(
         request,
         hub,
@@ -31,6 +31,7 @@ def member_page(who: str, request: Request, hub: HubDep) -> HTMLResponse:
         title=profile["name"],
         p=profile,
         joined=joined.log_time,
-        reliability=reliability,
+        reliability=reliability.get(key),
+        reliability_as_of=as_of,
         statuses=views.STATUSES,
     )
