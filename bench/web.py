@@ -66,6 +66,9 @@ PAGES: list[tuple[str, str, str]] = [
 # Member-only fragments, fetched signed: (name, fragment path, anchor JSON path).
 FRAGMENTS: list[tuple[str, str, str]] = [
     ("waiting", "/w/waiting", "/api/v1/proposals"),
+    ("me-summary", "/w/me/summary", "/api/v1/members/{member}/statement"),
+    ("me-items", "/w/me/items", "/api/v1/contributions?member={member}&limit=50"),
+    ("me-leave", "/w/me/leave", "/api/v1/delegations"),
 ]
 
 

@@ -10,23 +10,31 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from commonweal.community.governance import current_tally, phase, seconds_between
+from commonweal.community.leaving import left_items
+from commonweal.community.naming import resolve_member
 from commonweal.community.ownership import POOLS
 from commonweal.community.state import Proposal, State
 from commonweal.community.tally import effective_votes
-from commonweal.errors import InvalidInput, NotFound
+from commonweal.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
+    "MemberTally",
     "actors_matching",
     "cap_table",
     "describe_proposal",
     "executable_proposals",
     "explain_power",
+    "find_member",
+    "leaving_terms",
     "list_proposals",
     "member_api_keys",
+    "member_items",
     "member_name",
+    "member_profile",
+    "member_tallies",
     "model_report",
     "proposals_page",
     "release_of",
@@ -542,3 +550,117 @@ def explain_power(state: State, number: int) -> list[dict[str, Any]]:
         rows.append(row)
     rows.sort(key=lambda r: (-r["weight"], -r["power"], r["name"].casefold(), r["member"]))
     return rows
+
+
+# -- a member's own pages ----------------------------------------------------------------
+
+STATUSES = ("screening", "in_review", "accepted", "rejected", "refused", "removed", "withdrawn")
+
+
+def find_member(state: State, who: str) -> str:
+    """The key of the member ``who`` names: a name (any case), a key id, or a unique key
+    prefix (``community.naming``, as the CLI resolves them)."""
+    return resolve_member(({"key": m.key, "name": m.name} for m in state.members.values()), who)
+
+
+def member_items(
+    state: State, member: str, *, status: str | None = None, offset: int = 0, limit: int = 50
+) -> dict[str, Any]:
+    """One page of ``member``'s items, newest first (optionally of one status), with how
+    many they have of each status. A member may have tens of thousands: only the page is
+    built."""
+    counts: dict[str, int] = defaultdict(int)
+    mine = []
+    for c in state.contributions.values():
+        if c.member == member:
+            counts[c.status] += 1
+            if status is None or c.status == status:
+                mine.append(c)
+    mine.sort(key=lambda c: (-c.batch_index, c.id))
+    return {
+        "member": member,
+        "status": status,
+        "total": len(mine),
+        "counts": dict(counts),
+        "offset": offset,
+        "items": [c.to_json() for c in mine[offset : offset + limit]],
+    }
+
+
+class MemberTally(NamedTuple):
+    """A member's items by status and reviews by verdict."""
+
+    items: dict[str, int]
+    verdicts: dict[str, int]
+
+
+def member_tallies(state: State) -> dict[str, MemberTally]:
+    """Every member's items by status and reviews by verdict, in one pass over the state
+    (the hub keeps it per log size: at 100,000 entries a pass is a noticeable cost)."""
+    items: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    verdicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in state.contributions.values():
+        items[c.member][c.status] += 1
+    for r in state.reviews.values():
+        verdicts[r.reviewer][r.verdict] += 1
+    return {
+        k: MemberTally(dict(items.get(k, {})), dict(verdicts.get(k, {})))
+        for k in items.keys() | verdicts.keys()
+    }
+
+
+def member_profile(
+    state: State, member: str, tallies: dict[str, MemberTally] | None = None
+) -> dict[str, Any]:
+    """What the log says of a member, for their public page: status, role, delegation,
+    shares, items by status, reviews done. ``tallies`` is ``member_tallies(state)`` if
+    the caller keeps one."""
+    m = state.members.get(member)
+    if m is None:
+        raise NotFound(f"{member[:16]}… is not a member of this community")
+    if tallies is None:
+        tallies = member_tallies(state)
+    tally = tallies.get(member, MemberTally({}, {}))
+    counts, verdicts = tally.items, tally.verdicts
+    h = state.holdings.get(member)
+    total = sum(x.shares for x in state.holdings.values()) if h and h.shares else 0
+    delegated_by = sorted(
+        (
+            {"key": k, "name": member_name(state, k)}
+            for k, to in state.delegates.items()
+            if to == member
+        ),
+        key=lambda d: (d["name"].casefold(), d["key"]),
+    )
+    return {
+        **m.to_json(),
+        "delegate_name": member_name(state, m.delegate) if m.delegate else "",
+        "delegated_by": delegated_by,
+        "items": dict(counts),
+        "items_total": sum(counts.values()),
+        "reviews": sum(verdicts.values()),
+        "verdicts": dict(verdicts),
+        "shares": h.shares if h else 0,
+        "percent": round(100.0 * h.shares / total, 4) if h and total else 0.0,
+        "earned": {p: getattr(h, p) if h else 0 for p in POOLS},
+        "credits": h.credits if h else 0,
+    }
+
+
+def leaving_terms(state: State, member: str) -> dict[str, Any]:
+    """What leaving would do to ``member``: items erased, delegations ended, shares kept
+    or given up as the charter says (what ``commonweal leave`` shows before it asks)."""
+    m = state.members.get(member)
+    if m is None or m.status != "active":
+        status = "not a member" if m is None else m.status
+        raise Conflict(f"this key is {status} here: only an active member can leave")
+    assert state.charter is not None
+    h = state.holdings.get(member)
+    return {
+        "name": m.name,
+        "items": len(left_items(state, member)),
+        "delegates_to": state.delegates.get(member),
+        "delegated_by": sorted(k for k, to in state.delegates.items() if to == member),
+        "shares": h.shares if h else 0,
+        "leaving_shares": state.charter.membership.leaving_shares,
+    }

@@ -3,10 +3,12 @@ valuations, reward epochs, the cap table, payouts, statements and on-chain claim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community import views
 from commonweal.hub import rewards
+from commonweal.store import values as stored
 
 if TYPE_CHECKING:
     from commonweal.community.state import ValuationRecord
@@ -37,6 +39,30 @@ class OwnershipArea:
         from commonweal.hub.valuation import stored_values
 
         return stored_values(self._hub, valuation, record)
+
+    def latest_valuation(self) -> int | None:
+        """The number of the newest logged valuation, or None before the first."""
+        valuations = self._hub.state.valuations
+        return max(valuations) if valuations else None
+
+    def item_values(self, items: Sequence[str], valuation: int | None = None) -> dict[str, float]:
+        """``items``' values in a valuation (default: the newest); items it did not value
+        are absent. For showing a page of items: the rows are read by key, not checked
+        against the logged root (``stored_values`` does that for a whole valuation)."""
+        valuation = valuation or self.latest_valuation()
+        if valuation is None or not items:
+            return {}
+        with self._hub.read() as conn:
+            found = stored.item_values_of(conn, valuation, items)
+        return {i: float(v) for i, v in found.items()}
+
+    def member_values(self, member: str, valuation: int | None = None) -> list[float]:
+        """Every value a valuation (default: the newest) credited to ``member``."""
+        valuation = valuation or self.latest_valuation()
+        if valuation is None:
+            return []
+        with self._hub.read() as conn:
+            return [float(v) for v in stored.member_values_of(conn, valuation, member)]
 
     def check_valuation(self, record: ValuationRecord) -> None:
         """What ``ledger verify`` checks of a stored valuation (VerificationFailed if not)."""

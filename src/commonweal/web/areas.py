@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from commonweal.web import contribute, decide, docs, home, join, ledger, member, model, review
+from commonweal.web import (
+    contribute,
+    decide,
+    docs,
+    home,
+    join,
+    ledger,
+    me,
+    member,
+    members,
+    model,
+    review,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -14,10 +26,12 @@ ROUTERS: list[APIRouter] = [
     join.router,
     contribute.router,
     review.router,
-    ledger.router,
+    me.router,
+    members.router,
     model.router,
     model.fragments,
     decide.router,
     decide.fragments,
+    ledger.router,
     docs.router,
 ]

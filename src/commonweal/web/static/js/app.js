@@ -29,13 +29,23 @@ function identity(key, member) {
   el.append(" · ", mine);
 }
 
-/** Fill every `[data-fragment]` element with the member-only HTML the hub renders for it. */
+/** Fill every `[data-fragment]` element in `root` (and `root` itself, if it is one) with
+ * the member-only HTML the hub renders for it. A `data-optional` fragment that the hub
+ * does not serve (404) is left empty and hidden. */
 export async function loadFragments(key, root = document) {
-  for (const el of root.querySelectorAll("[data-fragment]")) {
+  const all = [...root.querySelectorAll("[data-fragment]")];
+  if (root.matches?.("[data-fragment]")) all.unshift(root);
+  for (const el of all) {
     try {
       el.innerHTML = await signedFetch(key, el.dataset.fragment, { accept: "text/html" });
       el.dispatchEvent(new CustomEvent("fragment:loaded", { bubbles: true }));
     } catch (err) {
+      if (err.status === 404 && el.hasAttribute("data-optional")) {
+        // A fragment another part of the hub may not serve (yet): show nothing.
+        el.replaceChildren();
+        el.hidden = true;
+        continue;
+      }
       el.textContent = err.message;
       el.classList.add("error");
     }
@@ -53,14 +63,18 @@ export const ready = (async () => {
       /* the page still works; only the name is missing */
     }
     identity(key, member);
+  }
+  if (key && member && member.status === "active") {
     const waiting = document.getElementById("waiting");
-    if (waiting && member && member.status === "active") {
+    if (waiting) {
       waiting.dataset.fragment = "/w/waiting";
-      await loadFragments(key, waiting.parentElement);
+      await loadFragments(key, waiting);
       waiting.hidden = !waiting.querySelector("li");
     }
     await loadFragments(key, document.getElementById("main"));
   } else {
+    // Fragments are for active members only: a visitor, or a key that is not (or no
+    // longer) a member here, is not asked to sign requests the hub would refuse.
     for (const el of document.querySelectorAll("[data-fragment]")) {
       el.replaceChildren();
       const p = document.createElement("p");
