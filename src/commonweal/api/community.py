@@ -15,8 +15,12 @@ router = APIRouter(prefix="/api/v1", tags=["community"])
 
 
 @router.get("/members")
-def get_members(hub: HubDep) -> dict[str, Any]:
-    """Every member, as the log's replay has them."""
+def get_members(hub: HubDep, key: str | None = None) -> dict[str, Any]:
+    """Every member, as the log's replay has them; with ``key``, only the member holding
+    that key (none if no member does: what a browser holding a key asks on each page)."""
+    if key is not None:
+        m = hub.state.members.get(key)
+        return {"members": [m.to_json()] if m is not None else []}
     return {"members": hub.members()}
 
 

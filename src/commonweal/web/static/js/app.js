@@ -57,8 +57,8 @@ export const ready = (async () => {
   let member = null;
   if (key) {
     try {
-      const { members } = await (await fetch("/api/v1/members")).json();
-      member = members.find((m) => m.key === key.keyId) || null;
+      const { members } = await (await fetch(`/api/v1/members?key=${key.keyId}`)).json();
+      member = members[0] || null;
     } catch {
       /* the page still works; only the name is missing */
     }
