@@ -57,9 +57,12 @@ PAGES: list[tuple[str, str, str]] = [
     ("me", "/me", "/api/v1/members/{member}/statement"),
     ("member", "/members/{member}", "/api/v1/members/{member}/statement"),
     ("model", "/model", "/api/v1/models"),
+    ("model-version", "/model/{version}", "/api/v1/models/{version}/lineage"),
     ("model-card", "/model/card", "/api/v1/models/latest/card"),
+    ("model-keys", "/model/keys", "/api/v1/models"),
     ("decide", "/decide", "/api/v1/proposals"),
     ("proposal", "/decide/{proposal}", "/api/v1/proposals/{proposal}"),
+    ("propose", "/decide/new", "/api/v1/community"),
     ("ledger", "/ledger", "/api/v1/ledger/entries?start={last_page}"),
     ("entry", "/ledger/{entry}", "/api/v1/ledger/proof/inclusion?index={entry}"),
 ]
@@ -69,6 +72,9 @@ FRAGMENTS: list[tuple[str, str, str]] = [
     ("me-summary", "/w/me/summary", "/api/v1/members/{member}/statement"),
     ("me-items", "/w/me/items", "/api/v1/contributions?member={member}&limit=50"),
     ("me-leave", "/w/me/leave", "/api/v1/delegations"),
+    ("review-next", "/w/review/next", "/api/v1/reviews/next"),
+    ("decide-mine", "/w/decide/{proposal}/me", "/api/v1/proposals/{proposal}"),
+    ("webhook", "/w/webhook", "/api/v1/members/{member}/webhook"),
 ]
 
 
@@ -122,7 +128,7 @@ def measure(hub_dir: Path, fill: dict[str, Any], key: SigningKey, n: int) -> dic
         for name, frag, anchor in FRAGMENTS:
             frag_path, anchor_path = frag.format(**fill), anchor.format(**fill)
             p = timed(client, frag_path, n, signed)
-            a = timed(client, anchor_path, n, lambda _p: {})
+            a = timed(client, anchor_path, n, signed)
             rows[name] = {
                 "path": frag_path,
                 "page": p,
@@ -253,6 +259,7 @@ def fill_for(hub_dir: Path, member: str) -> dict[str, Any]:
             "member": member,
             "item": next(iter(st.contributions), ""),
             "proposal": max(st.proposals) if st.proposals else 0,
+            "version": st.latest_model.version if st.latest_model else 1,
             "entry": size // 2,
             "last_page": max(0, size - 50),
             "size": size,
