@@ -387,6 +387,46 @@ def test_a_copy_earns_nothing_for_the_copier(
         client.close()
 
 
+def pushed_out(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The digit moved a pixel towards an edge its strokes touch, the edge left behind
+    black (a stroke leaves the frame: moving the copy back cannot restore it), or None."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(item["image"]))))
+    for dy, dx, edge in ((0, 1, img[:, -1]), (0, -1, img[:, 0]), (1, 0, img[-1]), (-1, 0, img[0])):
+        if edge.any():
+            out = np.zeros_like(img)
+            h, w = img.shape
+            out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = img[
+                max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+            ]
+            buf = io.BytesIO()
+            Image.fromarray(out.astype("uint8"), mode="L").save(buf, format="PNG")
+            return {**item, "image": base64.b64encode(buf.getvalue()).decode()}
+    return None
+
+
+def test_a_copy_moved_off_the_edge_is_still_found_and_credited_to_the_original(
+    tmp_path: Path, database_url: str
+) -> None:
+    client, keys = founded(tmp_path / "hub", database_url, ("Grace", "Tim"))
+    try:
+        originals = digit_items(0, 120)
+        mine = client.contribute(keys["Ada"], originals)["items"]
+        moved = [(o["id"], pushed_out(it)) for o, it in zip(mine, originals, strict=True)]
+        moved = [(o, it) for o, it in moved if it is not None][:20]
+        assert len(moved) == 20
+        got = client.contribute(keys["Tim"], [it for _, it in moved])["items"]
+        for (original, _), copy in zip(moved, got, strict=True):
+            assert copy["status"] == "in_review" and "near-duplicate" in copy["flags"]
+            assert copy["resembles"] == original
+        state = client.embedded_hub.state
+        assert all(state.contributions[c["id"]].resembles for c in got)
+        assert not any(state.contributions[o["id"]].resembles for o in mine)
+    finally:
+        client.close()
+
+
 # -- API keys -----------------------------------------------------------------------------
 
 
