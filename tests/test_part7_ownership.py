@@ -35,7 +35,7 @@ from commonweal.community.review_pay import SCALE
 from commonweal.community.split import largest_remainder
 from commonweal.community.state import State
 from commonweal.community.valuations import weight
-from commonweal.errors import CommonwealError, Conflict, Forbidden, InvalidInput
+from commonweal.errors import CommonwealError, Conflict, Forbidden, InvalidInput, NotFound
 from commonweal.hub import Hub
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
@@ -423,6 +423,38 @@ def test_a_copy_moved_off_the_edge_is_still_found_and_credited_to_the_original(
         state = client.embedded_hub.state
         assert all(state.contributions[c["id"]].resembles for c in got)
         assert not any(state.contributions[o["id"]].resembles for o in mine)
+        # The API's rows name the original too, and so does the item a reviewer is shown.
+        copies = {c["id"]: original for (original, _), c in zip(moved, got, strict=True)}
+        rows = {r["id"]: r for r in client.contributions()}
+        assert {i: rows[i]["resembles"] for i in copies} == copies
+        assert all(rows[o["id"]]["resembles"] is None for o in mine)
+        first = next(iter(copies))
+        assert client.contribution(first)["resembles"] == copies[first]
+        shown = client.next_review(keys["Grace"], skip=[o["id"] for o in mine])
+        assert shown is not None and shown["resembles"] == copies[shown["id"]]
+    finally:
+        client.close()
+
+
+def test_the_review_queue_says_how_many_are_left_and_passes_over_skipped_ones(
+    tmp_path: Path, database_url: str
+) -> None:
+    client, keys = founded(tmp_path / "hub", database_url, ("Grace", "Tim"))
+    try:
+        ids = [r["id"] for r in client.contribute(keys["Ada"], digit_items(0, 4))["items"]]
+        assert client.next_review(keys["Ada"]) is None  # never one's own
+        first = client.next_review(keys["Grace"])
+        assert first is not None and first["left"] == 4 and first["id"] in ids
+        passed = client.next_review(keys["Grace"], skip=[first["id"]])
+        assert passed is not None and passed["id"] != first["id"] and passed["left"] == 3
+        client.review(keys["Grace"], passed["id"], "accept")
+        again = client.next_review(keys["Grace"])
+        assert again is not None and again["left"] == 3 and again["id"] != passed["id"]
+        assert client.next_review(keys["Tim"])["left"] == 4  # type: ignore[index]
+        rest = [i for i in ids if i != passed["id"]]
+        assert client.next_review(keys["Grace"], skip=rest) is None
+        with pytest.raises(NotFound, match="skipped"):
+            client._signed_get(keys["Grace"], "/reviews/next", skip=",".join(rest))
     finally:
         client.close()
 

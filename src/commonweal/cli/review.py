@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from commonweal.cli.output import out
 from commonweal.client import HubClient
-from commonweal.errors import CommonwealError, NotFound
+from commonweal.errors import CommonwealError
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["image_blocks", "label_keys", "review_loop", "show_item"]
@@ -133,33 +133,14 @@ class Session:
     client: HubClient
     key: SigningKey
     labels: list[str]
-    reviewed: set[str] = field(default_factory=set)
+    reviewed: set[str] = field(default_factory=set)  # this session (a lagging hub may offer one)
     skipped: set[str] = field(default_factory=set)
     done: dict[str, int] = field(default_factory=dict)
 
-    def waiting(self) -> list[dict[str, Any]]:
-        """Items in review this reviewer may still review, the hub's order."""
-        rows = [
-            r
-            for r in self.client.contributions(status="in_review")
-            if r["member"] != self.key.key_id and r["id"] not in self.reviewed
-        ]
-        return sorted(rows, key=lambda r: (r["reviews_needed"] - r["reviews"], r["updated_index"]))
-
-    def next_item(self, waiting: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The hub's next item for this reviewer, or the first not skipped after it."""
-        item = self.client.next_review(self.key)
-        if item is None or item["id"] not in self.skipped:
-            return item
-        for row in waiting:
-            if row["id"] in self.skipped:
-                continue
-            try:
-                content = self.client.content(self.key, row["id"])
-            except NotFound:
-                continue
-            return {**row, "content": content}
-        return None
+    def next_item(self) -> dict[str, Any] | None:
+        """The hub's next item for this reviewer, passing over those skipped; its
+        ``left`` is how many wait, this one included."""
+        return self.client.next_review(self.key, skip=self.skipped | self.reviewed)
 
 
 def _ask(labels: list[str], proposed: Any) -> tuple[str, str | None, str | None]:
@@ -187,23 +168,12 @@ def _ask(labels: list[str], proposed: Any) -> tuple[str, str | None, str | None]
         out.print(f"{said!r} is not a choice: a, r, f, s or q{hint}.", highlight=False)
 
 
-def _my_reviews(c: HubClient, key: SigningKey) -> set[str]:
-    """The items this member has reviewed, from the log entries about them."""
-    events = c.export(key)["events"]
-    return {
-        e["event"]["body"].get("item")
-        for e in events
-        if e["event"]["kind"] == "review.submit" and e["event"]["actor"] == key.key_id
-    }
-
-
 def review_loop(c: HubClient, key: SigningKey) -> dict[str, int]:
     """Review until nothing is left or the reviewer quits; what was done, by verdict."""
     task = c.community()["charter"].get("task") or {}
-    s = Session(c, key, list(task.get("labels") or []), reviewed=_my_reviews(c, key))
+    s = Session(c, key, list(task.get("labels") or []))
     while True:
-        waiting = s.waiting()
-        item = s.next_item(waiting)
+        item = s.next_item()
         if item is None:
             out.print(
                 "Nothing else waits for your review."
@@ -211,9 +181,8 @@ def review_loop(c: HubClient, key: SigningKey) -> dict[str, int]:
                 else "Only the items you skipped are left."
             )
             return s.done
-        left = sum(r["id"] not in s.skipped for r in waiting) or 1
         out.print()
-        show_item(c, item, s.labels, left)
+        show_item(c, item, s.labels, item.get("left"))
         verdict, label, reason = _ask(s.labels, item.get("label"))
         if verdict == "quit":
             return s.done
