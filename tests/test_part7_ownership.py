@@ -516,6 +516,61 @@ def test_only_the_issuer_or_a_vote_revokes_an_api_key(
         client.close()
 
 
+def test_under_a_version_2_charter_a_vote_not_the_founder_revokes_a_members_key(
+    tmp_path: Path, database_url: str, clock: Clock
+) -> None:
+    client, keys = founded(tmp_path / "hub", database_url, ("Grace", "Tim"))
+    try:
+        hub = client.embedded_hub
+        charter = hub.state.charter
+        assert charter is not None and charter.v == 2
+        assert charter.serving.founder_revokes_keys is False
+        tims, _ = client.create_apikey(keys["Tim"], "Corner Shop")
+        adas, _ = client.create_apikey(keys["Ada"], "Ada's own app")
+        tim_key, ada_key = hash_api_key(tims), hash_api_key(adas)
+
+        # The founder cannot revoke a key she did not issue; her own, she can.
+        refused(
+            hub,
+            lambda: client.revoke_apikey(keys["Ada"], tim_key),
+            Forbidden,
+            "the members can revoke it by a vote",
+        )
+        client.revoke_apikey(keys["Ada"], ada_key)
+        assert hub.state.apikeys[ada_key].status == "revoked"
+
+        def proposal(votes: dict[str, str]) -> int:
+            action = {"type": "apikey.revoke", "key_hash": tim_key}
+            body = {"title": "Revoke the Corner Shop's key", "actions": [action]}
+            made = client.submit([sign_event(keys["Grace"], "proposal.create", body)])
+            number: int = made["entries"][0]["index"]
+            client.submit(
+                [
+                    sign_event(keys[n], "vote.cast", {"proposal": number, "choice": c})
+                    for n, c in votes.items()
+                ]
+            )
+            return number
+
+        # A proposal the members vote down revokes nothing, and cannot be executed.
+        lost = proposal({"Ada": "against", "Grace": "for", "Tim": "against"})
+        clock.advance(5 * 86400)
+        assert lost not in hub.governance.executable()
+        refused(hub, lambda: hub.governance.execute(lost), Conflict, "did not pass")
+        assert hub.state.apikeys[tim_key].status == "active"
+
+        # A passed one does, once its voting period and timelock are over.
+        passed = proposal({"Ada": "for", "Grace": "for", "Tim": "against"})
+        assert passed not in hub.governance.executable()  # the vote is still open
+        clock.advance(5 * 86400)
+        assert passed in hub.governance.executable()
+        hub.governance.execute(passed)
+        assert hub.state.apikeys[tim_key].status == "revoked"
+        verified(hub)
+    finally:
+        client.close()
+
+
 # -- a version-1 charter ------------------------------------------------------------------
 
 
