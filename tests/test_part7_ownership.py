@@ -6,7 +6,10 @@
   mints only the new value's part of the data pool, and a forged epoch is refused;
 - a copy earns nothing for the copier: screening logs the item it resembles and the
   valuation credits the copy's value to the original's contributor (or to no one), log
-  order deciding which item is the original;
+  order deciding which item is the original; a copy moved a pixel off the frame is found;
+- one member's data over two identities earns what it earns under one, once both runs
+  share the evaluation draw (which otherwise differs between any two runs);
+- the review queue says how many items are left and passes over skipped ones;
 - API keys are revoked by their issuer or by a vote (the founder only under a version-1
   charter);
 - a version-1 charter keeps the rules it was founded under, and its log verifies.
@@ -41,7 +44,7 @@ from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.verify import verify_hub
 from commonweal.wire import hash_api_key
-from tests.kit import Clock, accept_all, community, digit_items
+from tests.kit import Clock, Databases, accept_all, community, digit_items, seeded_salts
 
 Keys = dict[str, SigningKey]
 DIGITS: dict[str, Any] = {
@@ -457,6 +460,76 @@ def test_the_review_queue_says_how_many_are_left_and_passes_over_skipped_ones(
             client._signed_get(keys["Grace"], "/reviews/next", skip=",".join(rest))
     finally:
         client.close()
+
+
+# -- one member's data over two identities ------------------------------------------------
+
+
+def _sam_and_the_others(directory: Path, url: str, split: bool) -> dict[str, Any]:
+    """Ada, Grace and Alan send 100 digits each and Sam 100 more — as one identity, or
+    half as Sam1 and half as Sam2; each item accepted by the first two of Ada, Grace and
+    Alan who did not send it. Then a version, its valuation and an epoch."""
+    client, keys = founded(
+        directory,
+        url,
+        ("Grace", "Alan", "Sam1", "Sam2"),
+        review={"reviews_needed": 2, "newcomer_reviews_needed": 2, "consensus": "majority"},
+    )
+    try:
+        hub = client.embedded_hub
+        with seeded_salts():  # the same items get the same ids in both runs
+            for n, name in enumerate(("Ada", "Grace", "Alan")):
+                client.contribute(keys[name], digit_items(100 * n, 100))
+            sams = digit_items(300, 100)
+            client.contribute(keys["Sam1"], sams[:50] if split else sams)
+            if split:
+                client.contribute(keys["Sam2"], sams[50:])
+        events = []
+        for c in client.contributions(status="in_review"):
+            reviewers = [n for n in ("Ada", "Grace", "Alan") if keys[n].key_id != c["member"]]
+            events += [
+                sign_event(keys[n], "review.submit", {"item": c["id"], "verdict": "accept"})
+                for n in reviewers[:2]
+            ]
+        client.submit(events)
+        version = hub.models.train()["version"]
+        hub.ownership.value()
+        epoch = hub.ownership.close_epoch()
+        names = {k.key_id: n for n, k in keys.items()}
+        mv = hub.state.models[version]
+        return {
+            "data": {a["name"]: a["shares"] for a in epoch["pools"]["data"]["awards"]},
+            "values": {i: v for i, _, v in hub.ownership.stored_values(1)},
+            "credited": {i: names.get(m, m) for i, m, _ in hub.ownership.stored_values(1)},
+            "sets": (mv.manifest_root, mv.eval_root),
+        }
+    finally:
+        client.close()
+
+
+def test_one_members_data_over_two_identities_earns_what_one_identity_does(
+    tmp_path: Path, databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub draws the evaluation set by hashing each item with its batch's screening
+    # entry, random from run to run: held fixed here, two runs value the same items on the
+    # same evaluation set, and only who holds Sam's items differs.
+    from commonweal.community import models
+
+    monkeypatch.setattr(models, "evaluation_beacon", lambda state, c: "one draw for both")
+    models._POOL_CACHE.clear()
+    one = _sam_and_the_others(tmp_path / "one", databases.new(), split=False)
+    two = _sam_and_the_others(tmp_path / "two", databases.new(), split=True)
+    models._POOL_CACHE.clear()
+    assert one["sets"] == two["sets"]
+    assert one["values"] == two["values"]  # an item's value does not depend on who gave it
+    moved = {i for i, who in one["credited"].items() if who != two["credited"][i]}
+    assert moved and {one["credited"][i] for i in moved} == {"Sam1"}
+    assert {two["credited"][i] for i in moved} == {"Sam2"}
+    single, both = one["data"]["Sam1"], two["data"]["Sam1"] + two["data"]["Sam2"]
+    assert abs(both - single) <= 1  # largest-remainder rounding at most
+    assert {n: one["data"][n] for n in ("Ada", "Grace", "Alan")} == pytest.approx(
+        {n: two["data"][n] for n in ("Ada", "Grace", "Alan")}, abs=1
+    )
 
 
 # -- API keys -----------------------------------------------------------------------------
