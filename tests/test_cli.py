@@ -164,7 +164,8 @@ def test_verify_detects_a_log_rewritten_between_two_runs(tmp_path: Path, databas
 @pytest.mark.slow
 def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     # The demo makes its own hub, always on SQLite in its directory: one database here.
-    res = cwj("demo", "--hub", tmp_path / "demo", "--no-serve")
+    # A minute on an idle machine; several on a shared one.
+    res = cwj("demo", "--hub", tmp_path / "demo", "--no-serve", timeout=900)
     assert res["members"] >= 11 and res["size"] >= 21
     # The careful members own more than the mislabeller and the duplicator; the treasury
     # was paid out to the owners, exactly.

@@ -268,6 +268,7 @@ def test_invite_create_prints_the_token_alone(tmp_path: Path) -> None:
     proc = cw("invite", "create", "--hub", hub_dir, "--key", hub_dir / "founder.key")
     token = proc.stdout.strip()
     assert proc.stdout == token + "\n" and " " not in token and "Invite token" in proc.stderr
+    assert f"open /join?invite={token} on the served hub" in proc.stderr  # the browser's way in
     cw("key", "new", "--out", tmp_path / "k.key")
     cw("join", "--hub", hub_dir, "--key", tmp_path / "k.key", "--name", "Lee", "--invite", token)
 
@@ -399,3 +400,10 @@ def test_a_secret_ballot_per_proposal_follows_the_charter(tmp_path: Path) -> Non
     made = cwj("propose", "signal", "text=hello", "--title", "Hi", "--secret",
                "--hub", hub2, "--key", secret_dir / "Ada.key")  # fmt: skip
     assert made["secret"] is True
+
+
+def test_the_review_loop_skips_no_more_items_than_the_hub_takes() -> None:
+    from commonweal.api.contributions import MAX_SKIP
+    from commonweal.cli.review import _MAX_SKIP
+
+    assert _MAX_SKIP == MAX_SKIP

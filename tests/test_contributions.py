@@ -270,3 +270,15 @@ def test_a_hub_that_logs_a_decision_the_reviews_do_not_support_is_caught(
     entry = next(e["index"] for e in c.iter_entries() if e["event"]["kind"] == "review.decide")
     with pytest.raises(VerificationFailed, match=f"entry {entry}: its decisions differ"):
         verify_hub(hub)
+
+
+def test_a_reviewer_can_pass_over_items_for_now(coop: dict[str, Any]) -> None:
+    c, keys = coop["client"], coop["keys"]
+    ids = [i["id"] for i in c.contribute(keys["Grace"], items(TEXTS[0], TEXTS[1]))["items"]]
+    first = c.next_review(keys["Alan"])
+    assert first is not None and first["id"] in ids
+    other = c.next_review(keys["Alan"], skip=[first["id"]])
+    assert other is not None and other["id"] == next(i for i in ids if i != first["id"])
+    assert c.next_review(keys["Alan"], skip=ids) is None
+    with pytest.raises(InvalidInput, match="at most 200"):
+        c.next_review(keys["Alan"], skip=[f"{n:032x}" for n in range(201)])

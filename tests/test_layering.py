@@ -165,12 +165,37 @@ def test_the_api_goes_through_the_hub() -> None:
         "commonweal.ledger",
         "commonweal.errors",
         "commonweal.wire",
+        "commonweal.web",  # the app mounts the members' pages beside its routes
     }
     bad = _violations("commonweal.api", allowed)
     bad += [
         f"{imp.where}: {imp.module} imports {imp.target}"
         for imp in IMPORTS
         if imp.module.startswith("commonweal.api")
+        and imp.target.startswith("commonweal.hub.")
+        and imp.target.split(".")[2] not in ("Hub",)
+    ]
+    assert bad == []
+
+
+def test_the_web_app_is_a_shell_on_the_hub() -> None:
+    """Pages read the hub (and the pure rules' views and words), like the API's routes;
+    never storage, the numerical work or a service module behind the hub."""
+    allowed = {
+        "commonweal.api",  # its dependencies: the hub of the request, the signed member
+        "commonweal.hub",
+        "commonweal.cards",
+        "commonweal.community",
+        "commonweal.items",
+        "commonweal.ledger",
+        "commonweal.errors",
+        "commonweal.wire",
+    }
+    bad = _violations("commonweal.web", allowed)
+    bad += [
+        f"{imp.where}: {imp.module} imports {imp.target}"
+        for imp in IMPORTS
+        if imp.module.startswith("commonweal.web")
         and imp.target.startswith("commonweal.hub.")
         and imp.target.split(".")[2] not in ("Hub",)
     ]
@@ -231,6 +256,7 @@ def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
         "commonweal.errors",
         "commonweal.wire",
         "commonweal.community",
+        "commonweal.cards",  # the charter in plain words, shared with the web app
     }
     started_inside = {
         "commonweal.cli.hubs": {"commonweal.hub"},

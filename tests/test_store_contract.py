@@ -24,7 +24,7 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT
-from commonweal.store import artifacts, screening, usage, values, vault
+from commonweal.store import artifacts, screening, usage, values, vault, webhooks
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
@@ -370,6 +370,38 @@ class ScreeningContract(Backend):
             assert quality_report(conn, b) is None
 
 
+class WebhooksContract(Backend):
+    def test_a_webhook_is_set_replaced_claimed_once_put_back_and_cleared(
+        self, engine: Engine
+    ) -> None:
+        m = "a" * 64
+        with write_connection(engine) as conn:
+            webhooks.set_webhook(conn, m, "https://one.example/")
+            webhooks.set_webhook(conn, m, "https://two.example/")  # replaced, not added
+        with read_connection(engine) as conn:
+            hook = webhooks.get_webhook(conn, m)
+            assert webhooks.due_webhooks(conn, 0.0) == [hook]
+        assert hook is not None and (hook.url, hook.notified) == ("https://two.example/", "")
+        with write_connection(engine) as conn:
+            assert webhooks.claim(conn, hook, "told")
+            assert not webhooks.claim(conn, hook, "told")  # a second server loses
+            webhooks.put_back(conn, hook, "told", retry_at=100.0, error="answered 500")
+        with read_connection(engine) as conn:
+            back = webhooks.get_webhook(conn, m)
+            assert webhooks.due_webhooks(conn, 99.0) == []
+            assert webhooks.due_webhooks(conn, 100.0) == [back]
+        assert back is not None and (back.notified, back.failures) == ("", 1)
+        assert back.last_error == "answered 500"
+        with write_connection(engine) as conn:
+            assert webhooks.claim(conn, back, "told")
+            webhooks.sent(conn, back, "told")
+            after = webhooks.get_webhook(conn, m)
+            assert after is not None and (after.failures, after.retry_at) == (0, 0.0)
+            assert webhooks.clear_webhook(conn, m)
+            assert not webhooks.clear_webhook(conn, m)
+            assert webhooks.get_webhook(conn, m) is None
+
+
 class StoreContract(
     LogStoreContract,
     VaultContract,
@@ -377,6 +409,7 @@ class StoreContract(
     ValuesContract,
     UsageContract,
     ScreeningContract,
+    WebhooksContract,
 ):
     """Every seam's contract, for one backend."""
 
@@ -394,6 +427,6 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
                "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
-               "quality_reports", "hub_settings"}  # fmt: skip
+               "quality_reports", "hub_settings", "webhooks"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
     assert set(metadata.tables) - projections - covered == set()

@@ -217,8 +217,8 @@ class HubClient:
         return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
 
     def next_review(self, key: SigningKey, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
-        """The next item for this member to review, passing over ``skip``, or ``None`` if
-        there is none. Its ``left`` says how many wait for the member (skipped ones not)."""
+        """The next item for this member to review (none of the ``skip`` ids), or ``None``
+        if there is none. Its ``left`` says how many wait for the member (skipped ones not)."""
         try:
             return self._signed_get(  # type: ignore[no-any-return]
                 key, "/reviews/next", skip=",".join(sorted(skip)) or None
@@ -263,6 +263,19 @@ class HubClient:
         """Everything this member contributed, content included, and every log entry about
         them."""
         return self._signed_get(key, f"/members/{key.key_id}/export")  # type: ignore[no-any-return]
+
+    def set_webhook(self, key: SigningKey, url: str | None) -> dict[str, Any]:
+        """Set this member's private webhook to ``url`` (or clear it with ``None``): the hub
+        POSTs to it when something new waits for them."""
+        target = f"{API}/members/{key.key_id}/webhook"
+        method = "DELETE" if url is None else "PUT"
+        headers = {AUTH_HEADER: auth_header(key, method, target)}
+        body = None if url is None else {"url": url}
+        return self._request(method, target, headers=headers, json=body).json()  # type: ignore[no-any-return]
+
+    def webhook(self, key: SigningKey) -> dict[str, Any]:
+        """This member's webhook (``url`` None when none is set) and its last failure."""
+        return self._signed_get(key, f"/members/{key.key_id}/webhook")  # type: ignore[no-any-return]
 
     # -- the model ----------------------------------------------------------------------
 

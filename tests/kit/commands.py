@@ -32,15 +32,17 @@ def cw(
     ok: bool = True,
     env: dict[str, str] | None = None,
     clock: str | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``commonweal ARGS``; with ``ok`` (the default), check it exits 0."""
+    """Run ``commonweal ARGS``; with ``ok`` (the default), check it exits 0. ``timeout``
+    bounds a hung command, not a slow one: long jobs (the demo) pass a generous one."""
     start = ["-m", "commonweal"] if clock is None else ["-c", _CLOCKED]
     extra = {} if clock is None else {"COMMONWEAL_TEST_CLOCK": clock}
     proc = subprocess.run(
         [sys.executable, *start, *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {}), **extra},
     )
     if ok:
@@ -48,9 +50,9 @@ def cw(
     return proc
 
 
-def cwj(*args: str | Path, clock: str | None = None) -> Any:
+def cwj(*args: str | Path, clock: str | None = None, timeout: float = 120) -> Any:
     """Run ``commonweal ARGS --json`` (which must succeed) and parse what it prints."""
-    proc = cw(*args, "--json", clock=clock)
+    proc = cw(*args, "--json", clock=clock, timeout=timeout)
     return json.loads(proc.stdout)  # stdout holds one JSON document and nothing else
 
 

@@ -14,8 +14,17 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from commonweal import __version__
-from commonweal.api import community, contributions, errors, governance, ledger, models, ownership
+from commonweal import __version__, web
+from commonweal.api import (
+    community,
+    contributions,
+    errors,
+    governance,
+    ledger,
+    models,
+    ownership,
+    webhooks,
+)
 from commonweal.api.deps import MAX_BODY_BYTES, HubDep, read_json
 from commonweal.hub import Hub
 
@@ -28,18 +37,25 @@ ROUTERS = (
     models.router,
     ownership.router,
     governance.router,
+    webhooks.router,
 )
 
 
 def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     """The app over ``hub``. With ``billing`` (what ``commonweal serve`` uses), background
     threads flush metered calls every second and log revenue every period, and execute
-    passed proposals once their timelock has run out."""
+    passed proposals once their timelock has run out, and push what newly waits for members
+    to their webhooks."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         workers = (
-            [hub.models.biller(), hub.governance.executor(), hub.governance.scheduler()]
+            [
+                hub.models.biller(),
+                hub.governance.executor(),
+                hub.governance.scheduler(),
+                hub.webhooks.notifier(),
+            ]
             if billing
             else []
         )
@@ -53,6 +69,9 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # The docs page is the web app's (``web.docs``): Swagger UI from the package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="Commonweal hub",
         version=__version__,
         description=(
@@ -64,6 +83,7 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    web.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(hub: HubDep) -> dict[str, Any]:

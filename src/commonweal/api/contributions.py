@@ -10,9 +10,20 @@ from starlette.concurrency import run_in_threadpool
 from commonweal.api.deps import CurrentMember, HubDep, read_json
 from commonweal.errors import Forbidden, InvalidInput, NotFound
 
-__all__ = ["router"]
+__all__ = ["MAX_SKIP", "router", "skipped"]
 
 router = APIRouter(prefix="/api/v1")
+
+# Item ids a reviewer may pass over in one request (32 hex digits and a comma each).
+MAX_SKIP = 200
+
+
+def skipped(skip: str) -> set[str]:
+    """The item ids in a ``skip`` query parameter (comma-separated)."""
+    ids = {s for s in skip.split(",") if s}
+    if len(ids) > MAX_SKIP:
+        raise InvalidInput(f"skip names {len(ids)} items; at most {MAX_SKIP}")
+    return ids
 
 
 @router.post("/contributions", status_code=201, tags=["contributions"])
@@ -63,16 +74,15 @@ def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, A
 def next_review(
     hub: HubDep,
     member: CurrentMember,
-    skip: Annotated[
-        str | None, Query(max_length=33 * 1000, description="comma-separated item ids to pass")
-    ] = None,
+    skip: str = "",
 ) -> dict[str, Any]:
-    """An item waiting for your review (never your own, never one you reviewed, none you
-    skip), and ``left``: how many items wait for you, this one included, skipped ones not."""
-    skipped = [i for i in (skip or "").split(",") if i]
-    item = hub.data.next_review(member, skip=skipped)
+    """An item waiting for your review (never your own, never one you reviewed, none of
+    the comma-separated item ids in ``skip``: the ones you passed over for now), and
+    ``left``: how many items wait for you, this one included, the skipped ones not."""
+    passed = skipped(skip)
+    item = hub.data.next_review(member, skip=passed)
     if item is None:
-        if skipped:
+        if passed:
             raise NotFound("nothing but the items you skipped is waiting for your review")
         raise NotFound("nothing is waiting for your review right now")
     return item

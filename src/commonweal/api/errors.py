@@ -5,28 +5,49 @@ a 500 that names the failure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound
 
-__all__ = ["install"]
+__all__ = ["HtmlErrors", "install"]
 
 
-def _respond(exc: CommonwealError, status: int | None = None) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=status or exc.status)
+# A browser asking for a page (not the API) gets the error as a page; set by ``web.mount``.
+HtmlErrors = Callable[[Request, CommonwealError, int], Response]
 
 
-async def _commonweal_error(_: Request, exc: Exception) -> JSONResponse:
+def _respond(
+    exc: CommonwealError, status: int | None = None, request: Request | None = None
+) -> Response:
+    code = status or exc.status
+    if request is not None and _wants_page(request):
+        html: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
+        if html is not None:
+            return html(request, exc, code)
+    return JSONResponse(exc.to_dict(), status_code=code)
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return (
+        not path.startswith(("/api/", "/w/", "/openapi"))
+        and request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+async def _commonweal_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CommonwealError)
-    return _respond(exc)
+    return _respond(exc, request=request)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errs = exc.errors()
     first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
@@ -44,17 +65,20 @@ class _HttpError(CommonwealError):
     code = "http_error"
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _respond(NotFound(f"no such endpoint: {request.method} {request.url.path}"))
+        what = "endpoint" if request.url.path.startswith("/api/") else "page"
+        return _respond(
+            NotFound(f"no such {what}: {request.method} {request.url.path}"), request=request
+        )
     if exc.status_code == 405:
         return _respond(_MethodNotAllowed(str(exc.detail)))
     return _respond(_HttpError(str(exc.detail)), exc.status_code)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    return _respond(HubError(f"the hub failed: {type(exc).__name__}: {exc}"))
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return _respond(HubError(f"the hub failed: {type(exc).__name__}: {exc}"), request=request)
 
 
 def install(app: FastAPI) -> None:

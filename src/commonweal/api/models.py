@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from commonweal.api.deps import HubDep, read_json
+from commonweal.api.deps import CurrentMember, HubDep, read_json
 from commonweal.cards import croissant, render_model_card
 from commonweal.errors import InvalidInput
 
@@ -83,6 +83,20 @@ async def post_predict(version: str, request: Request, hub: HubDep) -> dict[str,
         raise InvalidInput('send {"inputs": [...]}: a list of items without their labels')
     # Prediction is a few hundred microseconds of numpy: cheaper inline than a thread hop.
     return hub.models.predict(version, doc["inputs"], api_key=key)
+
+
+@router.post("/models/{version}/try", tags=["models"])
+async def post_try(
+    version: str, request: Request, hub: HubDep, member: CurrentMember
+) -> dict[str, Any]:
+    """A member tries the model: ``{"inputs": [...]}`` as for ``predict``, signed by an
+    active member (``X-Commonweal-Auth``) instead of an API key. Not metered and not billed
+    to anyone; at most 10 inputs a call, 30 a minute and 500 a day per member (429 past
+    that: consumers' use goes through API keys, whose calls earn the treasury)."""
+    doc = await read_json(request)
+    if not isinstance(doc, dict) or set(doc) != {"inputs"}:
+        raise InvalidInput('send {"inputs": [...]}: a list of items without their labels')
+    return hub.models.try_predict(member, version, doc["inputs"])
 
 
 @router.get("/models/{version}/artifact", tags=["models"])

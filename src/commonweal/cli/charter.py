@@ -7,14 +7,19 @@ from __future__ import annotations
 import json
 import textwrap
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 
-from commonweal.cli.charter_words import SECTIONS, duration, sentence
+from commonweal.cards.charter_words import (
+    SECTIONS,
+    charter_sections,
+    duration,
+    flat,
+    sentence,
+)
 from commonweal.cli.hubs import connect
 from commonweal.cli.options import JsonOpt
 from commonweal.cli.output import emit, out
@@ -34,37 +39,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(charter_app, name="charter")
 
 
-# -- reading a charter as dotted settings -------------------------------------------------
-
-
-def _settings(model: type[BaseModel], doc: dict[str, Any], prefix: str = "") -> Iterator[Any]:
-    """``("section", path)`` when a section starts and ``("field", path, value)`` for each
-    setting, in the charter's own order (task and voting rules come whole)."""
-    for name, field in model.model_fields.items():
-        path = prefix + name
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            yield ("section", path)
-            yield from _settings(ann, doc.get(name) or {}, path + ".")
-        else:
-            yield ("field", path, doc.get(name))
-
-
-def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        return {prefix.rstrip("."): doc}
-    found: dict[str, Any] = {}
-    for k, v in doc.items():
-        found |= _flat(v, f"{prefix}{k}.")
-    return found
+# -- a charter amendment, as lines --------------------------------------------------------
 
 
 def charter_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What ``new`` changes in ``old``, one line per setting: ``path: old → new`` (both
     read with the charter's defaults, so an amendment that names only some settings
     changes only those)."""
-    before = _flat(validate_charter(old, where="current charter").to_json())
-    after = _flat(validate_charter(new, where="amended charter").to_json())
+    before = flat(validate_charter(old, where="current charter").to_json())
+    after = flat(validate_charter(new, where="amended charter").to_json())
     lines = []
     for path in sorted(set(before) | set(after)):
         a, b = before.get(path), after.get(path)
@@ -78,43 +61,12 @@ def charter_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 # -- charter show -------------------------------------------------------------------------
 
 
-def _task_lines(task: dict[str, Any] | None) -> list[str]:
-    if not task:
-        return ["The community has no model task: it takes no data."]
-    lines = [f"The model does {task['kind']}."]
-    if task.get("labels"):
-        lines.append(f"Items are labelled one of: {', '.join(task['labels'])}.")
-    if task.get("columns"):
-        cols = ", ".join(f"{c['name']} ({c['type']})" for c in task["columns"])
-        lines.append(f"Each row has columns {cols}; the column to predict is {task['target']}.")
-    if task["kind"] == "image-classification":
-        lines.append(f"Images are at most {task['image_width']}x{task['image_height']} pixels.")
-    return lines
-
-
-def _rule_lines(rules: dict[str, Any]) -> list[str]:
-    if not rules:
-        return ["Every kind of proposal follows the default voting rule."]
-    return [
-        f"Proposals to {action}: {r['weighting']} weighting, {r['approval']} to pass."
-        for action, r in sorted(rules.items())
-    ]
-
-
 def plain_words(doc: dict[str, Any]) -> list[str]:
-    """The charter ``doc`` as headed paragraphs of sentences, one per setting."""
-    full = validate_charter(doc).to_json()
-    top = [f"[bold]{SECTIONS['']}[/]"]
-    task = ["", f"[bold]{SECTIONS['task']}[/]", *(f"  {x}" for x in _task_lines(full["task"]))]
-    rest: list[str] = []
-    for step in _settings(Charter, full):
-        if step[0] == "section":
-            rest += ["", f"[bold]{SECTIONS.get(step[1], step[1])}[/]"]
-        elif step[1] == "governance.rules":
-            rest += [f"  {x}" for x in _rule_lines(step[2])]
-        elif step[1] != "task":
-            (rest if "." in step[1] else top).append(f"  {sentence(step[1], step[2])}")
-    return top + task + rest
+    """The charter ``doc`` as headed paragraphs for the terminal."""
+    lines: list[str] = []
+    for i, (heading, sentences) in enumerate(charter_sections(doc)):
+        lines += ([""] if i else []) + [f"[bold]{heading}[/]", *(f"  {x}" for x in sentences)]
+    return lines
 
 
 def charter_show(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -13,9 +14,9 @@ from commonweal.cli.hubs import connect, hub_directory, new_hub
 from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table
-from commonweal.client import HubClient
+from commonweal.client import HubClient, is_remote
 from commonweal.community.charter import Charter, validate_charter
-from commonweal.errors import CharterInvalid, Conflict, InvalidInput
+from commonweal.errors import CharterInvalid, ConfigError, Conflict, InvalidInput
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["read_charter", "register", "serve"]
@@ -198,8 +199,21 @@ def invite_create(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:
     def render() -> None:
         err.print("Invite token (give it to the invitee; they join with --invite TOKEN):")
         print(token)
+        err.print(_join_link(hub, token), highlight=False, soft_wrap=True)
 
     emit(res, as_json, render)
+
+
+def _join_link(hub: str, token: str) -> str:
+    """Where the invitee joins in a browser: the hub's own page when the hub is a URL; for
+    a hub directory, the path to open on the hub ``commonweal serve`` serves."""
+    path = f"/join?invite={quote(token, safe='')}"
+    if is_remote(hub):
+        return f"Join link: {hub.rstrip('/')}{path}"
+    return (
+        f"Join link: open {path} on the served hub (commonweal serve --hub {hub}), "
+        f"e.g. http://127.0.0.1:8000{path}"
+    )
 
 
 def member_approve(
@@ -241,8 +255,19 @@ def serve(
     hub: HubDirOpt,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM); needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
 ) -> None:
-    """Serve the hub's HTTP API (OpenAPI docs at /docs)."""
+    """Serve the hub: the members' web app at /, the HTTP API under /api/v1 (docs at /docs).
+
+    Browsers make and use members' keys only in a secure context: http://localhost and
+    http://127.0.0.1 are one; a hub that others reach over a network needs HTTPS
+    (--tls-cert and --tls-key)."""
     # Imported here, not at the top: the server stack (FastAPI, uvicorn) is slow to import
     # and only this command (and ``demo``) needs it.
     import uvicorn
@@ -250,11 +275,36 @@ def serve(
 
     from commonweal.api import create_app
 
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key to serve HTTPS, or neither")
+    for f in (tls_cert, tls_key):
+        if f is not None and not f.is_file():
+            raise ConfigError(f"{f} is not a readable file")
+    scheme = "https" if tls_cert else "http"
     with hub_directory(hub) as h:
-        err.print(f"Serving {h.origin} at http://{host}:{port} (API docs at /docs)")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        err.print(
+            f"Serving {h.origin}: open {scheme}://{shown}:{port}/ in a browser (API docs at /docs)",
+            highlight=False,
+        )
+        if scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
+            err.print(
+                "Warning: over plain HTTP, browsers on other machines cannot make or use "
+                "members' keys (WebCrypto needs a secure context); serve with --tls-cert "
+                "and --tls-key.",
+                highlight=False,
+                soft_wrap=True,
+            )
         # Requests are single inputs: BLAS threads would only contend with the server's own.
         threadpool_limits(1, user_api="blas")
-        uvicorn.run(create_app(h, billing=True), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(h, billing=True),
+            host=host,
+            port=port,
+            log_level="info",
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+        )
 
 
 def _leaving_terms(c: HubClient, key_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ _WHY = {
     "personal-data": "it held personal data (redacted)",
 }
 _KEYS = "a accept · r reject · f flag · s skip · q quit"
+_MAX_SKIP = 200  # item ids /reviews/next takes in ?skip= (the API's MAX_SKIP)
+_RECENT = 20
 
 
 def image_blocks(data: str) -> list[str]:
@@ -133,14 +136,17 @@ class Session:
     client: HubClient
     key: SigningKey
     labels: list[str]
-    reviewed: set[str] = field(default_factory=set)  # this session (a lagging hub may offer one)
-    skipped: set[str] = field(default_factory=set)
+    # The last few items reviewed: a hub process a moment behind the log could offer one.
+    reviewed: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    skipped: dict[str, None] = field(default_factory=dict)  # in the order skipped
     done: dict[str, int] = field(default_factory=dict)
 
     def next_item(self) -> dict[str, Any] | None:
-        """The hub's next item for this reviewer, passing over those skipped; its
-        ``left`` is how many wait, this one included."""
-        return self.client.next_review(self.key, skip=self.skipped | self.reviewed)
+        """The hub's next item for this reviewer, passing over those skipped (the most
+        recent, as many as the hub takes); its ``left`` is how many wait, this one
+        included."""
+        skip = [*self.reviewed, *list(self.skipped)[-(_MAX_SKIP - _RECENT) :]]
+        return self.client.next_review(self.key, skip=skip)
 
 
 def _ask(labels: list[str], proposed: Any) -> tuple[str, str | None, str | None]:
@@ -187,9 +193,9 @@ def review_loop(c: HubClient, key: SigningKey) -> dict[str, int]:
         if verdict == "quit":
             return s.done
         if verdict == "skip":
-            s.skipped.add(item["id"])
+            s.skipped[item["id"]] = None
         else:
             c.review(key, item["id"], verdict, label=label, reason=reason)
-            s.reviewed.add(item["id"])
+            s.reviewed.append(item["id"])
             out.print(f"Recorded: {verdict}" + (f" as {label}" if label else ""))
         s.done[verdict] = s.done.get(verdict, 0) + 1

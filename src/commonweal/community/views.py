@@ -18,15 +18,19 @@ from commonweal.community.state import Proposal, State
 from commonweal.errors import InvalidInput, NotFound
 
 __all__ = [
+    "actors_matching",
     "cap_table",
     "describe_proposal",
     "executable_proposals",
     "list_proposals",
+    "member_api_keys",
     "member_name",
+    "model_report",
     "release_of",
     "resolve_version",
     "statement",
     "valuation_report",
+    "waiting",
 ]
 
 
@@ -34,6 +38,29 @@ def member_name(state: State, key: str) -> str:
     """A member's display name, or "" for a key that never joined."""
     m = state.members.get(key)
     return m.name if m is not None else ""
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def actors_matching(state: State, query: str, *, limit: int = 100) -> list[str]:
+    """The keys a person means by ``query``: "hub" for the hub's own key, a key prefix (4+
+    hex digits), or a name — the members so named (case-insensitive), or failing that
+    those whose name contains it. At most ``limit`` keys, sorted."""
+    q = query.strip().casefold()
+    if not q:
+        return []
+    if q in ("hub", "the hub"):
+        return [state.hub_key] if state.hub_key else []
+    if len(q) >= 4 and set(q) <= _HEX:
+        keys = [k for k in state.members if k.startswith(q)]
+        if q and state.hub_key.startswith(q):
+            keys.append(state.hub_key)
+        if keys:
+            return sorted(keys)[:limit]
+    exact = [k for k, m in state.members.items() if m.name.casefold() == q]
+    found = exact or [k for k, m in state.members.items() if q in m.name.casefold()]
+    return sorted(found)[:limit]
 
 
 def resolve_version(state: State, version: str | int) -> int:
@@ -233,3 +260,114 @@ def release_of(state: State, version: int) -> dict[str, Any]:
         ):
             decided = number
     return {"license": mv.license, "weights": mv.weights, "proposal": decided}
+
+
+# The metrics a version is judged by first, per kind of task (the rest are per label or
+# comparisons, shown beside them).
+_HEADLINE = {"classification": ("accuracy", "macro_f1"), "regression": ("r2", "mae", "rmse")}
+# Metrics where a smaller number is the better model.
+_LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+
+def model_report(state: State, version: int) -> dict[str, Any]:
+    """A version's metrics as members read them: the headline numbers beside one unsharded
+    model's and the previous version's on the same items, how far SISA falls behind (and
+    whether past the charter's allowance), and each label's precision and recall."""
+    mv = state.models[version]
+    assert state.charter is not None and state.charter.task is not None
+    task = state.charter.task
+    got = {k: float(v) for k, v in json.loads(mv.metrics).items()}
+    names = _HEADLINE["regression" if task.kind.endswith("regression") else "classification"]
+    headline: list[dict[str, Any]] = []
+    for n in names:
+        if n not in got:
+            continue
+        ours, theirs = got.get(f"compared.{n}"), got.get(f"previous.{n}")
+        headline.append(
+            {
+                "name": n,
+                "value": got[n],
+                "unsharded": got.get(f"unsharded.{n}"),
+                "compared": ours,
+                "previous": theirs,
+                "change": None if ours is None or theirs is None else ours - theirs,
+                "lower_is_better": n in _LOWER_IS_BETTER,
+            }
+        )
+    main = names[0]
+    behind = (
+        100.0 * (got[f"unsharded.{main}"] - got[main])
+        if main in got and f"unsharded.{main}" in got
+        else None
+    )
+    allowed = state.charter.training.behind_unsharded_pct
+    labels = [
+        {"label": x, "precision": got.get(f"precision.{x}"), "recall": got.get(f"recall.{x}")}
+        for x in task.labels
+        if f"precision.{x}" in got or f"recall.{x}" in got
+    ]
+    return {
+        "version": version,
+        "previous": mv.previous,
+        "kind": task.kind,
+        "headline": headline,
+        "behind": behind,
+        "behind_allowed": allowed,
+        "too_far_behind": behind is not None and behind > allowed,
+        "compared_items": int(got["compared.items"]) if "compared.items" in got else None,
+        "labels": labels,
+        "metrics": got,
+    }
+
+
+def member_api_keys(state: State, member: str) -> list[dict[str, Any]]:
+    """The API keys ``member`` issued, newest first; with ``revocable`` on each key they
+    may revoke (their own, and every key for the founder where the charter says so)."""
+    assert state.charter is not None
+    founder_may = state.charter.serving.founder_revokes_keys and member == state.founder
+    out = []
+    for k in state.apikeys.values():
+        mine = k.issued_by == member
+        if not mine and not (founder_may and k.status == "active"):
+            continue
+        out.append(
+            {
+                **k.to_json(),
+                "mine": mine,
+                "issuer_name": member_name(state, k.issued_by),
+                "revocable": k.status == "active",
+            }
+        )
+    return sorted(out, key=lambda k: -k["created_index"])
+
+
+def waiting(state: State, member: str, when: str) -> dict[str, Any]:
+    """What waits for ``member`` now: items they may review, open proposals they hold power
+    in and have not voted on, secret ballots they committed and must still reveal (with the
+    deadline), and their latest payout."""
+    reviews = sum(
+        1
+        for c in state.contributions.values()
+        if c.status == "in_review" and c.member != member and member not in c.reviewers
+    )
+    to_vote, to_reveal = [], []
+    for number, p in sorted(state.proposals.items()):
+        if p.status != "open" or not state.powers[number].get(member):
+            continue
+        ph = phase(p, when)
+        voted = member in state.ballots[number] or member in state.commits[number]
+        if ph == "active" and not voted:
+            to_vote.append({"proposal": number, "title": p.title, "ends": p.ends})
+        elif (
+            ph == "revealing"
+            and member in state.commits[number]
+            and member not in state.ballots[number]
+        ):
+            to_reveal.append({"proposal": number, "title": p.title, "reveal_ends": p.reveal_ends})
+    payout = None
+    for paid in reversed(list(state.payouts.values())):
+        mine = [c for m, _, c in json.loads(paid.parts) if m == member]
+        if mine:
+            payout = {"payout": paid.payout, "entry": paid.entry, "credits": mine[0]}
+            break
+    return {"reviews": reviews, "vote": to_vote, "reveal": to_reveal, "payout": payout}

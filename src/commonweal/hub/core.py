@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from commonweal.community import rules
+from commonweal.community import rules, views
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
@@ -35,6 +35,7 @@ from commonweal.hub.governance import GovernanceArea
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
+from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
@@ -119,7 +120,8 @@ class Hub:
     The write path lives here; each area of the community is a namespace on it —
     ``hub.log`` (checkpoints, entries, proofs), ``hub.data`` (contributions, review,
     content), ``hub.models`` (training, lineage, serving), ``hub.ownership`` (valuations,
-    epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution).
+    epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution),
+    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them).
     ``clock`` stamps each entry's log time and is the hub's "now" wherever time matters
     (voting periods, the meter's day); tests pass their own instead of sleeping.
     """
@@ -149,9 +151,14 @@ class Hub:
         self.models = ModelsArea(self)
         self.ownership = OwnershipArea(self)
         self.governance = GovernanceArea(self)
+        self.webhooks = WebhooksArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)
+            unindexed = not stale and bool(self.store.missing_indexes(conn))
+        if unindexed:
+            with write_connection(engine) as conn:
+                self.store.add_indexes(conn)
         if stale:
             with write_connection(engine) as conn:
                 upgraded = self.store.needs_upgrade(conn)
@@ -431,15 +438,20 @@ class Hub:
             return projection.db_rows(conn)
 
     def members(self) -> list[dict[str, Any]]:
-        """Every member, as the log's replay has them."""
-        return self.projections()["members"]
+        """Every member, as the log's replay has them (from the state in memory: the same
+        rows as the ``members`` projection, without reading every table)."""
+        return sorted((m.to_json() for m in self.state.members.values()), key=lambda r: r["key"])
+
+    def waiting_for(self, member: str) -> dict[str, Any]:
+        """What waits for ``member`` now: reviews, votes, reveals, their latest payout."""
+        return views.waiting(self.state, member, self.clock())
 
     def community(self) -> dict[str, Any]:
         """The community's row: name, origin, hub key, founder and charter (JSON text)."""
-        rows = self.projections()["community"]
-        if not rows:
+        state = self.state
+        if state.charter is None:
             raise NotFound("this hub has no community yet")
-        return rows[0]
+        return projection.community_row(state)
 
     # -- maintenance ---------------------------------------------------------------------
 

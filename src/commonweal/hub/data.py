@@ -165,10 +165,11 @@ class DataArea:
     def next_review(self, reviewer: str, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
         """An item in review that ``reviewer`` may review, with its content: the one with
         the fewest reviews first, so items finish rather than all advancing slowly. Items
-        in ``skip`` (the reviewer passed on them) are not offered. ``left`` counts the
-        items waiting for this reviewer and not skipped, this one included."""
+        in ``skip`` (the ones a reviewer passed over this session) are left for later.
+        ``left`` counts the items waiting for this reviewer and not skipped, this one
+        included."""
         state = self._hub.state
-        skipped = set(skip)
+        passed = frozenset(skip)
         candidates = sorted(
             (
                 c
@@ -176,7 +177,7 @@ class DataArea:
                 if c.status == "in_review"
                 and c.member != reviewer
                 and reviewer not in c.reviewers
-                and c.id not in skipped
+                and c.id not in passed
             ),
             key=lambda c: (c.reviews_needed - c.reviews, c.updated_index),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community.models import manifest_root, pool
@@ -27,7 +28,17 @@ from commonweal.store.projection import gc_paused
 if TYPE_CHECKING:
     from commonweal.hub.core import Hub
 
-__all__ = ["evaluation_ids", "item_lineage", "manifest_ids", "model_lineage", "prove_item"]
+__all__ = [
+    "evaluation_ids",
+    "item_lineage",
+    "lineage_changes",
+    "manifest_ids",
+    "model_lineage",
+    "prove_item",
+]
+
+# How a caller reads a version's checked ids: ``manifest_ids`` itself, or a cache of it.
+IdsOf = Callable[[int], list[str]]
 
 
 def manifest_ids(hub: Hub, version: int) -> list[str]:
@@ -92,10 +103,10 @@ def item_lineage(hub: Hub, item: str) -> dict[str, Any]:
     }
 
 
-def model_lineage(hub: Hub, version: int) -> dict[str, Any]:
+def model_lineage(hub: Hub, version: int, ids_of: IdsOf | None = None) -> dict[str, Any]:
     """The items behind ``version`` and how many each member gave."""
     state = hub.state
-    ids = manifest_ids(hub, version)
+    ids = ids_of(version) if ids_of else manifest_ids(hub, version)
     mv = state.models[version]
     per_member = Counter(state.contributions[i].member for i in ids)
     members = [
@@ -113,6 +124,48 @@ def model_lineage(hub: Hub, version: int) -> dict[str, Any]:
         "items": ids,
         "members": members,
         "verified": True,
+    }
+
+
+def lineage_changes(hub: Hub, version: int, ids_of: IdsOf) -> dict[str, Any]:
+    """What changed in the items behind ``version`` since the version before it: per
+    member, the items in it, added and removed; and which removed items were withdrawn
+    (the rest left the pool otherwise: rejected on re-review, or moved to evaluation)."""
+    state = hub.state
+    mv = state.models[version]
+    ids = ids_of(version)
+    before = ids_of(mv.previous) if mv.previous is not None else []
+    now, then = set(ids), set(before)
+    added = now - then
+    removed = sorted(then - now)
+
+    def owner(i: str) -> str:
+        return state.contributions[i].member
+
+    have = Counter(owner(i) for i in ids)
+    plus = Counter(owner(i) for i in added)
+    minus = Counter(owner(i) for i in removed)
+    members = [
+        {
+            "member": key,
+            "name": state.members[key].name if key in state.members else "",
+            "items": have[key],
+            "added": plus[key],
+            "removed": minus[key],
+        }
+        for key in sorted(have.keys() | minus.keys(), key=lambda k: (-have[k], -minus[k], k))
+    ]
+    gone = [
+        {"item": i, "member": owner(i), "status": state.contributions[i].status} for i in removed
+    ]
+    return {
+        "version": version,
+        "previous": mv.previous,
+        "items": len(ids),
+        "members": members,
+        "added": len(added),
+        "removed": gone,
+        "withdrawn": sum(1 for g in gone if g["status"] == "withdrawn"),
     }
 
 
@@ -157,12 +210,13 @@ def manifest_file_sha256(version: int, ids: list[str]) -> str:
     return hashlib.sha256(manifest_file(version, ids)).hexdigest()
 
 
-def card_info(hub: Hub, version: int) -> dict[str, Any]:
+def card_info(hub: Hub, version: int, ids_of: IdsOf | None = None) -> dict[str, Any]:
     """Everything a model card and datasheet say about ``version``, from the log."""
     state = hub.state
     charter = state.charter
     assert charter is not None and charter.task is not None
-    lineage = model_lineage(hub, version)
+    ids_of = ids_of or (lambda v: manifest_ids(hub, v))
+    lineage = model_lineage(hub, version, ids_of)
     mv = state.models[version]
     body = hub.log.entries(mv.entry, mv.entry + 1)[0].body
     used = [state.contributions[i] for i in lineage["items"]]
@@ -171,7 +225,7 @@ def card_info(hub: Hub, version: int) -> dict[str, Any]:
     previous = body.get("previous")
     withdrawn = 0
     if previous is not None:
-        before = set(manifest_ids(hub, previous))
+        before = set(ids_of(previous))
         withdrawn = sum(
             1
             for i in before - set(lineage["items"])

@@ -7,13 +7,14 @@ outside the log are ``NotFound`` (a range that does not exist), a malformed rang
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from commonweal.community import rules, views
 from commonweal.errors import InvalidInput, NotFound
-from commonweal.ledger.event import Leaf
+from commonweal.ledger.event import Leaf, decode_leaf
 from commonweal.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash, root_at
 
 if TYPE_CHECKING:
@@ -50,6 +51,49 @@ class LogArea:
                 raise InvalidInput(f"entries: need 0 <= start <= end <= {size}; got {start}..{end}")
             end = min(end, start + limit)
             return self._store.leaves(conn, start, end)
+
+    def entry(self, index: int) -> Leaf:
+        """Entry ``index``, decoded; NotFound past the head."""
+        with self._hub.read() as conn:
+            found = self._store.leaves(conn, index, index + 1) if index >= 0 else []
+            if not found:
+                size = self._store.head(conn)[0]
+                raise NotFound(f"entry {index} is not in the log, which holds {size} entries")
+            return found[0]
+
+    def find(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        actors: Sequence[str] = (),
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[Leaf]:
+        """Entries of one of ``kinds`` by one of ``actors`` (empty: any), newest first: the
+        ``limit`` below index ``before`` (default: the newest), or just above ``after``.
+        Fast at any log size: each filter is an index on ``(kind, idx)``/``(actor, idx)``."""
+        if not 1 <= limit <= PAGE:
+            raise InvalidInput(f"limit must be 1-{PAGE}, got {limit}")
+        with self._hub.read() as conn:
+            leaves = self._store.find_leaf_bytes(
+                conn, kinds=kinds, actors=actors, before=before, after=after, limit=limit
+            )
+        return [decode_leaf(b, strict=False) for b in leaves]
+
+    def count(self, *, kinds: Sequence[str] = (), actors: Sequence[str] = (), cap: int) -> int:
+        """How many entries ``find`` would page through, counted up to ``cap``."""
+        with self._hub.read() as conn:
+            return self._store.count_entries(conn, kinds=kinds, actors=actors, cap=cap)
+
+    def actors(self, query: str) -> list[str]:
+        """The keys a person means by ``query`` (a name, a key prefix, or "hub")."""
+        return views.actors_matching(self._hub.state, query)
+
+    @staticmethod
+    def kinds() -> list[str]:
+        """Every kind of event the community's rules know, sorted."""
+        return sorted(rules.KINDS)
 
     def leaf_bytes(self, start: int, end: int) -> list[bytes]:
         """The raw leaves ``[start, end)``, exactly as hashed into the tree."""

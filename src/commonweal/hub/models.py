@@ -7,6 +7,8 @@ the log stay quick.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from commonweal.community.state import ModelVersion
@@ -17,10 +19,20 @@ from commonweal.ledger.canonical import parse
 
 if TYPE_CHECKING:
     from commonweal.hub.core import Hub
-    from commonweal.hub.serving import Biller, Meter, ModelCache
+    from commonweal.hub.serving import Biller, Meter, ModelCache, TryLimits
     from commonweal.hub.training import Progress
 
-__all__ = ["ModelsArea"]
+__all__ = ["TRY_INPUTS", "TRY_PER_DAY", "TRY_PER_MINUTE", "ModelsArea"]
+
+# Members try their model for free (``try_predict``): enough to get a feel for it from a
+# page, not enough to run an application on instead of the metered API keys, whose
+# revenue the owners share. Inputs per call, and per member a minute and a day (UTC).
+TRY_INPUTS = 10
+TRY_PER_MINUTE = 30
+TRY_PER_DAY = 500
+
+# Versions whose checked item lists the pages keep (a version's list never changes).
+KEPT_MANIFESTS = 8
 
 
 class ModelsArea:
@@ -30,6 +42,10 @@ class ModelsArea:
         self._hub = hub
         self._meter: Meter | None = None
         self._cache: ModelCache | None = None
+        self._tries: TryLimits | None = None
+        # version -> (manifest root, ids): lists checked once against the log, for pages.
+        self._manifests: OrderedDict[int, tuple[str, list[str]]] = OrderedDict()
+        self._manifests_lock = threading.Lock()
 
     # -- training ------------------------------------------------------------------------
 
@@ -67,6 +83,29 @@ class ModelsArea:
         """The sorted ids of ``version``'s evaluation set, checked against the log."""
         return lineage.evaluation_ids(self._hub, version)
 
+    def kept_manifest_ids(self, version: int) -> list[str]:
+        """``manifest_ids``, checked against the log once and then kept (for the few most
+        recent versions asked): a version's item list never changes, and pages and the
+        lineage route should not rehash tens of thousands of ids on every view. ``verify``
+        uses ``manifest_ids``, which always reads and checks the store."""
+        root = (
+            self._hub.state.models[version].manifest_root
+            if version in self._hub.state.models
+            else None
+        )
+        with self._manifests_lock:
+            kept = self._manifests.get(version)
+            if kept is not None and kept[0] == root:
+                self._manifests.move_to_end(version)
+                return list(kept[1])  # a copy: the kept list must not change
+        ids = self.manifest_ids(version)
+        assert root is not None  # manifest_ids raised NotFound otherwise
+        with self._manifests_lock:
+            self._manifests[version] = (root, ids)
+            while len(self._manifests) > KEPT_MANIFESTS:
+                self._manifests.popitem(last=False)
+        return list(ids)
+
     def manifest_file(self, version: str | int) -> bytes:
         """The version's manifest as a file (canonical JSON of its sorted item ids)."""
         v = self.resolve(version)
@@ -74,7 +113,12 @@ class ModelsArea:
 
     def lineage(self, version: str | int) -> dict[str, Any]:
         """The items behind a version and how many each member gave."""
-        return lineage.model_lineage(self._hub, self.resolve(version))
+        return lineage.model_lineage(self._hub, self.resolve(version), self.kept_manifest_ids)
+
+    def lineage_changes(self, version: str | int) -> dict[str, Any]:
+        """Per member, the items behind a version and those added and removed since the
+        previous one; and which removed items were withdrawn."""
+        return lineage.lineage_changes(self._hub, self.resolve(version), self.kept_manifest_ids)
 
     def item_lineage(self, item: str) -> dict[str, Any]:
         """The versions that trained on ``item`` (and in which shard)."""
@@ -86,7 +130,7 @@ class ModelsArea:
 
     def card_info(self, version: str | int) -> dict[str, Any]:
         """Everything a model card and datasheet say about a version, from the log."""
-        return lineage.card_info(self._hub, self.resolve(version))
+        return lineage.card_info(self._hub, self.resolve(version), self.kept_manifest_ids)
 
     # -- artifacts -----------------------------------------------------------------------
 
@@ -135,6 +179,22 @@ class ModelsArea:
         from commonweal.hub.serving import predict
 
         return predict(self._hub, version, inputs, api_key=api_key, metered=metered)
+
+    @property
+    def tries(self) -> TryLimits:
+        """How many unbilled predictions each member has made lately."""
+        if self._tries is None:
+            from commonweal.hub.serving import TryLimits
+
+            self._tries = TryLimits(self._hub)
+        return self._tries
+
+    def try_predict(self, member: str, version: str | int, inputs: Any) -> dict[str, Any]:
+        """A member trying the community's model: not metered or billed (members own it),
+        but limited per member (``TRY_*``) so that it is no free API."""
+        from commonweal.hub.serving import try_predict
+
+        return try_predict(self._hub, member, version, inputs)
 
     def close_revenue(self) -> dict[str, Any] | None:
         """Bill every unbilled call in one ``revenue.record``; None if there were none."""

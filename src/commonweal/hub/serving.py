@@ -21,6 +21,7 @@ import numpy as np
 from commonweal.community.views import resolve_version
 from commonweal.errors import InvalidInput, QuotaExceeded, TooLarge, Unauthorized
 from commonweal.hub.features import featurize
+from commonweal.hub.models import TRY_INPUTS, TRY_PER_DAY, TRY_PER_MINUTE
 from commonweal.hub.training import load_model
 from commonweal.hub.workers import Worker
 from commonweal.items import check_input
@@ -33,7 +34,16 @@ if TYPE_CHECKING:
     from commonweal.community.state import State
     from commonweal.hub.core import Computing, Hub
 
-__all__ = ["MAX_INPUTS", "Biller", "Meter", "ModelCache", "close_revenue", "predict"]
+__all__ = [
+    "MAX_INPUTS",
+    "Biller",
+    "Meter",
+    "ModelCache",
+    "TryLimits",
+    "close_revenue",
+    "predict",
+    "try_predict",
+]
 
 MAX_INPUTS = 1000
 
@@ -105,6 +115,49 @@ class Meter:
                     self._pending[slot] = self._pending.get(slot, 0) + calls
             raise
         return sum(pending.values())
+
+
+class TryLimits:
+    """Inputs each member predicted for free in the last minute and today (in memory: a
+    restart forgets them, which costs nobody anything, as tries are not billed)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._lock = threading.Lock()
+        self._minute: dict[str, list[float]] = {}  # member -> monotonic times of inputs
+        self._day: dict[tuple[str, str], int] = {}
+
+    def take(self, member: str, inputs: int) -> None:
+        """Count ``inputs`` for ``member``, or QuotaExceeded if a limit would pass."""
+        now = time.monotonic()
+        day = self.hub.clock()[:10]
+        with self._lock:
+            recent = [t for t in self._minute.get(member, []) if now - t < 60.0]
+            if len(recent) + inputs > TRY_PER_MINUTE:
+                raise QuotaExceeded(
+                    f"you tried {len(recent)} inputs in the last minute; members may try "
+                    f"{TRY_PER_MINUTE} a minute: wait a moment"
+                )
+            used = self._day.get((member, day), 0)
+            if used + inputs > TRY_PER_DAY:
+                raise QuotaExceeded(
+                    f"you tried {used} inputs today (UTC); members may try {TRY_PER_DAY} a "
+                    "day for free: for more, issue an API key (its calls are billed)"
+                )
+            self._minute[member] = [*recent, *([now] * inputs)]
+            self._day = {k: v for k, v in self._day.items() if k[1] == day}
+            self._day[(member, day)] = used + inputs
+
+
+def try_predict(hub: Hub, member: str, version: str | int, inputs: Any) -> dict[str, Any]:
+    """Predict for an active member: unbilled, at most ``TRY_INPUTS`` inputs a call and
+    ``TRY_PER_MINUTE`` / ``TRY_PER_DAY`` inputs per member."""
+    if isinstance(inputs, list) and len(inputs) > TRY_INPUTS:
+        raise TooLarge(f"try at most {TRY_INPUTS} inputs at a time; got {len(inputs)}")
+    if isinstance(inputs, list) and inputs:
+        hub.models.tries.take(member, len(inputs))
+    out = predict(hub, version, inputs, api_key=None, metered=False)
+    return {**out, "billed": False}
 
 
 def predict(

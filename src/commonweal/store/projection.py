@@ -34,7 +34,15 @@ from commonweal.store.schema import (
     valuations,
 )
 
-__all__ = ["compare", "db_rows", "gc_paused", "rebuild", "state_rows", "write_touched"]
+__all__ = [
+    "community_row",
+    "compare",
+    "db_rows",
+    "gc_paused",
+    "rebuild",
+    "state_rows",
+    "write_touched",
+]
 
 _KEYS: dict[str, str] = {
     "community": "id",
@@ -53,7 +61,7 @@ _KEYS: dict[str, str] = {
 }
 
 
-def _community_row(state: State) -> dict[str, Any]:
+def community_row(state: State) -> dict[str, Any]:
     assert state.charter is not None
     return {
         "id": 1,
@@ -68,7 +76,7 @@ def _community_row(state: State) -> dict[str, Any]:
 def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
     """Every projection row that ``state`` implies, sorted by primary key."""
     return {
-        "community": [_community_row(state)] if state.charter is not None else [],
+        "community": [community_row(state)] if state.charter is not None else [],
         "members": sorted((m.to_json() for m in state.members.values()), key=lambda r: r["key"]),
         "invites": sorted(
             (i.to_json() for i in state.invites.values()), key=lambda r: r["token_hash"]
@@ -100,7 +108,7 @@ def db_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
 def _state_tuples(state: State) -> dict[str, list[Any]]:
     community_rows = []
     if state.charter is not None:
-        row = _community_row(state)
+        row = community_row(state)
         community_rows.append(tuple(row[c.name] for c in community.c))
     return {
         "community": community_rows,
@@ -211,7 +219,7 @@ def write_touched(conn: Connection, state: State, touched: Iterable[Touched]) ->
     """Upsert the rows a batch touched, as ``state`` (after the batch) has them."""
     touched = list(touched)
     if any(t.community for t in touched):
-        _replace(conn, community, [1], [_community_row(state)])
+        _replace(conn, community, [1], [community_row(state)])
     if any(t.community or t.treasury for t in touched):
         _replace(conn, treasury, [1], [state.treasury.to_json()])
     for table in _KEYED:

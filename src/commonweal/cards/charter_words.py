@@ -2,16 +2,21 @@
 
 ``SAY`` maps each setting's dotted path to a sentence about its value — a format string
 (``{v}`` the value, ``{d}`` a duration in words, ``{pct}`` the value as a percentage) or a
-function of the value. ``charter show`` prints the sentences for a community's charter;
-``charter template`` prints them, for the default values, as the comments of a TOML file.
+function of the value. ``charter show`` and the web app's home page show the sentences for a
+community's charter (``charter_sections``); ``charter template`` prints them, for the
+default values, as the comments of a TOML file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["SAY", "SECTIONS", "duration", "sentence"]
+from pydantic import BaseModel
+
+from commonweal.community.charter import Charter, validate_charter
+
+__all__ = ["SAY", "SECTIONS", "charter_sections", "duration", "flat", "sentence", "settings"]
 
 Say = str | Callable[[Any], str]
 
@@ -217,3 +222,67 @@ def sentence(path: str, value: Any) -> str:
         return say(value)
     d = duration(value) if isinstance(value, int) and not isinstance(value, bool) else ""
     return say.format(v=_words(value), d=d)
+
+
+# -- a whole charter, read -------------------------------------------------------------
+
+
+def settings(model: type[BaseModel], doc: dict[str, Any], prefix: str = "") -> Iterator[Any]:
+    """``("section", path)`` when a section starts and ``("field", path, value)`` for each
+    setting, in the charter's own order (task and voting rules come whole)."""
+    for name, field in model.model_fields.items():
+        path = prefix + name
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield ("section", path)
+            yield from settings(ann, doc.get(name) or {}, path + ".")
+        else:
+            yield ("field", path, doc.get(name))
+
+
+def flat(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        return {prefix.rstrip("."): doc}
+    found: dict[str, Any] = {}
+    for k, v in doc.items():
+        found |= flat(v, f"{prefix}{k}.")
+    return found
+
+
+def _task_lines(task: dict[str, Any] | None) -> list[str]:
+    if not task:
+        return ["The community has no model task: it takes no data."]
+    lines = [f"The model does {task['kind']}."]
+    if task.get("labels"):
+        lines.append(f"Items are labelled one of: {', '.join(task['labels'])}.")
+    if task.get("columns"):
+        cols = ", ".join(f"{c['name']} ({c['type']})" for c in task["columns"])
+        lines.append(f"Each row has columns {cols}; the column to predict is {task['target']}.")
+    if task["kind"] == "image-classification":
+        lines.append(f"Images are at most {task['image_width']}x{task['image_height']} pixels.")
+    return lines
+
+
+def _rule_lines(rules: dict[str, Any]) -> list[str]:
+    if not rules:
+        return ["Every kind of proposal follows the default voting rule."]
+    return [
+        f"Proposals to {action}: {r['weighting']} weighting, {r['approval']} to pass."
+        for action, r in sorted(rules.items())
+    ]
+
+
+def charter_sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The charter ``doc`` (read with its defaults) as headed paragraphs: ``[(heading,
+    [sentence, ...]), ...]``, one sentence per setting, in the charter's own order."""
+    full = validate_charter(doc).to_json()
+    top: tuple[str, list[str]] = (SECTIONS[""], [])
+    sections = [top, (SECTIONS["task"], _task_lines(full["task"]))]
+    for step in settings(Charter, full):
+        if step[0] == "section":
+            sections.append((SECTIONS.get(step[1], step[1]), []))
+        elif step[1] == "governance.rules":
+            sections[-1][1].extend(_rule_lines(step[2]))
+        elif step[1] != "task":
+            (sections[-1] if "." in step[1] else top)[1].append(sentence(step[1], step[2]))
+    return sections
