@@ -33,6 +33,17 @@ goes to stdout (per seed and a summary per figure); progress to stderr.
    - ``split_identity``: the same seed run again with S's items dealt over two identities
      S1, S2 (every other key, salt, item and review the same); (S1 + S2) / S within ±10%.
 
+   The hub draws its evaluation set by hashing each item's id with its batch's screening
+   entry, which holds the hub's random nonce and the time: two runs of the *same* community
+   draw different sets (seed 0: S earned 113,140 and 119,431 shares in two identical runs,
+   accuracy 0.92 and 0.88), and a split puts S's items in other batches anyway. Compared
+   across two such draws, the split figure measured the luck of the draw (0.84-1.26), not
+   the split. So the economy runs hold the draw fixed (``fixed_evaluation_draw``): each
+   item's draw hashes its id with the seed instead — the same holdout rate and the same
+   top-up rule, only no longer different between the twins. The JSON checks that both
+   twins trained on the same items and were scored on the same evaluation set; what is
+   left of the difference is the split's own effect.
+
 Exact and near copies are found (or not) by the hub's own screening: the JSON says how many
 of P's items were refused as exact copies, flagged as near copies (and so credited to the
 original), or accepted as originals.
@@ -55,7 +66,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -604,6 +616,16 @@ def run_economy(directory: Path, seed: int, sizes: Sizes, *, split: bool) -> dic
             "near_flagged": sum(i in c.resembles for i in p_ids[len(exact) :]),
             "accepted": sum(state.contributions[i].status == "accepted" for i in p_ids),
         }
+        # Originals screening took for copies: each one's value went to someone else.
+        copies["originals_flagged"] = {
+            name: sum(
+                state.contributions[i].resembles is not None
+                for i in true_of
+                if state.contributions[i].member == c.keys[name].key_id
+            )
+            for name in senders
+            if name != "P"
+        }
         copies["near_phash_distance"] = phash_distances(
             [pixels[src[i]] for i in near],
             p_images[len(exact) :],
@@ -611,6 +633,7 @@ def run_economy(directory: Path, seed: int, sizes: Sizes, *, split: bool) -> dic
             state.charter.duplicates.image_max_distance if state.charter else 4,
         )
         metrics = hub.models.versions()[-1]["metrics"]
+        mv = state.models[trained["version"]]
         statuses: dict[str, dict[str, int]] = {}
         for i in true_of:
             x = state.contributions[i]
@@ -641,10 +664,31 @@ def run_economy(directory: Path, seed: int, sizes: Sizes, *, split: bool) -> dic
             "version": trained.get("version"),
             "accuracy": round(metrics["accuracy"], 4),
             "unsharded_accuracy": metrics.get("unsharded.accuracy"),
+            "manifest_root": mv.manifest_root,
+            "evaluation_root": mv.eval_root,
+            "evaluation_items": mv.eval_items,
         },
         "valuation": {"number": valued.get("valuation"), "method": valued.get("method")},
         "pools": {k: v["amount"] for k, v in epoch["pools"].items()},
     }
+
+
+@contextmanager
+def fixed_evaluation_draw(seed: int) -> Iterator[None]:
+    """Within the block, every item's evaluation draw hashes its id with the seed rather
+    than with its batch's screening entry: the hub and its rules both read the beacon
+    through ``community.models.evaluation_beacon``, so the versions stay valid, and two
+    runs holding the same items draw the same evaluation set."""
+    from commonweal.community import models
+
+    real = models.evaluation_beacon
+    models.evaluation_beacon = lambda state, c: f"fairness-bench:{seed}"
+    models._POOL_CACHE.clear()
+    try:
+        yield
+    finally:
+        models.evaluation_beacon = real
+        models._POOL_CACHE.clear()
 
 
 def _awards(epoch: dict[str, Any], pool: str) -> list[tuple[str, int]]:
@@ -709,6 +753,8 @@ def economy_figures(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str,
             "two_identities": [b["data_award"].get("S1", 0), b["data_award"].get("S2", 0)],
             "data_pool": [a["pools"]["data"], b["pools"]["data"]],
             "evaluation_accuracy": [a["model"]["accuracy"], b["model"]["accuracy"]],
+            "same_training_items": a["model"]["manifest_root"] == b["model"]["manifest_root"],
+            "same_evaluation_set": a["model"]["evaluation_root"] == b["model"]["evaluation_root"],
             "split_over_single": split,
             "holds": split is not None and abs(split - 1) <= TARGET_SPLIT,
         },
@@ -809,8 +855,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             with CpuWatch() as w:
                 for seed in seeds:
                     t = time.perf_counter()
-                    a = run_economy(work / f"eco-{seed}", seed, sizes, split=False)
-                    b = run_economy(work / f"eco-{seed}-split", seed, sizes, split=True)
+                    with fixed_evaluation_draw(seed):
+                        a = run_economy(work / f"eco-{seed}", seed, sizes, split=False)
+                        b = run_economy(work / f"eco-{seed}-split", seed, sizes, split=True)
                     got = economy_figures(a, b)
                     for k, v in got.items():
                         figures[k].append({"seed": seed, **v})

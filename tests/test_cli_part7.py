@@ -95,9 +95,18 @@ def rows_by_id(hub_dir: Path) -> dict[str, dict[str, Any]]:
 # -- review next ------------------------------------------------------------------------
 
 
-def test_review_next_loops_until_the_member_quits(tmp_path: Path) -> None:
+def test_review_next_loops_until_the_member_quits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hub_dir, _ = text_hub(tmp_path)
     runner = CliRunner()
+
+    def not_needed(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("the loop asks the hub for the next item and the count left")
+
+    # Not the member's whole export, nor every item in review: /reviews/next says it all.
+    monkeypatch.setattr(HubClient, "export", not_needed)
+    monkeypatch.setattr(HubClient, "contributions", not_needed)
     # a typo, accept, relabel to "market" (key 2), skip, quit
     result = runner.invoke(
         app,
@@ -113,6 +122,7 @@ def test_review_next_loops_until_the_member_quits(tmp_path: Path) -> None:
     assert "Report 0:" in text  # the item's text is shown
     assert "This session: 1 accept, 1 relabel, 1 skip" in text
     first, second, third, _ = re.findall(r"Item ([0-9a-f]{32})", text)
+    monkeypatch.undo()
     after = rows_by_id(hub_dir)
     decided = {r["id"]: (r["status"], r["decided_label"]) for r in after.values()}
     assert decided[first] == ("accepted", "river")
@@ -390,3 +400,10 @@ def test_a_secret_ballot_per_proposal_follows_the_charter(tmp_path: Path) -> Non
     made = cwj("propose", "signal", "text=hello", "--title", "Hi", "--secret",
                "--hub", hub2, "--key", secret_dir / "Ada.key")  # fmt: skip
     assert made["secret"] is True
+
+
+def test_the_review_loop_skips_no_more_items_than_the_hub_takes() -> None:
+    from commonweal.api.contributions import MAX_SKIP
+    from commonweal.cli.review import _MAX_SKIP
+
+    assert _MAX_SKIP == MAX_SKIP

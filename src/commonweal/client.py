@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -216,12 +216,12 @@ class HubClient:
         """An item's content, for its contributor or a member reviewing it."""
         return self._signed_get(key, f"/contributions/{item_id}/content")["item"]
 
-    def next_review(self, key: SigningKey, *, skip: Sequence[str] = ()) -> dict[str, Any] | None:
+    def next_review(self, key: SigningKey, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
         """The next item for this member to review (none of the ``skip`` ids), or ``None``
-        if there is none."""
+        if there is none. Its ``left`` says how many wait for the member (skipped ones not)."""
         try:
             return self._signed_get(  # type: ignore[no-any-return]
-                key, "/reviews/next", skip=",".join(skip) or None
+                key, "/reviews/next", skip=",".join(sorted(skip)) or None
             )
         except NotFound:
             return None

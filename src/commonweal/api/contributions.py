@@ -43,14 +43,16 @@ def list_contributions(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> dict[str, Any]:
     """Items' metadata (never content), filtered by member, status and flag (for example
-    ``negative-value``: the items a valuation found harmful)."""
+    ``negative-value``: the items a valuation found harmful). ``resembles`` names the
+    earlier item a copy resembles (its original), or is null."""
     rows = hub.data.contributions(member=member, status=status, flag=flag, limit=limit)
     return {"contributions": rows}
 
 
 @router.get("/contributions/{item_id}", tags=["contributions"])
 def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
-    """An item's metadata and its quality report (findings by kind and position only)."""
+    """An item's metadata (with ``resembles``: the earlier item it copies, if any) and its
+    quality report (findings by kind and position only)."""
     row = hub.data.contribution(item_id)
     try:
         report = hub.data.quality_report(item_id)
@@ -75,9 +77,13 @@ def next_review(
     skip: str = "",
 ) -> dict[str, Any]:
     """An item waiting for your review (never your own, never one you reviewed, none of
-    the comma-separated item ids in ``skip``: the ones you passed over for now)."""
-    item = hub.data.next_review(member, skip=skipped(skip))
+    the comma-separated item ids in ``skip``: the ones you passed over for now), and
+    ``left``: how many items wait for you, this one included, the skipped ones not."""
+    passed = skipped(skip)
+    item = hub.data.next_review(member, skip=passed)
     if item is None:
+        if passed:
+            raise NotFound("nothing but the items you skipped is waiting for your review")
         raise NotFound("nothing is waiting for your review right now")
     return item
 

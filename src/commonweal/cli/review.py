@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from rich.markup import escape
 
 from commonweal.cli.output import out
 from commonweal.client import HubClient
-from commonweal.errors import CommonwealError, NotFound
+from commonweal.errors import CommonwealError
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["image_blocks", "label_keys", "review_loop", "show_item"]
@@ -32,6 +33,8 @@ _WHY = {
     "personal-data": "it held personal data (redacted)",
 }
 _KEYS = "a accept · r reject · f flag · s skip · q quit"
+_MAX_SKIP = 200  # item ids /reviews/next takes in ?skip= (the API's MAX_SKIP)
+_RECENT = 20
 
 
 def image_blocks(data: str) -> list[str]:
@@ -133,33 +136,17 @@ class Session:
     client: HubClient
     key: SigningKey
     labels: list[str]
-    reviewed: set[str] = field(default_factory=set)
-    skipped: set[str] = field(default_factory=set)
+    # The last few items reviewed: a hub process a moment behind the log could offer one.
+    reviewed: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    skipped: dict[str, None] = field(default_factory=dict)  # in the order skipped
     done: dict[str, int] = field(default_factory=dict)
 
-    def waiting(self) -> list[dict[str, Any]]:
-        """Items in review this reviewer may still review, the hub's order."""
-        rows = [
-            r
-            for r in self.client.contributions(status="in_review")
-            if r["member"] != self.key.key_id and r["id"] not in self.reviewed
-        ]
-        return sorted(rows, key=lambda r: (r["reviews_needed"] - r["reviews"], r["updated_index"]))
-
-    def next_item(self, waiting: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The hub's next item for this reviewer, or the first not skipped after it."""
-        item = self.client.next_review(self.key)
-        if item is None or item["id"] not in self.skipped:
-            return item
-        for row in waiting:
-            if row["id"] in self.skipped:
-                continue
-            try:
-                content = self.client.content(self.key, row["id"])
-            except NotFound:
-                continue
-            return {**row, "content": content}
-        return None
+    def next_item(self) -> dict[str, Any] | None:
+        """The hub's next item for this reviewer, passing over those skipped (the most
+        recent, as many as the hub takes); its ``left`` is how many wait, this one
+        included."""
+        skip = [*self.reviewed, *list(self.skipped)[-(_MAX_SKIP - _RECENT) :]]
+        return self.client.next_review(self.key, skip=skip)
 
 
 def _ask(labels: list[str], proposed: Any) -> tuple[str, str | None, str | None]:
@@ -187,23 +174,12 @@ def _ask(labels: list[str], proposed: Any) -> tuple[str, str | None, str | None]
         out.print(f"{said!r} is not a choice: a, r, f, s or q{hint}.", highlight=False)
 
 
-def _my_reviews(c: HubClient, key: SigningKey) -> set[str]:
-    """The items this member has reviewed, from the log entries about them."""
-    events = c.export(key)["events"]
-    return {
-        e["event"]["body"].get("item")
-        for e in events
-        if e["event"]["kind"] == "review.submit" and e["event"]["actor"] == key.key_id
-    }
-
-
 def review_loop(c: HubClient, key: SigningKey) -> dict[str, int]:
     """Review until nothing is left or the reviewer quits; what was done, by verdict."""
     task = c.community()["charter"].get("task") or {}
-    s = Session(c, key, list(task.get("labels") or []), reviewed=_my_reviews(c, key))
+    s = Session(c, key, list(task.get("labels") or []))
     while True:
-        waiting = s.waiting()
-        item = s.next_item(waiting)
+        item = s.next_item()
         if item is None:
             out.print(
                 "Nothing else waits for your review."
@@ -211,16 +187,15 @@ def review_loop(c: HubClient, key: SigningKey) -> dict[str, int]:
                 else "Only the items you skipped are left."
             )
             return s.done
-        left = sum(r["id"] not in s.skipped for r in waiting) or 1
         out.print()
-        show_item(c, item, s.labels, left)
+        show_item(c, item, s.labels, item.get("left"))
         verdict, label, reason = _ask(s.labels, item.get("label"))
         if verdict == "quit":
             return s.done
         if verdict == "skip":
-            s.skipped.add(item["id"])
+            s.skipped[item["id"]] = None
         else:
             c.review(key, item["id"], verdict, label=label, reason=reason)
-            s.reviewed.add(item["id"])
+            s.reviewed.append(item["id"])
             out.print(f"Recorded: {verdict}" + (f" as {label}" if label else ""))
         s.done[verdict] = s.done.get(verdict, 0) + 1

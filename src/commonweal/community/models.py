@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from commonweal.community.charter import Charter, Training
 from commonweal.community.kinds import Changes, Touched, fields, need_hub
-from commonweal.community.state import ModelVersion, State
+from commonweal.community.state import Contribution, ModelVersion, State
 from commonweal.errors import Conflict, InvalidInput
 from commonweal.ledger.canonical import canonical_str
 from commonweal.ledger.event import Leaf
@@ -38,6 +38,7 @@ from commonweal.ledger.merkle import tree_root
 __all__ = [
     "KINDS",
     "Pool",
+    "evaluation_beacon",
     "in_evaluation",
     "manifest_root",
     "pool",
@@ -76,6 +77,13 @@ def in_evaluation(item: str, holdout_pct: int, beacon: str) -> bool:
     screening entry (it holds the hub's random nonce and signature) when they do: they
     cannot grind their items into the evaluation set or out of it."""
     return _bucket(f"evaluation:{beacon}", item, 100) < holdout_pct
+
+
+def evaluation_beacon(state: State, c: Contribution) -> str:
+    """What an item's evaluation draw hashes beside its id: the hash of the screening entry
+    for its batch (see ``in_evaluation``). One function for the holdout and the top-up, so
+    a replay, the hub and an experiment that must hold the draw fixed agree on it."""
+    return state.beacons.get(c.batch_index, "")
 
 
 def shard_of(item: str, shards: int) -> int:
@@ -159,7 +167,7 @@ def _fill_small_labels(
     have = Counter(label_of.values())
     candidates: dict[str | None, list[tuple[int, str]]] = {}
     for iid, label in training:
-        beacon = state.beacons.get(state.contributions[iid].batch_index, "")
+        beacon = evaluation_beacon(state, state.contributions[iid])
         draw = _bucket(f"evaluation:{beacon}", iid, 2**32)
         candidates.setdefault(label, []).append((draw, iid))
     moved: set[str] = set()
@@ -191,7 +199,7 @@ def _pool(state: State) -> Pool:
         if c.status != "accepted":
             continue
         scopes = c.consent.split(",")
-        beacon = state.beacons.get(c.batch_index, "")
+        beacon = evaluation_beacon(state, c)
         drawn = in_evaluation(c.id, cfg.evaluation.holdout_pct, beacon)
         if drawn or c.id in state.evaluated:
             # Scoring a model is a lesser use than training it: either consent will do.

@@ -125,11 +125,13 @@ class DataArea:
         flag: str | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
-        """Contributions in log order, filtered by member, status or one flag."""
+        """Contributions in log order, filtered by member, status or one flag; each row
+        says which earlier item it resembles, if screening found it a copy."""
         with self._hub.read() as conn:
-            return rows.contribution_rows(
+            found = rows.contribution_rows(
                 conn, member=member, status=status, flag=flag, limit=limit
             )
+        return self._with_resembles(found)
 
     def contribution(self, item_id: str) -> dict[str, Any]:
         """One item's projection row; NotFound if the log never had it."""
@@ -140,7 +142,20 @@ class DataArea:
 
     def contributions_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         with self._hub.read() as conn:
-            return rows.contributions_by_id(conn, ids)
+            found = rows.contributions_by_id(conn, ids)
+        return self._with_resembles(found)
+
+    def _with_resembles(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with ``resembles``: the log, not the projection table, holds it (it never
+        changes once screened). A row newer than this process's state catches it up."""
+        state = self._hub.state
+        if any(r["id"] not in state.contributions for r in found):
+            self._hub.refresh()
+            state = self._hub.state
+        for r in found:
+            c = state.contributions.get(r["id"])
+            r["resembles"] = None if c is None else c.resembles
+        return found
 
     def item_content(self, item_id: str) -> Any:
         """An item's decrypted content; NotFound once withdrawn (its key is gone)."""
@@ -160,7 +175,9 @@ class DataArea:
     def next_review(self, reviewer: str, *, skip: Collection[str] = ()) -> dict[str, Any] | None:
         """An item in review that ``reviewer`` may review, with its content: the one with
         the fewest reviews first, so items finish rather than all advancing slowly. Items
-        in ``skip`` (the ones a reviewer passed over this session) are left for later."""
+        in ``skip`` (the ones a reviewer passed over this session) are left for later.
+        ``left`` counts the items waiting for this reviewer and not skipped, this one
+        included."""
         state = self._hub.state
         passed = frozenset(skip)
         candidates = sorted(
@@ -174,12 +191,17 @@ class DataArea:
             ),
             key=lambda c: (c.reviews_needed - c.reviews, c.updated_index),
         )
-        for c in candidates:
+        for n, c in enumerate(candidates):
             try:
                 content = self.item_content(c.id)
             except NotFound:
-                continue
-            return {**c.to_json(), "content": content, "report": self.quality_report(c.id)}
+                continue  # withdrawn since this state: not waiting any more
+            return {
+                **c.to_json(),
+                "content": content,
+                "report": self.quality_report(c.id),
+                "left": len(candidates) - n,
+            }
         return None
 
     def reviewer_reliability(self) -> dict[str, float]:

@@ -156,26 +156,30 @@ def _check_exact_duplicate(charter: Charter, s: Screened, earlier: str | None) -
 
 
 def _near_signature(charter: Charter, index: Any, item: dict[str, Any]) -> Any:
+    """What the index keeps of the item: for an image, its hash and those of it moved by
+    a pixel each way (see ``_near_matches``)."""
     assert charter.task is not None
     if charter.task.kind == "image-classification":
-        return index.signature(decode_image(item["image"], charter.task, "image"))
+        return index.index_signature(decode_image(item["image"], charter.task, "image"))
     return index.signature(_near_text(charter, item))
 
 
 def _near_matches(
     charter: Charter, index: Any, item: dict[str, Any], sig: Any
 ) -> list[tuple[str, float]]:
-    """Indexed items near this one. An image is also looked up shifted by a pixel each
-    way: moving a small picture by one pixel changes its perceptual hash more than the
-    difference between two different pictures does, so a copier's shifted copy would
-    otherwise pass as an original."""
+    """Indexed items near this one. Moving a small picture by one pixel changes its
+    perceptual hash more than the difference between two different pictures does, so an
+    image is matched both ways: against each indexed image moved by a pixel (what a
+    shifted copy of it is, even where the move pushed a stroke out of the frame), and
+    moved back by a pixel itself against the indexed images."""
     assert charter.task is not None
-    found = dict(index.query(sig))
-    if charter.task.kind == "image-classification":
-        pixels = decode_image(item["image"], charter.task, "image")
-        for shifted in index.shifted_signatures(pixels):
-            for other, score in index.query(shifted):
-                found[other] = max(score, found.get(other, 0.0))
+    if charter.task.kind != "image-classification":
+        return sorted(index.query(sig), key=lambda pair: (-pair[1], pair[0]))
+    found = dict(index.query(sig, moved=True))
+    pixels = decode_image(item["image"], charter.task, "image")
+    for shifted in index.shifted_signatures(pixels):
+        for other, score in index.query(shifted):
+            found[other] = max(score, found.get(other, 0.0))
     return sorted(found.items(), key=lambda pair: (-pair[1], pair[0]))
 
 

@@ -25,7 +25,13 @@ at 100k texts); the check itself stays near 0.25 ms.
 pHash) and a vectorized Hamming scan, which at 100k images takes well under a millisecond.
 pHash shrugs off re-encoding, rescaling and brightness, and keeps different digits apart, but
 on an 8x8 image one pixel is 1/64 of the picture: a pixel nudged by 40 of 255 stays a near
-duplicate (94 % of digits), one flipped from black to white mostly does not (5 %).
+duplicate (94 % of digits), one flipped from black to white mostly does not (5 %). Moving a
+small image by one pixel changes its pHash more than the difference between two digits, so
+each image is indexed with the signatures of itself moved a pixel each way, the edge left
+behind filled with its background (``index_signature``): a copy moved by a pixel is then
+found even where the move pushed a stroke out of the frame, which looking the copy up moved
+back (``shifted_signatures``) cannot recover — on sklearn's digits, 100 % of one-pixel
+copies found instead of 62 %, and no pair of different digits brought closer than before.
 
 Both indexes persist signatures through ``to_bytes``/``from_bytes`` so the hub can keep them
 in its database and rebuild the index at start; neither is thread-safe.
@@ -54,6 +60,7 @@ from PIL import Image, UnidentifiedImageError
 from commonweal.errors import InvalidInput, TooLarge
 
 __all__ = [
+    "MOVES",
     "ImageNearDuplicates",
     "TextNearDuplicates",
     "exact_key",
@@ -68,13 +75,17 @@ MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"  # datasketch 2.0's default: unbiased, uint32, half the memory of 64
 SHINGLE_CHARS = 5
 _TEXT_MAGIC = b"CWT\x01"
-_IMAGE_MAGIC = b"CWI\x01"
+_IMAGE_MAGIC = b"CWI\x01"  # one pHash
+_IMAGE_MOVED_MAGIC = b"CWI\x02"  # the pHash, then those of the image moved each way (MOVES)
 
 # pHash resizes to 32x32 before its DCT; smaller images are first enlarged by a whole factor
 # with nearest-neighbour so that an 8x8 digit keeps its hard pixel edges instead of Lanczos
 # ringing.
 PHASH_MIN_SIDE = 32
 HASH_BITS = 64
+# The eight one-pixel moves (dy, dx) an indexed image is also hashed under, in this order.
+MOVES = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+_IMAGE_COLUMNS = 1 + len(MOVES)
 MAX_IMAGE_PIXELS = 1 << 24  # refuse decompression bombs before decoding
 
 _WHITESPACE = re.compile(r"\s+")
@@ -265,13 +276,17 @@ class ImageNearDuplicates(_Indexed):
     ``query`` returns ``(id, similarity)`` with similarity ``1 - distance / 64`` for stored
     images within ``max_distance`` bits, best first. A linear scan over a packed uint64 array
     (XOR, popcount) is exact and fast enough for the 100k images a community holds.
+
+    An item indexed with ``index_signature`` also holds the hashes of itself moved by a
+    pixel; ``query(..., moved=True)`` matches those too (an item indexed with a plain
+    ``signature``, as signatures stored before them were, matches on its own hash only).
     """
 
     def __init__(self, *, max_distance: int = 4) -> None:
         if not 0 <= max_distance < HASH_BITS:
             raise ValueError(f"max_distance must be in 0..{HASH_BITS - 1}, got {max_distance}")
         self.max_distance = max_distance
-        self._rows = _DenseRows((), np.uint64)
+        self._rows = _DenseRows((_IMAGE_COLUMNS,), np.uint64)
 
     def signature(self, image: NDArray[Any] | str) -> NDArray[np.uint64]:
         """pHash of a pixel array (uint8, HxW or HxWxC) or of a base64 PNG/JPEG, as one uint64."""
@@ -307,47 +322,83 @@ class ImageNearDuplicates(_Indexed):
                     out.append(self.signature(padded[1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]))
         return out
 
+    def moved_signatures(self, image: NDArray[Any]) -> NDArray[np.uint64]:
+        """The signatures of ``image`` (uint8 pixels) moved one pixel each way (``MOVES``),
+        the edge left behind filled with its background — the commonest colour on its
+        border, as a copier's shifted copy has it."""
+        arr = np.asarray(image)
+        h, w = arr.shape[:2]
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        colours, counts = np.unique(border.reshape(len(border), -1), axis=0, return_counts=True)
+        background = colours[counts.argmax()].reshape(arr.shape[2:])
+        out = []
+        for dy, dx in MOVES:
+            moved = np.empty_like(arr)
+            moved[...] = background
+            moved[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = arr[
+                max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+            ]
+            out.append(self.signature(moved)[0])
+        return np.array(out, dtype=np.uint64)
+
+    def index_signature(self, image: NDArray[Any]) -> NDArray[np.uint64]:
+        """What the index keeps of an image: its signature, then ``moved_signatures``."""
+        return np.concatenate([self.signature(image), self.moved_signatures(image)])
+
     def add(self, item_id: str, signature: NDArray[np.uint64]) -> None:
-        """Index ``signature`` under ``item_id``; raises ``ValueError`` if the id is indexed."""
-        self._rows.add(item_id, self._check(signature))
+        """Index ``signature`` (``signature`` or ``index_signature``) under ``item_id``;
+        raises ``ValueError`` if the id is indexed."""
+        sig = self._check_stored(signature)
+        if len(sig) == 1:  # no moved hashes: its own hash stands in for them
+            sig = np.repeat(sig, _IMAGE_COLUMNS)
+        self._rows.add(item_id, sig)
 
     def remove(self, item_id: str) -> None:
         """Drop ``item_id`` from the index; an id that is not there is ignored."""
         self._rows.remove(item_id)
 
-    def query(self, signature: NDArray[np.uint64]) -> list[tuple[str, float]]:
-        """``(id, 1 - distance/64)`` of stored images within ``max_distance``, best first."""
-        value = self._check(signature)
+    def query(
+        self, signature: NDArray[np.uint64], *, moved: bool = False
+    ) -> list[tuple[str, float]]:
+        """``(id, 1 - distance/64)`` of stored images within ``max_distance``, best first;
+        with ``moved``, the distance is the least to the stored image or to it moved by a
+        pixel. (Of an ``index_signature``, its own hash is what is looked up.)"""
+        value = self._check_stored(signature)[0]
         n = len(self._rows.ids)
         if n == 0:
             return []
-        distance = np.bitwise_count(self._rows.values[:n] ^ value)
+        stored = self._rows.values[:n] if moved else self._rows.values[:n, :1]
+        distance = np.bitwise_count(stored ^ value).min(axis=1)
         rows = np.flatnonzero(distance <= self.max_distance)
         out = [(self._rows.ids[r], 1.0 - int(distance[r]) / HASH_BITS) for r in rows.tolist()]
         out.sort(key=lambda pair: (-pair[1], pair[0]))
         return out
 
     def to_bytes(self, signature: NDArray[np.uint64]) -> bytes:
-        """The hash as bytes for the database: a format tag, then a little-endian uint64."""
-        return _IMAGE_MAGIC + int(self._check(signature)).to_bytes(8, "little")
+        """The hashes as bytes for the database: a format tag, then little-endian uint64s
+        (one, or an ``index_signature``'s nine)."""
+        sig = self._check_stored(signature)
+        magic = _IMAGE_MAGIC if len(sig) == 1 else _IMAGE_MOVED_MAGIC
+        return magic + sig.astype("<u8").tobytes()
 
     def from_bytes(self, data: bytes) -> NDArray[np.uint64]:
         """Inverse of ``to_bytes``; raises ``ValueError`` for another format or length."""
-        if data[:4] != _IMAGE_MAGIC or len(data) != 12:
+        sizes = {_IMAGE_MAGIC: 12, _IMAGE_MOVED_MAGIC: 4 + 8 * _IMAGE_COLUMNS}
+        if sizes.get(data[:4]) != len(data):
             raise ValueError(
                 f"not an image signature of this format ({len(data)} bytes); recompute it "
                 "from the item's content"
             )
-        return np.array([int.from_bytes(data[4:], "little")], dtype=np.uint64)
+        return np.frombuffer(data[4:], dtype="<u8").astype(np.uint64)
 
-    def _check(self, signature: NDArray[Any]) -> np.uint64:
+    def _check_stored(self, signature: NDArray[Any]) -> NDArray[np.uint64]:
         sig = np.asarray(signature)
-        if sig.shape != (1,) or sig.dtype != np.uint64:
+        if sig.shape not in ((1,), (_IMAGE_COLUMNS,)) or sig.dtype != np.uint64:
             raise ValueError(
-                f"expected a signature of one uint64, got shape {sig.shape} dtype {sig.dtype}; "
-                "make it with signature()"
+                f"expected a signature of one uint64 (or {_IMAGE_COLUMNS}), got shape "
+                f"{sig.shape} dtype {sig.dtype}; make it with signature() or index_signature()"
             )
-        return np.uint64(sig[0])
+        return sig
 
 
 def _as_str(value: Any, field: str) -> str:
