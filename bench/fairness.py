@@ -804,6 +804,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller communities: a few minutes")
     ap.add_argument("--only", action="append", choices=SECTIONS, help="repeatable")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (0: default)")
+    ap.add_argument(
+        "--dataset", action="append", choices=DATASETS, help="accuracy: only these (repeatable)"
+    )
     args = ap.parse_args(argv)
     os.environ.pop("COMMONWEAL_DATABASE_URL", None)
     only = set(args.only or SECTIONS)
@@ -822,9 +825,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         work = Path(d)
         if "accuracy" in only:
             per_set: dict[str, Any] = {}
-            names = (
-                DATASETS if not args.quick else ("iris", "wine", "breast_cancer", "digits", "text")
-            )
+            names = args.dataset or DATASETS
             for name in names:
                 ds = dataset(name, texts=texts)
                 if args.quick and name == "digits":

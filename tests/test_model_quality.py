@@ -105,8 +105,8 @@ def test_a_small_tabular_community_trains_one_model_as_good_as_unsharded(
 
 
 def test_a_larger_pool_gets_several_shards(tmp_path: Path, database_url: str) -> None:
-    """900 texts under the default floors (200 rows and 10 of each label per shard): the
-    ~810 training items split into four shards, and the version is scored beside one
+    """900 texts under the default floors (300 rows and 10 of each label per shard): the
+    ~810 training items split into two shards, and the version is scored beside one
     model fitted on all of them."""
     client, _ = build(
         tmp_path / "hub", database_url, kind="text-classification", items=text_items(900)
@@ -117,8 +117,10 @@ def test_a_larger_pool_gets_several_shards(tmp_path: Path, database_url: str) ->
         assert charter is not None
         p = pool(hub.state)
         labels = [hub.state.contributions[i].label for i in p.training]
-        assert len(p.shards) == shard_count(charter.training, labels) == len(p.training) // 200
-        assert len(p.shards) >= 2 and all(len(s) >= 150 for s in p.shards)
+        floor = charter.training.min_rows_per_shard
+        assert floor == 300  # the default
+        assert len(p.shards) == shard_count(charter.training, labels) == len(p.training) // floor
+        assert len(p.shards) >= 2 and all(len(s) >= floor * 3 // 4 for s in p.shards)
         done = hub.models.train()
         assert len(done["shards"]) == len(p.shards) and done["retrained"] == list(
             range(len(p.shards))
