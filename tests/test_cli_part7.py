@@ -381,25 +381,26 @@ def test_a_charter_amendment_shows_what_it_changes(tmp_path: Path) -> None:
 
 
 def test_a_secret_ballot_per_proposal_follows_the_charter(tmp_path: Path) -> None:
-    hub_dir, _ = text_hub(tmp_path)
-    args = (
-        "signal",
-        "text=hello",
-        "--title",
-        "Hi",
-        "--hub",
-        hub_dir,
-        "--key",
-        tmp_path / "Ada.key",
-    )
-    refused = cw("propose", *args, "--secret", ok=False)
-    one_line_failure(refused, "governance.secret_ballot")
-    secret_dir = tmp_path / "secret"
-    secret_dir.mkdir()
-    hub2, _ = text_hub(secret_dir, governance={"secret_ballot": True})
-    made = cwj("propose", "signal", "text=hello", "--title", "Hi", "--secret",
-               "--hub", hub2, "--key", secret_dir / "Ada.key")  # fmt: skip
-    assert made["secret"] is True
+    """``propose --secret`` asks for a secret ballot on this proposal (what the web app's
+    checkbox sends too); the rules grant it where ``governance.secret_per_proposal`` allows
+    and refuse it, in one line naming the setting, where it does not."""
+
+    def propose(directory: Path, *flags: str, ok: bool = True) -> Any:
+        args = ("propose", "signal", "text=hello", "--title", "Hi", "--hub", directory / "hub",
+                "--key", directory / "Ada.key", *flags)  # fmt: skip
+        return cwj(*args) if ok else cw(*args, ok=False)
+
+    text_hub(tmp_path)  # the default charter: a proposer may ask
+    assert propose(tmp_path, "--secret")["secret"] is True
+    assert propose(tmp_path)["secret"] is False
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    text_hub(closed, governance={"secret_per_proposal": False})
+    one_line_failure(propose(closed, "--secret", ok=False), "governance.secret_per_proposal")
+    every = tmp_path / "every"
+    every.mkdir()
+    text_hub(every, governance={"secret_ballot": True})
+    assert propose(every)["secret"] is True
 
 
 def test_the_review_loop_skips_no_more_items_than_the_hub_takes() -> None:
