@@ -95,7 +95,25 @@ class Person:
         return self.watched.page
 
     def check(self, step: str, *, allow_errors: str | None = None) -> None:
+        """``Watched.check``, and nothing on the page is wider than the window."""
         self.watched.check(f"journey-{step}", allow_errors=allow_errors)
+        assert not overflows(self.page), f"{step}: wider than the page: {overflows(self.page)}"
+
+
+def overflows(page: Any) -> list[str]:
+    """Elements in the page's main column that reach past its right edge (a table pushed
+    wider than the page by a long unbroken line, say)."""
+    found: list[str] = page.evaluate(
+        """() => {
+            const main = document.querySelector("main");
+            const edge = main.getBoundingClientRect().right
+              - parseFloat(getComputedStyle(main).paddingRight) + 1;
+            return [...main.querySelectorAll("*")]
+              .filter((e) => e.getBoundingClientRect().right > edge)
+              .slice(0, 3).map((e) => e.tagName + (e.id ? "#" + e.id : ""));
+        }"""
+    )
+    return found
 
 
 @pytest.fixture(scope="module")
