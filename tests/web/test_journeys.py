@@ -334,18 +334,22 @@ def test_a_vote_retrains_without_a_withdrawn_item_and_an_entry_verifies(
     assert "delegated to Lin" in power_why(sam.page, sam.key_id)
     sam.check("2-sam-power")
 
-    # Once voting is over the hub carries it out, and its scheduler trains version 2.
+    # Once voting is over the hub carries it out: its executor places the order, and its
+    # scheduler trains version 2, which the proposal's page then links to.
     wait_for(lin.watched, proposal_url, "#executed", VOTING + 30)
     assert "carried out" in p.inner_text("#phase")
+    assert "Passes: 2 for, 0 against" in p.inner_text("#h-results ~ p")
+    wait_for(lin.watched, proposal_url, "#job-train[data-done]", 60)
+    assert "The hub ran the order to train a new model version: version 2" in p.inner_text(
+        "#job-train"
+    )
     lin.check("2-executed")
-    deadline = time.monotonic() + 90
-    while httpx.get(coop.url + "/api/v1/models/latest").json().get("version") != 2:
-        assert time.monotonic() < deadline, "the ordered training did not happen"
-        p.wait_for_timeout(1000)
 
     # The new version's page and lineage: the item is gone, and was Lin's withdrawal.
-    p.goto(f"{coop.url}/model/2")
+    p.click("#job-train a[href='/model/2']")
+    p.wait_for_url(f"{coop.url}/model/2")
     text = p.inner_text("main")
+    assert f"{len(trained_on) - 1} items from 1 member." in text, text
     assert "1 removed, of which 1 withdrawn" in text, text
     row = p.locator(f"#per-member tr[data-member='{lin.key_id}'] td")
     assert row.nth(2).inner_text() == "1"
