@@ -27,7 +27,7 @@ from commonweal.community.charter import validate_charter
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
 from tests.kit.browser import Watched, served, sign_in
-from tests.kit.commands import cw, cwj
+from tests.kit.commands import cwj
 from tests.kit.communities import text_items
 from tests.kit.databases import Databases
 from tests.web.conftest import Site, off_the_browser_thread

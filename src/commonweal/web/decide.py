@@ -105,7 +105,7 @@ def _ordered_jobs(hub: Hub, p: dict[str, Any]) -> list[dict[str, Any]]:
     if p["phase"] != "executed" or closed is None:
         return []
     st = hub.state
-    made = {
+    made: dict[str, list[tuple[int, str, str | None]]] = {
         "train": [
             (m.entry, f"version {m.version}", f"/model/{m.version}") for m in st.models.values()
         ],
@@ -121,8 +121,8 @@ def _ordered_jobs(hub: Hub, p: dict[str, Any]) -> list[dict[str, Any]]:
         job = a.get("type") == "hub.run" and a.get("job")
         if not job or job not in made:
             continue
-        after = sorted(r for r in made[job] if r[0] > closed)
-        entry, what, href = after[0] if after else (None, None, None)
+        after = min((r for r in made[job] if r[0] > closed), default=None)
+        entry, what, href = after if after else (None, None, None)
         out.append(
             {
                 "job": job,
