@@ -312,6 +312,36 @@ def test_projection_rows_follow_the_table_columns() -> None:
     assert tuple(c.name for c in invites.c) == INVITE_COLUMNS
 
 
+def test_a_remote_verifier_finds_the_served_projections_equal_to_its_replay(
+    tmp_path: Path, database_url: str
+) -> None:
+    """What ``ledger verify --hub URL`` compares: the projections a hub serves against the
+    rows its replay implies, here with contributions in them (a contribution's row has its
+    table's columns only; the item it resembles lives in the log)."""
+    import base64
+
+    from commonweal.verify import verify_log
+    from tests.kit import community, text_items
+
+    client, _ = community(
+        tmp_path / "hub", database_url, kind="text-classification", items=text_items(6)
+    )
+    try:
+        note = client.checkpoint()
+        leaves = [base64.b64decode(e["leaf"]) for e in client.iter_entries()]
+        report = verify_log(
+            iter(leaves),
+            checkpoint_note=note,
+            verifier=client.verifier(),
+            witness=Witness(tmp_path / "seen"),
+            projections=client.projections(),
+            workers=1,
+        )
+    finally:
+        client.close()
+    assert "projections equal the replayed state" in report.checks
+
+
 def test_a_version_1_hub_is_upgraded_when_opened(tmp_path: Path, database_url: str) -> None:
     """Schema 2 (part 3) only added tables: a hub made before it opens, gains them, and
     its log still verifies."""

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from commonweal.community.rules import Touched
-from commonweal.community.state import State
+from commonweal.community.state import CONTRIBUTION_COLUMNS, State
 from commonweal.ledger.canonical import canonical_str
 from commonweal.store.schema import (
     PROJECTION_TABLES,
@@ -81,8 +81,14 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
         "invites": sorted(
             (i.to_json() for i in state.invites.values()), key=lambda r: r["token_hash"]
         ),
+        # A contribution's row holds its table's columns only: what it resembles lives in
+        # the log (``to_json``, which the API answers, adds it).
         "contributions": sorted(
-            (c.to_json() for c in state.contributions.values()), key=lambda r: r["id"]
+            (
+                dict(zip(CONTRIBUTION_COLUMNS, c.row(), strict=True))
+                for c in state.contributions.values()
+            ),
+            key=lambda r: r["id"],
         ),
         "reviews": sorted((r.to_json() for r in state.reviews.values()), key=lambda r: r["entry"]),
         "models": sorted((m.to_json() for m in state.models.values()), key=lambda r: r["version"]),

@@ -92,7 +92,47 @@ def _worded(hub: Hub, p: dict[str, Any]) -> dict[str, Any]:
         "words": words,
         **_phase(p),
         "weighting_words": WEIGHTING_WORDS.get(p["weighting"], p["weighting"]),
+        "jobs": _ordered_jobs(hub, p),
     }
+
+
+def _ordered_jobs(hub: Hub, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """For an executed proposal that ordered hub jobs (``hub.run``): what each job made
+    once the hub ran it (the first record of its kind logged after the execution), or
+    nothing yet. Carrying out a ``hub.run`` only places the order; the hub's scheduler
+    runs the job afterwards, so "carried out" alone does not say the model was trained."""
+    closed = p.get("closed_index")
+    if p["phase"] != "executed" or closed is None:
+        return []
+    st = hub.state
+    made: dict[str, list[tuple[int, str, str | None]]] = {
+        "train": [
+            (m.entry, f"version {m.version}", f"/model/{m.version}") for m in st.models.values()
+        ],
+        "value": [
+            (v.entry, f"valuation {v.valuation} of version {v.model}", None)
+            for v in st.valuations.values()
+        ],
+        "close-epoch": [(e.entry, f"reward epoch {e.epoch}", None) for e in st.epochs.values()],
+        "payout": [(x.entry, f"payout {x.payout}", None) for x in st.payouts.values()],
+    }
+    out = []
+    for a in p["actions"]:
+        job = a.get("type") == "hub.run" and a.get("job")
+        if not job or job not in made:
+            continue
+        after = min((r for r in made[job] if r[0] > closed), default=None)
+        entry, what, href = after if after else (None, None, None)
+        out.append(
+            {
+                "job": job,
+                "words": JOB_WORDS.get(job, job),
+                "entry": entry,
+                "what": what,
+                "href": href,
+            }
+        )
+    return out
 
 
 def _phase(p: dict[str, Any]) -> dict[str, str]:

@@ -27,7 +27,8 @@ function showCounts(card) {
 }
 
 function showSession() {
-  const said = Object.entries(session).map(([v, n]) => `${n} ${DONE[v] || v}`);
+  // Always in the same order (accepted, rejected, relabelled, skipped), whichever came first.
+  const said = Object.keys(DONE).filter((v) => session[v]).map((v) => `${session[v]} ${DONE[v]}`);
   $("session").textContent = said.length ? said.join(", ") : "nothing yet";
 }
 
