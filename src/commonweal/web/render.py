@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from commonweal import __version__
 from commonweal.hub import Hub
@@ -40,6 +41,12 @@ def short(value: Any, n: int = SHORT) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
 
+def idcut(value: Any) -> Markup:
+    """An id shown cut to 16 characters by the style sheet, not by the text: the whole id
+    is in the page, so selecting and copying it gives the id a command or route takes."""
+    return Markup('<span class="idcut" title="{t}">{t}</span>').format(t=str(value))
+
+
 def when(value: Any) -> str:
     """An RFC 3339 time as people read it: ``2026-12-05 07:24 UTC``."""
     text = str(value)
@@ -53,6 +60,7 @@ templates = Environment(
     lstrip_blocks=True,
 )
 templates.filters["short"] = short
+templates.filters["idcut"] = idcut
 templates.filters["when"] = when
 
 
