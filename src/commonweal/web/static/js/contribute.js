@@ -4,6 +4,7 @@
 // as HubClient.contribute does and send it, with a progress bar across batches. The hub's
 // receipt is shown item by item.
 
+import { dropZone } from "./drop.js";
 import { ready, flash } from "./app.js";
 import { post } from "./api.js";
 import { canonical } from "./canonical.js";
@@ -547,17 +548,7 @@ async function main() {
   } else if (!member || member.status !== "active") {
     flash("This key is not an active member of this community, so the hub would refuse its batches.", "error");
   }
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    droppedFiles(e.dataTransfer).then(take);
-  });
+  dropZone($("drop"), (dt) => droppedFiles(dt).then(take));
   $("file").addEventListener("change", (e) => take(fromInput(e.target)));
   if ($("folder")) $("folder").addEventListener("change", (e) => take(fromInput(e.target)));
   $("contribute").addEventListener("submit", (e) => {

@@ -2,6 +2,7 @@
 // `HubClient.join` signs), back the key up before going on, or sign in with a key file;
 // for a member: download the key again, invite someone, set a webhook, sign out.
 
+import { dropZone } from "./drop.js";
 import { act } from "./api.js";
 import { flash, loadFragments, ready } from "./app.js";
 import { sha256, toBase64Url, toHex } from "./bytes.js";
@@ -127,16 +128,8 @@ function visitor() {
     const file = $("key-file").files[0];
     if (file) importKey(file);
   });
-  const drop = $("key-drop");
-  drop.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    const file = e.dataTransfer.files[0];
+  dropZone($("key-drop"), (dt) => {
+    const file = dt.files[0];
     if (file) importKey(file);
   });
 }
