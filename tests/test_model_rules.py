@@ -156,17 +156,17 @@ def test_the_shard_count_follows_the_pool_and_the_rule_holds_the_hub_to_it(ruled
     recomputes the count, so a version that logs another is refused."""
     hub, _, state = ruled
     defaults = Training()
-    assert (defaults.shards, defaults.min_rows_per_shard) == (8, 200)
+    assert (defaults.shards, defaults.min_rows_per_shard) == (8, 300)
     assert defaults.min_rows_per_class_per_shard == 10
     ten = [str(d) for d in range(10)]
     assert shard_count(defaults, ten * 17) == 1  # 170 rows: one model, not eight tiny ones
-    assert shard_count(defaults, ten * 60) == 3  # 600 rows
+    assert shard_count(defaults, ten * 60) == 2  # 600 rows
     assert shard_count(defaults, ten * 1000) == 8  # no more than the charter's most
-    assert shard_count(defaults, ten * 150 + ["0"] * 400) == 8  # 1,900 rows, 150 per label
+    assert shard_count(defaults, ten * 150 + ["0"] * 400) == 6  # 1,900 rows, 150 per label
     assert shard_count(defaults, ["0"] * 1990 + ["1"] * 25) == 2  # a rare label limits it
     assert shard_count(defaults, []) == 1
     assert shard_count(Training(min_rows_per_shard=1, min_rows_per_class_per_shard=1), ten * 3) == 3
-    unlabelled: list[str | None] = [None] * 450  # a regression: rows alone count
+    unlabelled: list[str | None] = [None] * 650  # a regression: rows alone count
     assert shard_count(defaults, unlabelled) == 2
 
     # The community here lowered the floors: its 100 digits train SHARDS shards. The same
@@ -176,7 +176,7 @@ def test_the_shard_count_follows_the_pool_and_the_rule_holds_the_hub_to_it(ruled
     assert charter is not None
     adaptive = state._replace(
         charter=charter.model_copy(
-            update={"training": charter.training.model_copy(update={"min_rows_per_shard": 200})}
+            update={"training": charter.training.model_copy(update={"min_rows_per_shard": 300})}
         )
     )
     one = pool(adaptive)
