@@ -50,9 +50,11 @@ def test_the_ledger_pages_through_entries_newest_first(site: Site, page: Watched
     last = -(-size // 50)
     assert p.inner_text("#ledger-summary") == f"Newest first · page 1 of {last}."
     page.check("ledger-list")
-    p.click("nav.pages a[rel=next]")
+    with p.expect_navigation():
+        p.click("nav.pages a[rel=next]")
     assert int(_rows(p)[0]["index"]) == size - 51
-    p.click(f"nav.pages a[aria-label='Page {last}']")
+    with p.expect_navigation():
+        p.click(f"nav.pages a[aria-label='Page {last}']")
     assert _rows(p)[-1]["index"] == "0"
     assert "founded the community" in p.inner_text("table.ledger tbody tr:last-child")
     page.check("ledger-last-page")
@@ -75,10 +77,12 @@ def test_the_ledger_filters_by_member_and_kind(site: Site, page: Watched) -> Non
 
     # The next page continues below the last entry shown, and "Newer" comes back.
     first = [int(r["index"]) for r in rows]
-    p.click("nav.pages a[rel=next]")
+    with p.expect_navigation():  # read the rows of the page clicked to, not the one left
+        p.click("nav.pages a[rel=next]")
     older = [int(r["index"]) for r in _rows(p)]
     assert older and max(older) < min(first) and older == sorted(older, reverse=True)
-    p.click("nav.pages a[rel=prev]")
+    with p.expect_navigation():
+        p.click("nav.pages a[rel=prev]")
     assert [int(r["index"]) for r in _rows(p)] == first
 
     # The same as the hub's own filter, counted in full.
