@@ -103,6 +103,19 @@ def timed(
     }
 
 
+def row(
+    name: str, path: str, p: dict[str, Any], anchor_path: str, a: dict[str, Any]
+) -> dict[str, Any]:
+    """One page's figures beside its anchor's (and a progress line)."""
+    log(f"  {name:12} p95 {p['p95_ms']:7.1f} ms (anchor {a['p95_ms']:.1f} ms)")
+    return {
+        "path": path,
+        "page": p,
+        "anchor": {"path": anchor_path, **a},
+        "p95_over_anchor": round(p["p95_ms"] / max(a["p95_ms"], 1e-6), 2),
+    }
+
+
 def measure(hub_dir: Path, fill: dict[str, Any], key: SigningKey, n: int) -> dict[str, Any]:
     html = {"Accept": "text/html"}
     rows: dict[str, Any] = {}
@@ -115,13 +128,7 @@ def measure(hub_dir: Path, fill: dict[str, Any], key: SigningKey, n: int) -> dic
                 rows[name] = {"path": page_path, "missing": True}
                 continue
             a = timed(client, anchor_path, n, lambda _p: {})
-            rows[name] = {
-                "path": page_path,
-                "page": p,
-                "anchor": {"path": anchor_path, **a},
-                "p95_over_anchor": round(p["p95_ms"] / max(a["p95_ms"], 1e-6), 2),
-            }
-            log(f"  {name:12} p95 {p['p95_ms']:7.1f} ms (anchor {a['p95_ms']:.1f} ms)")
+            rows[name] = row(name, page_path, p, anchor_path, a)
 
         def signed(path: str) -> dict[str, str]:
             return {AUTH_HEADER: auth_header(key, "GET", path), "Accept": "text/html"}
@@ -130,13 +137,7 @@ def measure(hub_dir: Path, fill: dict[str, Any], key: SigningKey, n: int) -> dic
             frag_path, anchor_path = frag.format(**fill), anchor.format(**fill)
             p = timed(client, frag_path, n, signed)
             a = timed(client, anchor_path, n, signed)
-            rows[name] = {
-                "path": frag_path,
-                "page": p,
-                "anchor": {"path": anchor_path, **a},
-                "p95_over_anchor": round(p["p95_ms"] / max(a["p95_ms"], 1e-6), 2),
-            }
-            log(f"  {name:12} p95 {p['p95_ms']:7.1f} ms (anchor {a['p95_ms']:.1f} ms)")
+            rows[name] = row(name, frag_path, p, anchor_path, a)
     timed_pages = [r for r in rows.values() if "page" in r]
     return {
         "pages": rows,
