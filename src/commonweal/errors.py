@@ -18,6 +18,7 @@ the hub is in-process or across the network.
     ├── TooLarge                413  a body or batch over the hub's limits
     ├── VerificationFailed      422  a log, proof or checkpoint does not verify
     ├── QuotaExceeded           429  a consumer's API key has used its calls for the day
+    │   └── RateLimited         429  too many requests or events a minute: retry later
     └── HubError                500  the hub's own state is broken (storage, configuration)
         └── ConfigError         500  a hub directory or setting is missing or wrong
 """
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "QuotaExceeded",
+    "RateLimited",
     "Replay",
     "TooLarge",
     "Unauthorized",
@@ -129,10 +131,31 @@ class TooLarge(CommonwealError):
 
 
 class QuotaExceeded(CommonwealError):
-    """A consumer's API key has used its calls for the day."""
+    """A consumer's API key has used its calls for the day (or a member their tries).
+
+    ``retry_after`` is how many seconds until the limit resets: the API sends it as the
+    ``Retry-After`` header and in ``detail``."""
 
     code = "quota_exceeded"
     status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, detail: Any = None
+    ) -> None:
+        if detail is None and retry_after is not None:
+            detail = {"retry_after": retry_after}
+        super().__init__(message, detail=detail)
+        if retry_after is None and isinstance(detail, dict):
+            given = detail.get("retry_after")
+            retry_after = given if isinstance(given, int) else None
+        self.retry_after = retry_after
+
+
+class RateLimited(QuotaExceeded):
+    """Too many requests from one address, or events from one member, in a minute: the
+    same request succeeds after ``retry_after`` seconds."""
+
+    code = "rate_limited"
 
 
 class HubError(CommonwealError):

@@ -61,6 +61,10 @@ def current_member(request: Request, hub: HubDep) -> str:
     key_id = check_auth_header(
         request.headers.get(AUTH_HEADER), request.method, target, now=time.time()
     )
+    # Authorization reads a state no older than the request: a member removed, or who
+    # left, through another server a moment ago is refused here too. Comparing the cached
+    # state's size with the log head is one indexed read; the catch-up only runs if behind.
+    hub.refresh(max_age=0.0)
     if not hub.state.is_active(key_id):
         raise Forbidden("only active members may read this")
     return key_id

@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound
+from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound, QuotaExceeded
 
-__all__ = ["HtmlErrors", "install"]
+__all__ = ["HtmlErrors", "install", "retry_headers"]
 
 
 # A browser asking for a page (not the API) gets the error as a page; set by ``web.mount``.
@@ -29,8 +29,17 @@ def _respond(
     if request is not None and _wants_page(request):
         html: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
         if html is not None:
-            return html(request, exc, code)
-    return JSONResponse(exc.to_dict(), status_code=code)
+            response = html(request, exc, code)
+            response.headers.update(retry_headers(exc))
+            return response
+    return JSONResponse(exc.to_dict(), status_code=code, headers=retry_headers(exc))
+
+
+def retry_headers(exc: CommonwealError) -> dict[str, str]:
+    """``Retry-After`` for a 429 that knows when its limit resets (RFC 9110, seconds)."""
+    if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+        return {"Retry-After": str(max(1, exc.retry_after))}
+    return {}
 
 
 def _wants_page(request: Request) -> bool:

@@ -32,6 +32,7 @@ from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFou
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
+from commonweal.hub.limits import LimitsArea
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
@@ -121,7 +122,8 @@ class Hub:
     ``hub.log`` (checkpoints, entries, proofs), ``hub.data`` (contributions, review,
     content), ``hub.models`` (training, lineage, serving), ``hub.ownership`` (valuations,
     epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution),
-    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them).
+    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them),
+    ``hub.limits`` (a served hub's rate limits).
     ``clock`` stamps each entry's log time and is the hub's "now" wherever time matters
     (voting periods, the meter's day); tests pass their own instead of sleeping.
     """
@@ -152,13 +154,16 @@ class Hub:
         self.ownership = OwnershipArea(self)
         self.governance = GovernanceArea(self)
         self.webhooks = WebhooksArea(self)
+        self.limits = LimitsArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)
             unindexed = not stale and bool(self.store.missing_indexes(conn))
-        if unindexed:
+            uncounted = not stale and bool(self.store.missing_counters(conn))
+        if unindexed or uncounted:
             with write_connection(engine) as conn:
                 self.store.add_indexes(conn)
+                self.store.add_counters(conn)
         if stale:
             with write_connection(engine) as conn:
                 upgraded = self.store.needs_upgrade(conn)
@@ -259,7 +264,7 @@ class Hub:
         return hub, founder
 
     def close(self) -> None:
-        """Bill what the meter still holds and release the database."""
+        """Release the database (metered calls are already stored as they are served)."""
         self.models.close()
         self.engine.dispose()
 
@@ -348,6 +353,11 @@ class Hub:
                     owed = self._owed_decisions(batch.state, batch.next_index)
                     if owed is not None:
                         batch.add(self.sign("review.decide", owed), None)
+                # A served hub counts members' events against their rate, in this
+                # transaction: refused or rolled back, they count nothing.
+                self.limits.take_events(
+                    conn, batch.state, [ev.actor for ev in signed], batch.log_time
+                )
                 if batch.withdrawn:
                     vault.shred(conn, batch.withdrawn)
                 note = self._write_batch(conn, batch)

@@ -161,7 +161,7 @@ class ModelsArea:
 
     @property
     def meter(self) -> Meter:
-        """Calls per API key, counted in memory and flushed to the store."""
+        """Calls per API key and day, counted in the database within each key's quota."""
         if self._meter is None:
             from commonweal.hub.serving import Meter
 
@@ -208,16 +208,14 @@ class ModelsArea:
         return close_revenue(self._hub)
 
     def biller(self) -> Biller:
-        """The serving hub's billing thread (not started): flushes the meter every second
-        and logs revenue every ``serving.revenue_period_seconds``."""
+        """The serving hub's billing thread (not started): logs revenue every
+        ``serving.revenue_period_seconds``."""
         from commonweal.hub.serving import Biller
 
         return Biller(self._hub)
 
     def close(self) -> None:
-        """Flush what the meter still counts (the hub is closing)."""
-        if self._meter is not None:
-            self._meter.flush()
+        """Nothing to flush: calls are counted in the database as they are served."""
 
 
 def _model_row(m: ModelVersion) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from commonweal.ledger.event import Leaf, decode_leaf
 from commonweal.ledger.merkle import EMPTY_ROOT, NodeKey
 from commonweal.store.database import is_sqlite
 from commonweal.store.schema import (
+    COUNTER_TABLES,
     LOG_INDEXES,
     SCHEMA_VERSION,
     ledger_checkpoints,
@@ -85,6 +86,17 @@ class LogStore:
         """Create the missing log indexes, in the caller's write transaction."""
         for ix in LOG_INDEXES:
             ix.create(conn, checkfirst=True)
+
+    def missing_counters(self, conn: Connection) -> list[str]:
+        """The rate-limit tables (``COUNTER_TABLES``) this database lacks: they hold only
+        counts for the current windows, so a hub adds them when it opens, like indexes."""
+        have = set(inspect(conn).get_table_names())
+        return [t.name for t in COUNTER_TABLES if t.name not in have]
+
+    def add_counters(self, conn: Connection) -> None:
+        """Create the missing rate-limit tables, in the caller's write transaction."""
+        for t in COUNTER_TABLES:
+            t.create(conn, checkfirst=True)
 
     def check_schema(self, conn: Connection) -> None:
         try:
