@@ -144,6 +144,8 @@ class Hub:
         if clock is not None:
             self.clock = clock
         self.store = LogStore(engine)
+        self._counting: Engine | None = None
+        self._counting_lock = threading.Lock()
         self._lock = threading.Lock()
         self._state: State | None = None
         self._frontier: Frontier | None = None
@@ -266,7 +268,22 @@ class Hub:
     def close(self) -> None:
         """Release the database (metered calls are already stored as they are served)."""
         self.models.close()
+        if self._counting is not None and self._counting is not self.engine:
+            self._counting.dispose()
         self.engine.dispose()
+
+    @property
+    def counting(self) -> Engine:
+        """The engine that usage and rate counters are written through: the same database
+        as ``engine``, with commits that do not wait for the disk (``open_engine``'s
+        ``relaxed``), as they happen once per served call."""
+        with self._counting_lock:
+            if self._counting is None:
+                memory = self.engine.url.database in (None, "", ":memory:")
+                self._counting = (
+                    self.engine if memory else open_engine(self.engine.url, relaxed=True)
+                )
+            return self._counting
 
     # -- state ---------------------------------------------------------------------------
 

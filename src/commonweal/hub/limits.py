@@ -112,5 +112,5 @@ class LimitsArea:
         calls this); how many went. Window keys are log-time prefixes, so one comparison
         with a log time serves minutes and days alike."""
         before = at(self._hub.clock(), -KEEP_SECONDS)
-        with write_connection(self._hub.engine) as conn:
+        with write_connection(self._hub.counting) as conn:
             return counters.prune(conn, before)

@@ -86,7 +86,7 @@ class Meter:
         """Count ``calls`` against a key, or QuotaExceeded if today's quota would pass."""
         now = self.hub.clock()
         day = now[:10]
-        with write_connection(self.hub.engine) as conn:
+        with write_connection(self.hub.counting) as conn:
             taken = usage.charge(conn, key_hash, day, calls, quota)
             used = usage.stored_calls(conn, key_hash, day) if taken is None else taken
         if taken is None:
@@ -108,7 +108,7 @@ class TryLimits:
     def take(self, member: str, inputs: int) -> None:
         """Count ``inputs`` for ``member``, or QuotaExceeded if a limit would pass."""
         now = self.hub.clock()
-        with write_connection(self.hub.engine) as conn:
+        with write_connection(self.hub.counting) as conn:
             if counters.take(conn, "try-minute", member, minute_of(now), inputs, TRY_PER_MINUTE) is None:
                 raise RateLimited(
                     f"you may try {TRY_PER_MINUTE} inputs a minute and have tried them (or "
