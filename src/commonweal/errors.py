@@ -139,9 +139,7 @@ class QuotaExceeded(CommonwealError):
     code = "quota_exceeded"
     status = 429
 
-    def __init__(
-        self, message: str, *, retry_after: int | None = None, detail: Any = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, detail: Any = None) -> None:
         if detail is None and retry_after is not None:
             detail = {"retry_after": retry_after}
         super().__init__(message, detail=detail)

@@ -100,6 +100,7 @@ def create_app(hub: Hub, *, billing: bool = False, limited: bool = False) -> Fas
                     )
             response: Response = await call_next(request)
             return response
+
     for router in ROUTERS:
         app.include_router(router)
     web.mount(app)

@@ -109,7 +109,10 @@ class TryLimits:
         """Count ``inputs`` for ``member``, or QuotaExceeded if a limit would pass."""
         now = self.hub.clock()
         with write_connection(self.hub.counting) as conn:
-            if counters.take(conn, "try-minute", member, minute_of(now), inputs, TRY_PER_MINUTE) is None:
+            if (
+                counters.take(conn, "try-minute", member, minute_of(now), inputs, TRY_PER_MINUTE)
+                is None
+            ):
                 raise RateLimited(
                     f"you may try {TRY_PER_MINUTE} inputs a minute and have tried them (or "
                     "this call's would pass it): wait a moment",
