@@ -324,7 +324,7 @@ def test_requests_per_address_are_limited_with_retry_after(
 def test_free_tries_are_counted_in_the_database_for_every_process(
     limited_hub: tuple[Hub, Clock, dict[str, SigningKey]],
 ) -> None:
-    hub, clock, keys = limited_hub
+    hub, clock, _ = limited_hub
     other = Hub.open(hub.directory or Path(), clock=clock)  # another server process
     try:
         ada, grace = "a" * 64, "b" * 64
