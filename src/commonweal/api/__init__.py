@@ -23,6 +23,7 @@ from commonweal.api import (
     ledger,
     models,
     ownership,
+    spec,
     webhooks,
 )
 from commonweal.api.deps import MAX_BODY_BYTES, HubDep, read_json
@@ -81,6 +82,7 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     )
     app.state.hub = hub
     errors.install(app)
+    spec.install(app, hub)
     for router in ROUTERS:
         app.include_router(router)
     web.mount(app)

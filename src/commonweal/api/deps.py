@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 
+from commonweal.api.spec import member_signature
 from commonweal.errors import Forbidden, InvalidInput, TooLarge
 from commonweal.hub import Hub
 from commonweal.ledger.canonical import parse
@@ -50,7 +51,12 @@ async def read_json(request: Request) -> Any:
     return parse(body)
 
 
-def current_member(request: Request, hub: HubDep) -> str:
+def current_member(
+    request: Request,
+    hub: HubDep,
+    # Declares the security scheme in the OpenAPI document; the header is checked below.
+    _signature: Annotated[str | None, Security(member_signature)] = None,
+) -> str:
     """The active member who signed this request (``wire.auth_header``), or 401/403.
 
     Reads that reveal content (an item to review, a member's own export) need to know the

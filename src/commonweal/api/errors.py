@@ -1,7 +1,8 @@
 """Every error leaves the API in one JSON shape, ``{"error": {"code", "message",
 "detail"}}`` (``CommonwealError.to_dict``): the hub's own errors with their status,
-request-validation errors as 400, unknown routes and methods, and anything unexpected as
-a 500 that names the failure."""
+request-validation errors as 400, unknown routes, methods a path does not take (405 with
+``Allow``, as RFC 9110 asks), and anything unexpected as a 500 that names the failure. A
+429 that knows when to retry says so in ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound
+from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound, QuotaExceeded
 
 __all__ = ["HtmlErrors", "install"]
 
@@ -23,14 +25,35 @@ HtmlErrors = Callable[[Request, CommonwealError, int], Response]
 
 
 def _respond(
-    exc: CommonwealError, status: int | None = None, request: Request | None = None
+    exc: CommonwealError,
+    status: int | None = None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     code = status or exc.status
+    headers = dict(headers or {})
+    if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(0, int(exc.retry_after)))
     if request is not None and _wants_page(request):
         html: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
         if html is not None:
-            return html(request, exc, code)
-    return JSONResponse(exc.to_dict(), status_code=code)
+            page = html(request, exc, code)
+            page.headers.update(headers)
+            return page
+    return JSONResponse(exc.to_dict(), status_code=code, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (a path's GET, PUT and DELETE are
+    separate routes, and Starlette's 405 names only the first route's methods)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def _wants_page(request: Request) -> bool:
@@ -73,7 +96,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             NotFound(f"no such {what}: {request.method} {request.url.path}"), request=request
         )
     if exc.status_code == 405:
-        return _respond(_MethodNotAllowed(str(exc.detail)))
+        allow = _allowed_methods(request)
+        return _respond(
+            _MethodNotAllowed(
+                f"{request.method} is not a method {request.url.path} takes; it takes {allow}"
+            ),
+            headers={"Allow": allow},
+        )
     return _respond(_HttpError(str(exc.detail)), exc.status_code)
 
 
