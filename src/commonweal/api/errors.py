@@ -6,6 +6,7 @@ request-validation errors as 400, unknown routes, methods a path does not take (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound, QuotaExceeded
 
@@ -43,19 +44,6 @@ def _respond(
     return JSONResponse(exc.to_dict(), status_code=code, headers=headers or None)
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path (a path's GET, PUT and DELETE are
-    separate routes, and Starlette's 405 names only the first route's methods)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    if "GET" in methods:
-        methods.add("HEAD")
-    return ", ".join(sorted(methods))
-
-
 def _wants_page(request: Request) -> bool:
     path = request.url.path
     return (
@@ -63,6 +51,27 @@ def _wants_page(request: Request) -> bool:
         and request.method in ("GET", "HEAD")
         and "text/html" in request.headers.get("accept", "")
     )
+
+
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
+    """Every method the API document gives this path (a path's GET, PUT and DELETE are
+    separate routes, and the router's 405 names only the first one's); for a page, the
+    router's own answer."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = [
+            (compile_path(path)[0], {m.upper() for m in item})
+            for path, item in request.app.openapi().get("paths", {}).items()
+        ]
+        request.app.state.allowed_methods = table
+    methods = {m for regex, ms in table if regex.match(request.url.path) for m in ms}
+    if not methods:
+        return (exc.headers or {}).get("Allow", "")
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def _commonweal_error(request: Request, exc: Exception) -> Response:
@@ -96,7 +105,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             NotFound(f"no such {what}: {request.method} {request.url.path}"), request=request
         )
     if exc.status_code == 405:
-        allow = _allowed_methods(request)
+        allow = _allowed_methods(request, exc)
         return _respond(
             _MethodNotAllowed(
                 f"{request.method} is not a method {request.url.path} takes; it takes {allow}"

@@ -109,6 +109,10 @@ RETRY_AFTER = {
 }
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def errors(*groups: int | tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route that can send the given error statuses (and 500):
     each with the ``Error`` schema, 429 with its ``Retry-After`` header."""
@@ -117,7 +121,12 @@ def errors(*groups: int | tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
         statuses.update((g,) if isinstance(g, int) else g)
     out: dict[int | str, dict[str, Any]] = {}
     for status in sorted(statuses):
-        out[status] = {"model": Error, "description": _MEANING[status]}
+        # Spelled out, not ``"model": Error``: a route with another response class (a zip,
+        # a text) would otherwise give its errors that media type.
+        out[status] = {
+            "description": _MEANING[status],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
         if status == 429:
             out[status]["headers"] = RETRY_AFTER
     return out
@@ -262,7 +271,9 @@ class Webhook(BaseModel):
     )
 
 
-_BODIES: tuple[type[BaseModel], ...] = (
+# The models the document's components hold (FastAPI sees none of them in a route).
+_COMPONENTS: tuple[type[BaseModel], ...] = (
+    Error,
     SignedEvent,
     EventBatch,
     SignedReview,
@@ -271,10 +282,6 @@ _BODIES: tuple[type[BaseModel], ...] = (
     Predictions,
     Webhook,
 )
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def body(*models: type[BaseModel], max_items: int | None = None) -> dict[str, Any]:
@@ -367,7 +374,7 @@ def _base(app: FastAPI) -> dict[str, Any]:
     )
     _strip_422(doc)
     _, defs = models_json_schema(
-        [(m, "validation") for m in _BODIES], ref_template="#/components/schemas/{model}"
+        [(m, "validation") for m in _COMPONENTS], ref_template="#/components/schemas/{model}"
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(defs.get("$defs", {}))
