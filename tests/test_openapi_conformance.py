@@ -59,9 +59,10 @@ def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does(
             assert res.json()["error"]["code"] == "method_not_allowed"
             past = http.get("/api/v1/ledger/entries", params={"start": 99})
             assert past.status_code == 404, past.text  # as a proof past the log is
-            assert http.get("/api/v1/ledger/entries", params={"start": 1, "end": 0}).json()[
-                "entries"
-            ] == []
+            assert (
+                http.get("/api/v1/ledger/entries", params={"start": 1, "end": 0}).json()["entries"]
+                == []
+            )
     finally:
         hub.close()
 

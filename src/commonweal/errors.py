@@ -139,9 +139,7 @@ class QuotaExceeded(CommonwealError):
     code = "quota_exceeded"
     status = 429
 
-    def __init__(
-        self, message: str, *, retry_after: int | None = None, detail: Any = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, detail: Any = None) -> None:
         super().__init__(message, detail=detail)
         self.retry_after = retry_after
 

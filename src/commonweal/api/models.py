@@ -11,8 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from commonweal.api.deps import CurrentMember, HubDep, read_json
 from commonweal.api.spec import (
     BODY,
-    SIGNED,
     ITEM_ID,
+    SIGNED,
     TRY_INPUTS,
     VERSION,
     Predictions,

@@ -31,9 +31,7 @@ def get_valuation(number: int, hub: HubDep) -> dict[str, Any]:
     return {**record.to_json(), "event": hub.log.entries(record.entry, record.entry + 1)[0].body}
 
 
-@router.get(
-    "/valuations/{number}/values", tags=["ownership"], responses=errors(400, 404, 422)
-)
+@router.get("/valuations/{number}/values", tags=["ownership"], responses=errors(400, 404, 422))
 def get_values(number: int, hub: HubDep) -> dict[str, Any]:
     """Every item's value in a valuation, sorted by item and checked against the logged
     Merkle root (leaves are the canonical JSON of ``{item, member, value}``)."""

@@ -39,9 +39,9 @@ if TYPE_CHECKING:  # the API reads the charter through the hub, not the rules' m
 __all__ = [
     "BODY",
     "LIMITED",
-    "VERSION",
     "SIGNED",
     "TRY_INPUTS",
+    "VERSION",
     "Error",
     "api_key",
     "body",
@@ -166,6 +166,7 @@ TIME = (
 )
 NONCE = r"^[A-Za-z0-9_-]{16,64}$"
 KIND = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+DECIMAL = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
 # A model version: its number, or ``latest``.
 VERSION = r"^(latest|[0-9]{1,18})$"
 # The hub's limits (``hub.core.MAX_BATCH``, ``hub.models.TRY_INPUTS``), which the API may not
@@ -212,7 +213,7 @@ class EventBatch(BaseModel):
 
 
 class ReviewEnvelope(Envelope):
-    kind: Literal["review.submit"]  # type: ignore[assignment]
+    kind: Literal["review.submit"]
 
 
 class SignedReview(SignedEvent):
@@ -227,7 +228,7 @@ class ReviewBatch(BaseModel):
 
 
 class ContributionEnvelope(Envelope):
-    kind: Literal["contribution.submit"]  # type: ignore[assignment]
+    kind: Literal["contribution.submit"]
 
 
 class ContentPart(BaseModel):
@@ -328,7 +329,10 @@ def input_schema(task: Task | None) -> dict[str, Any]:
             if col.type == "numeric":
                 # A decimal string (a JSON number of the integer kind is taken too, but
                 # "integer" in JSON Schema also admits 1.0, which the hub refuses).
-                columns[col.name] = {"type": "string", "pattern": r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"}
+                columns[col.name] = {
+                    "type": "string",
+                    "pattern": r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$",
+                }
             elif col.categories:
                 columns[col.name] = {"type": "string", "enum": col.categories}
             else:
@@ -395,4 +399,3 @@ def install(app: FastAPI, hub: Hub) -> None:
         return {**base, "components": {**base["components"], "schemas": schemas}}
 
     app.openapi = openapi  # type: ignore[method-assign]
-

@@ -29,9 +29,7 @@ def get_webhook(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     return hub.webhooks.get(member)
 
 
-@router.put(
-    "/members/{key}/webhook", responses=errors(BODY, SIGNED), openapi_extra=body(Webhook)
-)
+@router.put("/members/{key}/webhook", responses=errors(BODY, SIGNED), openapi_extra=body(Webhook))
 async def put_webhook(
     key: str, request: Request, hub: HubDep, member: CurrentMember
 ) -> dict[str, Any]:
