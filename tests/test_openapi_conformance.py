@@ -59,6 +59,8 @@ def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does(
             assert res.json()["error"]["code"] == "method_not_allowed"
             past = http.get("/api/v1/ledger/entries", params={"start": 99})
             assert past.status_code == 404, past.text  # as a proof past the log is
+            nul = http.get("/api/v1/contributions", params={"flag": "a\x00b"})
+            assert nul.status_code == 400, nul.text  # PostgreSQL would fail on it: a 500
             assert (
                 http.get("/api/v1/ledger/entries", params={"start": 1, "end": 0}).json()["entries"]
                 == []

@@ -24,7 +24,13 @@ FRESH_SECONDS = 1.0
 
 
 def hub_of(request: Request) -> Hub:
-    """The app's hub, caught up with the log (checking the head at most once a second)."""
+    """The app's hub, caught up with the log (checking the head at most once a second).
+
+    A NUL character in a path or query parameter is refused here, for every route: no
+    value the hub holds contains one, and PostgreSQL cannot even compare text with one."""
+    params = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in params) or any("\x00" in k for k in request.query_params):
+        raise InvalidInput("a path or query parameter holds a NUL character; none may")
     hub: Hub = request.app.state.hub
     hub.refresh(max_age=FRESH_SECONDS)
     return hub
