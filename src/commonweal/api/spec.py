@@ -91,9 +91,10 @@ _CLASSES: dict[int, type[e.CommonwealError]] = {
 }
 assert all(_CLASSES[s].status == s for s in _CLASSES), "errors.py and the spec disagree"
 
-# Every operation may fail in the hub itself, and a served hub limits every address's
+# Every operation may fail in the hub itself; any parameter may be refused (a NUL in any
+# path or query parameter is 400 everywhere); and a served hub limits every address's
 # requests (``limits.requests_per_ip_per_minute``).
-ALWAYS = (429, 500)
+ALWAYS = (400, 429, 500)
 # An operation that takes a body: it may be too large, and writes are rate-limited.
 BODY = (400, 413, 429)
 # An operation with a rate limit or quota.
