@@ -14,9 +14,9 @@ from sqlalchemy import Connection
 
 from commonweal.errors import VerificationFailed
 from commonweal.hub import Hub
-from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
+from commonweal.ledger.note import Checkpoint, NoteVerifier
 from commonweal.store.projection import compare
-from commonweal.verify.log import VerifyReport, verify_log
+from commonweal.verify.log import VerifyReport, checkpoint_of, verify_log
 from commonweal.verify.witness import Witness
 
 __all__ = ["verify_hub"]
@@ -36,7 +36,10 @@ def verify_hub(
     verifier = verifier or hub.verifier
     with hub.read() as conn:
         note = hub.store.latest_checkpoint(conn)
-        cp = parse_checkpoint(note, verifier)
+        cp = checkpoint_of(note, verifier)
+        # First: the head the hub appends after must be the checkpoint's, or everything
+        # after it (entries, projections) describes a log no checkpoint signs.
+        head = _check_head(hub, conn, cp)
         report = verify_log(
             hub.store.iter_leaf_bytes(conn, 0, cp.size),
             checkpoint_note=note,
@@ -47,7 +50,8 @@ def verify_hub(
             progress=progress,
             stored_nodes=lambda start, end: hub.store.nodes_completed_by(conn, start, end),
         )
-        report.checks.append(_check_head(hub, conn, cp))
+        report.checks.append(head)
+        report.checks.append(_check_stored_extent(hub, conn, cp))
         state = report.state
         if state is not None and state.models:
             for v in sorted(state.models):
@@ -57,12 +61,15 @@ def verify_hub(
                 "SHA-256 their entries logged"
             )
     if report.state is not None and report.state.models:
-        # The hub's stored item list of each version must hash to the root the rules
-        # recomputed from the log (what `lineage --model V` shows people).
+        # The hub's stored item lists of each version (what it trained on, and what it was
+        # scored on, which valuing it reads) must hash to the roots the rules recomputed
+        # from the log (what `lineage --model V` shows people).
         for v in sorted(report.state.models):
             hub.models.manifest_ids(v)
+            hub.models.evaluation_ids(v)
         report.checks.append(
-            f"stored manifests of {len(report.state.models)} model version(s) match their roots"
+            f"stored manifests and evaluation sets of {len(report.state.models)} model "
+            "version(s) match their roots"
         )
     if report.state is not None and report.state.valuations:
         for record in report.state.valuations.values():
@@ -75,8 +82,7 @@ def verify_hub(
 
 
 def _check_head(hub: Hub, conn: Connection, cp: Checkpoint) -> str:
-    """The head the hub appends after, the entries it holds and the number of tree nodes
-    are those of the verified checkpoint: nothing was added past it or cut from it."""
+    """The head the hub appends after is the latest signed checkpoint."""
     size, root = hub.store.head(conn)
     if size != cp.size or root != cp.root:
         raise VerificationFailed(
@@ -84,6 +90,11 @@ def _check_head(hub: Hub, conn: Connection, cp: Checkpoint) -> str:
             f"signed checkpoint's (size {cp.size}, root {cp.root.hex()[:16]}…): the database "
             "was altered"
         )
+    return "the log head is the latest signed checkpoint"
+
+
+def _check_stored_extent(hub: Hub, conn: Connection, cp: Checkpoint) -> str:
+    """Once the checkpoint's entries verified: no entry or tree node is stored past them."""
     last = hub.store.last_entry(conn)
     if (last if last is not None else -1) != cp.size - 1:
         raise VerificationFailed(
@@ -97,4 +108,4 @@ def _check_head(hub: Hub, conn: Connection, cp: Checkpoint) -> str:
             f"the database holds {nodes} Merkle tree nodes where a log of {cp.size} entries "
             f"has {want}: a node was added past the log"
         )
-    return f"log head, entries and {want} tree nodes are those of the signed checkpoint"
+    return f"no entry or tree node stored past the checkpoint's {cp.size} entries"

@@ -196,7 +196,7 @@ def verify_log(
     """Verify a whole log. Raises :class:`VerificationFailed` naming the first bad entry
     (or the first stored tree node that is not the hash of the leaves it covers)."""
     t0 = time.perf_counter()
-    cp = parse_checkpoint(checkpoint_note, verifier)
+    cp = checkpoint_of(checkpoint_note, verifier)
     checks = [f"checkpoint signature by {verifier.name} (key hash {verifier.key_hash.hex()})"]
     previous = witness.last(verifier) if witness else None
     if previous is not None and previous.size > cp.size:
@@ -216,13 +216,25 @@ def verify_log(
     checks.append(f"{replay.position} events replayed through the community's rules")
     if replay.decisions:
         checks.append(f"{replay.decisions} review decisions recomputed from the logged reviews")
-    checks.append(_check_root(replay.frontier, cp))
+    try:
+        checks.append(_check_root(replay.frontier, cp))
+    except VerificationFailed as exc:
+        if tree_problem is not None and tree_problem[1] == 0:
+            # The stored hash of this leaf, logged when it was appended, is not the hash
+            # of the leaf now: the leaf is what changed (the checkpoint is signed).
+            idx = tree_problem[2]
+            raise VerificationFailed(
+                f"entry {idx}: its leaf was changed after it was logged (it no longer hashes "
+                f"to its stored leaf hash); {exc.message}",
+                index=idx,
+            ) from None
+        raise
     _check_founding(replay.state, cp, verifier)
     if previous is not None:
         checks.append(_check_extension(replay.old_root, previous))
     if stored_nodes is not None:
         if tree_problem:
-            raise VerificationFailed(tree_problem)
+            raise VerificationFailed(tree_problem[0])
         checks.append(
             f"{2 * cp.size - cp.size.bit_count()} stored tree nodes recomputed from the leaves"
         )
@@ -254,13 +266,13 @@ def _stream(
     progress: Callable[[int, int], None] | None,
     projections: Projections | None,
     stored_nodes: StoredNodes | None,
-) -> tuple[list[tuple[int, str]], str | None, str | None]:
+) -> tuple[list[tuple[int, str]], str | None, tuple[str, int, int] | None]:
     """The one pass: signatures in the workers, parsing, replay and the stored tree here.
     Returns every failure found, what differs in the projections and the first stored
     tree node that differs (``None`` if they match or were not compared)."""
     pending: list[Future[list[tuple[int, str]]]] = []
     failures: list[tuple[int, str]] = []
-    tree_problem: str | None = None
+    tree_problem: tuple[str, int, int] | None = None
     with gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
             start = replay.position
@@ -296,8 +308,9 @@ def _stream(
 
 def _compare_nodes(
     created: list[tuple[int, int, bytes]], stored: Mapping[NodeKey, bytes]
-) -> str | None:
-    """The first stored node that is missing or differs from the one the leaves give."""
+) -> tuple[str, int, int] | None:
+    """The first stored node that is missing or differs from the one the leaves give:
+    what is wrong, and the node's level and index."""
     for level, idx, h in created:
         got = stored.get((level, idx))
         if got == h:
@@ -305,16 +318,27 @@ def _compare_nodes(
         first, last = idx << level, ((idx + 1) << level) - 1
         what = f"entry {first}" if level == 0 else f"entries {first}-{last}"
         if got is None:
-            return (
+            why = (
                 f"the stored Merkle tree node (level {level}, index {idx}) over {what} is "
                 "missing: the hub could not prove those entries"
             )
-        return (
-            f"the stored Merkle tree node (level {level}, index {idx}) over {what} is not "
-            f"the hash of those leaves (stored {got.hex()[:16]}…, recomputed {h.hex()[:16]}…): "
-            "the database was altered, and proofs or checkpoints built on it are wrong"
-        )
+        else:
+            why = (
+                f"the stored Merkle tree node (level {level}, index {idx}) over {what} is "
+                f"not the hash of those leaves (stored {got.hex()[:16]}…, recomputed "
+                f"{h.hex()[:16]}…): the database was altered, and proofs or checkpoints "
+                "built on it are wrong"
+            )
+        return why, level, idx
     return None
+
+
+def checkpoint_of(note: str, verifier: NoteVerifier) -> Checkpoint:
+    """The checkpoint ``note`` signs; a failure says it is the checkpoint that failed."""
+    try:
+        return parse_checkpoint(note, verifier)
+    except VerificationFailed as exc:
+        raise VerificationFailed(f"the signed checkpoint does not verify: {exc.message}") from None
 
 
 def _check_root(frontier: Frontier, cp: Checkpoint) -> str:
