@@ -79,9 +79,7 @@ def test_export_tampering_is_detected_and_named(
     assert detected(message, words), f"{kind.name}: {message!r} lacks {words}"
 
 
-def test_an_untouched_export_verifies_and_says_its_lines_agree(
-    built: Path, tmp_path: Path
-) -> None:
+def test_an_untouched_export_verifies_and_says_its_lines_agree(built: Path, tmp_path: Path) -> None:
     out = export_log(built, tmp_path / "log.jsonl")
     write_lines(out, read_lines(out))  # parsed and written back the same: still honest
     report, message = verify_command("--file", str(out))
