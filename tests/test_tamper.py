@@ -15,7 +15,7 @@ from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier
-from tests.kit import Databases, copied_hub
+from tests.kit import Databases, copied_hub, cw
 from tests.kit.tamper import (
     DATABASE_KINDS,
     EXPORT_KINDS,
@@ -126,3 +126,16 @@ def test_a_hub_appends_after_another_process_appended(copy: Path) -> None:
 def test_every_kind_is_listed_once() -> None:
     names = [k.name for k in DATABASE_KINDS] + [f"export: {k.name}" for k in EXPORT_KINDS]
     assert len(names) == len(set(names))
+
+
+def test_the_command_line_names_an_edited_export_line_on_one_line(
+    built: Path, tmp_path: Path
+) -> None:
+    out = export_log(built, tmp_path / "log.jsonl")
+    lines = read_lines(out)
+    lines[1]["event"]["body"]["name"] = "Mallory"
+    write_lines(out, lines)
+    proc = cw("ledger", "verify", "--file", out, ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "log.jsonl:2: the decoded 'event' of entry 1 does not match its leaf" in proc.stderr
