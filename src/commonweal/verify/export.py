@@ -42,9 +42,7 @@ class ExportReader:
                 if not line.strip():
                     continue
                 leaf, doc = self._leaf(line, lineno)
-                if self.mismatch is None and not is_canonical(
-                    leaf, {k: doc[k] for k in _DECODED}
-                ):
+                if self.mismatch is None and not is_canonical(leaf, {k: doc[k] for k in _DECODED}):
                     self.mismatch = self._disagreement(leaf, doc, lineno)
                 yield leaf
 
@@ -82,8 +80,7 @@ class ExportReader:
             for k in _DECODED
             if not isinstance(signed, dict)
             or k not in signed
-            or orjson.dumps(signed[k], option=orjson.OPT_SORT_KEYS)
-            != _dump_or_none(doc[k])
+            or orjson.dumps(signed[k], option=orjson.OPT_SORT_KEYS) != _dump_or_none(doc[k])
         ] or list(_DECODED)
         verb = "does" if len(fields) == 1 else "do"
         return VerificationFailed(
