@@ -28,7 +28,15 @@ from sqlalchemy import Connection, Engine
 from commonweal.community import rules, views
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
-from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
+from commonweal.errors import (
+    CommonwealError,
+    ConfigError,
+    HubError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    VerificationFailed,
+)
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
@@ -40,7 +48,7 @@ from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
-from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
+from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier, parse_checkpoint
 from commonweal.store import projection, vault
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
@@ -149,6 +157,9 @@ class Hub:
         self._lock = threading.Lock()
         self._state: State | None = None
         self._frontier: Frontier | None = None
+        # Whether ``_frontier`` was checked against the signed checkpoint since it was read
+        # from the stored tree nodes (one computed here from checked ones needs no check).
+        self._frontier_checked = False
         self._checked_at = 0.0
         self.log = LogArea(self)
         self.data = DataArea(self)
@@ -326,7 +337,14 @@ class Hub:
         if self._frontier is None or self._frontier.size != size:
             keys = Frontier.keys_for(size)
             got = self.store.get_nodes(conn, keys)
+            missing = [k for k in keys if k not in got]
+            if missing:
+                raise HubError(
+                    f"the stored Merkle tree lacks node {missing[0]} of a log of {size} "
+                    "entries; the database is damaged: run `commonweal ledger verify`"
+                )
             self._frontier = Frontier(size, [got[k] for k in keys])
+            self._frontier_checked = False
         self._state = state
 
     # -- the write path ------------------------------------------------------------------
@@ -405,7 +423,33 @@ class Hub:
         ):
             self._catch_up(conn, size)
         assert self._state is not None and self._frontier is not None
+        if not self._frontier_checked:
+            self._check_frontier(conn, self._frontier)
         return _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+
+    def _check_frontier(self, conn: Connection, frontier: Frontier) -> None:
+        """Trust stored tree nodes only once they fold to the root of the hub's own latest
+        signed checkpoint, before signing another on top of them: an altered node would
+        otherwise make the hub sign a checkpoint over a wrong root. The frontier is a few
+        dozen nodes at any size, so this costs one small read and one signature check
+        each time it is read from the database (another process appended), not a pass
+        over the leaves."""
+        if frontier.size:
+            try:
+                cp = parse_checkpoint(self.store.latest_checkpoint(conn), self.verifier)
+            except (NotFound, VerificationFailed) as exc:
+                raise HubError(
+                    f"the hub's latest checkpoint cannot be trusted ({exc.message}); the "
+                    "database was altered: run `commonweal ledger verify`"
+                ) from None
+            if cp.size != frontier.size or cp.root != frontier.root():
+                raise HubError(
+                    f"the stored Merkle tree nodes of the log's {frontier.size} entries do not "
+                    f"fold to the root of the hub's signed checkpoint of size {cp.size}: the "
+                    "database was altered, so the hub appends nothing; run "
+                    "`commonweal ledger verify`"
+                )
+        self._frontier_checked = True
 
     def _write_batch(self, conn: Connection, batch: _Batch) -> str:
         """Write the batch's entries, tree nodes, projections and new head; sign and store
