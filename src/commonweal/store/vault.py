@@ -157,9 +157,7 @@ def _rewrap_all(conn: Connection, keyring: Keyring, new: str) -> None:
             fresh.append({"id": iid, "key": keyring.wrap(new, iid, key), "kek": new})
         last = rows[-1][0]
         conn.execute(
-            delete(content_keys).where(
-                content_keys.c.id >= rows[0][0], content_keys.c.id <= last
-            )
+            delete(content_keys).where(content_keys.c.id >= rows[0][0], content_keys.c.id <= last)
         )
         conn.execute(insert(content_keys), fresh)
 
