@@ -38,10 +38,10 @@ from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
 from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
+from commonweal.ledger.files import exposed, private_directory, write_private
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
-from commonweal.ledger.files import private_directory, write_private
 from commonweal.store import projection, vault
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.keyring import KEK_DIRECTORY, Keyring
@@ -503,6 +503,23 @@ class Hub:
         return projection.community_row(state)
 
     # -- maintenance ---------------------------------------------------------------------
+
+    def private_paths(self) -> list[Path]:
+        """What holds the hub's secrets or its members' private data on this machine: the
+        hub directory (its keys, its config, the vault's KEKs) and the SQLite database
+        with its ``-wal``, ``-shm`` and ``-journal`` files, wherever it lives."""
+        paths: list[Path] = []
+        if self.directory is not None:
+            paths += [self.directory, self.directory / KEK_DIRECTORY]
+        db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if db and db != ":memory:":
+            paths += [Path(db + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return paths
+
+    def exposed(self) -> list[tuple[Path, int]]:
+        """Those of ``private_paths`` (and what the two directories hold) that the group or
+        others can use, with their modes: ``serve`` warns about each."""
+        return exposed(self.private_paths())
 
     def rebuild(self) -> dict[str, int]:
         """Drop every projection and recreate it by replaying the whole log."""

@@ -10,6 +10,7 @@ directory fsynced), so a crash leaves the old content or the new, never half of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -33,10 +34,8 @@ def private_directory(path: str | os.PathLike[str]) -> Path:
         missing.append(q)
         q = q.parent
     for d in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):  # made meanwhile by someone else
             d.mkdir(mode=DIRECTORY_MODE)
-        except FileExistsError:
-            pass  # made meanwhile by someone else
     return p
 
 

@@ -27,7 +27,7 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 
-from commonweal.errors import Conflict, ConfigError, HubError
+from commonweal.errors import ConfigError, Conflict, HubError
 from commonweal.ledger.files import fsync_directory, private_directory, write_private
 
 __all__ = ["KEK_DIRECTORY", "KekGone", "Keyring"]
