@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -1097,6 +1098,7 @@ def test_value_reward_claim_and_pay_from_the_command_line(
         out = tmp_path / "claims.json"
         exported = cwj("rewards", "export-claims", "--hub", hub, "--epoch", "1", "--out", out)
         doc = json.loads(out.read_text())
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600  # members' addresses: written private
         assert exported["merkleRoot"] == doc["merkleRoot"] and exported["entry"] is not None
         assert list(doc["claims"]) == [GRACE_ADDRESS]
         c = doc["claims"][GRACE_ADDRESS]
