@@ -261,6 +261,42 @@ class VaultContract(Backend):
         with write_connection(engine) as conn:
             assert vault.shred(conn, keyring, [gone])[0] == 0  # nothing left to shred
 
+    def test_a_withdrawal_rotates_only_the_kek_of_its_bucket(
+        self, engine: Engine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(vault, "BUCKET", 2)
+        items = [(f"{n:032x}", {"text": f"item {n}"}) for n in range(5)]
+        with write_connection(engine) as conn:
+            vault.store_items(conn, keyring, MEMBER, items[:3])  # buckets {0, 1}, {2}
+            vault.store_items(conn, keyring, MEMBER, items[3:])  # no room in {2}: {3, 4}
+
+        def kek_of() -> dict[str, str]:
+            with read_connection(engine) as conn:
+                return {
+                    r[0]: r[1] for r in conn.execute(select(content_keys.c.id, content_keys.c.kek))
+                }
+
+        ids = [i for i, _ in items]
+        before = kek_of()
+        assert len(set(before.values())) == 3 == len(keyring.on_disk())
+        assert (
+            before[ids[0]] == before[ids[1]] != before[ids[2]] != before[ids[3]] == before[ids[4]]
+        )
+        with write_connection(engine) as conn:
+            assert vault.shred(conn, keyring, [ids[3]]) == (1, {before[ids[3]]})
+        vault.destroy(keyring, {before[ids[3]]})
+        after = kek_of()
+        # Item 4 shared item 3's bucket: re-wrapped under a new KEK; the others untouched.
+        assert after[ids[4]] not in before.values()
+        assert {i: after[i] for i in ids[:3]} == {i: before[i] for i in ids[:3]}
+        assert keyring.on_disk() == set(after.values())
+        with read_connection(engine) as conn:
+            kept = [i for i in items if i[0] != ids[3]]
+            assert vault.load_items(conn, keyring, ids) == dict(kept)
+        with write_connection(engine) as conn:  # new items go under the rotated bucket's KEK
+            vault.store_items(conn, keyring, MEMBER, [("f" * 32, {"text": "new"})])
+        assert kek_of()["f" * 32] == after[ids[4]]
+
     def test_a_ciphertext_moved_to_another_item_does_not_decrypt(
         self, engine: Engine, keyring: Keyring
     ) -> None:

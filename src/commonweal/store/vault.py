@@ -5,12 +5,16 @@ item id as associated data, so a ciphertext cannot be passed off as another item
 reaches the database. Its 32-byte key is stored only wrapped under one of the hub's
 key-encryption keys (KEKs), which live as files outside the database (``keyring.py``).
 
-Withdrawing items deletes their keys and ciphertexts in the same transaction as the
-withdrawal event, and in that transaction too ``shred`` re-wraps every remaining key under a
-new KEK and makes it the current one; after the commit the hub destroys the old KEK files
-(``destroy``). So erasure does not depend on the database forgetting bytes: old pages in a
-WAL, a backup or a replica hold the withdrawn keys wrapped only under a destroyed KEK.
-``sweep`` finishes the job after a crash between the commit and the destruction.
+A KEK wraps at most ``BUCKET`` item keys: new items go under the current KEK until it is
+full, then under a new one. Withdrawing items deletes their keys and ciphertexts in the same
+transaction as the withdrawal event, and in that transaction too ``shred`` rotates each KEK
+that wrapped a withdrawn key: the bucket's remaining keys are re-wrapped under a new KEK.
+After the commit the hub destroys the old KEK files (``destroy``). Every KEK an item's key
+was ever wrapped under is destroyed by the time it is withdrawn, so erasure does not depend
+on the database forgetting bytes: old pages in a WAL, a backup or a replica hold the
+withdrawn keys wrapped only under destroyed KEKs. Buckets bound a withdrawal's cost (one
+bucket re-wrapped, not the whole vault: ``bench/vault.py``). ``sweep`` finishes the job
+after a crash between the commit and the destruction.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_decrypt,
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, update
 
 from commonweal.errors import HubError, NotFound
 from commonweal.ledger.canonical import canonical, parse
@@ -46,7 +50,9 @@ __all__ = [
 ]
 
 _CURRENT = "vault_kek"  # hub_settings row: the KEK new item keys are wrapped under
-_CHUNK = 5000
+# Item keys per KEK. Rotating a bucket costs ~0.1 ms a key (bench/vault.py); 1024 keeps a
+# withdrawal's share of the append lock near 0.1 s, and a million items in ~1000 files.
+BUCKET = 1024
 
 _NONCE = 24
 
@@ -82,6 +88,21 @@ def current_kek(conn: Connection, keyring: Keyring, *, create: bool = True) -> s
     return kek_id
 
 
+def _open_kek(conn: Connection, keyring: Keyring, room: int) -> str:
+    """The current KEK, or a new current one if it has no room for ``room`` more keys."""
+    kek_id = current_kek(conn, keyring)
+    assert kek_id is not None
+    held = conn.execute(
+        select(func.count()).select_from(
+            select(content_keys.c.id).where(content_keys.c.kek == kek_id).limit(BUCKET).subquery()
+        )
+    ).scalar_one()
+    if held and held + room > BUCKET:
+        kek_id = keyring.create()
+        _set_current(conn, kek_id)
+    return kek_id
+
+
 def _set_current(conn: Connection, kek_id: str) -> None:
     conn.execute(
         update(hub_settings).where(hub_settings.c.name == _CURRENT).values(value=kek_id.encode())
@@ -95,15 +116,17 @@ def store_items(
     holds the append lock, so no rotation can retire the current KEK meanwhile)."""
     if not items:
         return
-    kek_id = current_kek(conn, keyring)
-    assert kek_id is not None
     keys, blobs = [], []
-    for iid, item in items:
-        key, blob = encrypt_item(iid, item)
-        keys.append({"id": iid, "key": keyring.wrap(kek_id, iid, key), "kek": kek_id})
-        blobs.append({"id": iid, "member": member, "ciphertext": blob})
-    conn.execute(insert(content_keys), keys)
-    conn.execute(insert(content_blobs), blobs)
+    for start in range(0, len(items), BUCKET):
+        part = items[start : start + BUCKET]
+        kek_id = _open_kek(conn, keyring, len(part))
+        for iid, item in part:
+            key, blob = encrypt_item(iid, item)
+            keys.append({"id": iid, "key": keyring.wrap(kek_id, iid, key), "kek": kek_id})
+            blobs.append({"id": iid, "member": member, "ciphertext": blob})
+        conn.execute(insert(content_keys), keys)
+        conn.execute(insert(content_blobs), blobs)
+        keys, blobs = [], []
 
 
 def load_items(conn: Connection, keyring: Keyring, ids: Sequence[str]) -> dict[str, Any]:
@@ -137,51 +160,55 @@ def _referenced(conn: Connection) -> set[str]:
     return {str(r[0]) for r in rows if r[0] is not None}
 
 
-def _rewrap_all(conn: Connection, keyring: Keyring, new: str) -> None:
-    """Re-wrap every stored key under KEK ``new`` (unwrapping plain schema-4 keys as they
-    are). Rows are replaced by delete and insert in chunks: a multi-row INSERT is one
-    statement per chunk on both databases, where an UPDATE would be one per row."""
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(content_keys.c.id, content_keys.c.key, content_keys.c.kek)
-            .where(content_keys.c.id > last)
-            .order_by(content_keys.c.id)
-            .limit(_CHUNK)
-        ).all()
-        if not rows:
-            return
-        fresh = []
-        for iid, stored, kek_id in rows:
-            key = bytes(stored) if kek_id is None else keyring.unwrap(kek_id, iid, bytes(stored))
-            fresh.append({"id": iid, "key": keyring.wrap(new, iid, key), "kek": new})
-        last = rows[-1][0]
+def _rotate(conn: Connection, keyring: Keyring, old: str) -> str:
+    """Re-wrap the keys KEK ``old`` wraps under a new KEK, which takes its place as the
+    current one if ``old`` was; returns the new id. Rows are replaced by delete and insert:
+    a multi-row INSERT is one statement on both databases, an UPDATE one per row."""
+    new = keyring.create()
+    rows = conn.execute(
+        select(content_keys.c.id, content_keys.c.key).where(content_keys.c.kek == old)
+    ).all()
+    if rows:
+        conn.execute(delete(content_keys).where(content_keys.c.kek == old))
         conn.execute(
-            delete(content_keys).where(content_keys.c.id >= rows[0][0], content_keys.c.id <= last)
+            insert(content_keys),
+            [
+                {
+                    "id": iid,
+                    "key": keyring.wrap(new, iid, keyring.unwrap(old, iid, bytes(w))),
+                    "kek": new,
+                }
+                for iid, w in rows
+            ],
         )
-        conn.execute(insert(content_keys), fresh)
+    if current_kek(conn, keyring, create=False) == old:
+        _set_current(conn, new)
+    return new
 
 
 def shred(conn: Connection, keyring: Keyring, ids: Iterable[str]) -> tuple[int, set[str]]:
     """Delete every trace the vault keeps of ``ids`` (key, ciphertext, duplicate-index
-    entries, quality report), then re-wrap every remaining key under a new KEK, made
-    current; all in the caller's write transaction. Returns how many items had content,
-    and the KEKs to ``destroy`` once the transaction has committed."""
+    entries, quality report), then rotate each KEK that wrapped one of their keys; all in
+    the caller's write transaction. Returns how many items had content, and the KEKs to
+    ``destroy`` once the transaction has committed."""
     ids = list(ids)
     gone = 0
+    retired: set[str] = set()
     for i in range(0, len(ids), 400):
         part = ids[i : i + 400]
+        retired |= {
+            str(r[0])
+            for r in conn.execute(
+                select(content_keys.c.kek).where(content_keys.c.id.in_(part)).distinct()
+            )
+            if r[0] is not None
+        }
         gone += conn.execute(delete(content_keys).where(content_keys.c.id.in_(part))).rowcount
         for table in CONTENT_TABLES:
             if table is not content_keys:
                 conn.execute(delete(table).where(table.c.id.in_(part)))
-    old = current_kek(conn, keyring, create=False)
-    if old is None:  # nothing was ever stored: there is no key to protect
-        return gone, set()
-    retired = _referenced(conn) | {old}
-    new = keyring.create()
-    _rewrap_all(conn, keyring, new)
-    _set_current(conn, new)
+    for old in sorted(retired):
+        _rotate(conn, keyring, old)
     return gone, retired
 
 
@@ -217,8 +244,8 @@ def sweep(engine: Engine, keyring: Keyring, lock: Callable[[Connection], object]
 
 def migrate(conn: Connection, keyring: Keyring | None) -> int:
     """Bring a schema-4 vault (plain item keys) to schema 5, in the caller's write
-    transaction: add the ``kek`` column and wrap every plain key under the current KEK
-    (made now if the hub has none). Returns how many keys were wrapped."""
+    transaction: add the ``kek`` column and wrap every plain key, ``BUCKET`` keys to a KEK
+    made now. Returns how many keys were wrapped."""
     have = {c["name"] for c in inspect(conn).get_columns("content_keys")}
     if "kek" not in have:
         conn.exec_driver_sql("ALTER TABLE content_keys ADD COLUMN kek VARCHAR(16)")
@@ -231,17 +258,17 @@ def migrate(conn: Connection, keyring: Keyring | None) -> int:
         return 0
     if keyring is None:
         raise HubError("this hub's vault holds plain item keys and the hub has no directory")
-    kek_id = current_kek(conn, keyring)
-    assert kek_id is not None
     count = 0
     while True:
         rows = conn.execute(
             select(content_keys.c.id, content_keys.c.key)
             .where(content_keys.c.kek.is_(None))
-            .limit(_CHUNK)
+            .order_by(content_keys.c.id)
+            .limit(BUCKET)
         ).all()
         if not rows:
             return count
+        kek_id = _open_kek(conn, keyring, len(rows))
         ids = [r[0] for r in rows]
         conn.execute(delete(content_keys).where(content_keys.c.id.in_(ids)))
         conn.execute(
