@@ -296,6 +296,11 @@ class VaultContract(Backend):
         with write_connection(engine) as conn:  # new items go under the rotated bucket's KEK
             vault.store_items(conn, keyring, MEMBER, [("f" * 32, {"text": "new"})])
         assert kek_of()["f" * 32] == after[ids[4]]
+        # Item 2 was alone in its bucket: its KEK goes, and no new one takes its place.
+        with write_connection(engine) as conn:
+            assert vault.shred(conn, keyring, [ids[2]]) == (1, {before[ids[2]]})
+        vault.destroy(keyring, {before[ids[2]]})
+        assert keyring.on_disk() == set(kek_of().values()) and len(keyring.on_disk()) == 2
 
     def test_a_ciphertext_moved_to_another_item_does_not_decrypt(
         self, engine: Engine, keyring: Keyring

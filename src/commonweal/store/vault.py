@@ -160,14 +160,17 @@ def _referenced(conn: Connection) -> set[str]:
     return {str(r[0]) for r in rows if r[0] is not None}
 
 
-def _rotate(conn: Connection, keyring: Keyring, old: str) -> str:
-    """Re-wrap the keys KEK ``old`` wraps under a new KEK, which takes its place as the
-    current one if ``old`` was; returns the new id. Rows are replaced by delete and insert:
-    a multi-row INSERT is one statement on both databases, an UPDATE one per row."""
-    new = keyring.create()
+def _rotate(conn: Connection, keyring: Keyring, old: str) -> None:
+    """Re-wrap the keys KEK ``old`` still wraps under a new KEK, which takes its place as
+    the current one if ``old`` was. Rows are replaced by delete and insert: a multi-row
+    INSERT is one statement on both databases, an UPDATE one per row."""
     rows = conn.execute(
         select(content_keys.c.id, content_keys.c.key).where(content_keys.c.kek == old)
     ).all()
+    current = current_kek(conn, keyring, create=False) == old
+    if not rows and not current:
+        return  # the bucket is empty now: nothing to re-wrap, no KEK to replace it
+    new = keyring.create()
     if rows:
         conn.execute(delete(content_keys).where(content_keys.c.kek == old))
         conn.execute(
@@ -181,9 +184,8 @@ def _rotate(conn: Connection, keyring: Keyring, old: str) -> str:
                 for iid, w in rows
             ],
         )
-    if current_kek(conn, keyring, create=False) == old:
+    if current:
         _set_current(conn, new)
-    return new
 
 
 def shred(conn: Connection, keyring: Keyring, ids: Iterable[str]) -> tuple[int, set[str]]:
