@@ -24,7 +24,7 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT, Frontier
-from commonweal.store import artifacts, screening, usage, values, vault, webhooks
+from commonweal.store import artifacts, counters, screening, usage, values, vault, webhooks
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.keyring import Keyring
@@ -478,8 +478,36 @@ class WebhooksContract(Backend):
             assert webhooks.get_webhook(conn, m) is None
 
 
+class CountersContract(Backend):
+    def test_a_window_takes_up_to_its_limit_and_no_further(self, engine: Engine) -> None:
+        with write_connection(engine) as conn:
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 4, 10) == 4
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 6, 10) == 10
+            # Passing the limit takes nothing, however little is asked.
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 1, 10) is None
+            # Other subjects, scopes and windows count apart.
+            assert counters.take(conn, "events", "n", "2030-01-01T00:00", 1, 10) == 1
+            assert counters.take(conn, "try", "m", "2030-01-01T00:00", 1, 10) == 1
+            assert counters.take(conn, "events", "m", "2030-01-01T00:01", 10, 10) == 10
+            # A request larger than the whole limit never fits.
+            assert counters.take(conn, "events", "o", "2030-01-01T00:01", 11, 10) is None
+        with write_connection(engine) as conn:
+            assert counters.prune(conn, "2030-01-01T00:01") == 3
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 1, 10) == 1
+
+    def test_usage_charges_are_held_to_the_quota(self, engine: Engine) -> None:
+        k = "k" * 64
+        with write_connection(engine) as conn:
+            assert usage.charge(conn, k, "2030-01-01", 7, 10) == 7
+            assert usage.charge(conn, k, "2030-01-01", 4, 10) is None
+            assert usage.charge(conn, k, "2030-01-01", 3, 10) == 10
+            assert usage.stored_calls(conn, k, "2030-01-01") == 10
+            assert usage.take_unbilled(conn) == {k: 10}
+
+
 class StoreContract(
     LogStoreContract,
+    CountersContract,
     VaultContract,
     ArtifactsContract,
     ValuesContract,
@@ -503,6 +531,6 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
                "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
-               "quality_reports", "hub_settings", "webhooks"}  # fmt: skip
+               "quality_reports", "hub_settings", "webhooks", "rate_counters"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
     assert set(metadata.tables) - projections - covered == set()
