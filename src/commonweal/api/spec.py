@@ -379,12 +379,33 @@ def _base(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
     )
     _strip_422(doc)
+    _no_nul_parameters(doc)
     _, defs = models_json_schema(
         [(m, "validation") for m in _COMPONENTS], ref_template="#/components/schemas/{model}"
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(defs.get("$defs", {}))
     return doc
+
+
+# What ``deps.hub_of`` refuses everywhere (PostgreSQL cannot hold a NUL in text), said in
+# the document: a free-text parameter is any text without one.
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def _no_nul_parameters(doc: dict[str, Any]) -> None:
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            for param in operation.get("parameters", ()):
+                for schema in _string_schemas(param.get("schema", {})):
+                    schema.setdefault("pattern", _NO_NUL)
+
+
+def _string_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The string schemas in a parameter's schema (itself, or its ``anyOf`` branches)."""
+    if schema.get("type") == "string":
+        return [schema]
+    return [s for branch in schema.get("anyOf", ()) for s in _string_schemas(branch)]
 
 
 def install(app: FastAPI, hub: Hub) -> None:
