@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from commonweal.cli.files import DOCUMENT_BYTES, open_file, read_text, text_lines
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import KEY_MIN, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt
@@ -218,18 +220,23 @@ def ledger_verify(
     )
 
 
+# An exported entry is one line: its leaf (at most the hub's 8 MiB body, base64) and the
+# decoded event beside it. The file itself is streamed, so its length is not capped.
+_ENTRY_LINE_BYTES = 32 << 20
+
+
 def _file_leaves(path: Path) -> Iterator[bytes]:
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield base64.b64decode(json.loads(line)["leaf"], validate=True)
-            except (ValueError, KeyError, TypeError):
-                raise VerificationFailed(
-                    f"{path}:{lineno}: not an exported entry (no base64 'leaf')",
-                    index=lineno - 1,
-                ) from None
+    lines = text_lines(path, str(path), max_bytes=sys.maxsize, max_line=_ENTRY_LINE_BYTES)
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield base64.b64decode(json.loads(line)["leaf"], validate=True)
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise VerificationFailed(
+                f"{path}:{lineno}: not an exported entry (no base64 'leaf')",
+                index=lineno - 1,
+            ) from None
 
 
 def _pick_key(given: str | None, witness: Witness, offered: NoteVerifier) -> NoteVerifier:
@@ -245,8 +252,7 @@ def _verify_file(
 ) -> VerifyReport:
     from commonweal.verify import verify_log
 
-    if not file.exists():
-        raise ConfigError(f"{file} does not exist")
+    open_file(file, str(file), max_bytes=sys.maxsize).close()  # a regular file, readable
     note = _beside(file, ".checkpoint", "the signed checkpoint the log is checked against")
     vkey = NoteVerifier.parse(key or _beside(file, ".vkey", "the hub's verifier key (or --key)"))
     report = verify_log(
@@ -265,14 +271,11 @@ def _beside(file: Path, suffix: str, what: str) -> str:
     """The text of ``FILE{suffix}``, written by ``ledger export`` beside the log; a
     ConfigError naming it and what it holds when it is missing."""
     path = Path(f"{file}{suffix}")
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(
             f"{path} is missing: it holds {what}; `ledger export` writes it beside {file}"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
+        )
+    return read_text(path, str(path), max_bytes=DOCUMENT_BYTES)
 
 
 def _verify_directory(

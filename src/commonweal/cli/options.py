@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from commonweal.cli.files import open_file
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["HubDirOpt", "HubOpt", "JsonOpt", "KeyOpt", "ModelOpt", "load_key"]
@@ -23,6 +24,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 ModelOpt = Annotated[str, typer.Option("--model", help="A version number, or latest.")]
 
 
+KEY_FILE_BYTES = 64 * 1024
+
+
 def load_key(path: Path) -> SigningKey:
     """The member key in ``path`` (ConfigError, naming the file, when it cannot be read)."""
+    if Path(path).exists():
+        # A key file is a few hundred bytes: not a device, a FIFO or a folder to read.
+        open_file(Path(path), f"key file {path}", max_bytes=KEY_FILE_BYTES).close()
     return SigningKey.load(path)
