@@ -236,7 +236,7 @@ def test_hostile_images_get_a_4xx_on_contribute_and_predict_and_memory_stays_bou
         size = _log_size(http)
         before = _peak_rss_kib(pid)
         answers = {}
-        for name, (raw, status, code, words) in HOSTILE.items():
+        for name, (raw, status, _, words) in HOSTILE.items():
             image = b64(raw)
             for route, resp in (
                 (

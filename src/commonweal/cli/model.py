@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -242,7 +243,7 @@ def _file_inputs(path: Path, task: dict[str, Any], limits: dict[str, Any]) -> li
     any other file's non-empty lines (texts, or one JSON object a line). Each file is read
     within bounds (``files``): an image no larger than an item, text at most what
     PREDICT_INPUTS inputs could take."""
-    if not path.exists():
+    if not os.path.lexists(path):
         raise InvalidInput(f"{path} does not exist (give text in quotes to predict it)")
     charter = {"task": task, "limits": limits}
     _, max_line, max_item = file_limits(charter)

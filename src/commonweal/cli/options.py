@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,7 @@ KEY_FILE_BYTES = 64 * 1024
 
 def load_key(path: Path) -> SigningKey:
     """The member key in ``path`` (ConfigError, naming the file, when it cannot be read)."""
-    if Path(path).exists():
+    if os.path.lexists(path):  # (a missing file: SigningKey.load says how to make one)
         # A key file is a few hundred bytes: not a device, a FIFO or a folder to read.
         open_file(Path(path), f"key file {path}", max_bytes=KEY_FILE_BYTES).close()
     return SigningKey.load(path)
