@@ -263,6 +263,7 @@ ENVELOPE_ERRORS = [
     ({**_good(), "sig": None}, "sig must be a base64 string"),
     ({**_good(), "sig": "not base64!"}, "sig is not valid base64"),
     ({**_good(), "sig": "AAA"}, "sig is not valid base64"),
+    ({**_good(), "sig": "\u00e9" * 4}, "sig is not valid base64"),  # not ASCII: a ValueError
 ]
 
 
