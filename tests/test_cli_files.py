@@ -10,12 +10,16 @@ hang the command, /dev/zero must not fill memory), with the file named and no tr
 from __future__ import annotations
 
 import base64
+import csv
+import errno
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import UnidentifiedImageError
 
 from commonweal.cli.data import iter_items
 from commonweal.cli.files import open_file, read_bytes, text_lines
@@ -295,3 +299,43 @@ def test_the_other_commands_given_a_bad_file_fail_in_one_line(tmp_path: Path) ->
             words = "not readable JSON"
         one_line_failure(cw("contributions", "--hub", hub, "--key", path, ok=False), words)
     one_line_failure(cw("contributions", "--hub", hub, "--key", "/dev/zero", ok=False), "regular")
+
+
+# -- whatever escapes a command ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        csv.Error("field larger than field limit (131072)"),
+        OSError(errno.EIO, "Input/output error", "items.csv"),
+        PermissionError(errno.EACCES, "Permission denied", "items.csv"),
+        UnidentifiedImageError("cannot identify image file"),
+        json.JSONDecodeError("Expecting value", "{x", 1),
+        MemoryError(),
+        RecursionError("maximum recursion depth exceeded"),
+        ValueError("a message\nover two lines, with [bold]markup[/] and [/] in it"),
+        InvalidInput("a Commonweal error\nwritten over two lines"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_no_exception_escapes_the_command_line_as_a_traceback(
+    exc: BaseException, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import commonweal.cli as cli
+
+    def command() -> None:
+        raise exc
+
+    monkeypatch.setattr(cli, "app", command)
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    if isinstance(exc, OSError) and exc.filename:
+        assert "items.csv: " in err
+    if isinstance(exc, ValueError) and "markup" in str(exc):
+        assert "[bold]markup[/] and [/]" in err  # printed as written, not as styles
