@@ -63,7 +63,10 @@ PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 # ``warnings.catch_warnings`` swaps process-wide state (Python < 3.14): decodes take turns,
-# so that one thread's exit cannot restore another's filters half-way.
+# so that one thread's exit cannot restore another's filters half-way. Warnings are
+# recorded, not raised, while a decode runs: another thread's warning in that window is
+# kept out of sight rather than turned into an exception in code that did not ask for it,
+# and only the ones Pillow itself raised refuse the image.
 _WARNINGS = threading.Lock()
 _PIL_DIR = os.path.dirname(Image.__file__)
 
