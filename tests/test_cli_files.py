@@ -288,6 +288,12 @@ def test_the_other_commands_given_a_bad_file_fail_in_one_line(tmp_path: Path) ->
         )
     export = tmp_path / "log.jsonl"
     cw("ledger", "export", "--hub", hub, "--out", export)
+    cw("ledger", "verify", "--file", export)  # this machine now keeps the log's checkpoint
+    (kept,) = (Path(os.environ["COMMONWEAL_CONFIG_DIR"]) / "witnessed").glob("*.json")
+    kept.write_bytes(GARBAGE)
+    proc = cw("ledger", "verify", "--file", export, ok=False)
+    one_line_failure(proc, "this machine's record of log")
+    kept.unlink()
     for kind, (path, words) in bad_files(tmp_path, ".jsonl").items():
         for beside in (".checkpoint", ".vkey"):  # what verify reads first, good
             Path(f"{path}{beside}").write_bytes(Path(f"{export}{beside}").read_bytes())
