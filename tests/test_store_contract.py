@@ -24,7 +24,7 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT
-from commonweal.store import artifacts, screening, usage, values, vault, webhooks
+from commonweal.store import artifacts, counters, replay, screening, usage, values, vault, webhooks
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
@@ -402,6 +402,56 @@ class WebhooksContract(Backend):
             assert webhooks.get_webhook(conn, m) is None
 
 
+class CountersContract(Backend):
+    def test_a_window_counts_up_to_its_limit_and_old_windows_are_pruned(
+        self, engine: Engine
+    ) -> None:
+        with write_connection(engine) as conn:
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 3, 5) == 3
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 3, 5) is None
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 2, 5) == 5
+            assert counters.take(conn, "events", "m", "2030-01-01T00:01", 5, 5) == 5
+        with write_connection(engine) as conn:
+            assert counters.prune(conn, "2030-01-01T00:01") == 1
+            assert counters.take(conn, "events", "m", "2030-01-01T00:01", 1, 5) is None
+
+
+class ReplayContract(Backend):
+    def test_a_request_digest_is_remembered_once_until_pruned(self, engine: Engine) -> None:
+        with write_connection(engine) as conn:
+            assert replay.remember(conn, b"\x01" * 32, 100)
+            assert not replay.remember(conn, b"\x01" * 32, 999)  # the first row stands
+            assert replay.remember(conn, b"\x02" * 32, 200)
+        with write_connection(engine) as conn:
+            assert replay.prune(conn, 150) == 1  # expired before 150: the first only
+            assert replay.prune(conn, 150) == 0
+            assert not replay.remember(conn, b"\x02" * 32, 200)
+            assert replay.remember(conn, b"\x01" * 32, 300)  # forgotten, so new again
+
+    def test_two_connections_remembering_one_digest_at_once_agree(self, engine: Engine) -> None:
+        # Eight connections (as two server processes would hold) race on each digest:
+        # exactly one of them records it.
+        for n in range(5):
+            digest = bytes([n]) * 32
+            got: list[bool] = []
+            lock = threading.Lock()
+            start = threading.Barrier(8)
+
+            def remember(d: bytes = digest, out: list[bool] = got) -> None:
+                start.wait()
+                with write_connection(engine) as conn:
+                    fresh = replay.remember(conn, d, 1000)
+                with lock:
+                    out.append(fresh)
+
+            threads = [threading.Thread(target=remember) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert sorted(got) == [False] * 7 + [True]
+
+
 class StoreContract(
     LogStoreContract,
     VaultContract,
@@ -410,6 +460,8 @@ class StoreContract(
     UsageContract,
     ScreeningContract,
     WebhooksContract,
+    CountersContract,
+    ReplayContract,
 ):
     """Every seam's contract, for one backend."""
 
@@ -427,6 +479,7 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
                "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
-               "quality_reports", "hub_settings", "webhooks"}  # fmt: skip
+               "quality_reports", "hub_settings", "webhooks", "seen_requests",
+               "rate_counters"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
     assert set(metadata.tables) - projections - covered == set()
