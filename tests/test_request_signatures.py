@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from commonweal.ledger.keys import SigningKey
 from commonweal.store.database import read_connection, write_connection
 from commonweal.store.schema import seen_requests
 from commonweal.wire import AUTH_HEADER, AUTH_WINDOW_SECONDS, auth_header, check_auth_header
-from tests.kit import free_port, make_hub, start_server
+from tests.kit import at_once, free_port, make_hub, start_server
 
 API = "/api/v1"
 
@@ -42,9 +41,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[tuple[HubClient, Signi
         yield c, founder
 
 
-def send(
-    c: HubClient, method: str, target: str, header: str, body: bytes = b""
-) -> httpx.Response:
+def send(c: HubClient, method: str, target: str, header: str, body: bytes = b"") -> httpx.Response:
     headers = {AUTH_HEADER: header}
     if body:
         headers["Content-Type"] = "application/json"
@@ -151,7 +148,9 @@ def test_the_replay_table_is_created_on_open_and_pruned(tmp_path: Path, database
         old = check_auth_header(
             auth_header(ada, "GET", target, now=now - 200), "GET", target, b"", now=now
         )
-        new = check_auth_header(auth_header(ada, "GET", target, now=now), "GET", target, b"", now=now)
+        new = check_auth_header(
+            auth_header(ada, "GET", target, now=now), "GET", target, b"", now=now
+        )
         assert old.expires == int(now - 200) + AUTH_WINDOW_SECONDS + 1
         hub.signatures.use(old, now=now)
         hub.signatures.use(new, now=now + 1)
@@ -196,21 +195,12 @@ def test_a_header_is_accepted_once_across_two_server_processes(
         # of its copies is served.
         for _ in range(5):
             header = auth_header(ada, "GET", export)
-            got: Counter[int] = Counter()
-            lock = threading.Lock()
-            start = threading.Barrier(6)
 
-            def fire(n: int, h: str = header, tally: Counter[int] = got) -> None:
-                start.wait()
+            def fire(n: int, h: str = header) -> int:
                 r = httpx.get(urls[n % 2] + export, headers={AUTH_HEADER: h}, timeout=30)
-                with lock:
-                    tally[r.status_code] += 1
+                return r.status_code
 
-            threads = [threading.Thread(target=fire, args=(n,)) for n in range(6)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            got = Counter(at_once(6, fire))
             assert got == {200: 1, 401: 5}, got
     finally:
         for p in procs:

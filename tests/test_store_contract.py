@@ -40,7 +40,7 @@ from commonweal.store.schema import (
     quality_reports,
     schema_info,
 )
-from tests.kit import database
+from tests.kit import at_once, database
 
 T = "2030-01-01T00:00:00.000Z"
 
@@ -433,22 +433,12 @@ class ReplayContract(Backend):
         # exactly one of them records it.
         for n in range(5):
             digest = bytes([n]) * 32
-            got: list[bool] = []
-            lock = threading.Lock()
-            start = threading.Barrier(8)
 
-            def remember(d: bytes = digest, out: list[bool] = got) -> None:
-                start.wait()
+            def remember(_: int, d: bytes = digest) -> bool:
                 with write_connection(engine) as conn:
-                    fresh = replay.remember(conn, d, 1000)
-                with lock:
-                    out.append(fresh)
+                    return replay.remember(conn, d, 1000)
 
-            threads = [threading.Thread(target=remember) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            got = at_once(8, remember)
             assert sorted(got) == [False] * 7 + [True]
 
 

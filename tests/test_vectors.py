@@ -74,7 +74,9 @@ def test_auth_headers_match_the_vectors(case: dict[str, Any]) -> None:
     key = SigningKey(base64.b64decode(case["seed"]))
     body = case["body"].encode()
     at = case["unix_ms"] / 1000
-    header = auth_header(key, case["method"], case["target"], body=body, now=at, nonce=case["nonce"])
+    header = auth_header(
+        key, case["method"], case["target"], body=body, now=at, nonce=case["nonce"]
+    )
     assert header == case["header"]
     message = auth_message(case["method"], case["target"], body, case["unix_ms"], case["nonce"])
     assert message == case["message"].encode()

@@ -209,7 +209,9 @@ def auth_vectors() -> dict[str, Any]:
                 "unix_ms": millis,
                 "nonce": nonce,
                 "message": auth_message(method, target, body, millis, nonce).decode(),
-                "header": auth_header(key, method, target, body=body, now=millis / 1000, nonce=nonce),
+                "header": auth_header(
+                    key, method, target, body=body, now=millis / 1000, nonce=nonce
+                ),
             }
         )
     return {
