@@ -23,7 +23,7 @@ from sqlalchemy import func, inspect, select, text
 from commonweal.client import HubClient
 from commonweal.errors import Unauthorized
 from commonweal.hub import Hub
-from commonweal.hub.signatures import PRUNE_EVERY
+from commonweal.hub.signatures import CLOCK_MARGIN, PRUNE_EVERY
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.database import read_connection, write_connection
 from commonweal.store.schema import seen_requests
@@ -157,15 +157,28 @@ def test_the_replay_table_is_created_on_open_and_pruned(tmp_path: Path, database
         with pytest.raises(Unauthorized, match="already used"):
             hub.signatures.use(old, now=now + 2)
         assert count(hub) == 2
+
         # Once its window has passed, the next use's prune forgets the old row only.
-        later = now + 200 + PRUNE_EVERY
-        third = check_auth_header(
-            auth_header(ada, "GET", target, now=later), "GET", target, b"", now=later
-        )
-        hub.signatures.use(third, now=later)
-        with read_connection(hub.engine) as conn:
-            left = {r[0] for r in conn.execute(select(seen_requests.c.digest))}
-        assert left == {new.digest, third.digest}
+        def use_at(t: float) -> bytes:
+            signed = check_auth_header(
+                auth_header(ada, "GET", target, now=t), "GET", target, b"", now=t
+            )
+            hub.signatures.use(signed, now=t)
+            return signed.digest
+
+        def kept() -> set[bytes]:
+            with read_connection(hub.engine) as conn:
+                return {r[0] for r in conn.execute(select(seen_requests.c.digest))}
+
+        third = use_at(now + 200 + PRUNE_EVERY)
+        assert kept() == {new.digest, third}
+        # Past its expiry, a row is kept CLOCK_MARGIN seconds more (another server's clock
+        # may be behind this one's), then goes.
+        assert new.expires < now + 200 + 2 * PRUNE_EVERY < new.expires + CLOCK_MARGIN
+        fourth = use_at(now + 200 + 2 * PRUNE_EVERY)
+        assert kept() == {new.digest, third, fourth}
+        fifth = use_at(now + 200 + 3 * PRUNE_EVERY)
+        assert kept() == {third, fourth, fifth}
     finally:
         hub.close()
 

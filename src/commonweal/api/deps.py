@@ -42,7 +42,7 @@ HubDep = Annotated[Hub, Depends(hub_of)]
 async def read_body(request: Request) -> bytes:
     """The request's body bytes, read once within the size limit (before any parsing) and
     kept for the request: the signature check hashes exactly the bytes the route parses."""
-    cached: bytes | None = getattr(request.state, "body", None)
+    cached: bytes | None = getattr(request.state, "body_bytes", None)
     if cached is not None:
         return cached
     declared = request.headers.get("content-length")
@@ -56,7 +56,7 @@ async def read_body(request: Request) -> bytes:
             raise TooLarge(f"request body is over the {MAX_BODY_BYTES}-byte limit")
         chunks.append(chunk)
     body = b"".join(chunks)
-    request.state.body = body
+    request.state.body_bytes = body
     return body
 
 

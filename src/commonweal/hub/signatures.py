@@ -31,6 +31,9 @@ __all__ = ["SignaturesArea"]
 
 # How often (seconds) one process deletes expired rows, in the transaction of a use.
 PRUNE_EVERY = 60.0
+# Rows are kept this much past their expiry: a server whose clock runs ahead of another's
+# must not forget a signature the other (whose clock is behind) would still accept.
+CLOCK_MARGIN = 60
 
 
 class SignaturesArea:
@@ -51,7 +54,7 @@ class SignaturesArea:
                 self._pruned_at = now
         with write_connection(self._hub.counting) as conn:
             if due:
-                replay.prune(conn, int(now))
+                replay.prune(conn, int(now) - CLOCK_MARGIN)
             fresh = replay.remember(conn, signed.digest, signed.expires)
         if not fresh:
             raise Unauthorized(
