@@ -7,9 +7,9 @@ the hub is in-process or across the network.
 
     CommonwealError
     ├── InvalidInput            400  malformed JSON, a missing or wrong field, a bad value
-    │   ├── BadSignature        400  the signature does not match the event and its actor
     │   └── CharterInvalid      400  a charter field is missing or out of range
     ├── Unauthorized            401  no credentials, or credentials the hub does not know
+    │   └── BadSignature        401  the signature does not match the event and its actor
     ├── Forbidden               403  the rules refuse this actor this act
     │   └── UnknownMember       403  the actor is not a member of the community
     ├── NotFound                404  no such entry, proof range, member or hub
@@ -71,12 +71,6 @@ class InvalidInput(CommonwealError):
     status = 400
 
 
-class BadSignature(InvalidInput):
-    """The signature does not match the event and its actor."""
-
-    code = "bad_signature"
-
-
 class CharterInvalid(InvalidInput):
     """A charter field is missing or out of range."""
 
@@ -88,6 +82,16 @@ class Unauthorized(CommonwealError):
 
     code = "unauthorized"
     status = 401
+
+
+class BadSignature(Unauthorized):
+    """The signature does not match the event and its actor.
+
+    A 401 like a request signature that does not verify: an event's signature is its
+    actor's credential for the act, and the hub cannot tell a forged act from a garbled one.
+    """
+
+    code = "bad_signature"
 
 
 class Forbidden(CommonwealError):

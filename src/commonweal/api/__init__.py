@@ -24,6 +24,7 @@ from commonweal.api import (
     ledger,
     models,
     ownership,
+    spec,
     webhooks,
 )
 from commonweal.api.deps import MAX_BODY_BYTES, HubDep, read_json
@@ -85,6 +86,7 @@ def create_app(hub: Hub, *, billing: bool = False, limited: bool = False) -> Fas
     )
     app.state.hub = hub
     errors.install(app)
+    spec.install(app, hub)
     if limited:
         hub.limits.enforced = True
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 
+from commonweal.api.spec import member_signature
 from commonweal.errors import Forbidden, InvalidInput, TooLarge
 from commonweal.hub import Hub
 from commonweal.ledger.canonical import parse
@@ -30,7 +31,13 @@ FRESH_SECONDS = 1.0
 
 
 def hub_of(request: Request) -> Hub:
-    """The app's hub, caught up with the log (checking the head at most once a second)."""
+    """The app's hub, caught up with the log (checking the head at most once a second).
+
+    A NUL character in a path or query parameter is refused here, for every route: no
+    value the hub holds contains one, and PostgreSQL cannot even compare text with one."""
+    params = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in params) or any("\x00" in k for k in request.query_params):
+        raise InvalidInput("a path or query parameter holds a NUL character; none may")
     hub: Hub = request.app.state.hub
     hub.refresh(max_age=FRESH_SECONDS)
     return hub
@@ -69,7 +76,11 @@ async def read_json(request: Request) -> Any:
 
 
 def current_member(
-    request: Request, hub: HubDep, body: Annotated[bytes, Depends(read_body)]
+    request: Request,
+    hub: HubDep,
+    body: Annotated[bytes, Depends(read_body)],
+    # Declares the security scheme in the OpenAPI document; the header is checked below.
+    _signature: Annotated[str | None, Security(member_signature)] = None,
 ) -> str:
     """The active member who signed this request (``wire.auth_header``), or 401/403.
 

@@ -11,13 +11,15 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from commonweal.community.state import ModelVersion
+from commonweal.community.state import ModelVersion, State
 from commonweal.community.views import resolve_version
 from commonweal.errors import Forbidden
 from commonweal.hub import lineage
 from commonweal.ledger.canonical import parse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from commonweal.hub.core import Hub
     from commonweal.hub.serving import Biller, Meter, ModelCache, TryLimits
     from commonweal.hub.training import Progress
@@ -77,6 +79,13 @@ class ModelsArea:
         mv = self._hub.state.models[self.resolve(version)]
         body = self._hub.log.entries(mv.entry, mv.entry + 1)[0].body
         return {**_model_row(mv), "event": body}
+
+    def check_artifact(self, conn: Connection, state: State, version: int) -> None:
+        """What ``ledger verify`` checks of a stored model: each shard's bytes and the
+        artifact they make hash to what the log recorded (VerificationFailed if not)."""
+        from commonweal.hub.training import check_artifact
+
+        check_artifact(self._hub, conn, state, version)
 
     # -- lineage -------------------------------------------------------------------------
 
