@@ -3,9 +3,10 @@ through ``SCHEMATHESIS_HOOKS=tests.kit.schemathesis_auth`` (see ``tests/kit/conf
 
 An operation whose security is ``memberSignature`` gets ``X-Commonweal-Auth`` signed for
 that very request (method, path and query as the server sees them, and the body bytes
-that go out) by the member key in ``$COMMONWEAL_ST_MEMBER_KEY``; one whose security is ``apiKey`` gets the consumer's API key
-in ``$COMMONWEAL_ST_API_KEY``. Without them, schemathesis could only ever see 401 on those
-operations and would test nothing past the door.
+that go out) by the member key in ``$COMMONWEAL_ST_MEMBER_KEY``; one whose security is
+``apiKey`` gets the consumer's API key in ``$COMMONWEAL_ST_API_KEY``. Without them,
+schemathesis could only ever see 401 on those operations and would test nothing past the
+door. Each request is signed afresh: the hub accepts a signature once.
 """
 
 from __future__ import annotations
