@@ -381,7 +381,7 @@ def crash_trials(
 ) -> Iterator[CrashTrial]:
     """Run the kill -9 loop on the (closed) hub in ``hub_dir``: per trial, ``writers``
     members append over HTTP to ``commonweal serve`` until it is killed with SIGKILL at a
-    random moment within ``run_for`` seconds of their start; the server is started again,
+    random moment within ``run_for`` seconds of its first acknowledgement; the server is started again,
     every acknowledged event must be in the log where the hub said, and ``commonweal
     ledger verify`` must pass (remembering checkpoints across trials, so the log must only
     grow). Yields one result per trial; the server is left stopped."""
@@ -395,6 +395,12 @@ def crash_trials(
         for trial in range(trials):
             t0 = time.monotonic()
             w = Writers([base], writers, f"{seed}.{trial}", seed=rng.randrange(2**32)).start()
+            # The random moment counts from the first acknowledgement, so that every trial
+            # kills a server that is taking appends (on a busy machine the writers' first
+            # requests can take longer than the whole window).
+            started = time.monotonic() + 60
+            while not w.acked() and w.alive() and time.monotonic() < started:
+                time.sleep(0.01)
             deadline = time.monotonic() + rng.uniform(*run_for)
             while time.monotonic() < deadline and w.alive():
                 time.sleep(0.01)  # the kill moment is a time, not an event to wait on
