@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.kit.attacks
 
-from tests.kit.attacks import attack_hub, crash_trials, fresh_postgres_database  # noqa: E402
+from tests.kit.attacks import attack_hub, crash_trials, fresh_postgres_database
 
 DEFAULT_POSTGRES = os.environ.get(
     "COMMONWEAL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -89,7 +89,12 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=None, help="trials per database (100)")
     p.add_argument("--only", choices=["sqlite", "postgresql"], action="append")
     p.add_argument("--writers", type=int, default=4, help="member threads per trial")
-    p.add_argument("--min-seconds", type=float, default=0.5, help="earliest kill, seconds after the first acknowledgement")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.5,
+        help="earliest kill, seconds after the first acknowledgement",
+    )
     p.add_argument("--max-seconds", type=float, default=3.0, help="latest kill")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
@@ -99,8 +104,10 @@ def main() -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cw-crash-") as tmp:
         for kind in kinds:
-            log(f"{kind}: {args.trials} trials, {args.writers} writers, kill after "
-                f"{args.min_seconds}-{args.max_seconds}s")
+            log(
+                f"{kind}: {args.trials} trials, {args.writers} writers, kill after "
+                f"{args.min_seconds}-{args.max_seconds}s"
+            )
             if kind == "sqlite":
                 results[kind] = run(kind, f"sqlite:///{tmp}/sqlite/hub/hub.db", Path(tmp), args)
             else:

@@ -22,8 +22,15 @@ from commonweal.ledger.canonical import canonical
 from commonweal.ledger.event import SignedEvent, sign_event
 from commonweal.ledger.keys import SigningKey
 from tests.kit import Databases
-from tests.kit.attacks import Writers, attack_hub, free_port, log_entries, lost_acks, serve
-from tests.kit.attacks import verify_cli
+from tests.kit.attacks import (
+    Writers,
+    attack_hub,
+    free_port,
+    log_entries,
+    lost_acks,
+    serve,
+    verify_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +75,9 @@ def _remove(client: HubClient, ada: SigningKey, grace: SigningKey, member: str) 
 
 
 @pytest.fixture(scope="module")
-def target(module_databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(
+    module_databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
     root = tmp_path_factory.mktemp("attacked")
     ada = attack_hub(root / "hub", module_databases.new(), governance=_FAST_VOTES)
     grace, mallory, sam = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
@@ -119,7 +128,10 @@ def _wire(ev: SignedEvent) -> dict[str, Any]:
 
 def _resigned(doc: dict[str, Any], key: SigningKey) -> dict[str, Any]:
     """``doc``'s event as it stands, signed by ``key`` (whoever its actor says)."""
-    return {"event": doc["event"], "sig": base64.b64encode(key.sign(canonical(doc["event"]))).decode()}
+    return {
+        "event": doc["event"],
+        "sig": base64.b64encode(key.sign(canonical(doc["event"]))).decode(),
+    }
 
 
 def _altered(doc: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -152,7 +164,9 @@ FORGERIES: dict[str, Forgery] = {
     "signed by another key": lambda t: _resigned(_wire(_vote(t, t.grace)), t.mallory),
     # Grace's own event, re-signed by Mallory claiming Grace's key as the actor.
     "re-signed claiming another actor": lambda t: _resigned(
-        _altered(_wire(_vote(t, t.grace)), lambda e: e.update(body={**e["body"], "choice": "against"})),
+        _altered(
+            _wire(_vote(t, t.grace)), lambda e: e.update(body={**e["body"], "choice": "against"})
+        ),
         t.mallory,
     ),
     # An event that claims to be the hub's own (a review decision), signed by a member.
@@ -225,7 +239,7 @@ def _refused(
     r = httpx.post(f"{base}/api/v1/events", json=doc)
     assert t.size() == before, f"the hub logged it: {r.status_code} {r.text[:300]}"
     sigs = [e["sig"] for e in log_entries(t.a).values()]
-    for sent in doc["events"] if "events" in doc else [doc]:
+    for sent in doc.get("events", [doc]):
         assert sigs.count(sent["sig"]) <= logged
     return r.status_code, r.json()
 
@@ -301,7 +315,7 @@ def test_two_servers_on_one_hub_keep_one_log(tmp_path: Path, database_url: str) 
         deadline = time.monotonic() + 60
         while writers.acked() < 300 and time.monotonic() < deadline and writers.alive():
             time.sleep(0.05)
-        acks, errors, limited = writers.stop()
+        acks, errors, _ = writers.stop()
         assert not errors, errors[:5]
         assert len(acks) >= 300, f"only {len(acks)} appends acknowledged"
         indexes = [a.index for a in acks]
