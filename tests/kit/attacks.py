@@ -227,9 +227,11 @@ class Writers:
         me = SigningKey.generate()
         self._send(client, [sign_event(me, "member.join", {"name": f"Writer {self.tag}-{w}"})])
         if self._charter is None:
-            self._charter = self._call(client.community)["charter"]
+            found = self._call(client.community)
+            if found is None:
+                return  # the error is remembered; this writer cannot describe items
+            self._charter = found["charter"]
         reviewed: set[str] = set()
-        proposal: int | None = None
         i = 0
         while not self._stop.is_set():
             joins = [
@@ -254,9 +256,9 @@ class Writers:
                     client,
                     [sign_event(me, "proposal.create", {"title": title, "actions": actions})],
                 )
-                proposal = got[0].index if got else proposal
-                if proposal is not None and got:
-                    vote = {"proposal": proposal, "choice": self._rng.choice(["for", "against"])}
+                if got:
+                    choice = self._rng.choice(["for", "against"])
+                    vote = {"proposal": got[0].index, "choice": choice}
                     self._send(client, [sign_event(me, "vote.cast", vote)])
             i += 1
 
