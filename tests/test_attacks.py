@@ -318,6 +318,7 @@ def test_two_servers_on_one_hub_keep_one_log(tmp_path: Path, database_url: str) 
         acks, errors, _ = writers.stop()
         assert not errors, errors[:5]
         assert len(acks) >= 200, f"only {len(acks)} appends acknowledged"
+        assert {a.via for a in acks} == set(bases)  # both servers appended
         indexes = [a.index for a in acks]
         assert len(indexes) == len(set(indexes)), "one index acknowledged twice: a fork"
         entries = log_entries(bases[0])

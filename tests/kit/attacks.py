@@ -160,6 +160,7 @@ class Ack:
     sig: str | None = None
     leaf_hash: str | None = None
     items: tuple[str, ...] = ()
+    via: str = ""  # the server that acknowledged it
 
 
 @dataclass
@@ -273,7 +274,7 @@ class Writers:
         if receipt is None:
             return
         ids = tuple(r["id"] for r in receipt["items"])
-        ack = Ack(receipt["batch"], "contribution.submit", me.key_id, items=ids)
+        ack = Ack(receipt["batch"], "contribution.submit", me.key_id, items=ids, via=client.target)
         in_review = [r["id"] for r in receipt["items"] if r.get("status") == "in_review"]
         with self._lock:
             self._tally.acks.append(ack)
@@ -290,6 +291,7 @@ class Writers:
                 ev.actor,
                 sig=base64.b64encode(ev.sig).decode(),
                 leaf_hash=e["leaf_hash"],
+                via=client.target,
             )
             for ev, e in zip(events, got["entries"], strict=True)
         ]
