@@ -239,7 +239,7 @@ FORGERIES: dict[str, Forgery] = {
 REFUSED_AS = {
     "member logs a hub-only kind": "forbidden",
     **{name: "forbidden" for name in FORGERIES if name.startswith("removed member")},
-    "removed member joins again": "conflict",  # the key joined once; a removal is not undone so
+    "removed member joins again": "conflict",  # a key joins once: no way back in by rejoining
 }
 
 
