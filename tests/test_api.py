@@ -242,8 +242,9 @@ def test_stale_early_forged_and_misdirected_request_signatures_are_refused(
     path = f"/api/v1/members/{grace.key_id}/export"
     now = time.time()
     by_mallory = signed(mallory, path)
-    forged = grace.key_id + by_mallory[len(mallory.key_id) :]  # Grace's id, Mallory's signature
-    stamp = str(int(now))
+    forged = by_mallory.replace(mallory.key_id, grace.key_id)  # Grace's id, Mallory's signature
+    _, _, stamp, nonce, sig = signed(grace, path).split(".")
+    form = "must be v2.KEYID.UNIXMILLISECONDS.NONCE.BASE64SIGNATURE"
     cases = [
         (path, signed(grace, path, at=now - 301), "more than five minutes old or early"),
         (path, signed(grace, path, at=now - 86400), "more than five minutes old or early"),
@@ -254,11 +255,15 @@ def test_stale_early_forged_and_misdirected_request_signatures_are_refused(
         (f"{path}?limit=5", signed(grace, path), "does not verify"),
         (path, signed(grace, f"{path}?limit=5"), "does not verify"),
         (path, signed(grace, path, method="POST"), "does not verify"),
-        # Malformed: not three parts, a stamp that is not a number, a signature not base64.
-        (path, "not-a-signature", "must be KEYID.UNIXTIME.BASE64SIGNATURE"),
-        (path, f"{grace.key_id}.yesterday.{forged.rsplit('.', 1)[1]}", "must be KEYID.UNIXTIME"),
-        (path, f"{grace.key_id}.{stamp}.***", "must be KEYID.UNIXTIME.BASE64SIGNATURE"),
-        (path, f"not-a-key.{stamp}.{forged.rsplit('.', 1)[1]}", "does not verify"),
+        # Malformed: not five parts, a stamp or nonce out of shape, a signature not base64.
+        (path, "not-a-signature", form),
+        (path, f"v2.{grace.key_id}.yesterday.{nonce}.{sig}", form),
+        (path, f"v2.{grace.key_id}.{stamp}.short.{sig}", form),
+        (path, f"v2.{grace.key_id}.{stamp}.{nonce}.***", form),
+        (path, f"v2.{grace.key_id}.{stamp}.{nonce}", form),
+        (path, f"v2.not-a-key.{stamp}.{nonce}.{sig}", "does not verify"),
+        # The form before signatures covered the body and a nonce: refused, saying why.
+        (path, f"{grace.key_id}.{int(now)}.{sig}", "signs requests in an older form; update it"),
     ]
     for target, header, words in cases:
         msg = error_of(raw(c).get(target, headers={AUTH_HEADER: header}), 401, "unauthorized")

@@ -80,7 +80,7 @@ def test_init_with_a_charter_file_founds_that_community(tmp_path: Path, database
         ('name = "X\n', "is not valid TOML"),
         ('name = "X"\n[task]\nkind = "text-classification"\nlabels = ["a"]\n', "two labels"),
         (None, "does not exist"),
-        ("folder", "cannot be read"),
+        ("folder", "is a folder, not a file"),
     ],
 )
 def test_an_invalid_charter_file_fails_in_one_line_and_leaves_no_hub(

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 
 from commonweal.client import HubClient
 from commonweal.community.charter import validate_charter
-from commonweal.errors import InvalidInput
+from commonweal.errors import InvalidInput, TooLarge
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
 from tests.kit import Clock, cw, cwj
@@ -85,7 +85,7 @@ def test_images_are_checked_and_near_copies_flagged(tmp_path: Path, database_url
     other = c.contribute(keys["Alan"], [{"image": png(digits.images[1]), "label": "1"}])
     assert other["items"][0]["flags"] == []
     big = base64.b64encode(_png_bytes(np.zeros((16, 16)))).decode()
-    with pytest.raises(InvalidInput, match="at most 8x8"):
+    with pytest.raises(TooLarge, match="at most 8x8"):
         c.contribute(keys["Tim"], [{"image": big, "label": "3"}])
     with pytest.raises(InvalidInput, match="PNG or JPEG"):
         c.contribute(
@@ -125,8 +125,6 @@ def test_newcomers_items_need_more_reviews(tmp_path: Path, database_url: str) ->
 def test_a_member_over_the_daily_limit_is_refused(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from commonweal.errors import TooLarge
-
     # Mid-day on the hub's clock: a run at midnight must not start a new day half-way.
     monkeypatch.setattr(Hub, "clock", staticmethod(Clock("2030-01-01T12:00:00.000Z")))
     c, keys = open_coop(

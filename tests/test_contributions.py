@@ -282,3 +282,21 @@ def test_a_reviewer_can_pass_over_items_for_now(coop: dict[str, Any]) -> None:
     assert c.next_review(keys["Alan"], skip=ids) is None
     with pytest.raises(InvalidInput, match="at most 200"):
         c.next_review(keys["Alan"], skip=[f"{n:032x}" for n in range(201)])
+
+
+def test_reviewers_asking_at_once_are_spread_over_the_queue(coop: dict[str, Any]) -> None:
+    """Reviewers who ask together are not all handed the oldest item (all but the first
+    reviews of it would be refused once it is decided): each takes the front of the queue
+    in an order of their own, and every reviewer is still offered every item."""
+    c, keys = coop["client"], coop["keys"]
+    ids = [i["id"] for i in c.contribute(keys["Grace"], items(*TEXTS[:6]))["items"]]
+    reviewers = [SigningKey.generate() for _ in range(6)]
+    for n, key in enumerate(reviewers):
+        c.join(key, f"Reviewer{n}")
+    firsts = {c.next_review(key)["id"] for key in reviewers}
+    assert len(firsts) > 1, "every reviewer was handed the same item"
+    for key in reviewers:
+        seen: list[str] = []
+        while (nxt := c.next_review(key, skip=seen)) is not None:
+            seen.append(nxt["id"])
+        assert sorted(seen) == sorted(ids)

@@ -24,7 +24,16 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT, Frontier
-from commonweal.store import artifacts, counters, screening, usage, values, vault, webhooks
+from commonweal.store import (
+    artifacts,
+    counters,
+    replay,
+    screening,
+    usage,
+    values,
+    vault,
+    webhooks,
+)
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.keyring import Keyring
@@ -41,7 +50,7 @@ from commonweal.store.schema import (
     quality_reports,
     schema_info,
 )
-from tests.kit import database
+from tests.kit import at_once, database
 
 T = "2030-01-01T00:00:00.000Z"
 
@@ -505,6 +514,32 @@ class CountersContract(Backend):
             assert usage.take_unbilled(conn) == {k: 10}
 
 
+class ReplayContract(Backend):
+    def test_a_request_digest_is_remembered_once_until_pruned(self, engine: Engine) -> None:
+        with write_connection(engine) as conn:
+            assert replay.remember(conn, b"\x01" * 32, 100)
+            assert not replay.remember(conn, b"\x01" * 32, 999)  # the first row stands
+            assert replay.remember(conn, b"\x02" * 32, 200)
+        with write_connection(engine) as conn:
+            assert replay.prune(conn, 150) == 1  # expired before 150: the first only
+            assert replay.prune(conn, 150) == 0
+            assert not replay.remember(conn, b"\x02" * 32, 200)
+            assert replay.remember(conn, b"\x01" * 32, 300)  # forgotten, so new again
+
+    def test_two_connections_remembering_one_digest_at_once_agree(self, engine: Engine) -> None:
+        # Eight connections (as two server processes would hold) race on each digest:
+        # exactly one of them records it.
+        for n in range(5):
+            digest = bytes([n]) * 32
+
+            def remember(_: int, d: bytes = digest) -> bool:
+                with write_connection(engine) as conn:
+                    return replay.remember(conn, d, 1000)
+
+            got = at_once(8, remember)
+            assert sorted(got) == [False] * 7 + [True]
+
+
 class StoreContract(
     LogStoreContract,
     CountersContract,
@@ -514,6 +549,7 @@ class StoreContract(
     UsageContract,
     ScreeningContract,
     WebhooksContract,
+    ReplayContract,
 ):
     """Every seam's contract, for one backend."""
 
@@ -531,6 +567,7 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
                "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
-               "quality_reports", "hub_settings", "webhooks", "rate_counters"}  # fmt: skip
+               "quality_reports", "hub_settings", "webhooks", "rate_counters",
+               "seen_requests"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
     assert set(metadata.tables) - projections - covered == set()

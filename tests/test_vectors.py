@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from commonweal.errors import VerificationFailed
+from commonweal.errors import Unauthorized, VerificationFailed
 from commonweal.ledger.canonical import canonical
 from commonweal.ledger.event import SignedEvent, signed_slice
 from commonweal.ledger.keys import SigningKey, verify_signature
 from commonweal.ledger.merkle import leaf_hash, node_hash, verify_inclusion
 from commonweal.ledger.note import NoteSigner, NoteVerifier, parse_checkpoint, verify_note
-from commonweal.wire import auth_header, check_auth_header, describe_item
+from commonweal.wire import auth_header, auth_message, check_auth_header, describe_item
 from tests.vectors import make
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -72,12 +72,20 @@ def test_events_sign_to_the_vector_signatures(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", load("auth.json")["headers"], ids=lambda c: c["target"])
 def test_auth_headers_match_the_vectors(case: dict[str, Any]) -> None:
     key = SigningKey(base64.b64decode(case["seed"]))
-    header = auth_header(key, case["method"], case["target"], now=case["unix"])
+    body = case["body"].encode()
+    at = case["unix_ms"] / 1000
+    header = auth_header(
+        key, case["method"], case["target"], body=body, now=at, nonce=case["nonce"]
+    )
     assert header == case["header"]
-    sig = base64.b64decode(header.split(".", 2)[2])
-    assert verify_signature(key.key_id, case["message"].encode(), sig)
-    who = check_auth_header(header, case["method"], case["target"], now=case["unix"] + 10)
-    assert who == key.key_id
+    message = auth_message(case["method"], case["target"], body, case["unix_ms"], case["nonce"])
+    assert message == case["message"].encode()
+    sig = base64.b64decode(header.rsplit(".", 1)[1])
+    assert verify_signature(key.key_id, message, sig)
+    signed = check_auth_header(header, case["method"], case["target"], body, now=at + 10)
+    assert signed.key_id == key.key_id
+    with pytest.raises(Unauthorized, match="does not verify"):
+        check_auth_header(header, case["method"], case["target"], body + b" ", now=at + 10)
 
 
 @pytest.mark.parametrize("case", load("items.json")["items"], ids=lambda c: c["id"][:8])

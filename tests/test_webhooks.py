@@ -109,11 +109,12 @@ def test_only_the_member_sets_reads_and_clears_their_webhook_and_it_stays_off_th
     from commonweal.wire import AUTH_HEADER, auth_header
 
     for method in ("GET", "PUT", "DELETE"):
+        body = b'{"url":"https://evil.example/"}' if method == "PUT" else b""
         r = http.request(
             method,
             target,
-            headers={AUTH_HEADER: auth_header(tim, method, target)},
-            json={"url": "https://evil.example/"} if method == "PUT" else None,
+            headers={AUTH_HEADER: auth_header(tim, method, target, body=body)},
+            content=body,
         )
         assert r.status_code == 403 and "theirs alone" in r.json()["error"]["message"]
     assert http.put(target, json={"url": "https://evil.example/"}).status_code == 401

@@ -10,6 +10,7 @@ remote hub never loads the server (FastAPI, SQLAlchemy, the ML stack).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -122,9 +123,16 @@ class HubClient:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, signer: SigningKey | None = None, **kw: Any
+    ) -> httpx.Response:
         attempt = 0
         while True:
+            if signer is not None:
+                # The hub accepts a request signature once: every attempt signs afresh,
+                # over the exact body bytes sent (``content``).
+                header = auth_header(signer, method, path, body=kw.get("content") or b"")
+                kw["headers"] = {**kw.get("headers", {}), AUTH_HEADER: header}
             try:
                 resp = self._http.request(method, path, **kw)
             except httpx.HTTPError as exc:
@@ -228,8 +236,16 @@ class HubClient:
     def _signed_get(self, key: SigningKey, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
         target = API + path + (f"?{urlencode(clean)}" if clean else "")
-        headers = {AUTH_HEADER: auth_header(key, "GET", target)}
-        return self._request("GET", target, headers=headers).json()
+        return self._request("GET", target, signer=key).json()
+
+    def _signed_send(self, key: SigningKey, method: str, target: str, doc: Any = None) -> Any:
+        """``method target`` signed by ``key``, with ``doc`` as the JSON body (if any):
+        serialized here, so the signature covers the very bytes that go out."""
+        if doc is None:
+            return self._request(method, target, signer=key).json()
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        return self._request(method, target, signer=key, content=body, headers=headers).json()
 
     def contribute(
         self,
@@ -322,10 +338,9 @@ class HubClient:
         """Set this member's private webhook to ``url`` (or clear it with ``None``): the hub
         POSTs to it when something new waits for them."""
         target = f"{API}/members/{key.key_id}/webhook"
-        method = "DELETE" if url is None else "PUT"
-        headers = {AUTH_HEADER: auth_header(key, method, target)}
-        body = None if url is None else {"url": url}
-        return self._request(method, target, headers=headers, json=body).json()  # type: ignore[no-any-return]
+        if url is None:
+            return self._signed_send(key, "DELETE", target)  # type: ignore[no-any-return]
+        return self._signed_send(key, "PUT", target, {"url": url})  # type: ignore[no-any-return]
 
     def webhook(self, key: SigningKey) -> dict[str, Any]:
         """This member's webhook (``url`` None when none is set) and its last failure."""

@@ -8,9 +8,6 @@ so that both refuse the same things with the same words. Checks raise ``InvalidI
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import math
 import unicodedata
 from typing import Any
@@ -19,6 +16,7 @@ import numpy as np
 
 from commonweal.community.charter import Charter, Task
 from commonweal.errors import InvalidInput, TooLarge
+from commonweal.images import MAX_IMAGE_BYTES, open_image
 from commonweal.ledger.canonical import canonical
 from commonweal.wire import label_of
 
@@ -50,25 +48,16 @@ def _clean_text(value: Any, where: str, *, max_bytes: int, required: bool = True
     return value
 
 
-def decode_image(value: Any, task: Task, where: str) -> np.ndarray:
-    """Decode a base64 PNG/JPEG into a grayscale array no larger than the charter allows."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where} must be a base64 PNG or JPEG")
-    try:
-        raw = base64.b64decode(value, validate=True)
-        with Image.open(io.BytesIO(raw)) as img:
-            if img.format not in ("PNG", "JPEG"):
-                raise InvalidInput(f"{where} is {img.format}, not PNG or JPEG")
-            if img.width > task.image_width or img.height > task.image_height:
-                raise InvalidInput(
-                    f"{where} is {img.width}x{img.height}; the charter allows at most "
-                    f"{task.image_width}x{task.image_height}"
-                )
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (binascii.Error, UnidentifiedImageError, OSError):
-        raise InvalidInput(f"{where} is not a readable PNG or JPEG image") from None
+def decode_image(
+    value: Any, task: Task, where: str, *, max_bytes: int = MAX_IMAGE_BYTES
+) -> np.ndarray:
+    """Decode a base64 PNG/JPEG into a grayscale array no larger than the charter allows
+    (``images.open_image``: bytes, dimensions and decompression bounded before decoding)."""
+    img = open_image(
+        value, where, max_width=task.image_width, max_height=task.image_height, max_bytes=max_bytes
+    )
+    with img:
+        return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
 def check_item(charter: Charter, item: Any, where: str) -> None:
@@ -95,7 +84,8 @@ def check_item(charter: Charter, item: Any, where: str) -> None:
         _clean_text(item["text"], f"{where}.text", max_bytes=limit)
     elif kind == "image-classification":
         exact_keys({"image", "label"}, frozenset({"caption"}))
-        decode_image(item["image"], task, f"{where}.image")
+        # The item's bytes bound its image's: refused before decoding, not after.
+        decode_image(item["image"], task, f"{where}.image", max_bytes=limit)
         if "caption" in item:
             _clean_text(item["caption"], f"{where}.caption", max_bytes=1000, required=False)
     else:
@@ -162,8 +152,9 @@ def item_text_fields(charter: Charter, item: dict[str, Any]) -> list[tuple[str, 
     ]
 
 
-def check_input(task: Task, item: Any, where: str) -> None:
-    """What a prediction input must look like: an item without its label or target."""
+def check_input(task: Task, item: Any, where: str, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    """What a prediction input must look like: an item without its label or target (an
+    image of at most ``max_bytes``: the charter's limit per item, for the hub)."""
     if not isinstance(item, dict):
         raise InvalidInput(f"{where} must be an object")
     kind = task.kind
@@ -179,7 +170,7 @@ def check_input(task: Task, item: Any, where: str) -> None:
         if not isinstance(item["text"], str) or not item["text"].strip():
             raise InvalidInput(f"{where}.text must be a non-empty string")
     elif kind == "image-classification":
-        decode_image(item["image"], task, f"{where}.image")
+        decode_image(item["image"], task, f"{where}.image", max_bytes=max_bytes)
     else:
         feats = item["features"]
         names = [c.name for c in task.columns]

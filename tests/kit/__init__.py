@@ -22,6 +22,7 @@ from tests.kit.databases import (
     database,
     hub_database,
 )
+from tests.kit.races import at_once
 
 __all__ = [
     "DATABASES",
@@ -30,6 +31,7 @@ __all__ = [
     "Clock",
     "Databases",
     "accept_all",
+    "at_once",
     "community",
     "copied_hub",
     "cw",

@@ -115,7 +115,10 @@ def run_schemathesis(
         text=True,
         env=env,
         timeout=600,
-        cwd=REPO,
+        # Schemathesis keeps a cache of earlier crashes in ``.schemathesis/`` under its
+        # working directory and replays them: run where the report goes, so every run
+        # (and CI's, on a fresh clone) draws the same cases from the seed alone.
+        cwd=report_dir,
     )
     reports = sorted(report_dir.glob("json-*.json"))
     assert reports, f"schemathesis wrote no report:\n{proc.stdout}\n{proc.stderr}"

@@ -2,10 +2,11 @@
 through ``SCHEMATHESIS_HOOKS=tests.kit.schemathesis_auth`` (see ``tests/kit/conformance.py``).
 
 An operation whose security is ``memberSignature`` gets ``X-Commonweal-Auth`` signed for
-that very request (method, path and query as the server sees them) by the member key in
-``$COMMONWEAL_ST_MEMBER_KEY``; one whose security is ``apiKey`` gets the consumer's API key
-in ``$COMMONWEAL_ST_API_KEY``. Without them, schemathesis could only ever see 401 on those
-operations and would test nothing past the door.
+that very request (method, path and query as the server sees them, and the body bytes
+that go out) by the member key in ``$COMMONWEAL_ST_MEMBER_KEY``; one whose security is
+``apiKey`` gets the consumer's API key in ``$COMMONWEAL_ST_API_KEY``. Without them,
+schemathesis could only ever see 401 on those operations and would test nothing past the
+door. Each request is signed afresh: the hub accepts a signature once.
 """
 
 from __future__ import annotations
@@ -26,14 +27,24 @@ def _schemes(case: Any) -> set[str]:
     return {name for req in case.operation.definition.raw.get("security", []) for name in req}
 
 
-def _target(case: Any) -> str:
-    """The request target as the server reads it: the decoded path and the raw query."""
+def _request(case: Any) -> tuple[str, bytes]:
+    """The request target as the server reads it (the decoded path and the raw query) and
+    the body bytes that will be sent: prepared by ``requests``, as schemathesis sends it."""
     kwargs = case.as_transport_kwargs(base_url="http://hub")
     prepared = requests.Request(
-        method=kwargs["method"], url=kwargs["url"], params=kwargs.get("params")
+        method=kwargs["method"],
+        url=kwargs["url"],
+        params=kwargs.get("params"),
+        headers=kwargs.get("headers"),
+        data=kwargs.get("data"),
+        json=kwargs.get("json"),
+        files=kwargs.get("files"),
     ).prepare()
     path, _, query = (prepared.path_url or "/").partition("?")
-    return unquote(path) + (f"?{query}" if query else "")
+    body = prepared.body or b""
+    return unquote(path) + (f"?{query}" if query else ""), (
+        body.encode() if isinstance(body, str) else body
+    )
 
 
 @schemathesis.auth(refresh_interval=None)
@@ -50,7 +61,8 @@ class HubCredentials:
         schemes = _schemes(case)
         headers = dict(case.headers or {})
         if "memberSignature" in schemes:
-            headers[AUTH_HEADER] = auth_header(data["member"], case.method, _target(case))
+            target, body = _request(case)
+            headers[AUTH_HEADER] = auth_header(data["member"], case.method, target, body=body)
         if "apiKey" in schemes:
             headers["Authorization"] = f"Bearer {data['api_key']}"
         case.headers = headers

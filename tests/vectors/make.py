@@ -26,7 +26,7 @@ from commonweal.ledger.event import encode_leaf
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import MemoryTree, inclusion_proof, leaf_hash, node_hash
 from commonweal.ledger.note import Checkpoint, NoteSigner
-from commonweal.wire import auth_header, describe_item
+from commonweal.wire import auth_header, auth_message, describe_item
 
 HERE = Path(__file__).parent
 
@@ -178,25 +178,48 @@ def event_vectors() -> dict[str, Any]:
 
 
 def auth_vectors() -> dict[str, Any]:
-    cases = [
-        ("grace", "GET", "/w/waiting", 1_767_225_600),
-        ("alan", "post", "/api/v1/members/me/export?format=json&x=%C3%A9", 1_800_000_000),
+    cases: list[tuple[str, str, str, bytes, int, str]] = [
+        ("grace", "GET", "/w/waiting", b"", 1_767_225_600_000, "AAAAAAAAAAAAAAAAAAAAAA"),
+        (
+            "alan",
+            "post",
+            "/api/v1/members/me/export?format=json&x=%C3%A9",
+            '{"url":"https://hooks.example/é"}'.encode(),
+            1_800_000_000_123,
+            "q83vEjRWeJCrze8SNFZ4kA",
+        ),
+        (
+            "grace",
+            "PUT",
+            "/api/v1/models/3/try",
+            b'{"inputs":[{"text":"bread"}]}',
+            1_767_225_600_999,
+            "-_-_-_-_-_-_-_-_-_-_-w",
+        ),
     ]
     out = []
-    for label, method, target, unix in cases:
+    for label, method, target, body, millis, nonce in cases:
         key = SigningKey(seed(label))
         out.append(
             {
                 "seed": b64(key.seed),
                 "method": method,
                 "target": target,
-                "unix": unix,
-                "message": f"{method.upper()} {target} {unix}",
-                "header": auth_header(key, method, target, now=unix),
+                "body": body.decode(),
+                "unix_ms": millis,
+                "nonce": nonce,
+                "message": auth_message(method, target, body, millis, nonce).decode(),
+                "header": auth_header(
+                    key, method, target, body=body, now=millis / 1000, nonce=nonce
+                ),
             }
         )
     return {
-        "about": "X-Commonweal-Auth: <key id>.<unix>.<base64 Ed25519 over 'METHOD target unix'>",
+        "about": (
+            "X-Commonweal-Auth: v2.<key id>.<unix ms>.<nonce>.<base64 Ed25519 over "
+            "'commonweal-request v2\\nMETHOD\\ntarget\\nunix ms\\nnonce\\nsha256hex(body)'>; "
+            "body is the UTF-8 of the text given"
+        ),
         "headers": out,
     }
 

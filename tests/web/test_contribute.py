@@ -251,6 +251,35 @@ def test_a_folder_of_images_with_one_that_is_not_an_image(digits: Site, page: Wa
     page.check("contribute-images", allow_errors="/w/")
 
 
+def test_a_folder_row_may_name_only_a_dropped_file_within_an_item_size(
+    digits: Site, page: Watched
+) -> None:
+    import base64
+
+    p = open_contribute(digits, page)
+    before = log_size(digits.url)
+    good = base64.b64decode(digit_items(100, 1)[0]["image"])
+    files = [
+        {
+            "name": "labels.csv",
+            "mimeType": "text/csv",
+            "buffer": b"file,label\na.png,4\n../a.png,4\n/etc/passwd,1\nbig.png,7\n",
+        },
+        {"name": "a.png", "mimeType": "image/png", "buffer": good},
+        # Larger than an item (the community's 4096 bytes) can be: refused unread.
+        {"name": "big.png", "mimeType": "image/png", "buffer": good + bytes(5000)},
+    ]
+    p.set_input_files("#file", files=files)
+    p.wait_for_selector("#checked.error")
+    problems = p.inner_text("#problems")
+    assert 'line 3: names "../a.png", which is not in the folder' in problems
+    assert 'line 4: names "/etc/passwd", which is not in the folder' in problems
+    assert f'line 5: "big.png" is {len(good) + 5000} bytes; an item is at most 4096' in problems
+    assert "line 2" not in problems
+    page.check("contribute-folder-escapes", allow_errors="/w/")
+    assert members_wrote(digits, before) == []
+
+
 def test_the_page_reads_csv_as_python_does(site: Site, page: Watched) -> None:
     import csv
 

@@ -5,6 +5,7 @@ browser and used by a consumer."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,8 +158,10 @@ def test_trying_needs_a_member_and_few_inputs(site: Site) -> None:
     key = site.keys["Alan"]
 
     def signed(doc: dict[str, Any]) -> httpx.Response:
-        header = auth_header(key, "POST", url)
-        return httpx.post(site.url + url, json=doc, headers={AUTH_HEADER: header})
+        body = json.dumps(doc).encode()
+        header = auth_header(key, "POST", url, body=body)
+        headers = {AUTH_HEADER: header, "Content-Type": "application/json"}
+        return httpx.post(site.url + url, content=body, headers=headers)
 
     r = signed(one)
     assert r.status_code == 200, r.text

@@ -95,7 +95,8 @@ def test_sign_js_signs_events_and_requests_as_the_vectors_say(js: Any) -> None:
     got = run(
         js,
         """async (hs, m) => Promise.all(hs.map(async (h) =>
-            m.authHeader(await m.fromSeed(m.fromBase64(h.seed)), h.method, h.target, h.unix)))""",
+            m.authHeader(await m.fromSeed(m.fromBase64(h.seed)), h.method, h.target,
+                {body: h.body, unixMs: h.unix_ms, nonce: h.nonce})))""",
         headers,
     )
     assert got == [h["header"] for h in headers]

@@ -15,7 +15,14 @@ from commonweal.hub import Hub
 from commonweal.ledger.canonical import parse
 from commonweal.wire import AUTH_HEADER, check_auth_header
 
-__all__ = ["MAX_BODY_BYTES", "CurrentMember", "HubDep", "current_member", "read_json"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "CurrentMember",
+    "HubDep",
+    "current_member",
+    "read_body",
+    "read_json",
+]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # A server sees appends by other processes (the CLI training a model, a second server on
@@ -39,8 +46,12 @@ def hub_of(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(hub_of)]
 
 
-async def read_json(request: Request) -> Any:
-    """Read a JSON body strictly and within the size limit (before parsing it)."""
+async def read_body(request: Request) -> bytes:
+    """The request's body bytes, read once within the size limit (before any parsing) and
+    kept for the request: the signature check hashes exactly the bytes the route parses."""
+    cached: bytes | None = getattr(request.state, "body_bytes", None)
+    if cached is not None:
+        return cached
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise TooLarge(f"request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
@@ -52,6 +63,13 @@ async def read_json(request: Request) -> Any:
             raise TooLarge(f"request body is over the {MAX_BODY_BYTES}-byte limit")
         chunks.append(chunk)
     body = b"".join(chunks)
+    request.state.body_bytes = body
+    return body
+
+
+async def read_json(request: Request) -> Any:
+    """Read a JSON body strictly and within the size limit (before parsing it)."""
+    body = await read_body(request)
     if not body:
         raise InvalidInput("request body is empty; send a signed event as JSON")
     return parse(body)
@@ -60,6 +78,7 @@ async def read_json(request: Request) -> Any:
 def current_member(
     request: Request,
     hub: HubDep,
+    body: Annotated[bytes, Depends(read_body)],
     # Declares the security scheme in the OpenAPI document; the header is checked below.
     _signature: Annotated[str | None, Security(member_signature)] = None,
 ) -> str:
@@ -67,12 +86,15 @@ def current_member(
 
     Reads that reveal content (an item to review, a member's own export) need to know the
     member. No passwords, no sessions: the key a member already holds for signing events
-    is the credential, and a signature is good for five minutes either side of now.
+    is the credential. A signature covers the method, path and query, and the body bytes
+    this server received; it is good for five minutes either side of now, and once.
     """
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    key_id = check_auth_header(
-        request.headers.get(AUTH_HEADER), request.method, target, now=time.time()
+    signed = check_auth_header(
+        request.headers.get(AUTH_HEADER), request.method, target, body, now=time.time()
     )
+    hub.signatures.use(signed)
+    key_id = signed.key_id
     # Authorization reads a state no older than the request: a member removed, or who
     # left, through another server a moment ago is refused here too. Comparing the cached
     # state's size with the log head is one indexed read; the catch-up only runs if behind.

@@ -140,11 +140,13 @@ member_signature = APIKeyHeader(
     name=AUTH_HEADER,
     scheme_name="memberSignature",
     description=(
-        "An active member's signature of this request: `KEYID.UNIXTIME.SIGNATURE`, where "
-        "SIGNATURE is base64 Ed25519 by the key KEYID over `METHOD TARGET UNIXTIME` "
-        "(TARGET: the path and query as sent), good for "
-        f"{AUTH_WINDOW_SECONDS} seconds either side of the hub's clock. The SDK and CLI "
-        "sign for you."
+        "An active member's signature of this very request: "
+        "`v2.KEYID.UNIXMS.NONCE.SIGNATURE`, where SIGNATURE is base64 Ed25519 by the key "
+        "KEYID over the lines `commonweal-request v2`, METHOD, TARGET (the path and query "
+        "as sent), UNIXMS (the time in milliseconds), NONCE (16 random bytes, base64url) "
+        "and the hex SHA-256 of the body bytes (of nothing, for none), joined by `\\n`. "
+        f"Good for {AUTH_WINDOW_SECONDS} seconds either side of the hub's clock, and once: "
+        "a signature the hub has seen is refused. The SDK, CLI and web app sign for you."
     ),
     auto_error=False,
 )

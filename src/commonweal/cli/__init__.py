@@ -13,7 +13,12 @@ hub. The order of the ``register`` calls below is the order of ``commonweal --he
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import NoReturn
+
 import typer
+from rich.markup import escape
 
 from commonweal import __version__
 from commonweal.cli import (
@@ -64,11 +69,34 @@ app = build_app()
 
 
 def main() -> None:
-    """Run the command line: a Commonweal error is one line on stderr and exit status 1."""
+    """Run the command line. Every failure is one line on stderr and a non-zero exit: a
+    Commonweal error with its message (status 1), anything else that escaped a command —
+    a file that is not text, a disk error, memory running out, a library's own exception
+    — named by its class and message (status 1 too, 130 for Ctrl-C). Never a traceback."""
     try:
         app()
     except CommonwealError as exc:
-        err.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        raise SystemExit(1) from None
+        _fail(exc.message)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # stdout closed early (`| head`): nothing more can be said there, nor needs to be;
+        # point it at /dev/null so that the interpreter's last flush does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except UnicodeError as exc:
+        _fail(f"not UTF-8 text: {exc}")
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        _fail("out of memory; give a smaller file or batch")
+    except Exception as exc:  # the last resort: a bug or an unexpected library error
+        _fail(f"{type(exc).__name__}: {exc}")
+
+
+def _fail(message: str) -> NoReturn:
+    # One line whatever the message holds; escaped, so a "[" in a file name is not markup.
+    line = " ".join(message.split())
+    err.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise SystemExit(1)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import typer
 
+from commonweal.cli.files import DOCUMENT_BYTES, read_text
 from commonweal.cli.hubs import connect, hub_directory, new_hub
 from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
@@ -45,11 +46,7 @@ def register(app: typer.Typer, member: typer.Typer) -> None:
 def read_charter(path: Path) -> Charter:
     """The charter in a TOML file; CharterInvalid naming the file and the bad field."""
     try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise CharterInvalid(f"charter file {path} does not exist") from None
-    except OSError as exc:
-        raise CharterInvalid(f"charter file {path} cannot be read: {exc.strerror}") from None
+        doc = tomllib.loads(read_text(path, f"charter file {path}", max_bytes=DOCUMENT_BYTES))
     except tomllib.TOMLDecodeError as exc:
         raise CharterInvalid(f"charter file {path} is not valid TOML: {exc}") from None
     return validate_charter(doc, where=str(path))

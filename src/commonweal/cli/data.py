@@ -1,17 +1,23 @@
 """Commands for contributed data and peer review: contribute, list and show items,
 review them, withdraw them, export your own, and the hub's pool-wide quality scan. Also
-``read_items``, which reads a file of items (``predict`` reads its inputs with it)."""
+``iter_items``, which streams a file of items within the charter's bounds (``predict``
+reads its inputs with it)."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from commonweal.cli.files import open_file, read_bytes, text_lines
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import (
     ITEM_MIN,
@@ -24,10 +30,10 @@ from commonweal.cli.ids import (
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table, progress
 from commonweal.cli.review import review_loop
-from commonweal.errors import InvalidInput
+from commonweal.errors import InvalidInput, TooLarge
 from commonweal.ledger.files import open_private, private_directory
 
-__all__ = ["read_items", "register"]
+__all__ = ["check_items", "file_limits", "iter_items", "read_items", "register"]
 
 LabelOpt = Annotated[str | None, typer.Option(help="The new label, for relabel.")]
 ReasonOpt = Annotated[str | None, typer.Option(help="What is wrong, for flag.")]
@@ -52,42 +58,94 @@ def register(app: typer.Typer) -> None:
     app.add_typer(quality_app, name="quality")
 
 
-def read_items(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Items from a CSV or JSONL file, or (images) a folder with a labels.csv file."""
-    kind = task.get("kind")
+# What a member may contribute in a day, twice over for a file format's overhead (CSV
+# quoting, JSON spacing and escapes): a larger file cannot be contributed, so it is refused
+# before any of it is read. One line (a CSV row, a JSONL item) may take eight times an
+# item's bytes (every character a \uXXXX escape) and at least 64 KiB.
+_DAY_ITEMS, _ITEM_BYTES = 100_000, 8192  # the charter's defaults, for a charter without limits
+
+
+def file_limits(charter: dict[str, Any]) -> tuple[int, int, int]:
+    """``(file bytes, line bytes, item bytes)`` a contribution file is read within."""
+    limits = charter.get("limits") or {}
+    item = int(limits.get("max_item_bytes", _ITEM_BYTES))
+    day = int(limits.get("max_items_per_member_per_day", _DAY_ITEMS))
+    return 2 * day * item + (1 << 20), max(1 << 16, 8 * item), item
+
+
+def read_items(
+    path: Path, charter: dict[str, Any], *, max_items: int | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a file (see :func:`iter_items`), at most ``max_items`` of them."""
+    items = []
+    for n, (_, item) in enumerate(iter_items(path, charter), 1):
+        if max_items is not None and n > max_items:
+            raise TooLarge(f"{path} holds more than {max_items} items; send at most {max_items}")
+        items.append(item)
+    return items
+
+
+def iter_items(path: Path, charter: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, item)`` from a CSV or JSONL file, or (images) a folder with a labels.csv
+    file, read as they are used (never the whole file at once) within ``file_limits``."""
+    task = charter.get("task") or {}
+    max_file, max_line, max_item = file_limits(charter)
     if path.is_dir():
-        labels = path / "labels.csv"
-        if kind != "image-classification" or not labels.exists():
-            raise InvalidInput(
-                f"{path} is a folder: for an image task it needs labels.csv (file,label[,caption])"
-            )
-        items = []
-        with labels.open(newline="") as fh:
-            for n, row in enumerate(csv.DictReader(fh), 2):
-                if "file" not in row or "label" not in row:
-                    raise InvalidInput(f"{labels}:{n}: needs columns file and label")
-                image = base64.b64encode((path / row["file"]).read_bytes()).decode()
-                item = {"image": image, "label": row["label"]}
-                if row.get("caption"):
-                    item["caption"] = row["caption"]
-                items.append(item)
-        return items
-    if not path.exists():
-        raise InvalidInput(f"{path} does not exist")
+        yield from _image_folder(path, task, max_file, max_line, max_item)
+        return
     if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in text_lines(path, str(path), max_bytes=max_file, max_line=max_line):
             if line.strip():
-                try:
-                    rows.append(json.loads(line, parse_float=str))
-                except ValueError:
-                    raise InvalidInput(f"{path}:{n}: not a JSON object") from None
+                yield f"{path}:{n}", _shape(_json_line(line, f"{path}:{n}"), task, f"{path}:{n}")
     elif path.suffix == ".csv":
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        for n, row in _csv_rows(path, max_file, max_line):
+            yield f"{path}:{n}", _shape(row, task, f"{path}:{n}")
     else:
+        open_file(path, str(path), max_bytes=max_file).close()  # missing, a folder…: say so
         raise InvalidInput(f"{path}: contribute takes a .csv or .jsonl file, or an image folder")
-    return [_shape(row, task, f"{path}:{n}") for n, row in enumerate(rows, 1)]
+
+
+def _json_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line, parse_float=str)
+    except RecursionError:
+        raise InvalidInput(f"{where}: JSON nested too deeply") from None
+    except ValueError:
+        raise InvalidInput(f"{where}: not a JSON object") from None
+
+
+def _csv_rows(path: Path, max_file: int, max_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of a CSV file with a header, streamed."""
+    # A field may be as long as a line (the module's default stops at 128 KiB).
+    csv.field_size_limit(max_line)
+    lines = text_lines(path, str(path), max_bytes=max_file, max_line=max_line)
+    reader = csv.DictReader(line for _, line in lines)
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}:{reader.line_num}: not CSV: {exc}") from None
+
+
+def _image_folder(
+    path: Path, task: dict[str, Any], max_file: int, max_line: int, max_item: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    labels = path / "labels.csv"
+    if task.get("kind") != "image-classification" or not labels.exists():
+        raise InvalidInput(
+            f"{path} is a folder: for an image task it needs labels.csv (file,label[,caption])"
+        )
+    for n, row in _csv_rows(labels, max_file, max_line):
+        if not row.get("file") or "label" not in row:
+            raise InvalidInput(f"{labels}:{n}: needs columns file and label")
+        where = f"{labels}:{n} ({row['file']})"
+        # Only a regular file inside the folder, no larger than an item can be: "..", an
+        # absolute path, a symlink out, a device or a FIFO is refused before it is read.
+        raw = read_bytes(Path(row["file"]), where, max_bytes=max_item, inside=path)
+        item = {"image": base64.b64encode(raw).decode(), "label": row["label"]}
+        if row.get("caption"):
+            item["caption"] = row["caption"]
+        yield where, item
 
 
 def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
@@ -105,18 +163,21 @@ def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
-def check_items(charter: dict[str, Any], items: list[dict[str, Any]], source: str) -> None:
-    """Check every item as the hub will, before anything is signed or sent: a bad row
-    stops the upload with its number, instead of after the batches before it went."""
+def check_items(charter: dict[str, Any], file: Path) -> int:
+    """Check every item of ``file`` as the hub will, before anything is signed or sent (a
+    bad row stops the upload with its line, instead of after the batches before it went);
+    the number of items. Streams the file: nothing is kept but the count."""
     # The item checks load numpy (and Pillow for images): only this command needs them.
     from commonweal.community.charter import validate_charter
     from commonweal.items import check_item
 
     rules = validate_charter(charter)
-    if rules.task is None:
-        return  # the hub says why it takes no data
-    for n, item in enumerate(items, 1):
-        check_item(rules, item, f"{source} item {n}")
+    count = 0
+    for where, item in iter_items(file, charter):
+        if rules.task is not None:  # else the hub says why it takes no data
+            check_item(rules, item, where)
+        count += 1
+    return count
 
 
 def contribute(
@@ -132,39 +193,48 @@ def contribute(
 ) -> None:
     """Give the community data: each batch is signed by you, checked, and put up for review."""
     k = load_key(key)
+    if batch_size < 1:
+        raise InvalidInput("--batch-size must be at least 1")
     scopes = [c.strip() for c in consent.split(",") if c.strip()]
-    with connect(hub) as c:
+    counts = {"in_review": 0, "refused": 0}
+    # The file is read twice, a batch at a time: once to check every item, once to sign
+    # and send; memory holds one batch, and the receipts wait on disk for --json.
+    with connect(hub) as c, tempfile.TemporaryFile("w+", encoding="utf-8") as receipts:
         charter = c.community()["charter"]
-        items = read_items(file, charter.get("task") or {})
-        check_items(charter, items, str(file))
-        receipts = []
+        total = check_items(charter, file)
+        sent = 0
         with progress("contributing", not as_json) as tick:
-            for start in range(0, len(items), batch_size):
-                r = c.contribute(
-                    k,
-                    items[start : start + batch_size],
-                    license=license,
-                    consent=scopes,
-                    charter=charter,
-                )
-                receipts.append(r)
-                tick(min(start + batch_size, len(items)), len(items))
+            for batch in _batches(iter_items(file, charter), batch_size):
+                r = c.contribute(k, batch, license=license, consent=scopes, charter=charter)
+                for status in counts:
+                    counts[status] += sum(i["status"] == status for i in r["items"])
+                receipts.write(("," if sent else "") + json.dumps(r, ensure_ascii=False))
+                sent += len(batch)
+                tick(sent, total)
                 if not as_json:
                     _print_receipt(r)
-    summary = {
-        "items": len(items),
-        "in_review": sum(i["status"] == "in_review" for r in receipts for i in r["items"]),
-        "refused": sum(i["status"] == "refused" for r in receipts for i in r["items"]),
-        "batches": receipts,
-    }
-    emit(
-        summary,
-        as_json,
-        lambda: out.print(
-            f"{summary['items']} items: {summary['in_review']} in review, "
-            f"{summary['refused']} refused"
-        ),
-    )
+        if as_json:
+            # The summary of old, with its batches copied from disk rather than memory.
+            head = {"items": sent, **counts}
+            sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "batches": [')
+            receipts.seek(0)
+            shutil.copyfileobj(receipts, sys.stdout)
+            sys.stdout.write("]}\n")
+            return
+    out.print(f"{sent} items: {counts['in_review']} in review, {counts['refused']} refused")
+
+
+def _batches(
+    items: Iterator[tuple[str, dict[str, Any]]], size: int
+) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for _, item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _print_receipt(r: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from platformdirs import user_config_dir
 from rich.table import Table
 
 from commonweal.cards.charter_words import charter_diff
+from commonweal.cli.files import DOCUMENT_BYTES, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import resolve_items, resolve_member
 from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
@@ -57,6 +58,15 @@ def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
             node[p] = {}
         node = node[p]
     node[parts[-1]] = value
+
+
+def _charter_file(path: Path) -> Any:
+    """A whole charter from a .toml (else JSON) file, for ``charter.amend file=...``."""
+    text = read_text(path, str(path), max_bytes=DOCUMENT_BYTES)
+    try:
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
+        raise InvalidInput(f"{path} is not a valid charter file: {exc}") from None
 
 
 def parse_actions(
@@ -84,8 +94,7 @@ def parse_actions(
         a = actions[-1]
         if a["type"] == "charter.amend":
             if key == "file":
-                text = Path(raw).read_text()
-                a["charter"] = tomllib.loads(text) if raw.endswith(".toml") else json.loads(text)
+                a["charter"] = _charter_file(Path(raw))
             else:
                 _set_path(a["charter"], key, _value(raw))
         elif key == "items":
@@ -243,7 +252,10 @@ def reveal(
         path = _ballot_file(c.community()["origin"], proposal, k.key_id)
         if not path.exists():
             raise NotFound(f"no secret vote on proposal {proposal} was made from this machine")
-        kept = json.loads(path.read_text())
+        try:
+            kept = json.loads(read_text(path, str(path), max_bytes=DOCUMENT_BYTES))
+        except (ValueError, RecursionError):
+            raise InvalidInput(f"{path} is not the ballot this machine kept (not JSON)") from None
         body = {"proposal": proposal, "choice": kept["choice"], "salt": kept["salt"]}
         res = c.submit([sign_event(k, "vote.reveal", body)])
     emit(res, as_json, lambda: out.print(f"Revealed your vote on proposal {proposal}"))

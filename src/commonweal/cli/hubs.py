@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from commonweal.cli.options import load_key
 from commonweal.client import RETRIES, HubClient, is_remote
 from commonweal.errors import CommonwealError, ConfigError
 from commonweal.ledger.keys import SigningKey
@@ -111,7 +112,7 @@ def new_hub(
     founder's key and the file that holds it; the hub is closed afterwards."""
     from commonweal.hub import FOUNDER_KEY_FILE, Hub
 
-    key = SigningKey.load(founder_key) if founder_key else None
+    key = load_key(founder_key) if founder_key else None
     before = set(directory.iterdir()) if directory.is_dir() else None
     try:
         hub, founder = Hub.init(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from commonweal.cli.files import DOCUMENT_BYTES, open_file, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import KEY_MIN, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt
@@ -231,8 +233,7 @@ def _verify_file(
 ) -> VerifyReport:
     from commonweal.verify import ExportReader, verify_log
 
-    if not file.exists():
-        raise ConfigError(f"{file} does not exist")
+    open_file(file, str(file), max_bytes=sys.maxsize).close()  # a regular file, readable
     note = _beside(file, ".checkpoint", "the signed checkpoint the log is checked against")
     vkey = NoteVerifier.parse(key or _beside(file, ".vkey", "the hub's verifier key (or --key)"))
     reader = ExportReader(file)
@@ -253,14 +254,11 @@ def _beside(file: Path, suffix: str, what: str) -> str:
     """The text of ``FILE{suffix}``, written by ``ledger export`` beside the log; a
     ConfigError naming it and what it holds when it is missing."""
     path = Path(f"{file}{suffix}")
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(
             f"{path} is missing: it holds {what}; `ledger export` writes it beside {file}"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
+        )
+    return read_text(path, str(path), max_bytes=DOCUMENT_BYTES)
 
 
 def _verify_directory(

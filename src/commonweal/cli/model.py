@@ -6,13 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from commonweal.cli.data import read_items
+from commonweal.cli.data import file_limits, read_items
+from commonweal.cli.files import read_bytes, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import ITEM_MIN, KEY_MIN, pick, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, ModelOpt, load_key
@@ -221,6 +223,9 @@ def card(
     emit(res, as_json, lambda: out.print(f"Wrote {md_path} and {cr_path}"))
 
 
+# The hub takes at most this many inputs a call (hub.serving.MAX_INPUTS): a file holding
+# more is refused before it is all read.
+PREDICT_INPUTS = 1000
 _FILE_SUFFIXES = (".txt", ".json", ".jsonl", ".csv", ".png", ".jpg", ".jpeg")
 
 
@@ -233,18 +238,24 @@ def _looks_like_file(value: str) -> bool:
     return not any(ch.isspace() for ch in value) and path.suffix.lower() in _FILE_SUFFIXES
 
 
-def _file_inputs(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
+def _file_inputs(path: Path, task: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
     """Inputs from a file: an image; rows of a .jsonl/.csv; a .json object or list; or
-    any other file's non-empty lines (texts, or one JSON object a line)."""
-    if not path.is_file():
+    any other file's non-empty lines (texts, or one JSON object a line). Each file is read
+    within bounds (``files``): an image no larger than an item, text at most what
+    PREDICT_INPUTS inputs could take."""
+    if not os.path.lexists(path):
         raise InvalidInput(f"{path} does not exist (give text in quotes to predict it)")
+    charter = {"task": task, "limits": limits}
+    _, max_line, max_item = file_limits(charter)
     suffix = path.suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg"):
-        return [{"image": base64.b64encode(path.read_bytes()).decode()}]
+        return [
+            {"image": base64.b64encode(read_bytes(path, str(path), max_bytes=max_item)).decode()}
+        ]
     if suffix in (".jsonl", ".csv"):
-        rows = read_items(path, task)
+        rows = read_items(path, charter, max_items=PREDICT_INPUTS)
         return [{k: v for k, v in r.items() if k not in ("label", "target")} for r in rows]
-    text = path.read_text()
+    text = read_text(path, str(path), max_bytes=PREDICT_INPUTS * max_line)
     if suffix == ".json":
         return _json_inputs(text, str(path))
     lines = [line for line in text.splitlines() if line.strip()]
@@ -256,17 +267,19 @@ def _file_inputs(path: Path, task: dict[str, Any]) -> list[dict[str, Any]]:
 def _json_inputs(text: str, where: str) -> list[dict[str, Any]]:
     try:
         doc = json.loads(text, parse_float=str)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{where} looks like JSON but does not parse") from None
     return doc if isinstance(doc, list) else [doc]
 
 
-def _inputs(value: str, task: dict[str, Any]) -> list[dict[str, Any]]:
+def _inputs(
+    value: str, task: dict[str, Any], limits: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """What to predict: a JSON object or list, a file (see ``_file_inputs``), or text."""
     if value.lstrip().startswith(("{", "[")):
         return _json_inputs(value, "INPUT")
     if _looks_like_file(value):
-        return _file_inputs(Path(value), task)
+        return _file_inputs(Path(value), task, limits or {})
     if task["kind"] == "text-classification":
         return [{"text": value}]
     raise InvalidInput(
@@ -299,8 +312,8 @@ def predict(
 ) -> None:
     """Predict with a model version."""
     with connect(hub) as c:
-        task = c.community()["charter"]["task"]
-        inputs = _inputs(input_, task)
+        charter = c.community()["charter"]
+        inputs = _inputs(input_, charter["task"], charter.get("limits"))
         if api_key:
             res = c.predict(inputs, api_key=api_key, version=model)
         elif is_remote(hub):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from commonweal.cli.files import open_file
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["HubDirOpt", "HubOpt", "JsonOpt", "KeyOpt", "ModelOpt", "load_key"]
@@ -23,6 +25,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 ModelOpt = Annotated[str, typer.Option("--model", help="A version number, or latest.")]
 
 
+KEY_FILE_BYTES = 64 * 1024
+
+
 def load_key(path: Path) -> SigningKey:
     """The member key in ``path`` (ConfigError, naming the file, when it cannot be read)."""
+    if os.path.lexists(path):  # (a missing file: SigningKey.load says how to make one)
+        # A key file is a few hundred bytes: not a device, a FIFO or a folder to read.
+        open_file(Path(path), f"key file {path}", max_bytes=KEY_FILE_BYTES).close()
     return SigningKey.load(path)

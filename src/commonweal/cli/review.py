@@ -7,8 +7,6 @@ is asked again."""
 
 from __future__ import annotations
 
-import base64
-import io
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,9 +37,11 @@ _RECENT = 20
 
 def image_blocks(data: str) -> list[str]:
     """A base64 PNG/JPEG as lines of shading characters, two per pixel (dark to light)."""
-    from PIL import Image  # only a reviewer of images needs Pillow
+    # Only a reviewer of images needs Pillow; an item from the hub is still decoded within
+    # the same bounds as anything else from outside.
+    from commonweal.images import open_image
 
-    img = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+    img = open_image(data, "the item's image").convert("L")
     if img.width > _MAX_COLUMNS:
         img = img.resize((_MAX_COLUMNS, max(1, img.height * _MAX_COLUMNS // img.width)))
     px = list(img.tobytes())
@@ -59,7 +59,7 @@ def _content_lines(content: dict[str, Any]) -> list[str]:
     if "image" in content:
         try:
             lines += [f"  │{row}│" for row in image_blocks(content["image"])]
-        except Exception:  # an image Pillow cannot read: say so, do not stop the review
+        except CommonwealError:  # an image we do not read: say so, do not stop the review
             lines.append(f"  <an image of {len(content['image'])} base64 characters>")
         if content.get("caption"):
             lines.append(f"  caption: {escape(str(content['caption']))}")

@@ -45,6 +45,7 @@ from commonweal.hub.limits import LimitsArea
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
+from commonweal.hub.signatures import SignaturesArea
 from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.files import exposed, private_directory, write_private
@@ -177,6 +178,7 @@ class Hub:
         self.governance = GovernanceArea(self)
         self.webhooks = WebhooksArea(self)
         self.limits = LimitsArea(self)
+        self.signatures = SignaturesArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)

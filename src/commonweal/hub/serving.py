@@ -165,7 +165,7 @@ def predict(
     if len(inputs) > MAX_INPUTS:
         raise TooLarge(f"at most {MAX_INPUTS} inputs per call; got {len(inputs)}")
     for n, item in enumerate(inputs):
-        check_input(task, item, f"inputs[{n}]")
+        check_input(task, item, f"inputs[{n}]", max_bytes=state.charter.limits.max_item_bytes)
     model = hub.models.cache.get(v)
     if key is not None:
         hub.models.meter.charge(key.key_hash, len(inputs), key.quota_per_day)

@@ -39,10 +39,7 @@ in its database and rebuild the index at start; neither is thread-safe.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import io
 import math
 import re
 import unicodedata
@@ -55,9 +52,10 @@ import numpy as np
 import orjson
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from commonweal.errors import InvalidInput, TooLarge
+from commonweal.errors import InvalidInput
+from commonweal.images import open_image
 
 __all__ = [
     "MOVES",
@@ -86,7 +84,6 @@ HASH_BITS = 64
 # The eight one-pixel moves (dy, dx) an indexed image is also hashed under, in this order.
 MOVES = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
 _IMAGE_COLUMNS = 1 + len(MOVES)
-MAX_IMAGE_PIXELS = 1 << 24  # refuse decompression bombs before decoding
 
 _WHITESPACE = re.compile(r"\s+")
 _EXACT_DOMAIN = b"commonweal/exact-key/v1/"
@@ -408,17 +405,8 @@ def _as_str(value: Any, field: str) -> str:
 
 
 def _open_image(value: Any) -> Image.Image:
-    try:
-        raw = base64.b64decode(_as_str(value, "image"), validate=True)
-        img = Image.open(io.BytesIO(raw), formats=["PNG", "JPEG"])
-        if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise TooLarge(
-                f"image is {img.width}x{img.height}; at most {MAX_IMAGE_PIXELS} pixels are read"
-            )
-        img.load()
-    except (binascii.Error, UnidentifiedImageError, OSError):
-        raise InvalidInput("image is not a readable base64 PNG or JPEG") from None
-    return img
+    # The one bounded decoder (bytes, dimensions, decompression), with its refusals.
+    return open_image(_as_str(value, "image"), "image")
 
 
 def _pixel_bytes(img: Image.Image) -> bytes:

@@ -52,6 +52,7 @@ __all__ = [
     "rate_counters",
     "reviews",
     "schema_info",
+    "seen_requests",
     "treasury",
     "usage",
     "valuations",
@@ -436,7 +437,22 @@ rate_counters = Table(
     Column("used", BigInteger, nullable=False),
 )
 
-COUNTER_TABLES = (rate_counters,)
+# -- request signatures already used: a replay cache shared by every server process ------
+# One row per member-signed request the hub accepted (the SHA-256 of what was signed),
+# kept until its signature's five-minute window has passed; an insert that conflicts is a
+# replay. Like the counters, nothing here comes from the log and losing it only reopens
+# the windows still running: the hub creates the table when it is missing.
+
+seen_requests = Table(
+    "seen_requests",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("expires", BigInteger, nullable=False),  # unix seconds
+    Index("seen_requests_by_expiry", "expires"),
+)
+
+# Short-lived tables a hub creates on open when missing, without a schema version.
+COUNTER_TABLES = (rate_counters, seen_requests)
 
 # -- members' webhooks: private to the member and the hub, never in the log ----------------
 # ``notified`` is what waited for the member when the hub last told them (JSON), so each

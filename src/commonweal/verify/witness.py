@@ -13,7 +13,7 @@ from typing import Any
 
 from platformdirs import user_config_dir
 
-from commonweal.errors import VerificationFailed
+from commonweal.errors import ConfigError, VerificationFailed
 from commonweal.ledger.note import Checkpoint, NoteVerifier
 
 __all__ = ["Witness"]
@@ -39,7 +39,17 @@ class Witness:
         p = self._path(origin)
         if not p.exists():
             return None
-        return json.loads(p.read_text())  # type: ignore[no-any-return]
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            # What this machine pinned must not be silently forgotten: say so, and stop.
+            raise ConfigError(
+                f"{p}, this machine's record of log {origin!r}, cannot be read ({exc}); "
+                "restore it, or delete it to trust the hub's key afresh"
+            ) from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{p}, this machine's record of log {origin!r}, is not an object")
+        return doc
 
     def known_key(self, origin: str) -> NoteVerifier | None:
         """The verifier key first trusted for ``origin``, if this machine saw it."""

@@ -45,10 +45,12 @@ export async function get(path) {
 }
 
 /** GET (or other method) signed by the member's key: the hub knows who asks. */
+// The signature covers the body: the JSON text is made once, signed, and sent as is.
 export async function signedFetch(key, path, { method = "GET", body, accept = "application/json" } = {}) {
-  const headers = { Accept: accept, [AUTH_HEADER]: await authHeader(key, method, path) };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  return answer(await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { Accept: accept, [AUTH_HEADER]: await authHeader(key, method, path, { body: text ?? "" }) };
+  if (text !== undefined) headers["Content-Type"] = "application/json";
+  return answer(await fetch(path, { method, headers, body: text }));
 }
 
 /** POST a JSON document (a signed event, or a batch) to `path`. */

@@ -171,7 +171,14 @@ function shape(row) {
 
 async function readImageFolder(files, labels, problems) {
   const dir = labels.path.slice(0, labels.path.length - "labels.csv".length);
+  // Only files the member dropped can be named: a row's path is looked up among them, so
+  // "..", an absolute path or a device never reaches a read. Sizes are checked before
+  // any bytes are read, as the CLI does.
   const byPath = new Map(files.map((f) => [f.path, f.file]));
+  if (labels.file.size > MAX_FILE_BYTES) {
+    problems.add(labels.path, `is ${labels.file.size} bytes; a browser upload takes at most ${MAX_FILE_BYTES}`);
+    return null;
+  }
   let parsed;
   try {
     parsed = csvObjects(await labels.file.text());
@@ -190,6 +197,11 @@ async function readImageFolder(files, labels, problems) {
     const file = byPath.get(dir + row.file);
     if (!file) {
       problems.add(where, `names ${JSON.stringify(row.file)}, which is not in the folder`);
+      continue;
+    }
+    if (file.size > LIMIT) {
+      // An item is at most LIMIT bytes with its base64 image: a larger file cannot fit.
+      problems.add(where, `${JSON.stringify(row.file)} is ${file.size} bytes; an item is at most ${LIMIT}`);
       continue;
     }
     const item = { image: toBase64(new Uint8Array(await file.arrayBuffer())), label: row.label };

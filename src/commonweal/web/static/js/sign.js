@@ -2,7 +2,7 @@
 // make them in Python: the same envelope, the same canonical bytes, the same header.
 
 import { canonicalBytes } from "./canonical.js";
-import { toBase64, toBase64Url } from "./bytes.js";
+import { sha256, toBase64, toBase64Url, toHex } from "./bytes.js";
 
 export const AUTH_HEADER = "X-Commonweal-Auth";
 
@@ -22,9 +22,23 @@ export async function signEvent(key, kind, body, { time, nonce: n } = {}) {
   return { event, sig: toBase64(sig) };
 }
 
-/** The X-Commonweal-Auth header for `method target` (path and query, as sent). */
-export async function authHeader(key, method, target, unix) {
-  const stamp = String(unix ?? Math.floor(Date.now() / 1000));
-  const msg = new TextEncoder().encode(`${method.toUpperCase()} ${target} ${stamp}`);
-  return `${key.keyId}.${stamp}.${toBase64(await key.sign(msg))}`;
+const AUTH_VERSION = "v2";
+
+/** The bytes a request signature covers, as commonweal.wire.auth_message makes them:
+ * method, target (path and query, as sent), time in ms, nonce and SHA-256 of the body. */
+export async function authMessage(method, target, body, unixMs, n) {
+  const bodyHash = toHex(await sha256(body));
+  const lines = [`commonweal-request ${AUTH_VERSION}`, method.toUpperCase(), target, String(unixMs), n, bodyHash];
+  return new TextEncoder().encode(lines.join("\n"));
+}
+
+/** The X-Commonweal-Auth header for one request `method target` (path and query, as
+ * sent) carrying exactly `body` (a string or bytes; none is empty). The hub accepts a
+ * signature once, so sign every request, each retry too. */
+export async function authHeader(key, method, target, { body = "", unixMs, nonce: n } = {}) {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const ms = unixMs ?? Date.now();
+  const nn = n || nonce();
+  const sig = await key.sign(await authMessage(method, target, bytes, ms, nn));
+  return `${AUTH_VERSION}.${key.keyId}.${ms}.${nn}.${toBase64(sig)}`;
 }
