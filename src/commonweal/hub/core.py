@@ -32,6 +32,7 @@ from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFou
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
+from commonweal.hub import names
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
@@ -254,6 +255,7 @@ class Hub:
                 "origin": signer.name,
                 "founder_name": founder_name,
             },
+            time=hub.clock(),
         )
         hub.append([genesis])
         return hub, founder
@@ -398,7 +400,9 @@ class Hub:
 
     def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
         """An event signed by the hub itself (screening results, review decisions)."""
-        return sign_event(self.signer.key, kind, body)
+        # Stamped on the hub's own clock: the event time must sit within the charter's
+        # skew of the log time this same clock gives the entry.
+        return sign_event(self.signer.key, kind, body, time=self.clock())
 
     def record(
         self,
@@ -502,7 +506,12 @@ class _Batch:
         data = encode_leaf(ev.data, index, self.log_time, ev.sig)
         leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
         try:
-            self.state = rules.apply(self.state, leaf)
+            after = rules.apply(self.state, leaf)
+            if ev.kind == "member.join":
+                # An admission check only, not replayed (see hub.names for why); after the
+                # rules, so an exact duplicate gets the rules' own message.
+                names.check_new_name(self.state, ev.body["name"])
+            self.state = after
         except CommonwealError as exc:
             if pos is not None and self.numbered:
                 exc.message = f"events[{pos}]: {exc.message}"

@@ -1,0 +1,245 @@
+"""Part 9: rules that were too loose — event times, lookalike names, minted voters, claims
+roots and epochs that pay twice. Each pure rule is pinned here, each on a hub (SQLite and
+PostgreSQL), and replay (``ledger verify``) catches a hub that logged what they forbid."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commonweal.community import rules
+from commonweal.community.charter import validate_charter
+from commonweal.community.governance import at
+from commonweal.community.state import State
+from commonweal.errors import (
+    CharterInvalid,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    VerificationFailed,
+)
+from commonweal.hub import Hub
+from commonweal.ledger.canonical import canonical
+from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, sign_event
+from commonweal.ledger.keys import SigningKey
+from commonweal.ledger.merkle import MemoryTree
+from commonweal.ledger.note import Checkpoint
+from commonweal.verify import verify_log
+
+KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(8)]
+HUB = SigningKey(b"h" * 32)
+T0 = "2030-01-01T00:00:00.000Z"
+
+
+def leaf(ev: SignedEvent, index: int, log_time: str) -> Leaf:
+    return decode_leaf(encode_leaf(ev.data, index, log_time, ev.sig))
+
+
+def founded(charter: dict[str, Any]) -> State:
+    ev = sign_event(
+        KEYS[0],
+        "community.found",
+        {
+            "charter": validate_charter({"name": "P", **charter}).to_json(),
+            "hub_key": HUB.key_id,
+            "origin": "test/p",
+            "founder_name": "Ada",
+        },
+        time=T0,
+    )
+    return rules.apply(State(), leaf(ev, 0, T0))
+
+
+def act(state: State, key: SigningKey, kind: str, body: dict[str, Any], t: str) -> State:
+    """``key`` signs ``kind`` at ``t`` and the hub logs it at ``t``."""
+    return rules.apply(state, leaf(sign_event(key, kind, body, time=t), state.size, t))
+
+
+def invite(state: State, key: SigningKey, token: str, t: str) -> State:
+    th = hashlib.sha256(token.encode()).hexdigest()
+    return act(state, key, "invite.create", {"token_hash": th}, t)
+
+
+def signed_at(key: SigningKey, kind: str, body: dict[str, Any], t: str) -> SignedEvent:
+    """An event signed with any time at all (``sign_event`` refuses impossible ones)."""
+    event = {"v": 1, "kind": kind, "actor": key.key_id, "time": t, "nonce": "n" * 22, "body": body}
+    data = canonical(event)
+    return SignedEvent(event, data, key.sign(data))
+
+
+# -- 1. event times ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", ["2024-13-45T99:99:99Z", "2030-02-30T00:00:00Z", "2030-01-01T24:00:00Z"]
+)
+def test_an_event_time_that_is_no_real_instant_is_refused(bad: str) -> None:
+    s = founded({})
+    ev = signed_at(KEYS[1], "member.join", {"name": "Grace"}, bad)
+    with pytest.raises(InvalidInput, match="not a real RFC 3339 UTC instant"):
+        SignedEvent.from_wire(ev.to_wire())  # the hub's door
+    # and the rules themselves, which replay runs on leaves it does not re-check so
+    trusted = decode_leaf(encode_leaf(ev.data, 1, T0, ev.sig), strict=False)
+    with pytest.raises(InvalidInput, match="not a real RFC 3339 UTC instant"):
+        rules.apply(s, trusted)
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=st.integers(-10 * 86400, 10 * 86400), skew=st.integers(1, 3600))
+def test_an_event_is_accepted_exactly_when_its_time_is_within_the_skew(
+    offset: int, skew: int
+) -> None:
+    s = founded({"events": {"max_clock_skew_seconds": skew}})
+    t = at(T0, offset)
+    ev = sign_event(KEYS[1], "member.join", {"name": "Grace"}, time=t)
+    if abs(offset) <= skew:
+        assert rules.apply(s, leaf(ev, 1, T0)).is_active(KEYS[1].key_id)
+    else:
+        with pytest.raises(InvalidInput, match="events.max_clock_skew_seconds"):
+            rules.apply(s, leaf(ev, 1, T0))
+
+
+def test_a_version_2_charter_keeps_its_unbounded_times() -> None:
+    """Logs made before part 9 verify as written: a version-2 charter has no skew bound."""
+    s = founded({"v": 2})
+    ev = sign_event(KEYS[1], "member.join", {"name": "Grace"}, time="2099-01-01T00:00:00Z")
+    assert rules.apply(s, leaf(ev, 1, T0)).is_active(KEYS[1].key_id)
+
+
+# -- 3. one member minting voters ----------------------------------------------------------
+
+
+def test_a_member_creates_at_most_the_charters_invites_per_period() -> None:
+    s = founded({"join_policy": "invite", "membership": {"invites_per_member": 2}})
+    s = invite(s, KEYS[0], "t1", T0)
+    s = invite(s, KEYS[0], "t2", at(T0, 60))
+    with pytest.raises(Forbidden, match="allows 2 per member"):
+        invite(s, KEYS[0], "t3", at(T0, 120))
+    # Thirty days after the first, one slot is free again; the second still counts.
+    later = at(T0, 30 * 86400)
+    s = invite(s, KEYS[0], "t3", later)
+    with pytest.raises(Forbidden, match="invites_per_member"):
+        invite(s, KEYS[0], "t4", at(later, 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(gaps=st.lists(st.integers(0, 20 * 86400), min_size=1, max_size=12))
+def test_no_window_of_the_invite_period_holds_more_than_the_limit(gaps: list[int]) -> None:
+    limit, period = 3, 30 * 86400
+    s = founded(
+        {
+            "join_policy": "invite",
+            "membership": {"invites_per_member": limit, "invite_period_seconds": period},
+        }
+    )
+    t, accepted = T0, []
+    for n, gap in enumerate(gaps):
+        t = at(t, gap)
+        try:
+            s = invite(s, KEYS[0], f"tok-{n}", t)
+            accepted.append(t)
+        except Forbidden:
+            pass
+    from commonweal.community.governance import seconds_between
+
+    for i, first in enumerate(accepted):
+        inside = [x for x in accepted[i:] if seconds_between(first, x) < period]
+        assert len(inside) <= limit
+
+
+def test_a_newcomer_waits_for_the_charters_number_of_distinct_approvals() -> None:
+    s = founded({"membership": {"approvals_required": 2}})
+    ada, grace, alan, tim = (k.key_id for k in KEYS[:4])
+    s = act(s, KEYS[1], "member.join", {"name": "Grace"}, T0)
+    assert s.members[grace].status == "pending"
+    # With one active member, one approval is all there can be.
+    s = act(s, KEYS[0], "member.approve", {"member": grace}, T0)
+    assert s.members[grace].status == "active"
+    s = act(s, KEYS[2], "member.join", {"name": "Alan"}, T0)
+    s = act(s, KEYS[3], "member.join", {"name": "Tim"}, T0)
+    s = act(s, KEYS[0], "member.approve", {"member": alan}, T0)
+    assert s.members[alan].status == "pending"  # one of two
+    with pytest.raises(Conflict, match="already approved"):
+        act(s, KEYS[0], "member.approve", {"member": alan}, T0)
+    with pytest.raises(Forbidden, match="pending, not active"):  # a newcomer cannot approve
+        act(s, KEYS[3], "member.approve", {"member": alan}, T0)
+    with pytest.raises(Forbidden, match="pending, not active"):  # nor act as a member
+        act(s, KEYS[2], "invite.create", {"token_hash": "a" * 64}, T0)
+    s = act(s, KEYS[1], "member.approve", {"member": alan}, T0)
+    assert s.members[alan].status == "active" and alan not in s.approvals
+    assert s.members[tim].status == "pending" and ada
+
+
+def test_a_member_younger_than_probation_at_voting_start_votes_with_weight_zero() -> None:
+    day = 86400
+    s = founded({"governance": {"probation_seconds": 7 * day, "voting_period_seconds": day}})
+    s = act(s, KEYS[1], "member.join", {"name": "Grace"}, T0)
+    late = at(T0, 7 * day)
+    s = act(s, KEYS[2], "member.join", {"name": "Alan"}, at(late, -60))  # joined a minute ago
+    body = {"title": "Say so", "actions": [{"type": "signal", "text": "yes"}]}
+    s = act(s, KEYS[1], "proposal.create", body, late)
+    number = s.size - 1
+    assert dict(s.powers[number]) == {KEYS[0].key_id: 1, KEYS[1].key_id: 1, KEYS[2].key_id: 0}
+    assert s.proposals[number].total_power == 2
+    s = act(s, KEYS[2], "vote.cast", {"proposal": number, "choice": "against"}, late)
+    from commonweal.community.governance import proposal_tally
+
+    counted = proposal_tally(s, number)
+    assert KEYS[2].key_id in s.ballots[number]  # the vote is logged and shown
+    assert counted.counts.get("against", 0) == 0  # and weighs nothing
+
+
+# -- 4, 5. charters that pay twice ---------------------------------------------------------
+
+
+def test_a_version_3_charter_cannot_pay_value_twice() -> None:
+    with pytest.raises(CharterInvalid, match="reward_once cannot be false"):
+        validate_charter({"name": "P", "rewards": {"reward_once": False}})
+    assert not validate_charter({"name": "P", "v": 1}).rewards.reward_once  # old logs replay
+
+
+# -- hubs, on both databases ------------------------------------------------------------------
+
+
+def forged(hub: Hub, events: list[tuple[SignedEvent, str]]) -> tuple[list[bytes], str]:
+    """The hub's log with ``events`` appended as if the hub had logged them (at the given
+    log times), and a checkpoint over it signed with the hub's key."""
+    leaves = [lf.data for lf in hub.log.entries(0, None)]
+    for ev, t in events:
+        leaves.append(encode_leaf(ev.data, len(leaves), t, ev.sig))
+    note = Checkpoint(hub.origin, len(leaves), MemoryTree(leaves).root()).sign(hub.signer)
+    return leaves, note
+
+
+def refused_on_replay(hub: Hub, events: list[tuple[SignedEvent, str]], words: str) -> None:
+    leaves, note = forged(hub, events)
+    with pytest.raises(VerificationFailed, match="the rules refuse it") as caught:
+        verify_log(leaves, checkpoint_note=note, verifier=hub.verifier, workers=1)
+    assert words in str(caught.value), caught.value
+
+
+def _hub(tmp_path: Path, database_url: str, charter: dict[str, Any]) -> tuple[Hub, SigningKey]:
+    return Hub.init(
+        tmp_path / "hub",
+        charter=validate_charter({"name": "Part 9", **charter}),
+        founder_name="Ada",
+        database=database_url,
+    )
+
+
+def test_hub_refuses_a_skewed_event_and_replay_catches_one_logged(
+    tmp_path: Path, database_url: str
+) -> None:
+    hub, _ = _hub(tmp_path, database_url, {})
+    grace = SigningKey.generate()
+    far = sign_event(grace, "member.join", {"name": "Grace"}, time="2031-06-01T00:00:00Z")
+    with pytest.raises(InvalidInput, match="events.max_clock_skew_seconds"):
+        hub.append([far])
+    assert hub.log.size() == 1
+    refused_on_replay(hub, [(far, hub.clock())], "events.max_clock_skew_seconds")
+    hub.close()
