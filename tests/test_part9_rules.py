@@ -243,3 +243,66 @@ def test_hub_refuses_a_skewed_event_and_replay_catches_one_logged(
     assert hub.log.size() == 1
     refused_on_replay(hub, [(far, hub.clock())], "events.max_clock_skew_seconds")
     hub.close()
+
+
+def test_hub_refuses_a_lookalike_name_and_names_the_member_it_resembles(
+    tmp_path: Path, database_url: str
+) -> None:
+    hub, _ = _hub(tmp_path, database_url, {})
+    hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Grace Hopper"})])
+    lookalikes = [
+        "Gгace Hopper",  # Cyrillic г
+        "Ｇｒａｃｅ Ｈｏｐｐｅｒ",  # fullwidth
+        "GRACE HOPPER",  # case
+        "Grace Hopp\u00e9r",  # an accent (combining marks are dropped)
+        "Ada",  # the founder's own name, exactly (the log's rule)
+    ]
+    for name in lookalikes:
+        with pytest.raises(Conflict) as caught:
+            hub.append([sign_event(SigningKey.generate(), "member.join", {"name": name})])
+        said = str(caught.value)
+        assert "'Grace Hopper'" in said or "'Ada'" in said, said
+    with pytest.raises(InvalidInput, match="holds control or invisible"):
+        hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Gr\u200bace"})])
+    with pytest.raises(InvalidInput, match="mixes scripts"):
+        hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alαn"})])
+    hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Алан"})])  # one script
+    assert hub.log.size() == 3
+    hub.close()
+
+
+def test_hub_limits_invites_and_replay_catches_one_too_many(
+    tmp_path: Path, database_url: str
+) -> None:
+    hub, ada = _hub(
+        tmp_path, database_url, {"join_policy": "invite", "membership": {"invites_per_member": 2}}
+    )
+    made = []
+    for n in range(2):
+        th = hashlib.sha256(f"tok-{n}".encode()).hexdigest()
+        hub.append([sign_event(ada, "invite.create", {"token_hash": th})])
+    third = sign_event(ada, "invite.create", {"token_hash": hashlib.sha256(b"x").hexdigest()})
+    with pytest.raises(Forbidden, match="membership.invites_per_member"):
+        hub.append([third])
+    made.append((third, hub.clock()))
+    refused_on_replay(hub, made, "invites_per_member")
+    hub.close()
+
+
+def test_hub_keeps_a_newcomer_pending_until_enough_approvals_and_replay_agrees(
+    tmp_path: Path, database_url: str
+) -> None:
+    hub, ada = _hub(tmp_path, database_url, {"membership": {"approvals_required": 2}})
+    grace, alan = SigningKey.generate(), SigningKey.generate()
+    hub.append([sign_event(grace, "member.join", {"name": "Grace"})])
+    hub.append([sign_event(ada, "member.approve", {"member": grace.key_id})])
+    hub.append([sign_event(alan, "member.join", {"name": "Alan"})])
+    hub.append([sign_event(ada, "member.approve", {"member": alan.key_id})])
+    assert hub.state.members[alan.key_id].status == "pending"
+    early = sign_event(alan, "invite.create", {"token_hash": "a" * 64})
+    with pytest.raises(Forbidden, match="pending, not active"):
+        hub.append([early])
+    refused_on_replay(hub, [(early, hub.clock())], "pending, not active")
+    hub.append([sign_event(grace, "member.approve", {"member": alan.key_id})])
+    assert hub.state.members[alan.key_id].status == "active"
+    hub.close()

@@ -112,7 +112,10 @@ def _join(state: State, leaf: Leaf) -> Changes:
         raise Conflict(f"member.join: this key already joined as {existing.name!r}")
     folded = _check_name(leaf.kind, body["name"])
     if folded in state.names:
-        raise Conflict(f"member.join: the name {body['name']!r} is taken; choose another")
+        holder = state.members[state.names[folded]].name
+        raise Conflict(
+            f"member.join: the name {body['name']!r} is taken (by {holder!r}); choose another"
+        )
     assert state.charter is not None
     policy = state.charter.join_policy
     invites = state.invites

@@ -44,13 +44,9 @@ def skeleton(name: str) -> str:
 
 
 def check_new_name(state: State, name: str, *, kind: str = "member.join") -> None:
-    """Raise unless ``name`` may join: one script family, and not confusable with any
-    member's name (current, pending, removed or left: a name once used stays theirs)."""
-    if _SCRIPTS.check(name) != 0:
-        raise InvalidInput(
-            f"{kind}: name {name!r} mixes scripts (say Latin with Cyrillic or Greek), digit "
-            "systems or invisible characters; write it in one script"
-        )
+    """Raise unless ``name`` may join: not confusable with any member's name (current,
+    pending, removed or left: a name once used stays theirs) — said first, naming the
+    member — and in one script family."""
     wanted = skeleton(name)
     for member in state.members.values():
         if skeleton(member.name) == wanted:
@@ -58,3 +54,8 @@ def check_new_name(state: State, name: str, *, kind: str = "member.join") -> Non
                 f"{kind}: the name {name!r} looks like {member.name!r}, a member's name "
                 "already; choose a name that reads differently"
             )
+    if _SCRIPTS.check(name) != 0:
+        raise InvalidInput(
+            f"{kind}: name {name!r} mixes scripts (say Latin with Cyrillic or Greek), digit "
+            "systems or invisible characters; write it in one script"
+        )
