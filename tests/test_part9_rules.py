@@ -306,3 +306,62 @@ def test_hub_keeps_a_newcomer_pending_until_enough_approvals_and_replay_agrees(
     hub.append([sign_event(grace, "member.approve", {"member": alan.key_id})])
     assert hub.state.members[alan.key_id].status == "active"
     hub.close()
+
+
+def test_one_claims_root_per_epoch_and_value_paid_once_on_a_hub(
+    tmp_path: Path, database_url: str
+) -> None:
+    """After claims are exported, an address change does not make a second root for the
+    epoch (it applies to later epochs), and a second epoch on the same valuation — or on
+    the same version valued again — mints nothing; replay refuses a hub that did either."""
+    from commonweal.community.ownership import epoch_body
+    from tests.test_ownership import ALAN_ADDRESS, GRACE_ADDRESS, build, refused
+
+    client, keys = build(tmp_path / "hub", database_url, mislabelled=False)
+    try:
+        hub = client.embedded_hub
+        hub.ownership.value()
+        hub.ownership.close_epoch()
+        refused(hub, hub.ownership.close_epoch, Conflict, "there is no valuation since epoch 1")
+        hub.ownership.value(version=1)  # the same version, no new work
+        refused(hub, hub.ownership.close_epoch, Conflict, "there is nothing new to reward")
+
+        client.register_address(keys["Grace"], GRACE_ADDRESS)
+        first = hub.ownership.export_claims(1)
+        assert first["entry"] is not None
+        client.register_address(keys["Grace"], ALAN_ADDRESS)  # her address changes
+        again = hub.ownership.export_claims(1)
+        assert again["entry"] is None and again["document"] == first["document"]
+
+        state = hub.state
+        assert state.charter is not None
+        changed = {**state.claimed[1]}
+        changed[ALAN_ADDRESS] = changed.pop(GRACE_ADDRESS)
+        from commonweal.community.claims import distributor
+
+        doc = distributor(changed)
+        second = hub.sign(
+            "rewards.claims",
+            {
+                "epoch": 1,
+                "format": "merkle-distributor",
+                "root": doc["merkleRoot"],
+                "token_total": doc["tokenTotal"],
+                "claims": len(doc["claims"]),
+            },
+        )
+        refused(hub, lambda: hub.append([second]), Conflict, "one claims root")
+        refused_on_replay(hub, [(second, hub.clock())], "one claims root")
+
+        # A hub that paid the whole pool again on the unchanged valuation (as version-1
+        # charters may) is refused, and replay catches it.
+        rewards = state.charter.rewards.model_copy(update={"reward_once": False})
+        twice = epoch_body(
+            state._replace(charter=state.charter.model_copy(update={"rewards": rewards}))
+        )
+        assert twice["shares"] > 0
+        paid_twice = hub.sign("rewards.epoch", twice)
+        refused(hub, lambda: hub.append([paid_twice]), Conflict, "there is nothing new to reward")
+        refused_on_replay(hub, [(paid_twice, hub.clock())], "there is nothing new to reward")
+    finally:
+        client.close()
