@@ -237,9 +237,7 @@ def _new_proposal(
     return p, power
 
 
-def on_probation(
-    state: State, charter: Charter, starts: str, members: list[str]
-) -> list[str]:
+def on_probation(state: State, charter: Charter, starts: str, members: list[str]) -> list[str]:
     """The ``members`` who joined less than ``governance.probation_seconds`` before
     ``starts`` (a proposal's voting start): their votes on it weigh 0. Both times are log
     times, so anyone replaying the log draws the same line; a key minted an hour before a

@@ -251,7 +251,8 @@ class Holding(NamedTuple):
 
 class Epoch(NamedTuple):
     """A closed reward epoch. ``awards`` is canonical JSON: the per-member awards of each
-    pool, as logged; ``claims_root`` the one on-chain claims root logged for it (part 9: one per epoch)."""
+    pool, as logged; ``claims_root`` the one on-chain claims root logged for it (one per
+    epoch, ever)."""
 
     epoch: int
     entry: int

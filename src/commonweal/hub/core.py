@@ -29,10 +29,10 @@ from commonweal.community import rules, views
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
+from commonweal.hub import names
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
-from commonweal.hub import names
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea

@@ -28,11 +28,11 @@ from commonweal.ledger.keys import SigningKey, check_signature, is_key_id
 
 __all__ = [
     "MAX_EVENT_BYTES",
-    "instant",
     "Leaf",
     "SignedEvent",
     "decode_leaf",
     "encode_leaf",
+    "instant",
     "now",
     "sign_event",
 ]
