@@ -132,9 +132,12 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
     return message
 
 
-# The reward options before part 7 (still charter choices): the review pool by verdicts
-# that matched the consensus, and an epoch on every valuation, new work or not.
-LEGACY_REWARDS: dict[str, Any] = {"rewards": {"review_weight": "matched", "reward_once": False}}
+# The reward options before part 7 (charter choices up to version 2): the review pool by
+# verdicts that matched the consensus, and an epoch on every valuation, new work or not.
+LEGACY_REWARDS: dict[str, Any] = {
+    "v": 2,
+    "rewards": {"review_weight": "matched", "reward_once": False},
+}
 MISLABELLED = 10
 
 

@@ -365,3 +365,34 @@ def test_one_claims_root_per_epoch_and_value_paid_once_on_a_hub(
         refused_on_replay(hub, [(paid_twice, hub.clock())], "there is nothing new to reward")
     finally:
         client.close()
+
+
+def test_the_api_lists_pending_newcomers_and_approval_goes_through_events(
+    tmp_path: Path, database_url: str
+) -> None:
+    from commonweal.client import HubClient
+
+    hub, ada = _hub(tmp_path, database_url, {"membership": {"approvals_required": 2}})
+    hub.close()
+    grace, alan = SigningKey.generate(), SigningKey.generate()
+    with HubClient(str(tmp_path / "hub")) as client:
+        client.join(grace, "Grace")
+        client.approve(ada, grace.key_id)
+        client.join(alan, "Alan")
+        client.approve(ada, alan.key_id)
+        http = client.embedded_hub  # the API over the same hub, in process
+        from fastapi.testclient import TestClient
+
+        from commonweal.api import create_app
+
+        with TestClient(create_app(http)) as api:
+            pending = api.get("/api/v1/members/pending").json()["pending"]
+            assert [(p["name"], p["approved_by"], p["approvals_needed"]) for p in pending] == [
+                ("Alan", [ada.key_id], 2)
+            ]
+            ok = api.post(
+                "/api/v1/events",
+                json=sign_event(grace, "member.approve", {"member": alan.key_id}).to_wire(),
+            )
+            assert ok.status_code == 201, ok.text
+            assert api.get("/api/v1/members/pending").json()["pending"] == []

@@ -52,7 +52,7 @@ from commonweal.errors import Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf, instant
 from commonweal.ledger.keys import is_key_id
 
-__all__ = ["KINDS", "Touched", "apply", "erased_items", "replay", "touched"]
+__all__ = ["KINDS", "Touched", "apply", "approvals_needed", "erased_items", "replay", "touched"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")

@@ -446,6 +446,20 @@ class Hub:
         rows as the ``members`` projection, without reading every table)."""
         return sorted((m.to_json() for m in self.state.members.values()), key=lambda r: r["key"])
 
+    def pending_members(self) -> list[dict[str, Any]]:
+        """Newcomers waiting for approval: who approved each, and how many must."""
+        state = self.state
+        needed = rules.approvals_needed(state) if state.charter is not None else 0
+        return [
+            {
+                **m.to_json(),
+                "approved_by": sorted(state.approvals.get(m.key, frozenset())),
+                "approvals_needed": needed,
+            }
+            for m in sorted(state.members.values(), key=lambda m: m.joined_index)
+            if m.status == "pending"
+        ]
+
     def waiting_for(self, member: str) -> dict[str, Any]:
         """What waits for ``member`` now: reviews, votes, reveals, their latest payout."""
         return views.waiting(self.state, member, self.clock())
