@@ -82,7 +82,6 @@ from commonweal.store.schema import (
 from commonweal.verify import verify_hub
 from tests.kit import Databases, community, copied_hub, cw, cwj, digit_items
 
-T = "2026-01-01T00:00:00.000Z"
 PRICE = 3
 CALLS = 37  # 111 credits: a payout of them never splits evenly
 EXTRA: dict[str, Any] = {
@@ -100,8 +99,10 @@ Keys = dict[str, SigningKey]
 # -- helpers ------------------------------------------------------------------------------
 
 
-def leaf_at(ev: SignedEvent, index: int, log_time: str = T) -> Leaf:
-    return decode_leaf(encode_leaf(ev.data, index, log_time, ev.sig))
+def leaf_at(ev: SignedEvent, index: int, log_time: str | None = None) -> Leaf:
+    """``ev`` logged at ``index``, at ``log_time`` (default: when it was signed)."""
+    when = log_time or ev.event["time"]
+    return decode_leaf(encode_leaf(ev.data, index, when, ev.sig))
 
 
 def apply(state: State, ev: SignedEvent) -> State:

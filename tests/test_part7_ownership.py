@@ -539,6 +539,7 @@ def test_one_members_data_over_two_identities_earns_what_one_identity_does(
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock("2030-01-01T00:00:00.000Z")
     monkeypatch.setattr(Hub, "clock", staticmethod(c))
+    monkeypatch.setattr("commonweal.ledger.event.now", c)  # members sign on it too
     return c
 
 
