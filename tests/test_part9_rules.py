@@ -396,3 +396,30 @@ def test_the_api_lists_pending_newcomers_and_approval_goes_through_events(
             )
             assert ok.status_code == 201, ok.text
             assert api.get("/api/v1/members/pending").json()["pending"] == []
+
+
+def test_the_name_index_admits_thousands_in_linear_time_and_forgets_a_failed_batch(
+    tmp_path: Path,
+) -> None:
+    from commonweal.hub.names import NameIndex
+
+    hub, _ = Hub.init(
+        tmp_path / "hub", charter=validate_charter({"name": "Many"}), founder_name="Ada"
+    )
+    keys = [SigningKey(n.to_bytes(32, "big")) for n in range(1, 2001)]
+    hub.append([sign_event(k, "member.join", {"name": f"member {n}"}) for n, k in enumerate(keys)])
+    assert len(hub.state.members) == 2001
+    # A batch refused after one join was checked leaves that name free again.
+    late, clash = SigningKey.generate(), SigningKey.generate()
+    with pytest.raises(Conflict, match="looks like 'member 7'"):
+        hub.append(
+            [
+                sign_event(late, "member.join", {"name": "Late"}),
+                sign_event(clash, "member.join", {"name": "\uff4dember 7"}),  # fullwidth m
+            ]
+        )
+    hub.append([sign_event(late, "member.join", {"name": "Late"})])
+    index = NameIndex()
+    with pytest.raises(Conflict, match="looks like 'Late'"):
+        index.check(hub.state, SigningKey.generate().key_id, "ＬＡＴＥ")
+    hub.close()

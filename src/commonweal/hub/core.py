@@ -147,6 +147,7 @@ class Hub:
         self._state: State | None = None
         self._frontier: Frontier | None = None
         self._checked_at = 0.0
+        self._names = names.NameIndex()  # lookalike member names (used under self._lock)
         self.log = LogArea(self)
         self.data = DataArea(self)
         self.models = ModelsArea(self)
@@ -356,6 +357,7 @@ class Hub:
                 # The transaction commits when this block exits; only then does the cache
                 # move on.
         except BaseException:
+            self._names.reset()  # it may count a join the failed batch did not commit
             screener = self.data.screener_loaded
             if screener is not None:
                 screener.reset()  # its in-memory index may hold the refused batch
@@ -380,7 +382,9 @@ class Hub:
         ):
             self._catch_up(conn, size)
         assert self._state is not None and self._frontier is not None
-        return _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+        batch = _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+        batch.names = self._names
+        return batch
 
     def _write_batch(self, conn: Connection, batch: _Batch) -> str:
         """Write the batch's entries, tree nodes, projections and new head; sign and store
@@ -507,6 +511,7 @@ class _Batch:
         self.touched: list[rules.Touched] = []
         self.acks: list[dict[str, Any]] = []
         self.withdrawn: list[str] = []  # items whose content goes when the batch commits
+        self.names: names.NameIndex | None = None  # the hub's lookalike check, if it has one
 
     @property
     def next_index(self) -> int:
@@ -521,10 +526,11 @@ class _Batch:
         leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
         try:
             after = rules.apply(self.state, leaf)
-            if ev.kind == "member.join":
+            if ev.kind == "member.join" and self.names is not None:
                 # An admission check only, not replayed (see hub.names for why); after the
                 # rules, so an exact duplicate gets the rules' own message.
-                names.check_new_name(self.state, ev.body["name"])
+                self.names.check(self.state, ev.actor, ev.body["name"])
+                self.names.admitted(ev.actor, ev.body["name"])
             self.state = after
         except CommonwealError as exc:
             if pos is not None and self.numbered:

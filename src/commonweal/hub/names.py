@@ -24,7 +24,7 @@ import icu
 from commonweal.community.state import State
 from commonweal.errors import Conflict, InvalidInput
 
-__all__ = ["check_new_name", "skeleton"]
+__all__ = ["NameIndex", "skeleton"]
 
 _SPOOF = icu.SpoofChecker()
 _SCRIPTS = icu.SpoofChecker()
@@ -43,19 +43,55 @@ def skeleton(name: str) -> str:
     return str(_SPOOF.getSkeleton(0, bare))
 
 
-def check_new_name(state: State, name: str, *, kind: str = "member.join") -> None:
-    """Raise unless ``name`` may join: not confusable with any member's name (current,
-    pending, removed or left: a name once used stays theirs) — said first, naming the
-    member — and in one script family."""
-    wanted = skeleton(name)
-    for member in state.members.values():
-        if skeleton(member.name) == wanted:
+class NameIndex:
+    """The skeleton of every member's name, for one hub, so admitting a member costs one
+    skeleton and one lookup rather than a skeleton per member (a bulk join of thousands
+    would otherwise be quadratic).
+
+    Members are never dropped from the state (a removed or departed member keeps their
+    row), so the index is complete whenever it holds as many keys as the state has
+    members; when another process appended joins, the next check scans for the new ones."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, str] = {}  # member key -> skeleton of their name
+        self._names: dict[str, str] = {}  # skeleton -> the first member name with it
+
+    def _sync(self, state: State) -> None:
+        if len(self._by_key) == len(state.members):
+            return
+        for key, member in state.members.items():
+            if key not in self._by_key:
+                self._add(key, member.name)
+
+    def _add(self, key: str, name: str) -> None:
+        sk = skeleton(name)
+        self._by_key[key] = sk
+        self._names.setdefault(sk, name)
+
+    def check(self, state: State, key: str, name: str, *, kind: str = "member.join") -> None:
+        """Raise unless ``name`` may join ``state``'s community as ``key``: not
+        confusable with any member's name (current, pending, removed or left: a name once
+        used stays theirs) — said first, naming the member — and in one script family.
+        Once it passes, the index counts it (call it only just before the join applies)."""
+        self._sync(state)
+        taken = self._names.get(skeleton(name))
+        if taken is not None:
             raise Conflict(
-                f"{kind}: the name {name!r} looks like {member.name!r}, a member's name "
+                f"{kind}: the name {name!r} looks like {taken!r}, a member's name "
                 "already; choose a name that reads differently"
             )
-    if _SCRIPTS.check(name) != 0:
-        raise InvalidInput(
-            f"{kind}: name {name!r} mixes scripts (say Latin with Cyrillic or Greek), digit "
-            "systems or invisible characters; write it in one script"
-        )
+        if _SCRIPTS.check(name) != 0:
+            raise InvalidInput(
+                f"{kind}: name {name!r} mixes scripts (say Latin with Cyrillic or Greek), "
+                "digit systems or invisible characters; write it in one script"
+            )
+
+    def admitted(self, key: str, name: str) -> None:
+        """Count a member the rules just admitted (before the batch commits: a batch that
+        fails leaves an extra entry, which only makes the index refuse a name once more
+        and is cleared by :meth:`reset`)."""
+        self._add(key, name)
+
+    def reset(self) -> None:
+        self._by_key.clear()
+        self._names.clear()
