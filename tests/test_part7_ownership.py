@@ -597,7 +597,7 @@ def test_under_a_version_2_charter_a_vote_not_the_founder_revokes_a_members_key(
     try:
         hub = client.embedded_hub
         charter = hub.state.charter
-        assert charter is not None and charter.v == 2
+        assert charter is not None and charter.v >= 2  # version 2 or later
         assert charter.serving.founder_revokes_keys is False
         tims, _ = client.create_apikey(keys["Tim"], "Corner Shop")
         adas, _ = client.create_apikey(keys["Ada"], "Ada's own app")
