@@ -70,7 +70,7 @@ def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey
         (http.post("/api/v1/events", content=b'{"a":1,"a":2}'), 400, "invalid_input", "duplicate"),
         (http.post("/api/v1/events", content=b'{"x":1.5}'), 400, "invalid_input", "floating"),
         (http.post("/api/v1/events", content=b""), 400, "invalid_input", "empty"),
-        (http.post("/api/v1/events", json=bad_sig), 400, "bad_signature", "does not verify"),
+        (http.post("/api/v1/events", json=bad_sig), 401, "bad_signature", "does not verify"),
         (http.post("/api/v1/events", json=ev.to_wire()), 409, "replay", "nonce"),
         (
             http.post("/api/v1/events", json=stranger.to_wire()),
@@ -98,7 +98,13 @@ def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey
             "index",
         ),
         (
-            http.get("/api/v1/ledger/entries", params={"start": 5, "end": 2}),
+            http.get("/api/v1/ledger/entries", params={"start": 99}),
+            404,
+            "not_found",
+            "past the log",
+        ),
+        (
+            http.get("/api/v1/ledger/entries", params={"start": -1}),
             400,
             "invalid_input",
             "start",

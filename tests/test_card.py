@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commonweal.cards.croissant import croissant
-from commonweal.cards.model_card import render_model_card
+from commonweal.cards.model_card import HF_LICENSES, render_model_card
 from commonweal.errors import HubError
 
 KINDS = [
@@ -98,6 +98,10 @@ def sample_info(kind: str = "text-classification") -> dict[str, Any]:
         "reused": [{"shard": 3, "from_version": 1}, {"shard": 0, "from_version": 2}],
         "withdrawn_since_previous": 5,
     }
+
+
+# What a `model.release` vote records (``card_info``'s "release").
+RELEASE = {"proposal": 4300, "license": "CC-BY-SA-4.0", "weights": "public"}
 
 
 def front_matter(card: str) -> str:
@@ -289,12 +293,12 @@ def test_same_info_renders_the_same_bytes_whatever_its_dict_order() -> None:
 
 
 def test_front_matter_keys_read_without_a_yaml_library() -> None:
-    lines = front_matter(render_model_card(sample_info())).splitlines()
+    released = {**sample_info(), "release": RELEASE}
+    lines = front_matter(render_model_card(released)).splitlines()
     top = [line.split(":", 1)[0] for line in lines if line[:1] not in ("", " ", "-")]
     assert top == ["license", "tags", "pipeline_tag", "library_name", "model-index", "commonweal"]
-    licenses = lines[lines.index("license:") + 1 : lines.index("tags:")]
     # Each scalar is double-quoted and, for printable text, the same as a JSON string.
-    assert [json.loads(x.removeprefix("- ")) for x in licenses] == ["CC-BY-4.0", "CC0-1.0"]
+    assert json.loads(lines[0].removeprefix("license: ")) == "cc-by-sa-4.0"
     assert "  log_index: 4217" in lines
     assert f'  manifest_root: "{MANIFEST_ROOT}"' in lines
 
@@ -302,7 +306,7 @@ def test_front_matter_keys_read_without_a_yaml_library() -> None:
 def test_front_matter_parses_as_yaml_with_licenses_tags_and_metrics() -> None:
     yaml = pytest.importorskip("yaml")
     meta = yaml.safe_load(front_matter(render_model_card(sample_info("tabular-regression"))))
-    assert meta["license"] == ["CC-BY-4.0", "CC0-1.0"]
+    assert "license" not in meta  # no model license until the members vote to release it
     assert "tabular-regression" in meta["tags"] and "commonweal" in meta["tags"]
     assert meta["pipeline_tag"] == "tabular-regression"
     result = meta["model-index"][0]["results"][0]
@@ -552,3 +556,75 @@ def test_mlcroissant_reads_the_items_back_from_a_manifest_file(
     info["manifest"]["sha256"] = hashlib.sha256(raw).hexdigest()
     dataset = _validated(croissant(info), tmp_path, mapping={"manifest": str(manifest)})
     assert list(dataset.records("items")) == expected
+
+
+# -- Hugging Face reads the front matter ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spdx", "expected"),
+    [
+        ("CC-BY-SA-4.0", {"license": "cc-by-sa-4.0"}),
+        ("Apache-2.0", {"license": "apache-2.0"}),
+        ("GPL-3.0-or-later", {"license": "gpl-3.0"}),
+        ("ODbL-1.0", {"license": "odbl"}),
+        (
+            "BlueOak-1.0.0",
+            {
+                "license": "other",
+                "license_name": "blueoak-1.0.0",
+                "license_link": "https://spdx.org/licenses/BlueOak-1.0.0.html",
+            },
+        ),
+    ],
+)
+def test_hugging_face_reads_one_lower_case_model_license(
+    spdx: str, expected: dict[str, str]
+) -> None:
+    hf = pytest.importorskip("huggingface_hub")
+    info = {**sample_info(), "release": {**RELEASE, "license": spdx}}
+    card = hf.ModelCard(render_model_card(info))
+    data = card.data
+    assert isinstance(data, hf.ModelCardData)
+    got = {k: getattr(data, k) for k in ("license", "license_name", "license_link")}
+    assert {k: x for k, x in got.items() if x is not None} == expected
+    assert data.license == data.license.lower()
+    # The data's licenses are not the model's: they stay in the data section.
+    assert "CC0-1.0" not in front_matter(card.content)
+    assert ["[CC0-1.0](https://spdx.org/licenses/CC0-1.0.html)", "200"] in table_rows(
+        card.content, "| License |"
+    )
+
+
+def test_hugging_face_reads_the_rest_of_the_front_matter() -> None:
+    hf = pytest.importorskip("huggingface_hub")
+    data = hf.ModelCard(render_model_card(sample_info())).data
+    assert data.license is None  # not released: no model license to state
+    assert data.pipeline_tag == "text-classification" and data.library_name == "sklearn"
+    assert "commonweal" in data.tags
+    (result,) = [r for r in data.eval_results if r.metric_type == "accuracy"]
+    assert result.metric_value == pytest.approx(0.9561)
+    assert result.dataset_revision == EVAL_ROOT
+    assert data.to_dict()["commonweal"]["artifact_sha256"] == ARTIFACT_SHA
+
+
+def test_every_model_license_id_is_one_hugging_face_lists() -> None:
+    """Our table's targets are Hugging Face ids (its documented list, as of this writing,
+    since ``huggingface_hub`` ships none), lower-case, and each SPDX id maps to one."""
+    hf_ids = set(HF_DOCUMENTED_IDS.split())
+    assert set(HF_LICENSES.values()) <= hf_ids
+    assert all(k == k.lower() for k in HF_LICENSES)
+
+
+# https://huggingface.co/docs/hub/repositories-licenses: the ids a repo card may use.
+HF_DOCUMENTED_IDS = """
+apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0
+bigcode-openrail-m afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause
+bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0
+cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0
+cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
+cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1
+agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl-2.0 odc-by
+odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr
+deepfloyd-if-license llama2 gemma unknown other
+"""

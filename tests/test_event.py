@@ -267,6 +267,8 @@ ENVELOPE_ERRORS = [
     ({**_good(), "sig": None}, "sig must be a base64 string"),
     ({**_good(), "sig": "not base64!"}, "sig is not valid base64"),
     ({**_good(), "sig": "AAA"}, "sig is not valid base64"),
+    # Non-ASCII text makes base64 raise a plain ValueError, not binascii.Error (a 500 once).
+    ({**_good(), "sig": "\u00d8\u00f7"}, "sig is not valid base64"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 from pathlib import Path
 
 import pytest
@@ -59,5 +60,10 @@ def test_released_weights_can_be_downloaded(
         card = api.get("/api/v1/models/1/card").text
         assert f"Released by the members' vote (proposal {number} in the log)" in card
         assert "CC-BY-4.0" in card and "public:" in card
+        # Hugging Face reads the license the vote chose as the model's, in its own spelling;
+        # the page's card is the same document as the API's (and `commonweal model card`'s).
+        hf = pytest.importorskip("huggingface_hub")
+        assert hf.ModelCard(card).data.license == "cc-by-4.0"
+        assert 'license: "cc-by-4.0"' in html.unescape(api.get("/model/1/card").text)
     finally:
         client.close()

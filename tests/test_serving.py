@@ -221,16 +221,16 @@ def test_a_consumer_predicts_digits_embedded_and_over_http(
             server.wait(20)
         records = leaves(hub, "revenue.record")
         assert len(records) == 1, "the server logged no revenue when it stopped"
-        body = records[0].body
-        assert body["usage"] == [
-            {"key_hash": key.key_hash, "calls": http_calls, "credits": http_calls * PRICE}
+        # Every call was stored as it was served, whichever process served it: the server's
+        # last record bills the embedded client's calls too.
+        assert records[0].body["usage"] == [
+            {
+                "key_hash": key.key_hash,
+                "calls": embedded_calls + http_calls,
+                "credits": (embedded_calls + http_calls) * PRICE,
+            }
         ]
-        # What the embedded client metered is still in its own meter; bill it here.
-        record = hub.models.close_revenue()
-        assert record is not None and record["start"] >= body["end"]
-        assert record["usage"] == [
-            {"key_hash": key.key_hash, "calls": embedded_calls, "credits": embedded_calls * PRICE}
-        ]
+        assert hub.models.close_revenue() is None
         total = embedded_calls + http_calls
         assert usage_rows(hub)[key.key_hash] == (total, 0)
         got = client.treasury()
@@ -326,9 +326,7 @@ def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database
         assert correct(out, labels) == 7
         client.predict(inputs[:4], api_key=news, version=1)
         calls = {hash_key(shop): 6, hash_key(news): 11}
-        # Nothing is billed yet: calls wait in memory, then in the usage table.
-        assert hub.models.meter.flush() == 17
-        assert hub.models.meter.flush() == 0
+        # Nothing is billed yet: each call was counted in the usage table as it was served.
         assert usage_rows(hub) == {kh: (n, n) for kh, n in calls.items()}
         assert client.treasury()["balance"] == 0
         size = hub.log.size()
@@ -369,13 +367,14 @@ def test_calls_are_metered_and_billed_into_the_treasury(tmp_path: Path, database
 
 
 def hammer(
-    hubs: list[Hub], secrets: list[str], *, calls: int = 120, flushers: bool = False
+    hubs: list[Hub], secrets: list[str], *, calls: int = 120, closers: bool = False
 ) -> tuple[int, list[BaseException]]:
-    """Predict from a thread per key (round robin over ``hubs``) while one thread closes
-    revenue on the first hub over and over and, with ``flushers``, a thread per hub flushes
-    its meter over and over (as another server's biller would), until ``calls`` calls were
-    made and revenue was closed at least twice meanwhile (or a thread failed, or a minute
-    passed); then bill the rest. Returns the calls made and what the threads raised."""
+    """Predict from a thread per key (round robin over ``hubs``, each charging the usage
+    table as it serves) while one thread closes revenue on the first hub over and over
+    and, with ``closers``, the other hubs do too (as other servers' billers would), until
+    ``calls`` calls were made and revenue was closed at least twice meanwhile (or a thread
+    failed, or a minute passed); then bill the rest. Returns the calls made and what the
+    threads raised."""
     inputs, _ = digits(3)
     made = [0] * len(secrets)
     closed: list[dict[str, Any]] = []
@@ -408,8 +407,8 @@ def hammer(
 
     threads = [loop(predictor(n)) for n in range(len(secrets))]
     threads.append(loop(close))
-    if flushers:
-        threads += [loop(h.models.meter.flush) for h in hubs]
+    if closers:
+        threads += [loop(h.models.close_revenue) for h in hubs[1:]]
     for t in threads:
         t.start()
     # Enough work done, counted rather than timed (a slow machine just takes longer).
@@ -417,8 +416,6 @@ def hammer(
     stop.set()
     for t in threads:
         t.join(30)
-    for h in hubs:
-        h.models.meter.flush()
     hubs[0].models.close_revenue()
     return sum(made), errors
 
@@ -455,11 +452,11 @@ def waits_for(hub: Hub, xid: str) -> bool:
     return bool(waiting)
 
 
-def test_a_flush_committing_during_a_close_is_billed(
+def test_a_charge_committing_during_a_close_is_billed(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process's meter flushes while this hub closes revenue: its calls are billed
-    now or in the next record, never zeroed unbilled."""
+    """Another process charges calls while this hub closes revenue: they are billed now
+    or in the next record, never zeroed unbilled."""
     clock = Clock("2030-01-01T12:00:00.000Z")  # one day for the meter, whenever this runs
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
     monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
@@ -468,18 +465,18 @@ def test_a_flush_committing_during_a_close_is_billed(
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(5)
         client.predict(inputs, api_key=secret)
-        assert hub.models.meter.flush() == 5
+        assert usage_rows(hub)[hash_key(secret)] == (5, 5)  # stored as it was served
         kh, day = hash_key(secret), clock()[:10]
         other = Hub.open(tmp_path / "hub")
         try:
-            # The other process's flush, held open while this hub closes revenue.
+            # The other process's charge, held open while this hub closes revenue.
             with write_connection(other.engine) as conn:
                 add_usage(conn, kh, day, 7)
                 closer = threading.Thread(target=hub.models.close_revenue)
                 if is_sqlite(other.engine):
                     closer.start()  # it waits for the write lock; any order is right there
                     # SQLite shows no lock waits to poll for: give the closer time to
-                    # reach the lock before this flush commits (either order must pass).
+                    # reach the lock before this charge commits (either order must pass).
                     time.sleep(0.2)
                 else:
                     xid = conn.execute(text("SELECT pg_current_xact_id()::text")).scalar()
@@ -496,13 +493,13 @@ def test_a_flush_committing_during_a_close_is_billed(
 def test_two_hubs_metering_one_database_bill_every_call_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    """Two servers on one database (PostgreSQL's scale-out): both meter and flush, one
-    closes revenue while the other's flushes commit."""
+    """Two servers on one database (PostgreSQL's scale-out): both charge calls and both
+    close revenue while the other's charges commit."""
     with served(tmp_path, database_url) as (client, keys):
         secrets = [client.create_apikey(keys[name], name)[0] for name in ("Grace", "Alan", "Tim")]
         other = Hub.open(tmp_path / "hub")
         try:
-            made, errors = hammer([client.embedded_hub, other], secrets, flushers=True)
+            made, errors = hammer([client.embedded_hub, other], secrets, closers=True)
         finally:
             other.close()
         assert not errors, errors
@@ -525,7 +522,6 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(4)
         client.predict(inputs[:2], api_key=secret)
-        hub.models.meter.flush()
         early = clock()  # the clock as the slower closer read it
         clock.advance(1)
         other = Hub.open(tmp_path / "hub")
@@ -535,9 +531,9 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
             other.close()
         assert first is not None and first["end"] > early
         client.predict(inputs[2:], api_key=secret)
-        # The slower closer's meter and period end read the clock before the faster one
+        # The slower closer read its period end from the clock before the faster one
         # closed; the log stamps its entry later, as it would.
-        readings = [early, early]
+        readings = [early]
         with monkeypatch.context() as m:
             m.setattr(hub, "clock", lambda: readings.pop(0) if readings else clock())
             second = hub.models.close_revenue()
@@ -555,7 +551,7 @@ def test_the_biller_logs_revenue_by_itself_and_when_it_stops(
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
         inputs, _ = digits(5)
 
-        biller = Biller(hub, flush_every=0.05)
+        biller = Biller(hub, check_every=0.05)
         biller.start()
         try:
             hub.models.predict("latest", inputs, api_key=secret)
@@ -664,7 +660,6 @@ def test_bad_calls_are_clear_errors_and_cost_nothing(tmp_path: Path, database_ur
         assert "3 of its 3" in error_of(call(client, doc, key=small), 429, "quota_exceeded")
         with pytest.raises(QuotaExceeded):
             client.predict(four[:1], api_key=small)
-        hub.models.meter.flush()
         assert usage_rows(hub) == {
             hash_key(secret): (charged, charged),
             hash_key(old): (2, 2),

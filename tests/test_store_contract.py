@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
-from commonweal.ledger.merkle import EMPTY_ROOT
+from commonweal.ledger.merkle import EMPTY_ROOT, Frontier
 from commonweal.store import artifacts, screening, usage, values, vault, webhooks
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
@@ -135,6 +135,24 @@ class LogStoreContract(Backend):
             assert log.get_nodes(conn, []) == {}
             assert log.node_reader(conn).get_nodes([(5, 3), (5, 4)]) == {(5, 3): nodes[11][2]}
         assert got == {(lv, i): h for lv, i, h in nodes}
+
+    def test_the_nodes_a_range_of_leaves_completes_are_the_ones_appending_them_made(
+        self, log: LogStore
+    ) -> None:
+        # What ``ledger verify`` compares chunk by chunk: for any [start, end), exactly the
+        # nodes ``Frontier.append`` returned for those leaves, and the stored count.
+        frontier, made, when = Frontier(), [], {}
+        for i in range(300):
+            for lv, idx, h in frontier.append(hashlib.sha256(b"%d" % i).digest()):
+                made.append((lv, idx, h))
+                when[(lv, idx)] = i
+        with write_connection(log.engine) as conn:
+            log.write_nodes(conn, made)
+        with read_connection(log.engine) as conn:
+            assert log.count_nodes(conn) == 2 * 300 - (300).bit_count() == len(made)
+            for start, end in [(0, 300), (0, 1), (5, 6), (7, 9), (100, 257), (256, 300), (9, 9)]:
+                want = {(lv, i): h for lv, i, h in made if start <= when[(lv, i)] < end}
+                assert log.nodes_completed_by(conn, start, end) == want, (start, end)
 
     def test_the_head_moves_and_checkpoints_are_kept_latest_first(self, log: LogStore) -> None:
         with write_connection(log.engine) as conn:

@@ -10,8 +10,10 @@ remote hub never loads the server (FastAPI, SQLAlchemy, the ML stack).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from collections.abc import Collection, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,17 +31,60 @@ __all__ = ["HubClient", "is_remote"]
 API = "/api/v1"
 PAGE = 1000
 
+# A 429 that says when to come back (``Retry-After``) is retried this many times, if the
+# wait is at most MAX_WAIT seconds: a rate limit's minute, not a daily quota's midnight.
+RETRIES = 3
+MAX_WAIT = 60.0
+
+# Told before each wait: (seconds, attempt number, the hub's message).
+OnWait = Callable[[float, int, str], None]
+
+_log = logging.getLogger("commonweal.client")
+
+
+def _log_wait(seconds: float, attempt: int, message: str) -> None:
+    _log.warning("%s — retrying in %g s (%d of %d)", message, seconds, attempt, RETRIES)
+
 
 def is_remote(hub: str) -> bool:
     """Whether ``hub`` names a remote hub (an http(s) URL) rather than a directory."""
     return hub.startswith(("http://", "https://"))
 
 
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds a 429 asks to wait, if it says and the wait is short enough to wait out."""
+    if resp.status_code != 429:
+        return None
+    value = resp.headers.get("retry-after", "")
+    if not value.isdigit() or int(value) > MAX_WAIT:
+        return None
+    return float(value)
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"the hub answered {resp.status_code}"
+
+
 class HubClient:
     """A connection to one hub. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, hub: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        hub: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = RETRIES,
+        on_wait: OnWait | None = None,
+    ) -> None:
+        """``retries``: how many times a rate-limited request (429 with ``Retry-After`` of
+        at most a minute) is sent again after waiting; ``on_wait`` is told of each wait
+        (default: a warning on the ``commonweal.client`` logger)."""
         self.target = hub
+        self.retries = retries
+        self.on_wait: OnWait = on_wait or _log_wait
         self._hub: Any = None
         self._http: httpx.Client
         if is_remote(hub):
@@ -78,10 +123,19 @@ class HubClient:
     # -- plumbing -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise HubError(f"cannot reach the hub at {self.target}: {exc}") from None
+        attempt = 0
+        while True:
+            try:
+                resp = self._http.request(method, path, **kw)
+            except httpx.HTTPError as exc:
+                raise HubError(f"cannot reach the hub at {self.target}: {exc}") from None
+            wait = _retry_after(resp)
+            if wait is None or attempt >= self.retries:
+                break
+            # A 429 means the hub did nothing: sending the same request again is safe.
+            attempt += 1
+            self.on_wait(wait, attempt, _message(resp))
+            time.sleep(wait)
         if resp.status_code >= 400:
             try:
                 err = resp.json()["error"]

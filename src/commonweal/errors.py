@@ -7,9 +7,9 @@ the hub is in-process or across the network.
 
     CommonwealError
     ├── InvalidInput            400  malformed JSON, a missing or wrong field, a bad value
-    │   ├── BadSignature        400  the signature does not match the event and its actor
     │   └── CharterInvalid      400  a charter field is missing or out of range
     ├── Unauthorized            401  no credentials, or credentials the hub does not know
+    │   └── BadSignature        401  the signature does not match the event and its actor
     ├── Forbidden               403  the rules refuse this actor this act
     │   └── UnknownMember       403  the actor is not a member of the community
     ├── NotFound                404  no such entry, proof range, member or hub
@@ -18,6 +18,7 @@ the hub is in-process or across the network.
     ├── TooLarge                413  a body or batch over the hub's limits
     ├── VerificationFailed      422  a log, proof or checkpoint does not verify
     ├── QuotaExceeded           429  a consumer's API key has used its calls for the day
+    │   └── RateLimited         429  too many requests or events a minute: retry later
     └── HubError                500  the hub's own state is broken (storage, configuration)
         └── ConfigError         500  a hub directory or setting is missing or wrong
 """
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "QuotaExceeded",
+    "RateLimited",
     "Replay",
     "TooLarge",
     "Unauthorized",
@@ -69,12 +71,6 @@ class InvalidInput(CommonwealError):
     status = 400
 
 
-class BadSignature(InvalidInput):
-    """The signature does not match the event and its actor."""
-
-    code = "bad_signature"
-
-
 class CharterInvalid(InvalidInput):
     """A charter field is missing or out of range."""
 
@@ -86,6 +82,16 @@ class Unauthorized(CommonwealError):
 
     code = "unauthorized"
     status = 401
+
+
+class BadSignature(Unauthorized):
+    """The signature does not match the event and its actor.
+
+    A 401 like a request signature that does not verify: an event's signature is its
+    actor's credential for the act, and the hub cannot tell a forged act from a garbled one.
+    """
+
+    code = "bad_signature"
 
 
 class Forbidden(CommonwealError):
@@ -129,10 +135,29 @@ class TooLarge(CommonwealError):
 
 
 class QuotaExceeded(CommonwealError):
-    """A consumer's API key has used its calls for the day."""
+    """A consumer's API key has used its calls for the day (or a member their tries).
+
+    ``retry_after`` is how many seconds until the limit resets: the API sends it as the
+    ``Retry-After`` header and in ``detail``."""
 
     code = "quota_exceeded"
     status = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None, detail: Any = None) -> None:
+        if detail is None and retry_after is not None:
+            detail = {"retry_after": retry_after}
+        super().__init__(message, detail=detail)
+        if retry_after is None and isinstance(detail, dict):
+            given = detail.get("retry_after")
+            retry_after = given if isinstance(given, int) else None
+        self.retry_after = retry_after
+
+
+class RateLimited(QuotaExceeded):
+    """Too many requests from one address, or events from one member, in a minute: the
+    same request succeeds after ``retry_after`` seconds."""
+
+    code = "rate_limited"
 
 
 class HubError(CommonwealError):

@@ -13,10 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from commonweal.errors import QuotaExceeded
 from commonweal.hub import Hub
-from commonweal.hub.models import TRY_PER_MINUTE
-from commonweal.hub.serving import TryLimits
 from commonweal.ledger.keys import SigningKey
 from commonweal.wire import AUTH_HEADER, auth_header
 from tests.kit.browser import Watched, served, sign_in
@@ -222,20 +219,6 @@ def test_a_version_that_does_not_exist_is_a_page_saying_so(site: Site, page: Wat
     assert r.status_code == 404 and "no model version 9" in r.text
     page.page.goto(site.url + "/model/9")
     page.check("model-missing", allow_errors="404")
-
-
-class _Clock:
-    def clock(self) -> str:
-        return "2026-01-01T00:00:00Z"
-
-
-def test_tries_are_limited_per_member_per_minute() -> None:
-    limits = TryLimits(_Clock())  # type: ignore[arg-type]
-    limits.take("ada", TRY_PER_MINUTE - 1)
-    limits.take("grace", TRY_PER_MINUTE)  # each member has their own allowance
-    with pytest.raises(QuotaExceeded, match="in the last minute"):
-        limits.take("ada", 2)
-    limits.take("ada", 1)
 
 
 def keys_fragments(directory: Path, database: str) -> dict[str, str]:

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from commonweal import __version__, web
@@ -23,9 +24,11 @@ from commonweal.api import (
     ledger,
     models,
     ownership,
+    spec,
     webhooks,
 )
 from commonweal.api.deps import MAX_BODY_BYTES, HubDep, read_json
+from commonweal.errors import RateLimited
 from commonweal.hub import Hub
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "read_json"]
@@ -41,11 +44,13 @@ ROUTERS = (
 )
 
 
-def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
+def create_app(hub: Hub, *, billing: bool = False, limited: bool = False) -> FastAPI:
     """The app over ``hub``. With ``billing`` (what ``commonweal serve`` uses), background
-    threads flush metered calls every second and log revenue every period, and execute
-    passed proposals once their timelock has run out, and push what newly waits for members
-    to their webhooks."""
+    threads log revenue every period, execute passed proposals once their timelock has run
+    out, and push what newly waits for members to their webhooks. With ``limited`` (what
+    ``commonweal serve`` uses too), the charter's rate limits apply (``hub.limits``): per
+    member on events appended, per client address on requests; the operator's embedded
+    hub is not limited."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +86,23 @@ def create_app(hub: Hub, *, billing: bool = False) -> FastAPI:
     )
     app.state.hub = hub
     errors.install(app)
+    spec.install(app, hub)
+    if limited:
+        hub.limits.enforced = True
+
+        @app.middleware("http")
+        async def per_address(request: Request, call_next: Any) -> Response:
+            # Before routing: a flood is refused before it costs a body read or a query.
+            if request.client is not None and request.url.path != "/healthz":
+                try:
+                    hub.limits.take_request(request.client.host)
+                except RateLimited as exc:
+                    return JSONResponse(
+                        exc.to_dict(), status_code=exc.status, headers=errors.retry_headers(exc)
+                    )
+            response: Response = await call_next(request)
+            return response
+
     for router in ROUTERS:
         app.include_router(router)
     web.mount(app)

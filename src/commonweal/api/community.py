@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from commonweal.api.deps import HubDep
+from commonweal.api.spec import errors
 from commonweal.ledger.canonical import parse
 
 __all__ = ["router"]
@@ -14,7 +15,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["community"])
 
 
-@router.get("/members")
+@router.get("/members", responses=errors())
 def get_members(hub: HubDep, key: str | None = None) -> dict[str, Any]:
     """Every member, as the log's replay has them; with ``key``, only the member holding
     that key (none if no member does: what a browser holding a key asks on each page)."""
@@ -24,7 +25,7 @@ def get_members(hub: HubDep, key: str | None = None) -> dict[str, Any]:
     return {"members": hub.members()}
 
 
-@router.get("/members/pending")
+@router.get("/members/pending", responses=errors())
 def get_pending_members(hub: HubDep) -> dict[str, Any]:
     """Newcomers waiting for approval (``membership.approvals_required``, or the
     ``approval`` join policy): who approved each so far and how many approvals it takes.
@@ -33,7 +34,7 @@ def get_pending_members(hub: HubDep) -> dict[str, Any]:
     return {"pending": hub.pending_members()}
 
 
-@router.get("/community")
+@router.get("/community", responses=errors())
 def get_community(hub: HubDep) -> dict[str, Any]:
     """The community's name, origin, hub key, founder and charter."""
     row = hub.community()

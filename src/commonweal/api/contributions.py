@@ -8,6 +8,15 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from commonweal.api.deps import CurrentMember, HubDep, read_json
+from commonweal.api.spec import (
+    BODY,
+    SIGNED,
+    ContributionBatch,
+    ReviewBatch,
+    SignedReview,
+    body,
+    errors,
+)
 from commonweal.errors import Forbidden, InvalidInput, NotFound
 
 __all__ = ["MAX_SKIP", "router", "skipped"]
@@ -26,7 +35,13 @@ def skipped(skip: str) -> set[str]:
     return ids
 
 
-@router.post("/contributions", status_code=201, tags=["contributions"])
+@router.post(
+    "/contributions",
+    status_code=201,
+    tags=["contributions"],
+    responses=errors(BODY, SIGNED, 404, 409),
+    openapi_extra=body(ContributionBatch),
+)
 async def post_contributions(request: Request, hub: HubDep) -> dict[str, Any]:
     """A signed ``contribution.submit`` batch with its content. The receipt says, item by
     item, whether it went into review or was refused, and why."""
@@ -34,7 +49,7 @@ async def post_contributions(request: Request, hub: HubDep) -> dict[str, Any]:
     return await run_in_threadpool(hub.data.contribute, doc)
 
 
-@router.get("/contributions", tags=["contributions"])
+@router.get("/contributions", tags=["contributions"], responses=errors(400))
 def list_contributions(
     hub: HubDep,
     member: str | None = None,
@@ -49,7 +64,7 @@ def list_contributions(
     return {"contributions": rows}
 
 
-@router.get("/contributions/{item_id}", tags=["contributions"])
+@router.get("/contributions/{item_id}", tags=["contributions"], responses=errors(404))
 def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
     """An item's metadata (with ``resembles``: the earlier item it copies, if any) and its
     quality report (findings by kind and position only)."""
@@ -61,7 +76,9 @@ def get_contribution(item_id: str, hub: HubDep) -> dict[str, Any]:
     return {**row, "report": report}
 
 
-@router.get("/contributions/{item_id}/content", tags=["contributions"])
+@router.get(
+    "/contributions/{item_id}/content", tags=["contributions"], responses=errors(SIGNED, 404)
+)
 def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """The item itself, for its contributor or for a member who may review it."""
     row = hub.data.contribution(item_id)
@@ -70,7 +87,7 @@ def get_content(item_id: str, hub: HubDep, member: CurrentMember) -> dict[str, A
     return {"id": item_id, "item": hub.data.item_content(item_id)}
 
 
-@router.get("/reviews/next", tags=["reviews"])
+@router.get("/reviews/next", tags=["reviews"], responses=errors(400, SIGNED, 404))
 def next_review(
     hub: HubDep,
     member: CurrentMember,
@@ -88,7 +105,13 @@ def next_review(
     return item
 
 
-@router.post("/reviews", status_code=201, tags=["reviews"])
+@router.post(
+    "/reviews",
+    status_code=201,
+    tags=["reviews"],
+    responses=errors(BODY, SIGNED, 404, 409),
+    openapi_extra=body(SignedReview, ReviewBatch),
+)
 async def post_reviews(request: Request, hub: HubDep) -> dict[str, Any]:
     """Signed ``review.submit`` events (one, or a batch). Items that reach their required
     number of reviews are decided in the same commit."""
@@ -105,7 +128,7 @@ async def post_reviews(request: Request, hub: HubDep) -> dict[str, Any]:
     return {"size": done.size, "entries": done.entries, "checkpoint": done.checkpoint}
 
 
-@router.get("/reviews/reliability", tags=["reviews"])
+@router.get("/reviews/reliability", tags=["reviews"], responses=errors())
 def reviewer_reliability(hub: HubDep) -> dict[str, Any]:
     """Each reviewer's estimated reliability, from the consensus model over all reviews."""
     rel = hub.data.reviewer_reliability()
@@ -118,7 +141,7 @@ def reviewer_reliability(hub: HubDep) -> dict[str, Any]:
     }
 
 
-@router.get("/members/{key}/export", tags=["contributions"])
+@router.get("/members/{key}/export", tags=["contributions"], responses=errors(SIGNED))
 def export_member(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """Everything you contributed, content included, and every log entry about you."""
     if key != member:

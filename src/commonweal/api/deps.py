@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 
+from commonweal.api.spec import member_signature
 from commonweal.errors import Forbidden, InvalidInput, TooLarge
 from commonweal.hub import Hub
 from commonweal.ledger.canonical import parse
@@ -23,7 +24,13 @@ FRESH_SECONDS = 1.0
 
 
 def hub_of(request: Request) -> Hub:
-    """The app's hub, caught up with the log (checking the head at most once a second)."""
+    """The app's hub, caught up with the log (checking the head at most once a second).
+
+    A NUL character in a path or query parameter is refused here, for every route: no
+    value the hub holds contains one, and PostgreSQL cannot even compare text with one."""
+    params = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in params) or any("\x00" in k for k in request.query_params):
+        raise InvalidInput("a path or query parameter holds a NUL character; none may")
     hub: Hub = request.app.state.hub
     hub.refresh(max_age=FRESH_SECONDS)
     return hub
@@ -50,7 +57,12 @@ async def read_json(request: Request) -> Any:
     return parse(body)
 
 
-def current_member(request: Request, hub: HubDep) -> str:
+def current_member(
+    request: Request,
+    hub: HubDep,
+    # Declares the security scheme in the OpenAPI document; the header is checked below.
+    _signature: Annotated[str | None, Security(member_signature)] = None,
+) -> str:
     """The active member who signed this request (``wire.auth_header``), or 401/403.
 
     Reads that reveal content (an item to review, a member's own export) need to know the
@@ -61,6 +73,10 @@ def current_member(request: Request, hub: HubDep) -> str:
     key_id = check_auth_header(
         request.headers.get(AUTH_HEADER), request.method, target, now=time.time()
     )
+    # Authorization reads a state no older than the request: a member removed, or who
+    # left, through another server a moment ago is refused here too. Comparing the cached
+    # state's size with the log head is one indexed read; the catch-up only runs if behind.
+    hub.refresh(max_age=0.0)
     if not hub.state.is_active(key_id):
         raise Forbidden("only active members may read this")
     return key_id

@@ -1,10 +1,12 @@
 """Every error leaves the API in one JSON shape, ``{"error": {"code", "message",
 "detail"}}`` (``CommonwealError.to_dict``): the hub's own errors with their status,
-request-validation errors as 400, unknown routes and methods, and anything unexpected as
-a 500 that names the failure."""
+request-validation errors as 400, unknown routes, methods a path does not take (405 with
+``Allow``, as RFC 9110 asks), and anything unexpected as a 500 that names the failure. A
+429 that knows when to retry says so in ``Retry-After``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound
+from commonweal.errors import CommonwealError, HubError, InvalidInput, NotFound, QuotaExceeded
 
-__all__ = ["HtmlErrors", "install"]
+__all__ = ["HtmlErrors", "install", "retry_headers"]
 
 
 # A browser asking for a page (not the API) gets the error as a page; set by ``web.mount``.
@@ -23,14 +26,29 @@ HtmlErrors = Callable[[Request, CommonwealError, int], Response]
 
 
 def _respond(
-    exc: CommonwealError, status: int | None = None, request: Request | None = None
+    exc: CommonwealError,
+    status: int | None = None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     code = status or exc.status
+    headers = dict(headers or {})
+    if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+        headers.update(retry_headers(exc))
     if request is not None and _wants_page(request):
         html: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
         if html is not None:
-            return html(request, exc, code)
-    return JSONResponse(exc.to_dict(), status_code=code)
+            page = html(request, exc, code)
+            page.headers.update(headers)
+            return page
+    return JSONResponse(exc.to_dict(), status_code=code, headers=headers or None)
+
+
+def retry_headers(exc: CommonwealError) -> dict[str, str]:
+    """``Retry-After`` for a 429 that knows when its limit resets (RFC 9110, seconds)."""
+    if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+        return {"Retry-After": str(max(1, int(exc.retry_after)))}
+    return {}
 
 
 def _wants_page(request: Request) -> bool:
@@ -40,6 +58,27 @@ def _wants_page(request: Request) -> bool:
         and request.method in ("GET", "HEAD")
         and "text/html" in request.headers.get("accept", "")
     )
+
+
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
+    """Every method the API document gives this path (a path's GET, PUT and DELETE are
+    separate routes, and the router's 405 names only the first one's); for a page, the
+    router's own answer."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = [
+            (compile_path(path)[0], {m.upper() for m in item})
+            for path, item in request.app.openapi().get("paths", {}).items()
+        ]
+        request.app.state.allowed_methods = table
+    methods = {m for regex, ms in table if regex.match(request.url.path) for m in ms}
+    if not methods:
+        return (exc.headers or {}).get("Allow", "")
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def _commonweal_error(request: Request, exc: Exception) -> Response:
@@ -73,7 +112,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             NotFound(f"no such {what}: {request.method} {request.url.path}"), request=request
         )
     if exc.status_code == 405:
-        return _respond(_MethodNotAllowed(str(exc.detail)))
+        allow = _allowed_methods(request, exc)
+        return _respond(
+            _MethodNotAllowed(
+                f"{request.method} is not a method {request.url.path} takes; it takes {allow}"
+            ),
+            headers={"Allow": allow},
+        )
     return _respond(_HttpError(str(exc.detail)), exc.status_code)
 
 

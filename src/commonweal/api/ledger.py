@@ -9,13 +9,19 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from commonweal.api.deps import HubDep, read_json
+from commonweal.api.spec import BODY, SIGNED, EventBatch, SignedEvent, body, errors
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
 
 
-@router.post("/events", status_code=201)
+@router.post(
+    "/events",
+    status_code=201,
+    responses=errors(BODY, SIGNED, 404, 409),
+    openapi_extra=body(SignedEvent, EventBatch),
+)
 async def post_events(request: Request, hub: HubDep) -> dict[str, Any]:
     """Append one signed event (``{"event", "sig"}``) or a batch (``{"events": [...]}``).
 
@@ -27,30 +33,31 @@ async def post_events(request: Request, hub: HubDep) -> dict[str, Any]:
     return {"size": done.size, "entries": done.entries, "checkpoint": done.checkpoint}
 
 
-@router.get("/ledger/checkpoint", response_class=PlainTextResponse)
+@router.get("/ledger/checkpoint", response_class=PlainTextResponse, responses=errors())
 def get_checkpoint(hub: HubDep) -> str:
     """The latest signed checkpoint, as a C2SP signed note (text/plain)."""
     return hub.log.checkpoint()
 
 
-@router.get("/ledger/key", response_class=PlainTextResponse)
+@router.get("/ledger/key", response_class=PlainTextResponse, responses=errors())
 def get_verifier_key(hub: HubDep) -> str:
     """The hub's verifier key in signed-note verifier-key format."""
     return str(hub.verifier) + "\n"
 
 
-@router.get("/ledger/entries")
+@router.get("/ledger/entries", responses=errors(400, 404))
 def get_entries(
     hub: HubDep,
     start: Annotated[int, Query(ge=0)] = 0,
     end: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
-    """Entries ``[start, end)``, at most 1000 at a time: leaf bytes (base64) and event."""
+    """Entries ``[start, end)``, at most 1000 at a time: leaf bytes (base64) and event.
+    A ``start`` past the log's size is 404, as a proof of an entry past it is."""
     leaves = hub.log.entries(start, end)
     return {"size": hub.log.size(), "entries": [leaf.to_json() for leaf in leaves]}
 
 
-@router.get("/ledger/proof/inclusion")
+@router.get("/ledger/proof/inclusion", responses=errors(400, 404))
 def get_inclusion(
     hub: HubDep,
     index: Annotated[int, Query(ge=0)],
@@ -60,7 +67,7 @@ def get_inclusion(
     return hub.log.inclusion(index, size)
 
 
-@router.get("/ledger/proof/consistency")
+@router.get("/ledger/proof/consistency", responses=errors(400, 404))
 def get_consistency(
     hub: HubDep,
     old: Annotated[int, Query(ge=0)],
@@ -70,7 +77,7 @@ def get_consistency(
     return hub.log.consistency(old, new)
 
 
-@router.get("/projections")
+@router.get("/projections", responses=errors())
 def get_projections(hub: HubDep) -> dict[str, Any]:
     """Every projection table, so a remote verifier can compare them with its replay."""
     return hub.projections()

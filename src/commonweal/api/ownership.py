@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from commonweal.api.deps import HubDep
+from commonweal.api.spec import errors
 from commonweal.errors import NotFound
 
 __all__ = ["router"]
@@ -15,13 +16,13 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/valuations", tags=["ownership"])
+@router.get("/valuations", tags=["ownership"], responses=errors())
 def list_valuations(hub: HubDep) -> dict[str, Any]:
     """Every logged valuation: version, method, parameters, roots and members' totals."""
     return {"valuations": [v.to_json() for _, v in sorted(hub.state.valuations.items())]}
 
 
-@router.get("/valuations/{number}", tags=["ownership"])
+@router.get("/valuations/{number}", tags=["ownership"], responses=errors(400, 404))
 def get_valuation(number: int, hub: HubDep) -> dict[str, Any]:
     """One valuation and its ``valuation.record`` event."""
     record = hub.state.valuations.get(number)
@@ -30,7 +31,7 @@ def get_valuation(number: int, hub: HubDep) -> dict[str, Any]:
     return {**record.to_json(), "event": hub.log.entries(record.entry, record.entry + 1)[0].body}
 
 
-@router.get("/valuations/{number}/values", tags=["ownership"])
+@router.get("/valuations/{number}/values", tags=["ownership"], responses=errors(400, 404, 422))
 def get_values(number: int, hub: HubDep) -> dict[str, Any]:
     """Every item's value in a valuation, sorted by item and checked against the logged
     Merkle root (leaves are the canonical JSON of ``{item, member, value}``)."""
@@ -42,25 +43,25 @@ def get_values(number: int, hub: HubDep) -> dict[str, Any]:
     }
 
 
-@router.get("/shares", tags=["ownership"])
+@router.get("/shares", tags=["ownership"], responses=errors())
 def get_shares(hub: HubDep) -> dict[str, Any]:
     """The cap table: shares held, percent, and shares earned from data, review, compute."""
     return hub.ownership.cap_table()
 
 
-@router.get("/epochs", tags=["ownership"])
+@router.get("/epochs", tags=["ownership"], responses=errors())
 def list_epochs(hub: HubDep) -> dict[str, Any]:
     """Every closed reward epoch and what each pool minted."""
     return {"epochs": [e.to_json() for _, e in sorted(hub.state.epochs.items())]}
 
 
-@router.get("/payouts", tags=["ownership"])
+@router.get("/payouts", tags=["ownership"], responses=errors())
 def list_payouts(hub: HubDep) -> dict[str, Any]:
     """Every payout of treasury credits to shareholders."""
     return {"payouts": [p.to_json() for _, p in sorted(hub.state.payouts.items())]}
 
 
-@router.get("/members/{key}/statement", tags=["ownership"])
+@router.get("/members/{key}/statement", tags=["ownership"], responses=errors(404))
 def get_statement(key: str, hub: HubDep) -> dict[str, Any]:
     """A member's account: shares held and earned, each epoch's awards, each payout. All
     of it is public in the log already, so no signature is needed to read it."""

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from commonweal.api.deps import CurrentMember, HubDep, read_json
+from commonweal.api.spec import BODY, SIGNED, Webhook, body, errors
 from commonweal.errors import Forbidden, InvalidInput
 
 __all__ = ["router"]
@@ -21,14 +22,14 @@ def _only_self(member: str, key: str) -> None:
         raise Forbidden("a member's webhook is theirs alone: sign the request with that key")
 
 
-@router.get("/members/{key}/webhook")
+@router.get("/members/{key}/webhook", responses=errors(SIGNED))
 def get_webhook(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """The member's webhook (``url`` is null when none is set) and its last failure."""
     _only_self(member, key)
     return hub.webhooks.get(member)
 
 
-@router.put("/members/{key}/webhook")
+@router.put("/members/{key}/webhook", responses=errors(BODY, SIGNED), openapi_extra=body(Webhook))
 async def put_webhook(
     key: str, request: Request, hub: HubDep, member: CurrentMember
 ) -> dict[str, Any]:
@@ -42,7 +43,7 @@ async def put_webhook(
     return hub.webhooks.set(member, doc["url"])
 
 
-@router.delete("/members/{key}/webhook")
+@router.delete("/members/{key}/webhook", responses=errors(SIGNED))
 def delete_webhook(key: str, hub: HubDep, member: CurrentMember) -> dict[str, Any]:
     """Clear the member's webhook: nothing is pushed any more."""
     _only_self(member, key)

@@ -93,6 +93,10 @@ SAY: dict[str, Say] = {
     "limits.max_item_bytes": "One item may be at most {v} bytes.",
     "limits.max_batch_items": "One upload may hold at most {v} items.",
     "limits.max_items_per_member_per_day": "A member may give at most {v} items a day.",
+    "limits.events_per_member_per_minute": "A member may add at most {v} events to the log "
+    "a minute (more wait and retry).",
+    "limits.requests_per_ip_per_minute": "One address may make at most {v} requests a minute "
+    "to each of the hub's servers (more wait and retry).",
     "privacy.personal_data": lambda v: _PERSONAL[v],
     "privacy.phone_regions": "Phone numbers are recognised in the national formats of: {v}.",
     "duplicates.exact": lambda v: f"An exact copy of an item the community holds is {_DONE[v]}.",

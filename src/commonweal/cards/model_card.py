@@ -19,7 +19,7 @@ from typing import Any
 
 from commonweal.cards.facts import SPDX_ID, ColumnFacts, VersionFacts, parse_info, plural
 
-__all__ = ["render_model_card"]
+__all__ = ["HF_LICENSES", "hf_license", "render_model_card"]
 
 # Only a plain decimal goes into the front matter unquoted: YAML 1.1 would read "012" as
 # octal and "1e3" as a string, so anything else stays a quoted string.
@@ -92,10 +92,96 @@ def _yaml_number_or_str(value: str) -> str:
     return value if _DECIMAL.fullmatch(value) else _yaml_str(value)
 
 
+# Hugging Face's license identifiers (https://huggingface.co/docs/hub/repositories-licenses)
+# by the SPDX identifier a `model.release` vote names, lower-cased. Hugging Face reads one
+# lower-case id of its own list for the MODEL; an SPDX id without one is `other`, named
+# and linked. Where the two spellings differ (SPDX's -only/-or-later suffixes, ODbL-1.0,
+# ...) the entry says so; every other id is the SPDX id lower-cased.
+_HF_SAME = [
+    "apache-2.0",
+    "mit",
+    "afl-3.0",
+    "artistic-2.0",
+    "bsl-1.0",
+    "bsd-2-clause",
+    "bsd-3-clause",
+    "bsd-3-clause-clear",
+    "cc0-1.0",
+    "cc-by-2.0",
+    "cc-by-2.5",
+    "cc-by-3.0",
+    "cc-by-4.0",
+    "cc-by-sa-3.0",
+    "cc-by-sa-4.0",
+    "cc-by-nc-2.0",
+    "cc-by-nc-3.0",
+    "cc-by-nc-4.0",
+    "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-2.0",
+    "cc-by-nc-sa-3.0",
+    "cc-by-nc-sa-4.0",
+    "cdla-sharing-1.0",
+    "cdla-permissive-1.0",
+    "cdla-permissive-2.0",
+    "wtfpl",
+    "ecl-2.0",
+    "epl-1.0",
+    "epl-2.0",
+    "etalab-2.0",
+    "eupl-1.1",
+    "agpl-3.0",
+    "gpl-2.0",
+    "gpl-3.0",
+    "lgpl-2.1",
+    "lgpl-3.0",
+    "isc",
+    "lppl-1.3c",
+    "ms-pl",
+    "mpl-2.0",
+    "osl-3.0",
+    "postgresql",
+    "ofl-1.1",
+    "ncsa",
+    "unlicense",
+    "zlib",
+]
+HF_LICENSES: dict[str, str] = {
+    **{hf: hf for hf in _HF_SAME},
+    **{
+        f"{g}-{suffix}": g
+        for g in ("agpl-3.0", "gpl-2.0", "gpl-3.0", "lgpl-2.1", "lgpl-3.0")
+        for suffix in ("only", "or-later")
+    },
+    "c-uda-1.0": "c-uda",
+    "odc-by-1.0": "odc-by",
+    "odbl-1.0": "odbl",
+    "pddl-1.0": "pddl",
+    "lgpllr": "lgpl-lr",
+}
+
+
+def hf_license(spdx: str) -> dict[str, str]:
+    """The model-card metadata Hugging Face reads for a model released under ``spdx``:
+    ``{"license": id}``, or ``other`` with ``license_name`` and ``license_link``."""
+    known = HF_LICENSES.get(spdx.lower())
+    if known is not None:
+        return {"license": known}
+    return {
+        "license": "other",
+        "license_name": spdx.lower(),
+        "license_link": f"https://spdx.org/licenses/{spdx}.html",
+    }
+
+
 def _front_matter(v: VersionFacts) -> list[str]:
     lines = ["---"]
-    lines.append("license:" + ("" if v.licenses else " []"))
-    lines.extend(f"- {_yaml_str(spdx)}" for spdx, _ in v.licenses)
+    # The MODEL's license, the one the members' release vote chose: none until they vote.
+    # The contributed data's licenses are listed under Training data and in the Croissant
+    # datasheet, where a reader of the data looks for them.
+    if v.release_proposal is not None and v.release_license:
+        lines.extend(f"{k}: {_yaml_str(x)}" for k, x in hf_license(v.release_license).items())
     lines.append("tags:")
     for tag in ("commonweal", "community-owned", v.kind, "sisa", "merkle-log"):
         lines.append(f"- {_yaml_str(tag)}")

@@ -298,7 +298,7 @@ def serve(
         # Requests are single inputs: BLAS threads would only contend with the server's own.
         threadpool_limits(1, user_api="blas")
         uvicorn.run(
-            create_app(h, billing=True),
+            create_app(h, billing=True, limited=True),
             host=host,
             port=port,
             log_level="info",

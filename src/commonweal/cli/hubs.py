@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from commonweal.client import HubClient, is_remote
+from commonweal.client import RETRIES, HubClient, is_remote
 from commonweal.errors import CommonwealError, ConfigError
 from commonweal.ledger.keys import SigningKey
 
@@ -63,8 +63,17 @@ def _database_error(exc: Exception, database: str | None) -> Exception:
 
 def connect(hub: str) -> HubClient:
     """A client for the hub at ``hub``: an http(s) URL, or a hub directory (embedded).
-    Use it as a context manager."""
-    return HubClient(hub)
+    Use it as a context manager. A request the hub rate-limits is retried after the wait
+    it asks for (a few times at most), and the wait is shown on stderr."""
+    return HubClient(hub, on_wait=_say_wait)
+
+
+def _say_wait(seconds: float, attempt: int, message: str) -> None:
+    from commonweal.cli.output import err
+
+    err.print(
+        f"{message} — waiting {seconds:g} s and retrying ({attempt} of {RETRIES})", markup=False
+    )
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -218,20 +218,6 @@ def ledger_verify(
     )
 
 
-def _file_leaves(path: Path) -> Iterator[bytes]:
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield base64.b64decode(json.loads(line)["leaf"], validate=True)
-            except (ValueError, KeyError, TypeError):
-                raise VerificationFailed(
-                    f"{path}:{lineno}: not an exported entry (no base64 'leaf')",
-                    index=lineno - 1,
-                ) from None
-
-
 def _pick_key(given: str | None, witness: Witness, offered: NoteVerifier) -> NoteVerifier:
     """The key to trust: the one given, else the one pinned at the first run, else the
     hub's own (trust on first use; it is pinned after a successful run)."""
@@ -243,20 +229,22 @@ def _pick_key(given: str | None, witness: Witness, offered: NoteVerifier) -> Not
 def _verify_file(
     file: Path, key: str | None, witness: Witness, workers: int | None, tick: Tick
 ) -> VerifyReport:
-    from commonweal.verify import verify_log
+    from commonweal.verify import ExportReader, verify_log
 
     if not file.exists():
         raise ConfigError(f"{file} does not exist")
     note = _beside(file, ".checkpoint", "the signed checkpoint the log is checked against")
     vkey = NoteVerifier.parse(key or _beside(file, ".vkey", "the hub's verifier key (or --key)"))
+    reader = ExportReader(file)
     report = verify_log(
-        _file_leaves(file),
+        reader,
         checkpoint_note=note,
         verifier=vkey,
         witness=witness,
         workers=workers,
         progress=tick,
     )
+    report.checks.append(reader.check())
     report.checks.append("projections not compared: a file holds only the log")
     return report
 

@@ -131,11 +131,29 @@ class Task(_Section):
 
 
 class Limits(_Section):
-    """How much one item, one batch and one member's day may hold."""
+    """How much one item, one batch and one member's day may hold, and how fast a served
+    hub lets one member append or one address ask. The rates are the server's guard
+    against floods, not rules of the log: replay never looks at them."""
 
     max_item_bytes: int = Field(default=8192, ge=64, le=1_048_576)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     max_items_per_member_per_day: int = Field(default=100_000, ge=1)
+    # Ten a second for a whole minute: far more than a member reviewing or voting by hand
+    # or through the CLI, a sixtieth of the flood seen in review (1,000 a second).
+    events_per_member_per_minute: int = Field(
+        default=600,
+        ge=1,
+        le=10**9,
+        description="events one member may append a minute, across all of the hub's servers "
+        "(a batch counts each of its events); more get 429 with Retry-After",
+    )
+    requests_per_ip_per_minute: int = Field(
+        default=6000,
+        ge=1,
+        le=10**9,
+        description="requests one IP address may make a minute to each server process; "
+        "more get 429 with Retry-After",
+    )
 
 
 class Privacy(_Section):

@@ -28,11 +28,20 @@ from sqlalchemy import Connection, Engine
 from commonweal.community import rules, views
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
-from commonweal.errors import CommonwealError, ConfigError, InvalidInput, NotFound, TooLarge
+from commonweal.errors import (
+    CommonwealError,
+    ConfigError,
+    HubError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    VerificationFailed,
+)
 from commonweal.hub import names
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
+from commonweal.hub.limits import LimitsArea
 from commonweal.hub.log import LogArea
 from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
@@ -40,7 +49,7 @@ from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
-from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier
+from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier, parse_checkpoint
 from commonweal.store import projection, vault
 from commonweal.store.database import open_engine, read_connection, write_connection
 from commonweal.store.log import EntryRow, LogStore
@@ -122,7 +131,8 @@ class Hub:
     ``hub.log`` (checkpoints, entries, proofs), ``hub.data`` (contributions, review,
     content), ``hub.models`` (training, lineage, serving), ``hub.ownership`` (valuations,
     epochs, shares, payouts, claims), ``hub.governance`` (proposals and their execution),
-    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them).
+    ``hub.webhooks`` (members' private webhooks and the thread that pushes to them),
+    ``hub.limits`` (a served hub's rate limits).
     ``clock`` stamps each entry's log time and is the hub's "now" wherever time matters
     (voting periods, the meter's day); tests pass their own instead of sleeping.
     """
@@ -143,9 +153,14 @@ class Hub:
         if clock is not None:
             self.clock = clock
         self.store = LogStore(engine)
+        self._counting: Engine | None = None
+        self._counting_lock = threading.Lock()
         self._lock = threading.Lock()
         self._state: State | None = None
         self._frontier: Frontier | None = None
+        # Whether ``_frontier`` was checked against the signed checkpoint since it was read
+        # from the stored tree nodes (one computed here from checked ones needs no check).
+        self._frontier_checked = False
         self._checked_at = 0.0
         self._names = names.NameIndex()  # lookalike member names (used under self._lock)
         self.log = LogArea(self)
@@ -154,13 +169,16 @@ class Hub:
         self.ownership = OwnershipArea(self)
         self.governance = GovernanceArea(self)
         self.webhooks = WebhooksArea(self)
+        self.limits = LimitsArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)
             unindexed = not stale and bool(self.store.missing_indexes(conn))
-        if unindexed:
+            uncounted = not stale and bool(self.store.missing_counters(conn))
+        if unindexed or uncounted:
             with write_connection(engine) as conn:
                 self.store.add_indexes(conn)
+                self.store.add_counters(conn)
         if stale:
             with write_connection(engine) as conn:
                 upgraded = self.store.needs_upgrade(conn)
@@ -262,9 +280,24 @@ class Hub:
         return hub, founder
 
     def close(self) -> None:
-        """Bill what the meter still holds and release the database."""
+        """Release the database (metered calls are already stored as they are served)."""
         self.models.close()
+        if self._counting is not None and self._counting is not self.engine:
+            self._counting.dispose()
         self.engine.dispose()
+
+    @property
+    def counting(self) -> Engine:
+        """The engine that usage and rate counters are written through: the same database
+        as ``engine``, with commits that do not wait for the disk (``open_engine``'s
+        ``relaxed``), as they happen once per served call."""
+        with self._counting_lock:
+            if self._counting is None:
+                memory = self.engine.url.database in (None, "", ":memory:")
+                self._counting = (
+                    self.engine if memory else open_engine(self.engine.url, relaxed=True)
+                )
+            return self._counting
 
     # -- state ---------------------------------------------------------------------------
 
@@ -307,7 +340,14 @@ class Hub:
         if self._frontier is None or self._frontier.size != size:
             keys = Frontier.keys_for(size)
             got = self.store.get_nodes(conn, keys)
+            missing = [k for k in keys if k not in got]
+            if missing:
+                raise HubError(
+                    f"the stored Merkle tree lacks node {missing[0]} of a log of {size} "
+                    "entries; the database is damaged: run `commonweal ledger verify`"
+                )
             self._frontier = Frontier(size, [got[k] for k in keys])
+            self._frontier_checked = False
         self._state = state
 
     # -- the write path ------------------------------------------------------------------
@@ -351,6 +391,11 @@ class Hub:
                     owed = self._owed_decisions(batch.state, batch.next_index)
                     if owed is not None:
                         batch.add(self.sign("review.decide", owed), None)
+                # A served hub counts members' events against their rate, in this
+                # transaction: refused or rolled back, they count nothing.
+                self.limits.take_events(
+                    conn, batch.state, [ev.actor for ev in signed], batch.log_time
+                )
                 if batch.withdrawn:
                     vault.shred(conn, batch.withdrawn)
                 note = self._write_batch(conn, batch)
@@ -382,9 +427,35 @@ class Hub:
         ):
             self._catch_up(conn, size)
         assert self._state is not None and self._frontier is not None
+        if not self._frontier_checked:
+            self._check_frontier(conn, self._frontier)
         batch = _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
         batch.names = self._names
         return batch
+
+    def _check_frontier(self, conn: Connection, frontier: Frontier) -> None:
+        """Trust stored tree nodes only once they fold to the root of the hub's own latest
+        signed checkpoint, before signing another on top of them: an altered node would
+        otherwise make the hub sign a checkpoint over a wrong root. The frontier is a few
+        dozen nodes at any size, so this costs one small read and one signature check
+        each time it is read from the database (another process appended), not a pass
+        over the leaves."""
+        if frontier.size:
+            try:
+                cp = parse_checkpoint(self.store.latest_checkpoint(conn), self.verifier)
+            except (NotFound, VerificationFailed) as exc:
+                raise HubError(
+                    f"the hub's latest checkpoint cannot be trusted ({exc.message}); the "
+                    "database was altered: run `commonweal ledger verify`"
+                ) from None
+            if cp.size != frontier.size or cp.root != frontier.root():
+                raise HubError(
+                    f"the stored Merkle tree nodes of the log's {frontier.size} entries do not "
+                    f"fold to the root of the hub's signed checkpoint of size {cp.size}: the "
+                    "database was altered, so the hub appends nothing; run "
+                    "`commonweal ledger verify`"
+                )
+        self._frontier_checked = True
 
     def _write_batch(self, conn: Connection, batch: _Batch) -> str:
         """Write the batch's entries, tree nodes, projections and new head; sign and store

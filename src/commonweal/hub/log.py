@@ -46,9 +46,12 @@ class LogArea:
         """Entries ``[start, end)``, at most ``limit`` of them, decoded."""
         with self._hub.read() as conn:
             size = self._store.head(conn)[0]
-            end = size if end is None else min(end, size)
-            if start < 0 or start > end:
-                raise InvalidInput(f"entries: need 0 <= start <= end <= {size}; got {start}..{end}")
+            if start > size:  # past the end: as a proof of an entry past it, not found
+                raise NotFound(f"entries: start {start} is past the log, which holds {size}")
+            if start < 0:
+                raise InvalidInput(f"entries: start must be 0 or more; got {start}")
+            # ``[start, end)`` with end at or before start is empty, as a slice is.
+            end = size if end is None else max(start, min(end, size))
             end = min(end, start + limit)
             return self._store.leaves(conn, start, end)
 

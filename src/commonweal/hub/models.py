@@ -11,13 +11,15 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from commonweal.community.state import ModelVersion
+from commonweal.community.state import ModelVersion, State
 from commonweal.community.views import resolve_version
 from commonweal.errors import Forbidden
 from commonweal.hub import lineage
 from commonweal.ledger.canonical import parse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from commonweal.hub.core import Hub
     from commonweal.hub.serving import Biller, Meter, ModelCache, TryLimits
     from commonweal.hub.training import Progress
@@ -77,6 +79,13 @@ class ModelsArea:
         mv = self._hub.state.models[self.resolve(version)]
         body = self._hub.log.entries(mv.entry, mv.entry + 1)[0].body
         return {**_model_row(mv), "event": body}
+
+    def check_artifact(self, conn: Connection, state: State, version: int) -> None:
+        """What ``ledger verify`` checks of a stored model: each shard's bytes and the
+        artifact they make hash to what the log recorded (VerificationFailed if not)."""
+        from commonweal.hub.training import check_artifact
+
+        check_artifact(self._hub, conn, state, version)
 
     # -- lineage -------------------------------------------------------------------------
 
@@ -161,7 +170,7 @@ class ModelsArea:
 
     @property
     def meter(self) -> Meter:
-        """Calls per API key, counted in memory and flushed to the store."""
+        """Calls per API key and day, counted in the database within each key's quota."""
         if self._meter is None:
             from commonweal.hub.serving import Meter
 
@@ -208,16 +217,14 @@ class ModelsArea:
         return close_revenue(self._hub)
 
     def biller(self) -> Biller:
-        """The serving hub's billing thread (not started): flushes the meter every second
-        and logs revenue every ``serving.revenue_period_seconds``."""
+        """The serving hub's billing thread (not started): logs revenue every
+        ``serving.revenue_period_seconds``."""
         from commonweal.hub.serving import Biller
 
         return Biller(self._hub)
 
     def close(self) -> None:
-        """Flush what the meter still counts (the hub is closing)."""
-        if self._meter is not None:
-            self._meter.flush()
+        """Nothing to flush: calls are counted in the database as they are served."""
 
 
 def _model_row(m: ModelVersion) -> dict[str, Any]:

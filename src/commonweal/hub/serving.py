@@ -2,11 +2,11 @@
 
 A call carries an API key (``Authorization: Bearer cw_…``); the hub hashes it and looks
 the hash up in the replayed state, so a key revoked in the log stops working at once.
-Every input predicted is one metered call. Counts are kept in memory on the hot path and
-flushed to the ``usage`` table about once a second (a crash loses at most that second of
-metering, never a logged credit); ``close_revenue`` moves the unbilled counts into one
-signed ``revenue.record`` event in the same transaction that zeroes them, so a call is
-billed exactly once.
+Every input predicted is one metered call, counted in the ``usage`` table before it is
+served by one conditional statement that also enforces the key's daily quota (so the
+quota holds across server processes and restarts, and a served call is never lost);
+``close_revenue`` moves the unbilled counts into one signed ``revenue.record`` event in the
+same transaction that zeroes them, so a call is billed exactly once.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from commonweal.community.views import resolve_version
-from commonweal.errors import InvalidInput, QuotaExceeded, TooLarge, Unauthorized
+from commonweal.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, Unauthorized
 from commonweal.hub.features import featurize
+from commonweal.hub.limits import minute_of, seconds_to_next_day, seconds_to_next_minute
 from commonweal.hub.models import TRY_INPUTS, TRY_PER_DAY, TRY_PER_MINUTE
 from commonweal.hub.training import load_model
 from commonweal.hub.workers import Worker
 from commonweal.items import check_input
 from commonweal.ml.sisa import ShardedModel
-from commonweal.store import usage
+from commonweal.store import counters, usage
 from commonweal.store.database import write_connection
 from commonweal.wire import hash_api_key
 
@@ -71,82 +72,59 @@ class ModelCache:
 
 
 class Meter:
-    """Calls per API key: counted in memory, flushed to the ``usage`` table."""
+    """Calls per API key and UTC day, counted in the database as each call is served.
+
+    One conditional upsert per call adds the call to the day's count (and to what is
+    unbilled) only while the count stays within the key's quota, so the quota holds
+    exactly across every server process of the hub and across restarts: nothing is held
+    in memory that a crash could lose or another process could not see."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], int] = {}
-        self._today: dict[tuple[str, str], int] = {}  # calls so far, for the quota
 
     def charge(self, key_hash: str, calls: int, quota: int) -> None:
         """Count ``calls`` against a key, or QuotaExceeded if today's quota would pass."""
-        day = self.hub.clock()[:10]
-        slot = (key_hash, day)
-        with self._lock:
-            used = self._today.get(slot)
-            if used is None:
-                with self.hub.read() as conn:
-                    used = usage.stored_calls(conn, key_hash, day)
-            if used + calls > quota:
-                raise QuotaExceeded(
-                    f"this API key has used {used} of its {quota} calls for {day} (UTC); "
-                    "it resets at midnight UTC, or ask the community for a larger quota"
-                )
-            self._today[slot] = used + calls
-            self._pending[slot] = self._pending.get(slot, 0) + calls
-
-    def flush(self) -> int:
-        """Write pending counts to the database; return how many calls were written."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            # Days other than today are no longer needed for quotas.
-            today = self.hub.clock()[:10]
-            self._today = {k: v for k, v in self._today.items() if k[1] == today}
-        if not pending:
-            return 0
-        try:
-            with write_connection(self.hub.engine) as conn:
-                for (key_hash, day), calls in sorted(pending.items()):
-                    usage.add_usage(conn, key_hash, day, calls)
-        except BaseException:
-            with self._lock:  # keep them for the next flush
-                for slot, calls in pending.items():
-                    self._pending[slot] = self._pending.get(slot, 0) + calls
-            raise
-        return sum(pending.values())
+        now = self.hub.clock()
+        day = now[:10]
+        with write_connection(self.hub.counting) as conn:
+            taken = usage.charge(conn, key_hash, day, calls, quota)
+            used = usage.stored_calls(conn, key_hash, day) if taken is None else taken
+        if taken is None:
+            raise QuotaExceeded(
+                f"this API key has used {used} of its {quota} calls for {day} (UTC); "
+                "it resets at midnight UTC, or ask the community for a larger quota",
+                retry_after=seconds_to_next_day(now),
+            )
 
 
 class TryLimits:
-    """Inputs each member predicted for free in the last minute and today (in memory: a
-    restart forgets them, which costs nobody anything, as tries are not billed)."""
+    """Inputs each member tried for free this minute and today (UTC windows of the hub's
+    clock), counted in the database like API calls, so the limits hold across server
+    processes; both windows are taken in one transaction, or neither."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._lock = threading.Lock()
-        self._minute: dict[str, list[float]] = {}  # member -> monotonic times of inputs
-        self._day: dict[tuple[str, str], int] = {}
 
     def take(self, member: str, inputs: int) -> None:
         """Count ``inputs`` for ``member``, or QuotaExceeded if a limit would pass."""
-        now = time.monotonic()
-        day = self.hub.clock()[:10]
-        with self._lock:
-            recent = [t for t in self._minute.get(member, []) if now - t < 60.0]
-            if len(recent) + inputs > TRY_PER_MINUTE:
-                raise QuotaExceeded(
-                    f"you tried {len(recent)} inputs in the last minute; members may try "
-                    f"{TRY_PER_MINUTE} a minute: wait a moment"
+        now = self.hub.clock()
+        with write_connection(self.hub.counting) as conn:
+            if (
+                counters.take(conn, "try-minute", member, minute_of(now), inputs, TRY_PER_MINUTE)
+                is None
+            ):
+                raise RateLimited(
+                    f"you may try {TRY_PER_MINUTE} inputs a minute and have tried them (or "
+                    "this call's would pass it): wait a moment",
+                    retry_after=seconds_to_next_minute(now),
                 )
-            used = self._day.get((member, day), 0)
-            if used + inputs > TRY_PER_DAY:
+            if counters.take(conn, "try-day", member, now[:10], inputs, TRY_PER_DAY) is None:
+                # Raising rolls the minute's count back with this transaction.
                 raise QuotaExceeded(
-                    f"you tried {used} inputs today (UTC); members may try {TRY_PER_DAY} a "
-                    "day for free: for more, issue an API key (its calls are billed)"
+                    f"members may try {TRY_PER_DAY} inputs a day for free, and this call's "
+                    "would pass it (UTC): for more, issue an API key (its calls are billed)",
+                    retry_after=seconds_to_next_day(now),
                 )
-            self._minute[member] = [*recent, *([now] * inputs)]
-            self._day = {k: v for k, v in self._day.items() if k[1] == day}
-            self._day[(member, day)] = used + inputs
 
 
 def try_predict(hub: Hub, member: str, version: str | int, inputs: Any) -> dict[str, Any]:
@@ -166,7 +144,9 @@ def predict(
     """Predict ``inputs`` with a model version, charging the API key one call per input.
 
     ``metered=False`` is the hub operator's own use from the hub directory (no key)."""
-    hub.refresh(max_age=1.0)
+    # Authorization reads a state no older than the call: a key revoked through another
+    # server a moment ago is refused here too (one indexed read of the log head).
+    hub.refresh(max_age=0.0 if metered else 1.0)
     state = hub.state
     key = None
     if metered:
@@ -221,7 +201,6 @@ class _NothingToBill(Exception):
 
 def close_revenue(hub: Hub) -> dict[str, Any] | None:
     """Bill every unbilled call in one signed ``revenue.record``; None if there were none."""
-    hub.models.meter.flush()
     end = hub.clock()
 
     def record(ctx: Computing) -> dict[str, Any]:
@@ -257,22 +236,22 @@ def _first_key_time(hub: Hub, st: State) -> str:
 
 
 class Biller(Worker):
-    """The server's background work: flush the meter every second, and log revenue every
-    ``serving.revenue_period_seconds`` (and once more on shutdown)."""
+    """The server's background work: log revenue every ``serving.revenue_period_seconds``
+    (and once more on shutdown), and forget rate-limit windows long past."""
 
     name = "commonweal-biller"
 
-    def __init__(self, hub: Hub, *, flush_every: float = 1.0) -> None:
-        super().__init__(hub, interval=flush_every)
+    def __init__(self, hub: Hub, *, check_every: float = 1.0) -> None:
+        super().__init__(hub, interval=check_every)
         self._last = time.monotonic()
 
     def tick(self) -> None:
-        self.hub.models.meter.flush()
         charter = self.hub.state.charter
         period = charter.serving.revenue_period_seconds if charter else 3600
         if time.monotonic() - self._last >= period:
             self._last = time.monotonic()
             close_revenue(self.hub)
+            self.hub.limits.prune()
 
     def finish(self) -> None:
         close_revenue(self.hub)

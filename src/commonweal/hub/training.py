@@ -28,7 +28,7 @@ from commonweal.community.charter import Charter
 from commonweal.community.models import Pool, manifest_root, pool, trainer_name
 from commonweal.community.state import State
 from commonweal.community.views import resolve_version
-from commonweal.errors import Conflict, InvalidInput, NotFound
+from commonweal.errors import Conflict, InvalidInput, NotFound, VerificationFailed
 from commonweal.hub import scoring
 from commonweal.hub.features import featurize, targets
 from commonweal.ledger.canonical import canonical
@@ -483,6 +483,36 @@ def _model_of(conn: Connection, state: State, body: dict[str, Any]) -> ShardedMo
         for s in body["shards"]
     ]
     return ShardedModel(shards, state.charter.task.labels or None)
+
+
+def check_artifact(hub: Hub, conn: Connection, state: State, version: int) -> None:
+    """Recompute the SHA-256 of each stored shard of ``version`` and of the artifact they
+    make, against what its ``model.version`` entry records (VerificationFailed naming the
+    version and shard when a stored byte changed): what ``ledger verify`` runs, so an
+    altered model is caught before anyone exports or serves it."""
+    assert state.charter is not None
+    mv = state.models[version]
+    body = hub.store.leaves(conn, mv.entry, mv.entry + 1)[0].body
+    for n, shard in enumerate(body["shards"]):
+        if not shard["count"]:
+            continue
+        try:
+            artifacts.blob(conn, shard["sha256"])
+        except Conflict as exc:
+            raise VerificationFailed(
+                f"model version {version}, shard {n}: {exc.message} logged at entry "
+                f"{mv.entry}; the stored model was altered",
+                index=mv.entry,
+            ) from None
+    data = artifact_bundle(
+        state.charter, [s["sha256"] for s in body["shards"]], lambda h: artifacts.blob(conn, h)
+    )
+    if hashlib.sha256(data).hexdigest() != mv.artifact_sha256:
+        raise VerificationFailed(
+            f"model version {version}: the artifact rebuilt from the stored shards does not "
+            f"hash to the SHA-256 logged at entry {mv.entry}; the stored model was altered",
+            index=mv.entry,
+        )
 
 
 def export_artifact(hub: Hub, version: str | int) -> tuple[int, bytes]:

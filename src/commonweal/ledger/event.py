@@ -105,7 +105,7 @@ class SignedEvent:
             raise InvalidInput(f"{where}: sig must be a base64 string")
         try:
             sig = base64.b64decode(sig_b64, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text (a plain ValueError)
             raise InvalidInput(f"{where}: sig is not valid base64") from None
         data = canonical(event)
         if len(data) > MAX_EVENT_BYTES:

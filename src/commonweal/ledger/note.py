@@ -97,7 +97,7 @@ class NoteSigner:
         name, hash_hex, b64 = parts[2:]
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise InvalidInput(f"signer key is malformed: {exc}") from None
         if len(raw) != 33 or raw[0] != _ALG_ED25519:
             raise InvalidInput("signer key is not an Ed25519 note key")
@@ -185,7 +185,7 @@ def parse_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
         raise VerificationFailed(f"checkpoint size {size_s!r} is not a decimal number")
     try:
         root = base64.b64decode(root_b64, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise VerificationFailed("checkpoint root is not base64") from None
     if len(root) != 32:
         raise VerificationFailed("checkpoint root is not a SHA-256 hash")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from commonweal.errors import ConfigError
@@ -30,8 +30,15 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings Commonweal relies on."""
+def open_engine(url: str | URL, *, relaxed: bool = False) -> Engine:
+    """An engine for ``url`` with the settings Commonweal relies on.
+
+    ``relaxed`` is for rate and usage counters (``store.counters``), written once per
+    served call: their commits do not wait for the disk (SQLite ``synchronous=NORMAL``
+    in WAL mode, PostgreSQL ``synchronous_commit=off``). Atomicity, isolation and what
+    other processes see are unchanged, and a committed count survives the ``kill -9`` of
+    any server process; only a crash of the machine (or of PostgreSQL itself) can lose
+    the last fraction of a second of counts. The log's engine is never relaxed."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -61,17 +68,30 @@ def open_engine(url: str) -> Engine:
             "PostgreSQL support is an optional extra: pip install 'commonweal[postgres]'"
         ) from None
     if backend == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, synchronous="NORMAL" if relaxed else "FULL")
+    elif relaxed:
+        _relax_postgresql(engine)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _relax_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # A session setting, once per pooled connection: no round trip per commit.
+        dbapi_conn.autocommit = True
+        cur = dbapi_conn.cursor()
+        cur.execute("SET synchronous_commit TO off")
+        cur.close()
+        dbapi_conn.autocommit = False
+
+
+def _configure_sqlite(engine: Engine, *, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         # Deleted rows are overwritten with zeros, so a withdrawn item's key is really gone.

@@ -28,6 +28,7 @@ from commonweal.ledger.event import Leaf, decode_leaf
 from commonweal.ledger.merkle import EMPTY_ROOT, NodeKey
 from commonweal.store.database import is_sqlite
 from commonweal.store.schema import (
+    COUNTER_TABLES,
     LOG_INDEXES,
     SCHEMA_VERSION,
     ledger_checkpoints,
@@ -85,6 +86,17 @@ class LogStore:
         """Create the missing log indexes, in the caller's write transaction."""
         for ix in LOG_INDEXES:
             ix.create(conn, checkfirst=True)
+
+    def missing_counters(self, conn: Connection) -> list[str]:
+        """The rate-limit tables (``COUNTER_TABLES``) this database lacks: they hold only
+        counts for the current windows, so a hub adds them when it opens, like indexes."""
+        have = set(inspect(conn).get_table_names())
+        return [t.name for t in COUNTER_TABLES if t.name not in have]
+
+    def add_counters(self, conn: Connection) -> None:
+        """Create the missing rate-limit tables, in the caller's write transaction."""
+        for t in COUNTER_TABLES:
+            t.create(conn, checkfirst=True)
 
     def check_schema(self, conn: Connection) -> None:
         try:
@@ -244,6 +256,36 @@ class LogStore:
             ).all()
             out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
         return out
+
+    def nodes_completed_by(self, conn: Connection, start: int, end: int) -> dict[NodeKey, bytes]:
+        """The stored nodes that leaves ``[start, end)`` complete: at each level, the nodes
+        whose last leaf is in the range (what ``Frontier.append`` returns for those leaves).
+        One range scan of the primary key per level, so ``verify`` reads every stored node
+        once, in step with the leaves it hashes."""
+        if end <= start:
+            return {}
+        n, terms, level = ledger_nodes.c, [], 0
+        while 1 << level <= end:
+            # Node (level, i) ends at leaf ((i + 1) << level) - 1.
+            first = ((start + (1 << level)) >> level) - 1
+            last = (end >> level) - 1
+            if last >= first:
+                terms.append(and_(n.level == level, n.idx >= first, n.idx <= last))
+            level += 1
+        out: dict[NodeKey, bytes] = {}
+        for i in range(0, len(terms), 50):
+            rows = conn.execute(select(n.level, n.idx, n.hash).where(or_(*terms[i : i + 50])))
+            out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
+        return out
+
+    def count_nodes(self, conn: Connection) -> int:
+        """How many tree nodes are stored (a tree of ``n`` leaves has ``2n - popcount(n)``)."""
+        return int(conn.execute(select(func.count()).select_from(ledger_nodes)).scalar_one())
+
+    def last_entry(self, conn: Connection) -> int | None:
+        """The highest index among the stored entries (``None`` when there are none)."""
+        got = conn.execute(select(func.max(ledger_entries.c.idx))).scalar_one()
+        return None if got is None else int(got)
 
     def node_reader(self, conn: Connection) -> _ConnReader:
         return _ConnReader(self, conn)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 __all__ = [
     "CONTENT_TABLES",
+    "COUNTER_TABLES",
     "LOG_INDEXES",
     "LOG_TABLES",
     "PROJECTION_TABLES",
@@ -48,6 +49,7 @@ __all__ = [
     "payouts",
     "proposals",
     "quality_reports",
+    "rate_counters",
     "reviews",
     "schema_info",
     "treasury",
@@ -411,6 +413,24 @@ usage = Table(
     Column("calls", BigInteger, nullable=False),
     Column("unbilled", BigInteger, nullable=False),
 )
+
+# -- rate limits: counts per fixed window, shared by every server process ---------------
+# A row counts what one subject (a member, an API key) did in one window of one limit
+# (``scope``: "events", "try-minute", "try-day"); a conditional upsert takes from it only
+# while under the limit, so the limit holds across processes. Old windows are pruned.
+# Nothing here is in the log or derived from it, and losing it costs at most a window's
+# counts: the hub creates the table when it is missing (no schema version needed).
+
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("subject", String(64), primary_key=True),
+    Column("period", String(24), primary_key=True),  # the window's start: a log time prefix
+    Column("used", BigInteger, nullable=False),
+)
+
+COUNTER_TABLES = (rate_counters,)
 
 # -- members' webhooks: private to the member and the hub, never in the log ----------------
 # ``notified`` is what waited for the member when the hub last told them (JSON), so each

@@ -1,13 +1,29 @@
-"""Metered calls per API key and day: what the meter flushes and revenue bills."""
+"""Metered calls per API key and day: what each call charges (within the key's quota)
+and revenue bills."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, and_, select, update
 
+from commonweal.store.counters import upsert_within
 from commonweal.store.database import is_sqlite
 from commonweal.store.schema import usage
 
-__all__ = ["add_usage", "stored_calls", "take_unbilled"]
+__all__ = ["add_usage", "charge", "stored_calls", "take_unbilled"]
+
+
+def charge(conn: Connection, key_hash: str, day: str, calls: int, quota: int) -> int | None:
+    """Count ``calls`` for a key on ``day`` (and as unbilled) if its count stays within
+    ``quota``: the day's count after, or None if that would pass the quota (nothing
+    counted). One conditional upsert, so the quota holds across server processes."""
+    return upsert_within(
+        conn,
+        usage,
+        {"key_hash": key_hash, "day": day},
+        {"calls": calls, "unbilled": calls},
+        "calls",
+        quota,
+    )
 
 
 def add_usage(conn: Connection, key_hash: str, day: str, calls: int) -> None:

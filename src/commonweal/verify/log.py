@@ -11,7 +11,9 @@ For a log of N entries and the hub's signed checkpoint this checks, in one strea
    first ``old.size`` leaves must equal the remembered root (an append-only log can only
    grow, so a rewritten history is caught even if the new checkpoint is validly signed);
 5. replaying every event through the community's rules succeeds, the founding event names
-   this hub's key and origin, and the replayed state equals the hub's projections.
+   this hub's key and origin, and the replayed state equals the hub's projections;
+6. given the hub's stored tree (``stored_nodes``), every stored complete-subtree hash equals
+   the one recomputed from the leaves: proofs and the next checkpoint are built from them.
 
 It fails on the first bad entry and names it.
 """
@@ -22,7 +24,7 @@ import binascii
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from commonweal.community import rules
 from commonweal.community.state import State
 from commonweal.errors import CommonwealError, VerificationFailed
 from commonweal.ledger.event import decode_leaf
-from commonweal.ledger.merkle import Frontier, leaf_hash
+from commonweal.ledger.merkle import Frontier, NodeKey, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteVerifier, parse_checkpoint
 from commonweal.store.projection import gc_paused, state_rows
 from commonweal.verify.witness import Witness
@@ -44,6 +46,8 @@ __all__ = ["VerifyReport", "verify_chunk", "verify_log"]
 
 CHUNK = 2000
 Rows = dict[str, list[dict[str, Any]]]
+# The stored tree nodes that leaves [start, end) complete (``LogStore.nodes_completed_by``).
+StoredNodes = Callable[[int, int], Mapping[NodeKey, bytes]]
 
 
 @dataclass
@@ -140,6 +144,7 @@ class _Replay:
     old_root: bytes | None = None  # the root of the first ``previous.size`` leaves
     position: int = 0  # the index the next leaf must carry
     decisions: int = 0  # review decisions recomputed
+    created: list[tuple[int, int, bytes]] | None = None  # nodes the chunk completed, if kept
 
     def take(self, chunk: list[bytes]) -> tuple[int, str] | None:
         """Hash, parse and replay each leaf of ``chunk``; the first refusal, if any."""
@@ -151,7 +156,9 @@ class _Replay:
         return None
 
     def _take(self, data: bytes) -> str | None:
-        self.frontier.append(leaf_hash(data))
+        made = self.frontier.append(leaf_hash(data))
+        if self.created is not None:
+            self.created.extend(made)
         if self.previous is not None and self.frontier.size == self.previous.size:
             self.old_root = self.frontier.root()
         try:
@@ -184,10 +191,12 @@ def verify_log(
     projections: Projections | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stored_nodes: StoredNodes | None = None,
 ) -> VerifyReport:
-    """Verify a whole log. Raises :class:`VerificationFailed` naming the first bad entry."""
+    """Verify a whole log. Raises :class:`VerificationFailed` naming the first bad entry
+    (or the first stored tree node that is not the hash of the leaves it covers)."""
     t0 = time.perf_counter()
-    cp = parse_checkpoint(checkpoint_note, verifier)
+    cp = checkpoint_of(checkpoint_note, verifier)
     checks = [f"checkpoint signature by {verifier.name} (key hash {verifier.key_hash.hex()})"]
     previous = witness.last(verifier) if witness else None
     if previous is not None and previous.size > cp.size:
@@ -196,8 +205,10 @@ def verify_log(
             f"{cp.size}; the hub rewrote its history"
         )
     n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    replay = _Replay(previous)
-    failures, problem = _stream(leaves, replay, cp.size, n_workers, progress, projections)
+    replay = _Replay(previous, created=[] if stored_nodes is not None else None)
+    failures, problem, tree_problem = _stream(
+        leaves, replay, cp.size, n_workers, progress, projections, stored_nodes
+    )
     if failures:
         index, why = min(failures)
         raise VerificationFailed(f"entry {index}: {why}", index=index)
@@ -205,10 +216,28 @@ def verify_log(
     checks.append(f"{replay.position} events replayed through the community's rules")
     if replay.decisions:
         checks.append(f"{replay.decisions} review decisions recomputed from the logged reviews")
-    checks.append(_check_root(replay.frontier, cp))
+    try:
+        checks.append(_check_root(replay.frontier, cp))
+    except VerificationFailed as exc:
+        if tree_problem is not None and tree_problem[1] == 0:
+            # The stored hash of this leaf, logged when it was appended, is not the hash
+            # of the leaf now: the leaf is what changed (the checkpoint is signed).
+            idx = tree_problem[2]
+            raise VerificationFailed(
+                f"entry {idx}: its leaf was changed after it was logged (it no longer hashes "
+                f"to its stored leaf hash); {exc.message}",
+                index=idx,
+            ) from None
+        raise
     _check_founding(replay.state, cp, verifier)
     if previous is not None:
         checks.append(_check_extension(replay.old_root, previous))
+    if stored_nodes is not None:
+        if tree_problem:
+            raise VerificationFailed(tree_problem[0])
+        checks.append(
+            f"{2 * cp.size - cp.size.bit_count()} stored tree nodes recomputed from the leaves"
+        )
     if projections is not None:
         if problem:
             raise VerificationFailed(
@@ -236,22 +265,31 @@ def _stream(
     n_workers: int,
     progress: Callable[[int, int], None] | None,
     projections: Projections | None,
-) -> tuple[list[tuple[int, str]], str | None]:
-    """The one pass: signatures in the workers, parsing and replay here. Returns every
-    failure found and what differs in the projections (``None`` if they match or were
-    not compared)."""
+    stored_nodes: StoredNodes | None,
+) -> tuple[list[tuple[int, str]], str | None, tuple[str, int, int] | None]:
+    """The one pass: signatures in the workers, parsing, replay and the stored tree here.
+    Returns every failure found, what differs in the projections and the first stored
+    tree node that differs (``None`` if they match or were not compared)."""
     pending: list[Future[list[tuple[int, str]]]] = []
     failures: list[tuple[int, str]] = []
+    tree_problem: tuple[str, int, int] | None = None
     with gc_paused(), _pool(n_workers) as pool:
         for chunk in _chunks(leaves, CHUNK):
+            start = replay.position
             if pool is not None:
-                pending.append(pool.submit(verify_chunk, replay.position, chunk))
+                pending.append(pool.submit(verify_chunk, start, chunk))
             else:
-                failures.extend(verify_chunk(replay.position, chunk))
+                failures.extend(verify_chunk(start, chunk))
             refused = replay.take(chunk)
             if refused is not None:
                 failures.append(refused)
                 break
+            if stored_nodes is not None and replay.created is not None:
+                if tree_problem is None:
+                    tree_problem = _compare_nodes(
+                        replay.created, stored_nodes(start, replay.position)
+                    )
+                replay.created.clear()
             if progress:
                 progress(replay.position, size)
         # Compare the projections while the workers finish their signatures, so that
@@ -265,7 +303,42 @@ def _stream(
             )
         for fut in pending:
             failures.extend(fut.result())
-    return failures, problem
+    return failures, problem, tree_problem
+
+
+def _compare_nodes(
+    created: list[tuple[int, int, bytes]], stored: Mapping[NodeKey, bytes]
+) -> tuple[str, int, int] | None:
+    """The first stored node that is missing or differs from the one the leaves give:
+    what is wrong, and the node's level and index."""
+    for level, idx, h in created:
+        got = stored.get((level, idx))
+        if got == h:
+            continue
+        first, last = idx << level, ((idx + 1) << level) - 1
+        what = f"entry {first}" if level == 0 else f"entries {first}-{last}"
+        if got is None:
+            why = (
+                f"the stored Merkle tree node (level {level}, index {idx}) over {what} is "
+                "missing: the hub could not prove those entries"
+            )
+        else:
+            why = (
+                f"the stored Merkle tree node (level {level}, index {idx}) over {what} is "
+                f"not the hash of those leaves (stored {got.hex()[:16]}…, recomputed "
+                f"{h.hex()[:16]}…): the database was altered, and proofs or checkpoints "
+                "built on it are wrong"
+            )
+        return why, level, idx
+    return None
+
+
+def checkpoint_of(note: str, verifier: NoteVerifier) -> Checkpoint:
+    """The checkpoint ``note`` signs; a failure says it is the checkpoint that failed."""
+    try:
+        return parse_checkpoint(note, verifier)
+    except VerificationFailed as exc:
+        raise VerificationFailed(f"the signed checkpoint does not verify: {exc.message}") from None
 
 
 def _check_root(frontier: Frontier, cp: Checkpoint) -> str:

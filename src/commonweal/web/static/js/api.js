@@ -21,8 +21,22 @@ async function answer(resp) {
   } catch {
     /* not our JSON error shape */
   }
+  if (resp.status === 429) throw tooMany(resp, err);
   if (err) throw new HubError(resp.status, err.code, err.message, err.detail);
   throw new HubError(resp.status, "http", `the hub answered ${resp.status} ${resp.statusText}`);
+}
+
+// A 429 says when to come back (Retry-After, in seconds): the message says it in words,
+// so a member knows that waiting, not changing anything, is what helps.
+function tooMany(resp, err) {
+  const seconds = Number.parseInt(resp.headers.get("retry-after") || "", 10);
+  const base = err ? err.message : "the hub is busy with too many requests from here";
+  let when = "";
+  if (seconds > 0 && seconds < 120) when = ` Try again in ${seconds} second${seconds === 1 ? "" : "s"}.`;
+  else if (seconds >= 120) when = ` Try again in about ${Math.round(seconds / 3600) || 1} hour(s).`;
+  const error = new HubError(429, err ? err.code : "rate_limited", base + when, err ? err.detail : null);
+  error.retryAfter = seconds > 0 ? seconds : null;
+  return error;
 }
 
 /** GET a public route. */
@@ -53,7 +67,10 @@ export async function post(path, doc, { onProgress } = {}) {
     xhr.onload = () => {
       const resp = new Response(xhr.responseText, {
         status: xhr.status,
-        headers: { "content-type": xhr.getResponseHeader("content-type") || "" },
+        headers: {
+          "content-type": xhr.getResponseHeader("content-type") || "",
+          "retry-after": xhr.getResponseHeader("retry-after") || "",
+        },
       });
       answer(resp).then(resolve, reject);
     };
