@@ -278,9 +278,10 @@ def _log_instant(t: str) -> Any:
     """``instant(t)``, remembering the last answer: a batch's entries share one log time,
     and replay reads them in order (a pure cache: same input, same output)."""
     global _last_log_time
-    if _last_log_time[0] != t:
-        _last_log_time = (t, instant(t))
-    return _last_log_time[1]
+    last = _last_log_time  # one read: another thread may replace the pair meanwhile
+    if last[0] != t:
+        last = _last_log_time = (t, instant(t))
+    return last[1]
 
 
 def _check_times(state: State, leaf: Leaf) -> None:
