@@ -286,7 +286,7 @@ def pool_arrays(hub: Hub) -> Arrays:
     ids = [*p.training, *p.evaluation]
     with hub.read() as conn:
         for n in range(0, len(ids), 500):
-            content.update(vault.load_items(conn, ids[n : n + 500]))
+            content.update(vault.load_items(conn, hub.keyring, ids[n : n + 500]))
 
     def arrays(part: Sequence[str]) -> tuple[Any, Any]:
         items = [content[i] for i in part]

@@ -457,13 +457,13 @@ def test_a_removed_contribution_is_shredded_and_leaves_the_next_model(
     trained = hub.models.manifest_ids(1)
     gone = [i for i in trained if hub.state.contributions[i].member == keys["Grace"].key_id][:3]
     with hub.read() as conn:
-        assert load_items(conn, gone).keys() == set(gone)
+        assert load_items(conn, hub.keyring, gone).keys() == set(gone)
     remove = {"type": "contribution.remove", "items": gone, "reason": "copied from a textbook"}
     carry(client, keys, clock, [remove])
     assert {hub.state.contributions[i].status for i in gone} == {"removed"}
     assert {r["status"] for r in hub.data.contributions_by_id(gone)} == {"removed"}
     with hub.read() as conn:
-        assert load_items(conn, gone) == {}
+        assert load_items(conn, hub.keyring, gone) == {}
     assert not set(gone) & set(pool(hub.state).training)
     assert hub.models.train(incremental=True)["version"] == 2
     now = hub.models.manifest_ids(2)

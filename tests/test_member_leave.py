@@ -64,7 +64,7 @@ def test_a_member_leaves(tmp_path: Path, database_url: str, leaving_shares: str)
         assert {state.contributions[i].status for i in mine} == {"withdrawn"}
         # The content is gone from the vault, in the same commit.
         with hub.read() as conn:
-            assert vault.load_items(conn, mine) == {}
+            assert vault.load_items(conn, hub.keyring, mine) == {}
         with pytest.raises(NotFound):
             hub.data.item_content(mine[0])
         # Tim votes for himself again.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -555,7 +556,7 @@ def test_a_version_2_hub_is_upgraded_and_its_ownership_rebuilt_from_the_log(flow
     again = Hub.open(flow.directory)
     try:
         with again.read() as conn:
-            assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION == 4
+            assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION == 5
         after = again.projections()
         for name in ("valuations", "holdings", "epochs", "payouts", "treasury"):
             assert after[name] == before[name] and after[name], name
@@ -1101,6 +1102,7 @@ def test_value_reward_claim_and_pay_from_the_command_line(
         out = tmp_path / "claims.json"
         exported = cwj("rewards", "export-claims", "--hub", hub, "--epoch", "1", "--out", out)
         doc = json.loads(out.read_text())
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600  # members' addresses: written private
         assert exported["merkleRoot"] == doc["merkleRoot"] and exported["entry"] is not None
         assert list(doc["claims"]) == [GRACE_ADDRESS]
         c = doc["claims"][GRACE_ADDRESS]

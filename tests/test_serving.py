@@ -306,7 +306,8 @@ def test_model_card_names_the_manifest_root_and_the_entry(
         assert doc["@type"] == "sc:Dataset"
         assert root in str(doc)
         bad = client._http.get(f"{API}/models/1/card", params={"format": "pdf"})
-        assert "markdown or croissant" in error_of(bad, 400, "invalid_input")
+        assert "'pdf'" in (msg := error_of(bad, 400, "invalid_input"))
+        assert "'markdown' or 'croissant'" in msg
         error_of(client._http.get(f"{API}/models/9/card"), 404, "not_found")
 
 

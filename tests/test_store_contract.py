@@ -24,9 +24,10 @@ from commonweal.errors import ConfigError, Conflict, HubError, NotFound
 from commonweal.ledger.event import decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import EMPTY_ROOT, Frontier
-from commonweal.store import artifacts, screening, usage, values, vault, webhooks
+from commonweal.store import artifacts, counters, screening, usage, values, vault, webhooks
 from commonweal.store.contributions import quality_report
 from commonweal.store.database import open_engine, read_connection, write_connection
+from commonweal.store.keyring import Keyring
 from commonweal.store.log import EntryRow, LogStore
 from commonweal.store.schema import (
     CONTENT_TABLES,
@@ -230,44 +231,101 @@ ITEMS = [
 
 
 class VaultContract(Backend):
-    def test_stored_items_load_back_and_are_encrypted_at_rest(self, engine: Engine) -> None:
+    @pytest.fixture
+    def keyring(self, tmp_path: Path) -> Keyring:
+        return Keyring(tmp_path / "vault-keys")
+
+    def test_stored_items_load_back_and_are_encrypted_at_rest(
+        self, engine: Engine, keyring: Keyring
+    ) -> None:
         with write_connection(engine) as conn:
-            vault.store_items(conn, MEMBER, ITEMS)
-            vault.store_items(conn, MEMBER, [])
+            vault.store_items(conn, keyring, MEMBER, ITEMS)
+            vault.store_items(conn, keyring, MEMBER, [])
         with read_connection(engine) as conn:
-            assert vault.load_items(conn, [i for i, _ in ITEMS]) == dict(ITEMS)
-            assert vault.load_item(conn, ITEMS[1][0]) == ITEMS[1][1]
-            assert vault.load_items(conn, []) == {}
-            assert vault.load_items(conn, ["c" * 32]) == {}
+            assert vault.load_items(conn, keyring, [i for i, _ in ITEMS]) == dict(ITEMS)
+            assert vault.load_item(conn, keyring, ITEMS[1][0]) == ITEMS[1][1]
+            assert vault.load_items(conn, keyring, []) == {}
+            assert vault.load_items(conn, keyring, ["c" * 32]) == {}
             blobs = [bytes(b) for b in conn.execute(select(content_blobs.c.ciphertext)).scalars()]
             owners = set(conn.execute(select(content_blobs.c.member)).scalars())
+            keks = set(conn.execute(select(content_keys.c.kek)).scalars())
         assert len(blobs) == 2 and owners == {MEMBER}
         assert not any(b"ferry" in b or b"Choir" in b for b in blobs)
+        assert keks == keyring.on_disk() and len(keks) == 1  # one KEK, outside the database
 
-    def test_shredded_content_is_gone_and_the_rest_stays(self, engine: Engine) -> None:
+    def test_shredded_content_is_gone_and_the_rest_stays(
+        self, engine: Engine, keyring: Keyring
+    ) -> None:
         gone, kept = ITEMS[0][0], ITEMS[1][0]
         with write_connection(engine) as conn:
-            vault.store_items(conn, MEMBER, ITEMS)
+            vault.store_items(conn, keyring, MEMBER, ITEMS)
             # What screening keeps about an item goes with it too.
             conn.execute(insert(dedup_exact).values(key="k" * 64, id=gone))
             conn.execute(insert(quality_reports).values(id=gone, report="{}"))
+        first = keyring.on_disk()
         with write_connection(engine) as conn:
-            assert vault.shred(conn, [gone, "c" * 32]) == 1
+            n, retired = vault.shred(conn, keyring, [gone, "c" * 32])
+        assert n == 1 and retired == first
+        vault.destroy(keyring, retired)
         vault.purge_deleted(engine)
+        assert len(keyring.on_disk()) == 1 and not keyring.on_disk() & first  # rotated
         with read_connection(engine) as conn:
-            assert vault.load_items(conn, [gone, kept]) == {kept: ITEMS[1][1]}
+            assert vault.load_items(conn, keyring, [gone, kept]) == {kept: ITEMS[1][1]}
             with pytest.raises(NotFound, match="withdrawn, refused or unknown"):
-                vault.load_item(conn, gone)
+                vault.load_item(conn, keyring, gone)
             for table in CONTENT_TABLES:
                 left = conn.execute(select(table.c.id).where(table.c.id == gone)).all()
                 assert left == [], table.name
         with write_connection(engine) as conn:
-            assert vault.shred(conn, [gone]) == 0  # nothing left to shred
+            assert vault.shred(conn, keyring, [gone])[0] == 0  # nothing left to shred
 
-    def test_a_ciphertext_moved_to_another_item_does_not_decrypt(self, engine: Engine) -> None:
+    def test_a_withdrawal_rotates_only_the_kek_of_its_bucket(
+        self, engine: Engine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(vault, "BUCKET", 2)
+        items = [(f"{n:032x}", {"text": f"item {n}"}) for n in range(5)]
+        with write_connection(engine) as conn:
+            vault.store_items(conn, keyring, MEMBER, items[:3])  # buckets {0, 1}, {2}
+            vault.store_items(conn, keyring, MEMBER, items[3:])  # no room in {2}: {3, 4}
+
+        def kek_of() -> dict[str, str]:
+            with read_connection(engine) as conn:
+                return {
+                    r[0]: r[1] for r in conn.execute(select(content_keys.c.id, content_keys.c.kek))
+                }
+
+        ids = [i for i, _ in items]
+        before = kek_of()
+        assert len(set(before.values())) == 3 == len(keyring.on_disk())
+        assert (
+            before[ids[0]] == before[ids[1]] != before[ids[2]] != before[ids[3]] == before[ids[4]]
+        )
+        with write_connection(engine) as conn:
+            assert vault.shred(conn, keyring, [ids[3]]) == (1, {before[ids[3]]})
+        vault.destroy(keyring, {before[ids[3]]})
+        after = kek_of()
+        # Item 4 shared item 3's bucket: re-wrapped under a new KEK; the others untouched.
+        assert after[ids[4]] not in before.values()
+        assert {i: after[i] for i in ids[:3]} == {i: before[i] for i in ids[:3]}
+        assert keyring.on_disk() == set(after.values())
+        with read_connection(engine) as conn:
+            kept = [i for i in items if i[0] != ids[3]]
+            assert vault.load_items(conn, keyring, ids) == dict(kept)
+        with write_connection(engine) as conn:  # new items go under the rotated bucket's KEK
+            vault.store_items(conn, keyring, MEMBER, [("f" * 32, {"text": "new"})])
+        assert kek_of()["f" * 32] == after[ids[4]]
+        # Item 2 was alone in its bucket: its KEK goes, and no new one takes its place.
+        with write_connection(engine) as conn:
+            assert vault.shred(conn, keyring, [ids[2]]) == (1, {before[ids[2]]})
+        vault.destroy(keyring, {before[ids[2]]})
+        assert keyring.on_disk() == set(kek_of().values()) and len(keyring.on_disk()) == 2
+
+    def test_a_ciphertext_moved_to_another_item_does_not_decrypt(
+        self, engine: Engine, keyring: Keyring
+    ) -> None:
         (a, _), (b, _) = ITEMS
         with write_connection(engine) as conn:
-            vault.store_items(conn, MEMBER, ITEMS)
+            vault.store_items(conn, keyring, MEMBER, ITEMS)
             blob_a = conn.execute(select(content_blobs.c.ciphertext).where(content_blobs.c.id == a))
             conn.execute(
                 update(content_blobs)
@@ -275,7 +333,7 @@ class VaultContract(Backend):
                 .values(ciphertext=bytes(blob_a.scalar_one()))
             )
         with read_connection(engine) as conn, pytest.raises(HubError, match="does not decrypt"):
-            vault.load_item(conn, b)
+            vault.load_item(conn, keyring, b)
         assert count(engine, content_keys) == 2
 
 
@@ -420,8 +478,36 @@ class WebhooksContract(Backend):
             assert webhooks.get_webhook(conn, m) is None
 
 
+class CountersContract(Backend):
+    def test_a_window_takes_up_to_its_limit_and_no_further(self, engine: Engine) -> None:
+        with write_connection(engine) as conn:
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 4, 10) == 4
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 6, 10) == 10
+            # Passing the limit takes nothing, however little is asked.
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 1, 10) is None
+            # Other subjects, scopes and windows count apart.
+            assert counters.take(conn, "events", "n", "2030-01-01T00:00", 1, 10) == 1
+            assert counters.take(conn, "try", "m", "2030-01-01T00:00", 1, 10) == 1
+            assert counters.take(conn, "events", "m", "2030-01-01T00:01", 10, 10) == 10
+            # A request larger than the whole limit never fits.
+            assert counters.take(conn, "events", "o", "2030-01-01T00:01", 11, 10) is None
+        with write_connection(engine) as conn:
+            assert counters.prune(conn, "2030-01-01T00:01") == 3
+            assert counters.take(conn, "events", "m", "2030-01-01T00:00", 1, 10) == 1
+
+    def test_usage_charges_are_held_to_the_quota(self, engine: Engine) -> None:
+        k = "k" * 64
+        with write_connection(engine) as conn:
+            assert usage.charge(conn, k, "2030-01-01", 7, 10) == 7
+            assert usage.charge(conn, k, "2030-01-01", 4, 10) is None
+            assert usage.charge(conn, k, "2030-01-01", 3, 10) == 10
+            assert usage.stored_calls(conn, k, "2030-01-01") == 10
+            assert usage.take_unbilled(conn) == {k: 10}
+
+
 class StoreContract(
     LogStoreContract,
+    CountersContract,
     VaultContract,
     ArtifactsContract,
     ValuesContract,
@@ -445,6 +531,6 @@ def test_every_stored_table_has_a_contract_or_is_a_projection() -> None:
     covered = {"schema_info", "ledger_head", "ledger_entries", "ledger_nodes",
                "ledger_checkpoints", "content_blobs", "content_keys", "model_blobs",
                "model_items", "item_values", "usage", "dedup_exact", "near_signatures",
-               "quality_reports", "hub_settings", "webhooks"}  # fmt: skip
+               "quality_reports", "hub_settings", "webhooks", "rate_counters"}  # fmt: skip
     projections = {t.name for t in PROJECTION_TABLES}
     assert set(metadata.tables) - projections - covered == set()

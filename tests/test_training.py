@@ -387,7 +387,7 @@ def test_anyone_with_the_data_reproduces_a_version(tmp_path: Path, database_url:
             rows = conn.execute(
                 select(model_items.c.item, model_items.c.shard).where(model_items.c.shard >= 0)
             ).all()
-            content = vault.load_items(conn, [r[0] for r in rows])
+            content = vault.load_items(conn, hub.keyring, [r[0] for r in rows])
         for n, logged in enumerate(done["shards"]):
             ids = sorted(item for item, shard in rows if shard == n)
             assert manifest_root(ids) == logged["root"]
@@ -464,7 +464,9 @@ def test_incremental_training_unlearns_by_retraining_only_touched_shards(
     p2 = pool(state)
     task = state.charter.task
     with hub.read() as conn:
-        content = vault.load_items(conn, [i for n in v2["reused"] for i in p2.shards[n]])
+        content = vault.load_items(
+            conn, hub.keyring, [i for n in v2["reused"] for i in p2.shards[n]]
+        )
     for n in v2["reused"]:
         items = [content[i] for i in p2.shards[n]]
         labels = [state.contributions[i].label for i in p2.shards[n]]
@@ -649,10 +651,6 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
     fits = Calls(training.fit_shard, withdraw_elsewhere)
     with monkeypatch.context() as m:
         m.setattr(training, "fit_shard", fits)
-        # After its commit the withdrawal purges freed pages; on SQLite that checkpoint
-        # waits out the busy timeout (30 s) while training holds its read transaction
-        # (see test_no_read_transaction_is_held_while_fitting). No part of this test.
-        m.setattr(vault, "purge_deleted", lambda engine: None)
         done = hub.models.train()
     # Four shards fitted outside the lock, then shard 2 again under it.
     assert fits.calls == [0, 1, 2, 3, 2]
@@ -821,7 +819,7 @@ def rescored(hub: Hub, version: int) -> dict[str, str]:
     ids = pool(state).evaluation
     assert {"root": manifest_root(ids), "count": len(ids)} == body["evaluation"]
     with hub.read() as conn:
-        content = vault.load_items(conn, list(ids))
+        content = vault.load_items(conn, hub.keyring, list(ids))
     items = [content[i] for i in ids]
     labels = [state.contributions[i].decided_label or state.contributions[i].label for i in ids]
     X, y = featurize(charter.task, items), targets(charter.task, items, labels)
@@ -855,7 +853,7 @@ def unsharded(hub: Hub, version: int, X: Any, y: Any) -> dict[str, str]:
     task = state.charter.task
     ids = hub.models.manifest_ids(version)
     with hub.read() as conn:
-        content = vault.load_items(conn, ids)
+        content = vault.load_items(conn, hub.keyring, ids)
     items = [content[i] for i in ids]
     labels = [state.contributions[i].decided_label or state.contributions[i].label for i in ids]
     model = fit_shard(

@@ -92,7 +92,16 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
     detail: Any = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errs]
-    return _respond(InvalidInput(f"{where}: {first['msg']}", detail=detail))
+    return _respond(InvalidInput(f"{where}{_given(first)}: {first['msg']}", detail=detail))
+
+
+def _given(error: Any) -> str:
+    """`` 'abc'`` — the value refused, when it is short enough to echo back (a caller
+    reading "path.version 'abc': …" sees which of their inputs was wrong)."""
+    value = error.get("input")
+    if isinstance(value, str | int) and not isinstance(value, bool) and len(str(value)) <= 80:
+        return f" {value!r}"
+    return ""
 
 
 class _MethodNotAllowed(CommonwealError):

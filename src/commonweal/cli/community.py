@@ -3,6 +3,7 @@ invitations, approving members, the member list, and serving the hub's API."""
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -282,6 +283,13 @@ def serve(
             raise ConfigError(f"{f} is not a readable file")
     scheme = "https" if tls_cert else "http"
     with hub_directory(hub) as h:
+        for path, mode in h.exposed():
+            # One line per path, whatever the terminal's width: the command is copyable.
+            want = "700" if path.is_dir() else "600"
+            sys.stderr.write(
+                f"Warning: {path} is open to other users (mode {mode:03o}); "
+                f"run: chmod {want} {path}\n"
+            )
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         err.print(
             f"Serving {h.origin}: open {scheme}://{shown}:{port}/ in a browser (API docs at /docs)",

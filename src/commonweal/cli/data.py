@@ -25,6 +25,7 @@ from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table, progress
 from commonweal.cli.review import review_loop
 from commonweal.errors import InvalidInput
+from commonweal.ledger.files import open_private, private_directory
 
 __all__ = ["read_items", "register"]
 
@@ -334,13 +335,12 @@ def export_data(
     k = load_key(key)
     with connect(hub) as c:
         doc = c.export(k)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "contributions.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in doc["contributions"])
-    )
-    (out_dir / "events.jsonl").write_text(
-        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in doc["events"])
-    )
+    # A member's own data: the folder (if new) 0700 and each file 0600 from creation.
+    private_directory(out_dir)
+    with open_private(out_dir / "contributions.jsonl") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in doc["contributions"])
+    with open_private(out_dir / "events.jsonl") as fh:
+        fh.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in doc["events"])
     info = {
         "out": str(out_dir),
         "contributions": len(doc["contributions"]),

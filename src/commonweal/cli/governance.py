@@ -25,6 +25,7 @@ from commonweal.community.charter import ACTION_TYPES
 from commonweal.community.governance import commitment
 from commonweal.errors import CommonwealError, InvalidInput, NotFound
 from commonweal.ledger.event import sign_event
+from commonweal.ledger.files import write_private
 
 __all__ = ["parse_actions", "register"]
 
@@ -216,9 +217,8 @@ def vote(
         if p["secret"]:
             salt = secrets.token_hex(16)
             path = _ballot_file(c.community()["origin"], proposal, k.key_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"choice": picked, "salt": salt}))
-            path.chmod(0o600)
+            # A secret ballot until revealed: 0600 from creation, not chmod'ed after.
+            write_private(path, json.dumps({"choice": picked, "salt": salt}))
             body = {
                 "proposal": proposal,
                 "commitment": commitment(proposal, k.key_id, picked, salt),

@@ -19,6 +19,7 @@ from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, out, print_table, stages
 from commonweal.community.claims import distributor_json
 from commonweal.errors import InvalidInput
+from commonweal.ledger.files import write_private
 
 __all__ = ["register"]
 
@@ -204,7 +205,8 @@ def rewards_export_claims(
     if out_file is None:
         sys.stdout.write(text + "\n")
         return
-    out_file.write_text(text)
+    # Members' addresses and awards: 0600 until the operator publishes them.
+    write_private(out_file, text)
     doc = res["document"]
     summary = {
         "epoch": epoch,

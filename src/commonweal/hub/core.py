@@ -14,6 +14,7 @@ share one PostgreSQL database without forking the log.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import tomllib
@@ -47,17 +48,20 @@ from commonweal.hub.models import ModelsArea
 from commonweal.hub.ownership import OwnershipArea
 from commonweal.hub.webhooks import WebhooksArea
 from commonweal.ledger.event import Leaf, SignedEvent, decode_leaf, encode_leaf, now, sign_event
+from commonweal.ledger.files import exposed, private_directory, write_private
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import Frontier, leaf_hash
 from commonweal.ledger.note import Checkpoint, NoteSigner, NoteVerifier, parse_checkpoint
 from commonweal.store import projection, vault
 from commonweal.store.database import open_engine, read_connection, write_connection
+from commonweal.store.keyring import KEK_DIRECTORY, Keyring
 from commonweal.store.log import EntryRow, LogStore
 
 __all__ = [
     "CONFIG_FILE",
     "FOUNDER_KEY_FILE",
     "HUB_KEY_FILE",
+    "KEK_DIRECTORY",
     "MAX_BATCH",
     "Appended",
     "Computing",
@@ -70,6 +74,8 @@ MAX_BATCH = 1000
 CONFIG_FILE = "hub.toml"
 HUB_KEY_FILE = "hub.key"
 FOUNDER_KEY_FILE = "founder.key"
+
+_log = logging.getLogger(__name__)
 
 
 def default_origin(name: str, key_id: str) -> str:
@@ -150,6 +156,9 @@ class Hub:
         self.engine = engine
         self.signer = signer
         self.directory = directory
+        # The vault's KEKs live beside the hub's signing key, in the directory, whatever
+        # the database is (a hub on PostgreSQL has a directory too).
+        self._keyring = Keyring(directory / KEK_DIRECTORY) if directory is not None else None
         if clock is not None:
             self.clock = clock
         self.store = LogStore(engine)
@@ -184,10 +193,27 @@ class Hub:
                 upgraded = self.store.needs_upgrade(conn)
                 if upgraded:
                     self.store.upgrade(conn)
+                    # Schema 5: plain item keys are wrapped under a first KEK, in the same
+                    # commit as the version bump, so no hub sees one without the other.
+                    vault.migrate(conn, self._keyring)
             if upgraded:
                 self.rebuild()  # the new projections (the treasury row, say) fill from the log
+        if self._keyring is not None:
+            # A crash between a withdrawal's commit and its KEK's destruction leaves the old
+            # KEK on disk: destroy it now.
+            vault.sweep(engine, self._keyring, self.store.lock_head)
 
     # -- opening -------------------------------------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        """The vault's key-encryption keys (files in the hub directory)."""
+        if self._keyring is None:
+            raise ConfigError(
+                "this hub was opened without its directory, where the vault's keys live; "
+                "open it with Hub.open(DIRECTORY)"
+            )
+        return self._keyring
 
     @property
     def origin(self) -> str:
@@ -247,7 +273,7 @@ class Hub:
         d = Path(directory)
         if (d / CONFIG_FILE).exists():
             raise ConfigError(f"{d} already holds a hub; pick another directory")
-        d.mkdir(parents=True, exist_ok=True)
+        private_directory(d)
         url = database or "sqlite:///hub.db"
         engine = open_engine(_resolve_sqlite(url, d))
         with write_connection(engine) as conn:
@@ -261,8 +287,10 @@ class Hub:
         founder = founder_key or SigningKey.generate()
         if founder_key is None:
             founder.save(d / FOUNDER_KEY_FILE, name=founder_name)
-        (d / CONFIG_FILE).write_text(
-            f'# Commonweal hub: {charter.name}\ndatabase = "{url}"\norigin = "{signer.name}"\n'
+        # 0600: the database URL may carry a password.
+        write_private(
+            d / CONFIG_FILE,
+            f'# Commonweal hub: {charter.name}\ndatabase = "{url}"\norigin = "{signer.name}"\n',
         )
         hub = cls(engine=engine, signer=signer, directory=d, clock=clock)
         genesis = sign_event(
@@ -379,6 +407,8 @@ class Hub:
         the log — withdrawals shred content, reviews may complete a decision — have them
         in the same transaction too.
         """
+        retired: set[str] = set()
+        made = self._keyring.created if self._keyring is not None else 0
         try:
             with self._lock, write_connection(self.engine) as conn:
                 batch = self._start_batch(conn, numbered=len(signed) > 1)
@@ -397,7 +427,7 @@ class Hub:
                     conn, batch.state, [ev.actor for ev in signed], batch.log_time
                 )
                 if batch.withdrawn:
-                    vault.shred(conn, batch.withdrawn)
+                    _, retired = vault.shred(conn, self.keyring, batch.withdrawn)
                 note = self._write_batch(conn, batch)
                 # The transaction commits when this block exits; only then does the cache
                 # move on.
@@ -406,14 +436,33 @@ class Hub:
             screener = self.data.screener_loaded
             if screener is not None:
                 screener.reset()  # its in-memory index may hold the refused batch
+            if self._keyring is not None and self._keyring.created != made:
+                self._sweep_after_failure()
             raise
         self._state, self._frontier = batch.state, batch.frontier
         if batch.withdrawn:
             screener = self.data.screener_loaded
             if screener is not None:
                 screener.forget(batch.withdrawn)
-            vault.purge_deleted(self.engine)
+            # Committed: nothing from here on may report the withdrawal as failed.
+            try:
+                vault.destroy(self.keyring, retired)
+            except OSError as exc:
+                # The KEK files stay until the next open's sweep destroys them.
+                _log.error("could not destroy retired vault keys %s: %s", sorted(retired), exc)
+            try:
+                vault.purge_deleted(self.engine)
+            except Exception as exc:  # best effort only; erasure does not depend on it
+                _log.warning("WAL checkpoint after a withdrawal failed: %s", exc)
         return Appended(batch.acks, batch.frontier.size, note)
+
+    def _sweep_after_failure(self) -> None:
+        """A write that made a KEK failed: destroy it unless the commit did happen after
+        all (the sweep asks the database, so a KEK that rows reference is kept)."""
+        try:
+            vault.sweep(self.engine, self.keyring, self.store.lock_head)
+        except Exception as exc:
+            _log.warning("could not sweep unused vault keys after a failed write: %s", exc)
 
     def _start_batch(self, conn: Connection, *, numbered: bool) -> _Batch:
         """Take the append lock on the log head, catch the cache up if another process
@@ -548,6 +597,23 @@ class Hub:
 
     # -- maintenance ---------------------------------------------------------------------
 
+    def private_paths(self) -> list[Path]:
+        """What holds the hub's secrets or its members' private data on this machine: the
+        hub directory (its keys, its config, the vault's KEKs) and the SQLite database
+        with its ``-wal``, ``-shm`` and ``-journal`` files, wherever it lives."""
+        paths: list[Path] = []
+        if self.directory is not None:
+            paths += [self.directory, self.directory / KEK_DIRECTORY]
+        db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if db and db != ":memory:":
+            paths += [Path(db + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return paths
+
+    def exposed(self) -> list[tuple[Path, int]]:
+        """Those of ``private_paths`` (and what the two directories hold) that the group or
+        others can use, with their modes: ``serve`` warns about each."""
+        return exposed(self.private_paths())
+
     def rebuild(self) -> dict[str, int]:
         """Drop every projection and recreate it by replaying the whole log."""
         with self._lock, write_connection(self.engine) as conn:
@@ -630,6 +696,4 @@ def _resolve_sqlite(url: str, directory: Path) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    write_private(path, text, replace=False)

@@ -80,7 +80,7 @@ class DataArea:
             assert ctx.state.charter is not None
             screened.extend(self.screener.screen(ctx.conn, ctx.state.charter, items))
             keep = [(s.id, s.stored) for s in screened if s.stored is not None]
-            vault.store_items(ctx.conn, signed.actor, keep)
+            vault.store_items(ctx.conn, self._hub.keyring, signed.actor, keep)
             return {"batch": ctx.index - 1, "results": [s.result() for s in screened]}
 
         done = self._hub.record("contribution.screen", screen, after=[signed])
@@ -160,7 +160,7 @@ class DataArea:
     def item_content(self, item_id: str) -> Any:
         """An item's decrypted content; NotFound once withdrawn (its key is gone)."""
         with self._hub.read() as conn:
-            return vault.load_item(conn, item_id)
+            return vault.load_item(conn, self._hub.keyring, item_id)
 
     def quality_report(self, item_id: str) -> dict[str, Any]:
         """What screening found in an item, by kind and position (never by value)."""
@@ -264,7 +264,7 @@ class DataArea:
             key=lambda c: c.id,
         )
         with self._hub.read() as conn:
-            content = vault.load_items(conn, [c.id for c in pool])
+            content = vault.load_items(conn, self._hub.keyring, [c.id for c in pool])
         pool = [c for c in pool if c.id in content]
         labels = [c.decided_label or c.label or "" for c in pool]
         suspects = suspected_mislabels(charter, [content[c.id] for c in pool], labels, seed=seed)
@@ -284,7 +284,7 @@ class DataArea:
         mine = self.contributions(member=member, limit=10**9)
         my_items = {c["id"] for c in mine}
         with self._hub.read() as conn:
-            content = vault.load_items(conn, [c["id"] for c in mine])
+            content = vault.load_items(conn, self._hub.keyring, [c["id"] for c in mine])
         events = [
             leaf.to_json()
             for leaf in (decode_leaf(b, strict=False) for b in self._hub.log.iter_leaf_bytes())

@@ -118,7 +118,7 @@ class _ShardFitter:
         """Decrypt the content of ``ids`` not loaded yet."""
         need = [i for i in ids if i not in self.content]
         for n in range(0, len(need), _CHUNK):
-            self.content.update(vault.load_items(conn, need[n : n + _CHUNK]))
+            self.content.update(vault.load_items(conn, self.hub.keyring, need[n : n + _CHUNK]))
 
     def arrays(self, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
         """Features and targets of loaded items, with the labels review decided."""
@@ -181,7 +181,7 @@ def item_arrays(hub: Hub, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
     content: dict[str, Any] = {}
     with hub.read() as conn:
         for n in range(0, len(ids), _CHUNK):
-            content.update(vault.load_items(conn, ids[n : n + _CHUNK]))
+            content.update(vault.load_items(conn, hub.keyring, ids[n : n + _CHUNK]))
     return _arrays(state.charter.task, state, content, ids)
 
 

@@ -18,6 +18,7 @@ import nacl.exceptions
 import nacl.signing
 
 from commonweal.errors import BadSignature, ConfigError, InvalidInput
+from commonweal.ledger.files import private_directory
 
 __all__ = ["SigningKey", "is_key_id", "verify_signature"]
 
@@ -84,7 +85,7 @@ class SigningKey:
         if name is not None:
             doc["name"] = name
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(p.parent)
         try:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

@@ -11,6 +11,7 @@ recipe SQLAlchemy documents for SQLite. On PostgreSQL the lock is a row lock on 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,7 @@ def open_engine(url: str | URL, *, relaxed: bool = False) -> Engine:
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
+        _create_private(parsed.database)
         # Pooled connections (a checkout is exclusive, so threads never share one at once);
         # opening a fresh connection and setting its pragmas per request costs more than
         # a small proof query. Pragmas are set on every new connection below.
@@ -72,6 +74,21 @@ def open_engine(url: str | URL, *, relaxed: bool = False) -> Engine:
     elif relaxed:
         _relax_postgresql(engine)
     return engine
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file empty with mode 0600 before SQLite opens it: SQLite would
+    make it 0644, and gives its ``-wal`` and ``-shm`` files the database file's mode, so
+    all three then hold the vault's rows for the hub's user alone. An existing file is
+    left as it is (``serve`` warns if others can read it)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # SQLite reports a path it cannot open in its own words
 
 
 def _relax_postgresql(engine: Engine) -> None:

@@ -58,8 +58,9 @@ __all__ = [
     "webhooks",
 ]
 
-# 2: models, API keys, treasury, usage (part 3); 3: ownership, governance; 4: member webhooks
-SCHEMA_VERSION = 4
+# 2: models, API keys, treasury, usage (part 3); 3: ownership, governance; 4: member webhooks;
+# 5: item keys stored wrapped under a key-encryption key kept outside the database
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -328,8 +329,10 @@ PROJECTION_TABLES = (
 )
 
 # -- the hub's own data: not in the log, not derivable from it ----------------------------
-# Content is encrypted with a key per item; withdrawing an item deletes both rows in the
-# same transaction as the withdrawal event (crypto-shredding). rebuild never touches these.
+# Content is encrypted with a key per item, stored wrapped under the hub's key-encryption key
+# (a file outside the database, see store/keyring.py); withdrawing an item deletes both rows
+# in the same transaction as the withdrawal event and rotates the KEK (crypto-shredding).
+# rebuild never touches these.
 
 hub_settings = Table(
     "hub_settings",
@@ -350,7 +353,10 @@ content_keys = Table(
     "content_keys",
     metadata,
     Column("id", String(32), primary_key=True),
+    # The item's key wrapped under KEK ``kek`` (nonce || ciphertext), never the key itself.
+    # ``kek`` is NULL only in a schema-4 row not yet migrated (a plain key).
     Column("key", LargeBinary, nullable=False),
+    Column("kek", String(16), nullable=True, index=True),
 )
 
 dedup_exact = Table(
