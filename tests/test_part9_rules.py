@@ -423,3 +423,19 @@ def test_the_name_index_admits_thousands_in_linear_time_and_forgets_a_failed_bat
     with pytest.raises(Conflict, match="looks like 'Late'"):
         index.check(hub.state, SigningKey.generate().key_id, "ＬＡＴＥ")
     hub.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    t=st.from_regex(
+        r"\A[0-9]{4}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,3})?Z\Z"
+    )
+)
+def test_the_api_spec_admits_exactly_the_times_the_rules_do(t: str) -> None:
+    """schemathesis sends what the spec's pattern admits: it must be a time the hub takes."""
+    import re
+
+    from commonweal.api.spec import TIME
+    from commonweal.ledger.event import instant
+
+    assert bool(re.match(TIME, t)) == (instant(t) is not None), t

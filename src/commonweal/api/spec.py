@@ -164,7 +164,9 @@ SIGNATURE = r"^[A-Za-z0-9+/]{86}==$"
 # RFC 3339 UTC as events carry it, and only real instants (the rules refuse any other): a
 # year 0001-9999, a day its month has (29 February in leap years only), no leap second.
 _YEAR = r"([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
-_MONTH_DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+_MONTH_DAY = (
+    r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+)
 _LEAP_DAY = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29"
 TIME = (
     rf"^({_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})"
