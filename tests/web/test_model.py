@@ -143,7 +143,8 @@ def test_a_member_tries_the_model_on_a_text(site: Site, page: Watched) -> None:
     p.wait_for_selector("#try-form:not([hidden])")
     p.fill("#try-text", "the river flood reached the bridge and the mill by the canal")
     p.click("#try-form button[type=submit]")
-    p.wait_for_selector("#try-result[data-done]")
+    p.wait_for_selector("#try-result[data-done], #try-error")
+    assert p.locator("#try-error").count() == 0, p.inner_text("#try-error")
     assert p.inner_text("#try-label") == "river"
     assert p.locator("#try-top tbody tr").count() == 2
     page.check("model-try", allow_errors="/w/")

@@ -54,6 +54,14 @@ class ExportReader:
 
     def _leaf(self, line: bytes, lineno: int) -> tuple[bytes, dict[str, Any]]:
         try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VerificationFailed(
+                f"{self.path}:{lineno}: not UTF-8 text (byte 0x{line[exc.start]:02x}); "
+                "an exported log is UTF-8 JSON lines",
+                index=lineno - 1,
+            ) from None
+        try:
             doc = orjson.loads(line)
             leaf = base64.b64decode(doc["leaf"], validate=True)
         except (ValueError, KeyError, TypeError, binascii.Error):
