@@ -65,7 +65,14 @@ def build_community(directory: Path, database: str) -> Path:
         hub.ownership.pay_out(None)
         signal = [{"type": "signal", "text": "Plant more trees by the canal"}]
         client.submit(
-            [sign_event(keys["Grace"], "proposal.create", {"title": "Trees", "actions": signal})]
+            [
+                sign_event(
+                    keys["Grace"],
+                    "proposal.create",
+                    {"title": "Trees", "actions": signal},
+                    hub=client.origin,
+                )
+            ]
         )
     finally:
         client.close()
@@ -160,7 +167,12 @@ def _later_time(leaf: bytes) -> bytes:
 
 def _forged_leaf(index: int, like: bytes) -> bytes:
     """A validly signed join by a stranger, as the leaf at ``index``, at ``like``'s time."""
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Mallory"})
+    ev = sign_event(
+        SigningKey.generate(),
+        "member.join",
+        {"name": "Mallory"},
+        hub=decode_leaf(like, strict=False).event.get("hub"),
+    )
     return encode_leaf(ev.data, index, decode_leaf(like, strict=False).log_time, ev.sig)
 
 

@@ -302,6 +302,7 @@ class Hub:
                 "origin": signer.name,
                 "founder_name": founder_name,
             },
+            hub=signer.name,
         )
         hub.append([genesis])
         return hub, founder
@@ -520,7 +521,7 @@ class Hub:
 
     def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
         """An event signed by the hub itself (screening results, review decisions)."""
-        return sign_event(self.signer.key, kind, body)
+        return sign_event(self.signer.key, kind, body, hub=self.origin)
 
     def record(
         self,
@@ -638,6 +639,16 @@ class _Batch:
         """Check and apply ``ev`` as the next entry; ``pos`` is its place among the
         member's events (``None`` for the hub's own)."""
         index = self.next_index
+        if ev.hub is None:
+            # Replay still reads version 1 (old logs hold it); a new entry names its hub,
+            # else it could be lifted from this log and replayed to another community.
+            exc = InvalidInput(
+                f"{ev.kind}: this client signs events in an older form (version 1, naming "
+                "no hub); update it"
+            )
+            if pos is not None and self.numbered:
+                exc = InvalidInput(f"events[{pos}]: {exc.message}")
+            raise exc
         data = encode_leaf(ev.data, index, self.log_time, ev.sig)
         leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
         try:
