@@ -49,7 +49,7 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
 ) -> None:
     c, hub, _ = client
     events = [
-        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client.origin)
+        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin)
         for i in range(25)
     ]
     res = c.submit(events)
@@ -61,12 +61,12 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
 def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
     http = raw(c)
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client.origin)
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client[1].origin)
     assert http.post("/api/v1/events", json=ev.to_wire()).status_code == 201
     bad_sig = ev.to_wire()
     bad_sig["sig"] = base64.b64encode(bytes(64)).decode()
     stranger = sign_event(
-        SigningKey.generate(), "invite.create", {"token_hash": "2" * 64}, hub=client.origin
+        SigningKey.generate(), "invite.create", {"token_hash": "2" * 64}, hub=client[1].origin
     )
     cases = [
         (http.post("/api/v1/events", content=b"{not json"), 400, "invalid_input", "malformed"),
@@ -125,11 +125,13 @@ def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey
 
 def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client.origin)
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client[1].origin)
     c.submit([ev])
     with pytest.raises(Replay):
         c.submit([ev])
-    tampered = sign_event(SigningKey.generate(), "member.join", {"name": "Alan"}, hub=client.origin)
+    tampered = sign_event(
+        SigningKey.generate(), "member.join", {"name": "Alan"}, hub=client[1].origin
+    )
     object.__setattr__(tampered, "sig", bytes(64))
     with pytest.raises(BadSignature):
         c.submit([tampered])
@@ -140,14 +142,14 @@ def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, Signing
                     SigningKey.generate(),
                     "invite.create",
                     {"token_hash": "3" * 64},
-                    hub=client.origin,
+                    hub=client[1].origin,
                 )
             ]
         )
     with pytest.raises(NotFound):
         c.inclusion(50)
     big = [
-        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client.origin)
+        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin)
         for i in range(1001)
     ]
     with pytest.raises(TooLarge, match="at most 1000"):
@@ -159,7 +161,9 @@ def test_entries_and_proofs_over_http_verify(client: tuple[HubClient, Hub, Signi
     first = parse_checkpoint(c.checkpoint(), c.verifier())
     c.submit(
         [
-            sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client.origin)
+            sign_event(
+                SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin
+            )
             for i in range(40)
         ]
     )
@@ -212,7 +216,7 @@ def test_the_client_pages_through_a_log_of_more_than_two_thousand_entries(
         c.submit(
             [
                 sign_event(
-                    SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client.origin
+                    SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin
                 )
                 for i in range(start, start + 1000 if start < 2000 else 2050)
             ]

@@ -226,9 +226,12 @@ class Writers:
 
     def _rounds(self, client: HubClient, w: int, n: int) -> None:
         me = SigningKey.generate()
+        origin = self._call(lambda: client.origin)  # what every event is signed for
+        if origin is None:
+            return
         self._send(
             client,
-            [sign_event(me, "member.join", {"name": f"Writer {self.tag}-{w}"}, hub=client.origin)],
+            [sign_event(me, "member.join", {"name": f"Writer {self.tag}-{w}"}, hub=origin)],
         )
         if self._charter is None:
             found = self._call(client.community)
@@ -243,7 +246,7 @@ class Writers:
                     SigningKey.generate(),
                     "member.join",
                     {"name": f"J {self.tag}-{w}-{i}-{j}"},
-                    hub=client.origin,
+                    hub=origin,
                 )
                 for j in range(2)
             ]
@@ -255,7 +258,7 @@ class Writers:
                 item = theirs[0]
                 reviewed.add(item)
                 body = {"item": item, "verdict": "accept"}
-                self._send(client, [sign_event(me, "review.submit", body, hub=client.origin)])
+                self._send(client, [sign_event(me, "review.submit", body, hub=origin)])
             if i % 4 == 0:
                 title = f"Plant trees, round {self.tag}-{w}-{i}"
                 actions = [{"type": "signal", "text": "Plant more trees by the canal"}]
@@ -266,14 +269,14 @@ class Writers:
                             me,
                             "proposal.create",
                             {"title": title, "actions": actions},
-                            hub=client.origin,
+                            hub=origin,
                         )
                     ],
                 )
                 if got:
                     choice = self._rng.choice(["for", "against"])
                     vote = {"proposal": got[0].index, "choice": choice}
-                    self._send(client, [sign_event(me, "vote.cast", vote, hub=client.origin)])
+                    self._send(client, [sign_event(me, "vote.cast", vote, hub=origin)])
             i += 1
 
     def _contribute(self, client: HubClient, me: SigningKey, w: int, i: int) -> None:
