@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commonweal.community.charter import Charter
+from commonweal.community.charter import Charter, validate_charter
 from commonweal.errors import VerificationFailed
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
@@ -20,9 +20,11 @@ from commonweal.verify import Witness, verify_log
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], str, NoteVerifier]:
     d = tmp_path_factory.mktemp("audit")
-    hub, founder = Hub.init(
-        d / "hub", charter=Charter(name="Audit", join_policy="invite"), founder_name="Ada"
+    # Six invites from one member: more than the default limit, so the charter lifts it.
+    charter = validate_charter(
+        {"name": "Audit", "join_policy": "invite", "membership": {"invites_per_member": 0}}
     )
+    hub, founder = Hub.init(d / "hub", charter=charter, founder_name="Ada")
     import hashlib
 
     for i in range(6):

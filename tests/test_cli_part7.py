@@ -330,7 +330,8 @@ def test_charter_show_says_every_section_in_words(tmp_path: Path) -> None:
         "What the model learns",
         "Peer review",
         "Rewards and ownership",
-        "Leaving",
+        "Joining and leaving",
+        "Event times",
         "What the hub does on its own",
         "Votes",
     ):
@@ -338,6 +339,8 @@ def test_charter_show_says_every_section_in_words(tmp_path: Path) -> None:
     assert "Items are labelled one of: river, market." in text
     assert "An item needs 1 reviews" in text or "An item needs 1 review" in text
     assert "A member who leaves keeps their shares" in text
+    assert "A member may create at most 5 invites per invite period." in text
+    assert "An event's own time may be at most 5 minutes from the hub's clock." in text
     assert "Voting lasts 3 days." in text
 
 

@@ -126,7 +126,9 @@ def test_a_member_over_the_daily_limit_is_refused(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Mid-day on the hub's clock: a run at midnight must not start a new day half-way.
-    monkeypatch.setattr(Hub, "clock", staticmethod(Clock("2030-01-01T12:00:00.000Z")))
+    fixed = Clock("2030-01-01T12:00:00.000Z")
+    monkeypatch.setattr(Hub, "clock", staticmethod(fixed))
+    monkeypatch.setattr("commonweal.ledger.event.now", fixed)  # members sign on it too
     c, keys = open_coop(
         tmp_path,
         database_url,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -84,8 +85,11 @@ bmp_bodies = st.dictionaries(
     max_size=6,
 )
 kinds = st.from_regex(r"\A[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8}){1,3}\Z")
-times = st.from_regex(
-    r"\A20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z\Z"
+# Real instants only (an event time like 2000-00-00 is refused), with 0-9 fractional digits.
+times = st.builds(
+    lambda d, frac: d.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z",
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
+    st.from_regex(r"\A[0-9]{0,9}\Z"),
 )
 indices = st.one_of(st.integers(0, MAX_SAFE_INTEGER), st.integers(0, 1000))
 

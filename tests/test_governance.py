@@ -68,6 +68,7 @@ SIGNAL = [{"type": "signal", "text": "Plant more trees by the canal"}]
 
 def patch_clock(m: pytest.MonkeyPatch, clock: Clock) -> None:
     m.setattr(Hub, "clock", staticmethod(clock))
+    m.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
 
 
 @pytest.fixture

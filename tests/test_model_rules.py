@@ -45,11 +45,22 @@ T = "2026-01-01T00:00:00.000Z"
 SHARDS = 2
 
 
-def leaf_at(ev: SignedEvent, index: int, log_time: str = T) -> Leaf:
-    return decode_leaf(encode_leaf(ev.data, index, log_time, ev.sig))
+@pytest.fixture(autouse=True)
+def _signed_at_log_time(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Events the pure-rule tests here log at ``T`` are signed at ``T``, as a member's clock
+    in step with the hub's would sign them (the charter bounds the difference); a real hub's
+    tests keep the real clock."""
+    if "database_url" not in request.fixturenames:
+        monkeypatch.setattr("commonweal.ledger.event.now", lambda: T)
 
 
-def apply(state: State, ev: SignedEvent, log_time: str = T) -> State:
+def leaf_at(ev: SignedEvent, index: int, log_time: str | None = None) -> Leaf:
+    """``ev`` logged at ``index``, at ``log_time`` (default: when it was signed)."""
+    when = log_time or ev.event["time"]
+    return decode_leaf(encode_leaf(ev.data, index, when, ev.sig))
+
+
+def apply(state: State, ev: SignedEvent, log_time: str | None = None) -> State:
     """What a verifier replaying the log does with ``ev`` as the next entry."""
     return rules.apply(state, leaf_at(ev, state.size, log_time))
 

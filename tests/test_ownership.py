@@ -83,7 +83,6 @@ from commonweal.store.schema import (
 from commonweal.verify import verify_hub
 from tests.kit import Databases, community, copied_hub, cw, cwj, digit_items
 
-T = "2026-01-01T00:00:00.000Z"
 PRICE = 3
 CALLS = 37  # 111 credits: a payout of them never splits evenly
 EXTRA: dict[str, Any] = {
@@ -101,8 +100,10 @@ Keys = dict[str, SigningKey]
 # -- helpers ------------------------------------------------------------------------------
 
 
-def leaf_at(ev: SignedEvent, index: int, log_time: str = T) -> Leaf:
-    return decode_leaf(encode_leaf(ev.data, index, log_time, ev.sig))
+def leaf_at(ev: SignedEvent, index: int, log_time: str | None = None) -> Leaf:
+    """``ev`` logged at ``index``, at ``log_time`` (default: when it was signed)."""
+    when = log_time or ev.event["time"]
+    return decode_leaf(encode_leaf(ev.data, index, when, ev.sig))
 
 
 def apply(state: State, ev: SignedEvent) -> State:
@@ -133,9 +134,12 @@ def refused(hub: Hub, act: Callable[[], Any], error: type[Exception], words: str
     return message
 
 
-# The reward options before part 7 (still charter choices): the review pool by verdicts
-# that matched the consensus, and an epoch on every valuation, new work or not.
-LEGACY_REWARDS: dict[str, Any] = {"rewards": {"review_weight": "matched", "reward_once": False}}
+# The reward options before part 7 (charter choices up to version 2): the review pool by
+# verdicts that matched the consensus, and an epoch on every valuation, new work or not.
+LEGACY_REWARDS: dict[str, Any] = {
+    "v": 2,
+    "rewards": {"review_weight": "matched", "reward_once": False},
+}
 MISLABELLED = 10
 
 

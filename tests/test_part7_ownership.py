@@ -550,6 +550,7 @@ def test_one_members_data_over_two_identities_earns_what_one_identity_does(
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock("2030-01-01T00:00:00.000Z")
     monkeypatch.setattr(Hub, "clock", staticmethod(c))
+    monkeypatch.setattr("commonweal.ledger.event.now", c)  # members sign on it too
     return c
 
 
@@ -619,7 +620,7 @@ def test_under_a_version_2_charter_a_vote_not_the_founder_revokes_a_members_key(
     try:
         hub = client.embedded_hub
         charter = hub.state.charter
-        assert charter is not None and charter.v == 2
+        assert charter is not None and charter.v >= 2  # version 2 or later
         assert charter.serving.founder_revokes_keys is False
         tims, _ = client.create_apikey(keys["Tim"], "Corner Shop")
         adas, _ = client.create_apikey(keys["Ada"], "Ada's own app")

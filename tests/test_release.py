@@ -21,6 +21,7 @@ def test_released_weights_can_be_downloaded(
 ) -> None:
     clock = Clock("2030-01-01T00:00:00.000Z")
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
     client, keys = community(tmp_path / "hub", database_url, items=digit_items(0, 400))
     try:
         hub = client.embedded_hub

@@ -21,8 +21,12 @@ HUB = SigningKey(b"h" * 32)
 T = "2026-01-01T00:00:00.000Z"
 
 
-def leaf_for(ev: object, index: int) -> Leaf:
-    data = encode_leaf(ev.data, index, T, ev.sig)  # type: ignore[attr-defined]
+def leaf_for(ev: object, index: int, log_time: str | None = None) -> Leaf:
+    # Logged at the time the event was signed (within any charter's clock skew), unless
+    # the test says when.
+    signed = getattr(ev, "event", None)
+    when = log_time or (signed["time"] if signed is not None else T)
+    data = encode_leaf(ev.data, index, when, ev.sig)  # type: ignore[attr-defined]
     return decode_leaf(data)
 
 

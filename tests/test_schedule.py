@@ -36,6 +36,7 @@ def test_the_hub_runs_what_the_charter_schedules(
 ) -> None:
     clock = Clock(T0)
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
     # The schedule as the charter's defaults have it; a fifth of the items held out, so
     # that the evaluation set holds its 20 whatever the draw.
     client, keys = community(
@@ -115,6 +116,7 @@ def test_a_vote_orders_a_job_and_a_failed_job_waits_for_the_log_to_change(
 ) -> None:
     clock = Clock(T0)
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
     # Nothing on the charter's schedule: only votes order jobs.
     off = {
         "train_after_items": 0,

@@ -462,6 +462,7 @@ def test_a_charge_committing_during_a_close_is_billed(
     or in the next record, never zeroed unbilled."""
     clock = Clock("2030-01-01T12:00:00.000Z")  # one day for the meter, whenever this runs
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
     with served(tmp_path, database_url) as (client, keys):
         hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")
@@ -518,6 +519,7 @@ def test_a_close_that_computed_its_period_before_another_closed_still_bills(
     was just logged."""
     clock = Clock("2030-01-01T12:00:00.000Z")
     monkeypatch.setattr(Hub, "clock", staticmethod(clock))
+    monkeypatch.setattr("commonweal.ledger.event.now", clock)  # members sign on it too
     with served(tmp_path, database_url) as (client, keys):
         hub = client.embedded_hub
         secret, _ = client.create_apikey(keys["Grace"], "Shop")

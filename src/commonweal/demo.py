@@ -21,6 +21,9 @@ from commonweal.verify import verify_hub
 __all__ = ["DEMO_MEMBERS", "build_demo"]
 
 DEMO_NAME = "Commonweal demo co-op"
+# A member's vote counts once they have been a member this long when voting opens. The
+# demo's story runs in a minute, so its probation is a second (a real community: days).
+DEMO_PROBATION_SECONDS = 1
 # Simulated members: who they are does not matter yet; later parts give them data to share.
 DEMO_MEMBERS = [
     "Grace",
@@ -77,8 +80,16 @@ def _demo_charter() -> Charter:
                 "image_height": 8,
             },
             "review": {"reviews_needed": 2, "newcomer_reviews_needed": 2},
-            # Short enough for a demo to wait out; a real community votes for days.
-            "governance": {"voting_period_seconds": 2, "timelock_seconds": 1},
+            # Each member may invite 5 people a month (the default), so the demo's members
+            # invite each other in a chain rather than all through Ada.
+            "membership": {"invites_per_member": 5, "invite_period_seconds": 30 * 86400},
+            # Short enough for a demo to wait out; a real community votes for days, and
+            # its probation is days too (README: a week is a sane start).
+            "governance": {
+                "voting_period_seconds": 2,
+                "timelock_seconds": 1,
+                "probation_seconds": DEMO_PROBATION_SECONDS,
+            },
         }
     )
 
@@ -101,15 +112,18 @@ def _tell_the_story(directory: Path, say: Callable[[str], None]) -> None:
 def _invite_members(
     client: HubClient, founder: SigningKey, keys_dir: Path, say: Callable[[str], None]
 ) -> dict[str, SigningKey]:
-    """Ada invites each demo member, who joins with a key saved under ``keys_dir``."""
+    """Each demo member joins with an invite from the one before (Ada invites Grace), with
+    a key saved under ``keys_dir``: no one member mints the whole membership."""
     keys: dict[str, SigningKey] = {}
+    inviter, inviter_name = founder, "Ada"
     for name in DEMO_MEMBERS:
         key = SigningKey.generate()
         key.save(keys_dir / f"{name.lower().replace(' ', '-').replace('.', '')}.key", name=name)
-        token, _ = client.create_invite(founder)
+        token, _ = client.create_invite(inviter)
         client.join(key, name, invite=token)
         keys[name] = key
-        say(f"  {name} joined with an invite from Ada")
+        say(f"  {name} joined with an invite from {inviter_name}")
+        inviter, inviter_name = key, name
     keys["Ada"] = founder
     return keys
 
@@ -428,6 +442,9 @@ def _governance_story(
     import time
 
     hub = client.embedded_hub
+    # Every member's probation must be over when voting opens, or their vote weighs 0.
+    joined = max(hub.state.joined_at.values())
+    time.sleep(max(0.0, DEMO_PROBATION_SECONDS - seconds_between(joined, hub.clock())) + 0.05)
     # Radia trusts Grace on governance: Grace's vote counts for her where she doesn't vote.
     client.submit([client.sign(keys["Radia"], "delegate.set", {"to": keys["Grace"].key_id})])
     number = _propose_reviewer_pay(client, keys, hub)

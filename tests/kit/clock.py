@@ -11,7 +11,9 @@ __all__ = ["Clock"]
 class Clock:
     """What ``Hub.clock`` returns: a log time (``2030-01-01T00:00:00.000Z``) the test
     sets or moves on. Install it with ``monkeypatch.setattr(Hub, "clock",
-    staticmethod(clock))``, or pass it to ``Hub.open``/``Hub.init`` as ``clock=``."""
+    staticmethod(clock))``, or pass it to ``Hub.open``/``Hub.init`` as ``clock=`` — and
+    set ``commonweal.ledger.event.now`` to it too, so members sign their events at the
+    same time (the charter bounds how far an event's time may be from the log's)."""
 
     def __init__(self, t: str) -> None:
         self.t = t

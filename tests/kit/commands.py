@@ -19,10 +19,12 @@ import httpx
 
 __all__ = ["cw", "cwj", "free_port", "start_server"]
 
-# ``python -m commonweal``, after fixing the hub's clock at $COMMONWEAL_TEST_CLOCK.
+# ``python -m commonweal``, after fixing the hub's clock at $COMMONWEAL_TEST_CLOCK — and the
+# time members sign their events with, which the charter's clock skew compares to it.
 _CLOCKED = (
     "import os, runpy; from commonweal.hub import Hub; "
     "t = os.environ['COMMONWEAL_TEST_CLOCK']; Hub.clock = staticmethod(lambda: t); "
+    "import commonweal.ledger.event as ev; ev.now = lambda: t; "
     "runpy.run_module('commonweal', run_name='__main__', alter_sys=True)"
 )
 

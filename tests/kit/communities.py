@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from commonweal.client import HubClient
-from commonweal.community.charter import Charter, validate_charter
+from commonweal.community.charter import validate_charter
 from commonweal.hub import Hub
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
@@ -39,10 +39,15 @@ MEMBERS = ("Grace", "Alan", "Tim")
 
 
 def make_hub(
-    directory: Path, database_url: str, *, join_policy: str = "open", name: str = "Test Co-op"
+    directory: Path,
+    database_url: str,
+    *,
+    join_policy: str = "open",
+    name: str = "Test Co-op",
+    charter_extra: dict[str, Any] | None = None,
 ) -> tuple[Hub, SigningKey]:
     """A community of its founder (Ada) alone; the hub is open (close it)."""
-    charter = Charter(name=name, join_policy=join_policy)  # type: ignore[arg-type]
+    charter = validate_charter({"name": name, "join_policy": join_policy, **(charter_extra or {})})
     return Hub.init(directory, charter=charter, founder_name="Ada", database=database_url)
 
 

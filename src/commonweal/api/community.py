@@ -25,6 +25,15 @@ def get_members(hub: HubDep, key: str | None = None) -> dict[str, Any]:
     return {"members": hub.members()}
 
 
+@router.get("/members/pending", responses=errors())
+def get_pending_members(hub: HubDep) -> dict[str, Any]:
+    """Newcomers waiting for approval (``membership.approvals_required``, or the
+    ``approval`` join policy): who approved each so far and how many approvals it takes.
+    A member approves one by posting a signed ``member.approve`` event to ``/events``
+    (``commonweal member approve``)."""
+    return {"pending": hub.pending_members()}
+
+
 @router.get("/community", responses=errors())
 def get_community(hub: HubDep) -> dict[str, Any]:
     """The community's name, origin, hub key, founder and charter."""

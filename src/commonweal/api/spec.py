@@ -163,9 +163,15 @@ KEY_ID = r"^[0-9a-f]{64}$"
 ITEM_ID = r"^[0-9a-f]{32}$"
 # 64 bytes of Ed25519 signature in standard base64.
 SIGNATURE = r"^[A-Za-z0-9+/]{86}==$"
-# RFC 3339 UTC as events carry it (the rules also refuse times that are not real instants).
+# RFC 3339 UTC as events carry it, and only real instants (the rules refuse any other): a
+# year 0001-9999, a day its month has (29 February in leap years only), no leap second.
+_YEAR = r"([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_MONTH_DAY = (
+    r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+)
+_LEAP_DAY = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29"
 TIME = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    rf"^({_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})"
     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z$"
 )
 NONCE = r"^[A-Za-z0-9_-]{16,64}$"

@@ -83,8 +83,8 @@ _WEIGHTING = {
 }
 
 SAY: dict[str, Say] = {
-    "v": "Charter format version {v} (version 1 keeps the rules of communities founded "
-    "before part 7).",
+    "v": "Charter format version {v} (versions 1 and 2 keep the rules of communities "
+    "founded before parts 7 and 9).",
     "name": "The community is called {v}.",
     "description": lambda v: f"About it: {v}" if v else "It has no description.",
     "join_policy": lambda v: _JOIN[v],
@@ -165,6 +165,23 @@ SAY: dict[str, Say] = {
             else "gives up their shares."
         )
     ),
+    "membership.invites_per_member": lambda v: (
+        f"A member may create at most {v} invite{'' if v == 1 else 's'} per invite period."
+        if v
+        else "A member may create any number of invites."
+    ),
+    "membership.invite_period_seconds": "Invites are counted over {d}.",
+    "membership.approvals_required": lambda v: (
+        f"A newcomer needs the approval of {v} member{'' if v == 1 else 's'} (or of every "
+        "active member, while there are fewer) before they may contribute, review or vote."
+        if v
+        else "A newcomer needs no approval beyond the join policy."
+    ),
+    "events.max_clock_skew_seconds": lambda v: (
+        f"An event's own time may be at most {duration(v)} from the hub's clock."
+        if v
+        else "An event's own time is not checked against the hub's clock."
+    ),
     "schedule.train_after_items": lambda v: (
         f"The hub trains a new version once {v} items "
         "were accepted or withdrawn since the last one."
@@ -203,6 +220,12 @@ SAY: dict[str, Say] = {
         "Ballots are open: everyone sees the votes as they come.",
     ),
     "governance.reveal_period_seconds": "Secret votes are revealed within {d} after voting.",
+    "governance.probation_seconds": lambda v: (
+        f"A member who joined less than {duration(v)} before voting starts votes with "
+        "weight 0 (their vote is shown, not counted)."
+        if v
+        else "New members vote with full weight at once."
+    ),
     "governance.default.weighting": lambda v: f"By default, {_WEIGHTING[v]}.",
     "governance.default.approval": "By default, a proposal passes with a {v} of For among "
     "For and Against (amending the charter needs at least two-thirds).",
@@ -220,7 +243,8 @@ SECTIONS: dict[str, str] = {
     "serving": "Serving the model",
     "valuation": "Valuing contributions",
     "rewards": "Rewards and ownership",
-    "membership": "Leaving",
+    "membership": "Joining and leaving",
+    "events": "Event times",
     "schedule": "What the hub does on its own",
     "governance": "Votes",
     "governance.default": "Voting rule",

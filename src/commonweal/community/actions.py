@@ -82,6 +82,13 @@ def _amended(state: State, doc: Any, where: str) -> Charter:
         raise InvalidInput(exc.message) from None
     old = state.charter
     assert old is not None
+    if old.v >= 3 and new.v < old.v:
+        # Versions 1-2 mean no bound on event times, unlimited invites and epochs that may
+        # pay value twice: an amendment cannot bring those back by lowering the version.
+        raise InvalidInput(
+            f"{where}: the charter is version {old.v}; an amendment cannot go back to "
+            f"version {new.v}"
+        )
     if new.task != old.task and state.contributions:
         raise InvalidInput(f"{where}: the task cannot change once data has been contributed for it")
     return new

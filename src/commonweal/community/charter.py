@@ -23,6 +23,7 @@ __all__ = [
     "Column",
     "Duplicates",
     "Evaluation",
+    "Events",
     "Governance",
     "JoinPolicy",
     "Limits",
@@ -39,7 +40,15 @@ __all__ = [
     "validate_charter",
 ]
 
-CHARTER_VERSION = 2
+CHARTER_VERSION = 3
+# What a version-2 charter (founded before part 9) meant by the fields it does not have:
+# no clock-skew bound on event times, unlimited invites, no probation. Its logs verify as
+# written; a vote that amends the charter to version 3 brings the part-9 rules in.
+_V2_MEANING: dict[str, dict[str, Any]] = {
+    "events": {"max_clock_skew_seconds": 0},
+    "membership": {"invites_per_member": 0, "approvals_required": 0},
+    "governance": {"probation_seconds": 0},
+}
 # What a version-1 charter (founded before part 7) meant by the fields it does not have:
 # its community keeps the rules it was founded under, and its history verifies as it was
 # written, until a vote amends the charter to version 2.
@@ -47,7 +56,9 @@ _V1_MEANING: dict[str, dict[str, Any]] = {
     "rewards": {"review_weight": "matched", "reward_once": False, "label_accuracy_power": 0},
     "review": {"rereview_flags": []},
     "duplicates": {"copy_credit": "copier"},
-    "governance": {"secret_per_proposal": False},
+    "governance": {"secret_per_proposal": False, **_V2_MEANING["governance"]},
+    "events": _V2_MEANING["events"],
+    "membership": _V2_MEANING["membership"],
     # Before part 7 the shard count was fixed, however small the pool.
     "training": {
         "min_rows_per_shard": 1,
@@ -337,8 +348,41 @@ class Schedule(_Section):
     )
 
 
+class Events(_Section):
+    """What the hub accepts of the times members put on their events."""
+
+    max_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=30 * 86400,
+        description="an event's own time may differ from the log time the hub gives it by "
+        "at most this many seconds, so no one back- or forward-dates an act (0: no bound)",
+    )
+
+
 class Membership(_Section):
-    """Joining and leaving."""
+    """Joining and leaving, and the join policies that keep one person from minting voters
+    (see the README's "Who can join" section for what each one does and does not stop)."""
+
+    invites_per_member: int = Field(
+        default=5,
+        ge=0,
+        le=10_000,
+        description="invites one member may create per invite period (0: no limit)",
+    )
+    invite_period_seconds: int = Field(
+        default=30 * 86400,
+        ge=1,
+        le=366 * 86400,
+        description="the rolling window the invite limit counts over",
+    )
+    approvals_required: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="distinct active members who must approve a newcomer before they may "
+        "contribute, review or vote (0: none, except under join_policy approval: one)",
+    )
 
     leaving_shares: Literal["keep", "give-up"] = Field(
         default="keep",
@@ -456,6 +500,13 @@ class Governance(_Section):
         description="a proposer may ask for a secret ballot on their own proposal",
     )
     reveal_period_seconds: int = Field(default=86400, ge=1, le=30 * 86400)
+    probation_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=366 * 86400,
+        description="a member who joined less than this long before a proposal's voting "
+        "starts votes on it with weight 0 (their vote is shown, not counted)",
+    )
     default: VotingRule = Field(default_factory=VotingRule)
     rules: dict[str, VotingRule] = Field(
         default_factory=dict,
@@ -487,10 +538,11 @@ class Charter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    v: Literal[1, 2] = Field(
-        default=2,
-        description="charter format version; a version-1 charter keeps the rules it was "
-        "founded under (review pay by matched verdicts, epochs that may pay value twice)",
+    v: Literal[1, 2, 3] = Field(
+        default=3,
+        description="charter format version; a version-1 or -2 charter keeps the rules it "
+        "was founded under (version 1: review pay by matched verdicts, epochs that may pay "
+        "value twice; versions 1-2: no bound on event times, unlimited invites)",
     )
     name: str = Field(min_length=1, max_length=100, description="the community's name")
     description: str = Field(default="", max_length=2000)
@@ -522,16 +574,28 @@ class Charter(BaseModel):
     valuation: Valuation = Field(default_factory=Valuation)
     rewards: Rewards = Field(default_factory=Rewards)
     membership: Membership = Field(default_factory=Membership)
+    events: Events = Field(default_factory=Events)
     schedule: Schedule = Field(default_factory=Schedule)
     governance: Governance = Field(default_factory=Governance)
 
     @model_validator(mode="before")
     @classmethod
-    def _version_one_meaning(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("v") != 1:
+    def _earlier_versions_meaning(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("v") not in (1, 2):
             return data
-        data = dict(data)
-        return _with_defaults(data, _V1_MEANING)
+        return _with_defaults(dict(data), _V1_MEANING if data["v"] == 1 else _V2_MEANING)
+
+    @model_validator(mode="after")
+    def _value_is_paid_once(self) -> Charter:
+        # From version 3 paying the same value twice is no longer a choice: an epoch that
+        # re-mints a whole pool on an unchanged valuation hands its shares to the same
+        # people again. Versions 1-2 keep the option so their logs replay as written.
+        if self.v >= 3 and not self.rewards.reward_once:
+            raise ValueError(
+                "rewards.reward_once cannot be false from charter version 3: an epoch "
+                "rewards only value not rewarded before"
+            )
+        return self
 
     @model_validator(mode="after")
     def _licenses_are_spdx(self) -> Charter:

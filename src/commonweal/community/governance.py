@@ -202,6 +202,8 @@ def _new_proposal(
     eligible = [k for k, m in state.members.items() if m.status == "active"]
     power = voting_power(weighting, eligible, {k: h.shares for k, h in state.holdings.items()})  # type: ignore[arg-type]
     starts = at(leaf.log_time, gov.voting_delay_seconds)
+    for member in on_probation(state, charter, starts, eligible):
+        power[member] = 0  # listed, so their vote is logged and shown, but it weighs 0
     ends = at(starts, gov.voting_period_seconds)
     secret = gov.secret_ballot or body.get("secret", False)
     reveal_ends = at(ends, gov.reveal_period_seconds) if secret else ends
@@ -233,6 +235,21 @@ def _new_proposal(
         charter_base=charter_hash(charter),
     )
     return p, power
+
+
+def on_probation(state: State, charter: Charter, starts: str, members: list[str]) -> list[str]:
+    """The ``members`` who joined less than ``governance.probation_seconds`` before
+    ``starts`` (a proposal's voting start): their votes on it weigh 0. Both times are log
+    times, so anyone replaying the log draws the same line; a key minted an hour before a
+    vote cannot swing it, whoever invited or approved it."""
+    probation = charter.governance.probation_seconds
+    if not probation:
+        return []
+    return [
+        m
+        for m in members
+        if m in state.joined_at and seconds_between(state.joined_at[m], starts) < probation
+    ]
 
 
 def _check_secret(body: dict[str, Any], charter: Charter, kind: str) -> None:

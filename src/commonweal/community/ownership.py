@@ -381,11 +381,15 @@ def _address(state: State, leaf: Leaf) -> Changes:
 
 
 def claim_balances(state: State, epoch: int) -> dict[str, int]:
-    """Shares awarded in ``epoch`` to each member with a registered address, by address.
+    """Shares awarded in ``epoch`` to each member with a registered address, by address —
+    the addresses registered when the epoch's claims root was logged, once it has been.
     Raises NotFound for an unknown epoch, Conflict when no awarded member has an address."""
     e = state.epochs.get(epoch)
     if e is None:
         raise NotFound(f"there is no reward epoch {epoch}; see `commonweal shares`")
+    published = state.claimed.get(epoch)
+    if published is not None:
+        return dict(published)
     awarded: dict[str, int] = {}
     for pool in json.loads(e.awards).values():
         for member, shares in pool:
@@ -411,10 +415,20 @@ def _claims(state: State, leaf: Leaf) -> Changes:
         leaf, {"epoch": int, "format": str, "root": str, "token_total": str, "claims": int}
     )
     need_hub(state, leaf)
+    published = state.epochs.get(body["epoch"])
+    if published is not None and published.claims_root:
+        # Two roots for one epoch could both be funded on chain: the same award paid to
+        # an old and a new address. One root per epoch, ever.
+        raise Conflict(
+            f"{kind}: epoch {body['epoch']}'s claims root {published.claims_root} is "
+            "already logged; an epoch has one claims root, and an address registered "
+            "since applies to later epochs"
+        )
     if body["format"] != "merkle-distributor":
         raise InvalidInput(f"{kind}: the only claims format is 'merkle-distributor'")
     with _prefixed(kind):
-        doc = distributor(claim_balances(state, body["epoch"]))
+        balances = claim_balances(state, body["epoch"])
+        doc = distributor(balances)
     want = {
         "epoch": body["epoch"],
         "format": "merkle-distributor",
@@ -427,7 +441,10 @@ def _claims(state: State, leaf: Leaf) -> Changes:
             f"{kind}: the claims differ from the rules' in {_first_difference(body, want)}"
         )
     e = state.epochs[body["epoch"]]
-    return {"epochs": state.epochs.set(e.epoch, e._replace(claims_root=want["root"]))}
+    return {
+        "epochs": state.epochs.set(e.epoch, e._replace(claims_root=want["root"])),
+        "claimed": state.claimed.set(e.epoch, Map(balances)),
+    }
 
 
 def _epoch_members(leaf: Leaf) -> tuple[str, ...]:

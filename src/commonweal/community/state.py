@@ -251,7 +251,8 @@ class Holding(NamedTuple):
 
 class Epoch(NamedTuple):
     """A closed reward epoch. ``awards`` is canonical JSON: the per-member awards of each
-    pool, as logged; ``claims_root`` the last on-chain claims root exported for it."""
+    pool, as logged; ``claims_root`` the one on-chain claims root logged for it (one per
+    epoch, ever)."""
 
     epoch: int
     entry: int
@@ -345,6 +346,12 @@ class State(NamedTuple):
     names: Map[str, str] = _EMPTY  # casefolded name -> member key
     nonces: Map[str, int] = _EMPTY  # "actor:nonce" -> index
     invites: Map[str, Invite] = _EMPTY
+    # Part 9: member -> log time they joined (probation counts from it); pending newcomer ->
+    # the active members who approved them; member -> log times of their invites still
+    # inside the charter's invite period (the invite limit counts them).
+    joined_at: Map[str, str] = _EMPTY
+    approvals: Map[str, frozenset[str]] = _EMPTY
+    invite_times: Map[str, tuple[str, ...]] = _EMPTY
     contributions: Map[str, Contribution] = _EMPTY
     reviews: Map[int, Review] = _EMPTY  # by log index
     batches: Map[int, tuple[str, ...]] = _EMPTY  # submit index -> item ids awaiting screening
@@ -371,6 +378,9 @@ class State(NamedTuple):
     epochs: Map[int, Epoch] = _EMPTY  # by number
     holdings: Map[str, Holding] = _EMPTY  # by member
     payouts: Map[int, Payout] = _EMPTY  # by number
+    # Epoch -> the balances (address -> shares) its one claims root was logged over: an
+    # address registered later applies to later epochs, not to a root already published.
+    claimed: Map[int, Map[str, int]] = _EMPTY
     # Part 5: governance.
     proposals: Map[int, Proposal] = _EMPTY  # by number
     delegates: Map[str, str] = _EMPTY  # member -> whom they delegate to

@@ -38,6 +38,7 @@ from commonweal.errors import (
     TooLarge,
     VerificationFailed,
 )
+from commonweal.hub import names
 from commonweal.hub.data import DataArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
@@ -171,6 +172,7 @@ class Hub:
         # from the stored tree nodes (one computed here from checked ones needs no check).
         self._frontier_checked = False
         self._checked_at = 0.0
+        self._names = names.NameIndex()  # lookalike member names (used under self._lock)
         self.log = LogArea(self)
         self.data = DataArea(self)
         self.models = ModelsArea(self)
@@ -303,6 +305,7 @@ class Hub:
                 "founder_name": founder_name,
             },
             hub=signer.name,
+            time=hub.clock(),
         )
         hub.append([genesis])
         return hub, founder
@@ -432,6 +435,7 @@ class Hub:
                 # The transaction commits when this block exits; only then does the cache
                 # move on.
         except BaseException:
+            self._names.reset()  # it may count a join the failed batch did not commit
             screener = self.data.screener_loaded
             if screener is not None:
                 screener.reset()  # its in-memory index may hold the refused batch
@@ -477,7 +481,9 @@ class Hub:
         assert self._state is not None and self._frontier is not None
         if not self._frontier_checked:
             self._check_frontier(conn, self._frontier)
-        return _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+        batch = _Batch(self._state, self._frontier.copy(), size, self.clock(), numbered=numbered)
+        batch.names = self._names
+        return batch
 
     def _check_frontier(self, conn: Connection, frontier: Frontier) -> None:
         """Trust stored tree nodes only once they fold to the root of the hub's own latest
@@ -521,7 +527,9 @@ class Hub:
 
     def sign(self, kind: str, body: dict[str, Any]) -> SignedEvent:
         """An event signed by the hub itself (screening results, review decisions)."""
-        return sign_event(self.signer.key, kind, body, hub=self.origin)
+        # Stamped on the hub's own clock: the event time must sit within the charter's
+        # skew of the log time this same clock gives the entry.
+        return sign_event(self.signer.key, kind, body, hub=self.origin, time=self.clock())
 
     def record(
         self,
@@ -564,6 +572,20 @@ class Hub:
         """Every member, as the log's replay has them (from the state in memory: the same
         rows as the ``members`` projection, without reading every table)."""
         return sorted((m.to_json() for m in self.state.members.values()), key=lambda r: r["key"])
+
+    def pending_members(self) -> list[dict[str, Any]]:
+        """Newcomers waiting for approval: who approved each, and how many must."""
+        state = self.state
+        needed = rules.approvals_needed(state) if state.charter is not None else 0
+        return [
+            {
+                **m.to_json(),
+                "approved_by": sorted(state.approvals.get(m.key, frozenset())),
+                "approvals_needed": needed,
+            }
+            for m in sorted(state.members.values(), key=lambda m: m.joined_index)
+            if m.status == "pending"
+        ]
 
     def waiting_for(self, member: str) -> dict[str, Any]:
         """What waits for ``member`` now: reviews, votes, reveals, their latest payout."""
@@ -629,6 +651,7 @@ class _Batch:
         self.touched: list[rules.Touched] = []
         self.acks: list[dict[str, Any]] = []
         self.withdrawn: list[str] = []  # items whose content goes when the batch commits
+        self.names: names.NameIndex | None = None  # the hub's lookalike check, if it has one
 
     @property
     def next_index(self) -> int:
@@ -652,7 +675,13 @@ class _Batch:
         data = encode_leaf(ev.data, index, self.log_time, ev.sig)
         leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
         try:
-            self.state = rules.apply(self.state, leaf)
+            after = rules.apply(self.state, leaf)
+            if ev.kind == "member.join" and self.names is not None:
+                # An admission check only, not replayed (see hub.names for why); after the
+                # rules, so an exact duplicate gets the rules' own message.
+                self.names.check(self.state, ev.actor, ev.body["name"])
+                self.names.admitted(ev.actor, ev.body["name"])
+            self.state = after
         except CommonwealError as exc:
             if pos is not None and self.numbered:
                 exc.message = f"events[{pos}]: {exc.message}"

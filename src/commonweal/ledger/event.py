@@ -39,6 +39,7 @@ __all__ = [
     "SignedEvent",
     "decode_leaf",
     "encode_leaf",
+    "instant",
     "now",
     "sign_event",
 ]
@@ -64,6 +65,19 @@ _LEAF_MARK = b',"index":'
 def now() -> str:
     """The current UTC time as RFC 3339 with milliseconds, as events and leaves carry it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def instant(t: object) -> datetime | None:
+    """The UTC instant ``t`` names, or None when it is not RFC 3339 UTC or names no real
+    instant (month 13, 30 February, hour 99). A leap second (``:60``) is refused too: no
+    clock we stamp with produces one, and refusing it keeps time arithmetic exact."""
+    if not isinstance(t, str) or not _TIME.fullmatch(t):
+        return None
+    try:
+        # fromisoformat (3.11) reads the Z and any number of fractional digits.
+        return datetime.fromisoformat(t)
+    except ValueError:
+        return None
 
 
 def _b64(data: bytes) -> str:
@@ -150,8 +164,10 @@ def check_envelope(event: Any, *, where: str = "event") -> None:
             f"got {str(event['actor'])[:70]!r}"
         )
     t = event["time"]
-    if not isinstance(t, str) or not _TIME.fullmatch(t):
-        raise InvalidInput(f"{where}: time {t!r} is not RFC 3339 UTC like 2026-01-31T12:00:00Z")
+    if instant(t) is None:
+        raise InvalidInput(
+            f"{where}: time {t!r} is not a real RFC 3339 UTC instant like 2026-01-31T12:00:00Z"
+        )
     n = event["nonce"]
     if not isinstance(n, str) or not _NONCE.fullmatch(n):
         raise InvalidInput(f"{where}: nonce must be 16-64 characters of base64url, got {n!r}")
@@ -275,8 +291,8 @@ def decode_leaf(data: bytes, *, strict: bool = True, check_floats: bool = True) 
     event, index, log_time = doc["event"], doc["index"], doc["log_time"]
     if strict:
         check_envelope(event, where="leaf event")
-        if not isinstance(log_time, str) or not _TIME.fullmatch(log_time):
-            raise InvalidInput(f"leaf log_time {log_time!r} is not RFC 3339 UTC")
+        if instant(log_time) is None:
+            raise InvalidInput(f"leaf log_time {log_time!r} is not a real RFC 3339 UTC instant")
     elif not isinstance(event, dict) or event.keys() not in (_ENVELOPE_KEYS, _ENVELOPE_KEYS_V1):
         raise InvalidInput("leaf event does not have the envelope's fields")
     if type(index) is not int or index < 0:

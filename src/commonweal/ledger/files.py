@@ -90,9 +90,12 @@ def exposed(paths: Iterable[Path]) -> list[tuple[Path, int]]:
     out: list[tuple[Path, int]] = []
 
     def look(p: Path) -> None:
-        if p in seen:
+        # One warning per file, however it was named (the hub directory may be relative
+        # and the database URL absolute).
+        key = Path(os.path.abspath(p))
+        if key in seen:
             return
-        seen.add(p)
+        seen.add(key)
         try:
             st = p.lstat()
         except OSError:
