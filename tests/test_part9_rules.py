@@ -70,7 +70,15 @@ def invite(state: State, key: SigningKey, token: str, t: str) -> State:
 
 def signed_at(key: SigningKey, kind: str, body: dict[str, Any], t: str) -> SignedEvent:
     """An event signed with any time at all (``sign_event`` refuses impossible ones)."""
-    event = {"v": 1, "kind": kind, "actor": key.key_id, "time": t, "nonce": "n" * 22, "body": body}
+    event = {
+        "v": 2,
+        "hub": "test/p",
+        "kind": kind,
+        "actor": key.key_id,
+        "time": t,
+        "nonce": "n" * 22,
+        "body": body,
+    }
     data = canonical(event)
     return SignedEvent(event, data, key.sign(data))
 
