@@ -272,7 +272,9 @@ class Community:
         key = self.keys[name]
         self.names[key.key_id] = name
         if name != "Ada":
-            self.hub.submit(sign_event(key, "member.join", {"name": name}).to_wire())
+            self.hub.submit(
+                sign_event(key, "member.join", {"name": name}, hub=self.hub.origin).to_wire()
+            )
 
     def contribute(self, name: str, items: Sequence[dict[str, Any]]) -> list[str]:
         """Send ``items`` as ``name`` in signed batches; the ids of the items, in order."""
@@ -290,7 +292,7 @@ class Community:
                 )
                 described.append(meta)
                 content.append(part)
-            ev = sign_event(key, "contribution.submit", {"items": described})
+            ev = sign_event(key, "contribution.submit", {"items": described}, hub=self.hub.origin)
             got = self.hub.data.contribute({**ev.to_wire(), "content": content})
             for r in got["items"]:
                 self.results[r["id"]] = r["status"]
@@ -396,6 +398,7 @@ def _run_accuracy(
                 c.keys[members[(members.index(owner[i]) + 1) % len(members)]],
                 "review.submit",
                 {"item": i, "verdict": "accept"},
+                hub=c.hub.origin,
             )
             for i, status in c.results.items()
             if status == "in_review"
@@ -563,7 +566,7 @@ def run_economy(directory: Path, seed: int, sizes: Sizes, *, split: bool) -> dic
             eligible = [n for n in REVIEWERS if c.keys[n].key_id != contrib.member]
             for name in who.sample(eligible, contrib.reviews_needed - contrib.reviews):
                 body = {"item": i, **verdict(name, given_of[i], true_of[i], labels, who)}
-                events.append(sign_event(c.keys[name], "review.submit", body))
+                events.append(sign_event(c.keys[name], "review.submit", body, hub=c.hub.origin))
                 reviews_given[name] += 1
         c.submit(events)
 

@@ -86,24 +86,32 @@ def build_log(voters: int, delegators: int, chain: int) -> tuple[list[bytes], No
                 "founder_name": "Ada",
             },
             time=T,
+            hub=signer.name,
         )
     ]
     events += [
-        sign_event(k, "member.join", {"name": f"m{n}"}, time=T) for n, k in enumerate(members)
+        sign_event(k, "member.join", {"name": f"m{n}"}, time=T, hub=signer.name)
+        for n, k in enumerate(members)
     ]
     # Chains: each delegator hands their vote to the one before, every ``chain``-th to a
     # voter, so a chain of ``chain`` members ends at someone who votes.
     for n, k in enumerate(delegating):
         to = delegating[n - 1] if n % chain else rng.choice(voting)
-        events.append(sign_event(k, "delegate.set", {"to": to.key_id}, time=T))
+        events.append(sign_event(k, "delegate.set", {"to": to.key_id}, time=T, hub=signer.name))
     number = len(events)
     signal = [{"type": "signal", "text": "Which way?"}]
     events.append(
-        sign_event(founder, "proposal.create", {"title": "Bench", "actions": signal}, time=T)
+        sign_event(
+            founder,
+            "proposal.create",
+            {"title": "Bench", "actions": signal},
+            time=T,
+            hub=signer.name,
+        )
     )
     for k in voting:
         body = {"proposal": number, "choice": rng.choices(CHOICES, (5, 3, 1))[0]}
-        events.append(sign_event(k, "vote.cast", body, time=T))
+        events.append(sign_event(k, "vote.cast", body, time=T, hub=signer.name))
     leaves = [encode_leaf(ev.data, i, T, ev.sig) for i, ev in enumerate(events)]
     return leaves, signer, number
 
@@ -262,18 +270,21 @@ def bench_http(members: int, threads: int, tmp: Path) -> dict[str, Any]:
     # phase can outlast the default five minutes of clock skew, so the bench lifts it.
     charter = validate_charter({"name": "Voting bench", "events": {"max_clock_skew_seconds": 0}})
     hub, founder = Hub.init(tmp / "hub", charter=charter, founder_name="Ada")
+    origin = hub.origin
     hub.close()
     keys = [key(n) for n in range(1, members + 1)]
     log(f"http: signing {members} joins")
     joins = in_batches(
-        [sign_event(k, "member.join", {"name": f"m{n}"}) for n, k in enumerate(keys)]
+        [sign_event(k, "member.join", {"name": f"m{n}"}, hub=origin) for n, k in enumerate(keys)]
     )
     with served(tmp / "hub") as (base, server):
         log(f"http: {members} joins in batches of {BATCH}, {threads} threads (the anchor)")
         with CpuWatch([server.pid]) as join_watch:
             join_seconds = post_all(base, joins, threads)
         signal = [{"type": "signal", "text": "Which way?"}]
-        proposal = sign_event(founder, "proposal.create", {"title": "Bench", "actions": signal})
+        proposal = sign_event(
+            founder, "proposal.create", {"title": "Bench", "actions": signal}, hub=origin
+        )
         r = httpx.post(base + "/api/v1/events", json=proposal.to_wire(), timeout=60)
         r.raise_for_status()
         number = r.json()["entries"][0]["index"]
@@ -281,7 +292,10 @@ def bench_http(members: int, threads: int, tmp: Path) -> dict[str, Any]:
         log(f"http: signing {members} votes")
         ballots = [
             sign_event(
-                k, "vote.cast", {"proposal": number, "choice": rng.choices(CHOICES, (5, 3, 1))[0]}
+                k,
+                "vote.cast",
+                {"proposal": number, "choice": rng.choices(CHOICES, (5, 3, 1))[0]},
+                hub=origin,
             )
             for k in keys
         ]

@@ -54,7 +54,9 @@ def sentence(rng: random.Random, n: int) -> str:
     return f"Note {n}: " + " ".join(words) + "."
 
 
-def build_batches(key: SigningKey, texts: list[str], size: int) -> list[dict[str, Any]]:
+def build_batches(
+    key: SigningKey, texts: list[str], size: int, origin: str
+) -> list[dict[str, Any]]:
     docs = []
     for start in range(0, len(texts), size):
         described, content = [], []
@@ -75,7 +77,7 @@ def build_batches(key: SigningKey, texts: list[str], size: int) -> list[dict[str
             import base64
 
             content.append({"id": c[:32], "salt": base64.b64encode(salt).decode(), "item": item})
-        ev = sign_event(key, "contribution.submit", {"items": described})
+        ev = sign_event(key, "contribution.submit", {"items": described}, hub=origin)
         docs.append({**ev.to_wire(), "content": content})
     return docs
 
@@ -91,8 +93,9 @@ def bench_http(n: int, batch: int, tmp: Path) -> dict[str, Any]:
         }
     )
     hub, founder = Hub.init(tmp / "hub", charter=charter, founder_name="Ada")
+    origin = hub.origin
     hub.close()
-    docs = build_batches(founder, texts, batch)
+    docs = build_batches(founder, texts, batch, origin)
     log(f"http: {n} items of ~{sum(map(len, texts)) // n} bytes, batches of {batch}")
     with served(tmp / "hub") as (base, _):
         refused = 0

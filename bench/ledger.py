@@ -215,9 +215,14 @@ def environment_notes() -> list[str]:
 # -- events --------------------------------------------------------------------------------
 
 
+# The origin of every hub this bench makes, and so the hub its pre-signed events name.
+BENCH_ORIGIN = "bench.example/commonweal/ledger"
+
+
 class EventPool:
-    """``member.join`` events, each signed by its own fresh key, signed once and reused: the
-    events name no hub, so the same ones can be appended to several fresh hubs."""
+    """``member.join`` events, each signed by its own fresh key, signed once and reused:
+    every bench hub is made with the one origin they are signed for (``BENCH_ORIGIN``), so
+    the same ones can be appended to several fresh hubs."""
 
     def __init__(self) -> None:
         self.events: list[SignedEvent] = []
@@ -229,7 +234,9 @@ class EventPool:
             t = time.perf_counter()
             for i in range(start, n):
                 self.events.append(
-                    sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+                    sign_event(
+                        SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=BENCH_ORIGIN
+                    )
                 )
                 if (i + 1) % 20_000 == 0:
                     log(f"  signed {i + 1}/{n}")
@@ -239,9 +246,12 @@ class EventPool:
 
 def _new_hub(directory: Path) -> Hub:
     # The events are signed once, before any clock starts, and appended to several hubs
-    # over the whole run: no bound on how far their time is from the log's.
+    # over the whole run: no bound on how far their time is from the log's. Every hub has
+    # the one origin they are signed for.
     charter = validate_charter({"name": "bench ledger", "events": {"max_clock_skew_seconds": 0}})
-    hub, _founder = Hub.init(directory, charter=charter, founder_name="founder")
+    hub, _founder = Hub.init(
+        directory, charter=charter, founder_name="founder", origin=BENCH_ORIGIN
+    )
     return hub
 
 

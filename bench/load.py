@@ -80,6 +80,7 @@ class Community:
     members: list[SigningKey]
     proposal: int
     charter: dict[str, Any]
+    origin: str  # the hub's log origin, which every event is signed for
 
 
 def build(workdir: Path, url: str, n: int, charter_extra: dict[str, Any]) -> Community:
@@ -99,15 +100,24 @@ def build(workdir: Path, url: str, n: int, charter_extra: dict[str, Any]) -> Com
     members = [SigningKey.generate() for _ in range(n)]
     with HubClient(str(hub_dir)) as c:
         c.submit(
-            [sign_event(k, "member.join", {"name": f"Member {i}"}) for i, k in enumerate(members)]
+            [
+                sign_event(k, "member.join", {"name": f"Member {i}"}, hub=c.origin)
+                for i, k in enumerate(members)
+            ]
         )
         signal = [{"type": "signal", "text": "Plant more trees by the canal"}]
-        got = c.submit([sign_event(ada, "proposal.create", {"title": "Trees", "actions": signal})])
+        got = c.submit(
+            [
+                sign_event(
+                    ada, "proposal.create", {"title": "Trees", "actions": signal}, hub=c.origin
+                )
+            ]
+        )
         proposal = int(got["entries"][0]["index"])
         shown = c.community()["charter"]
         for i, k in enumerate(members):
             c.contribute(k, [_text(f"seed {i}", j) for j in range(2)], charter=shown)
-    return Community(hub_dir, url, members, proposal, shown)
+    return Community(hub_dir, url, members, proposal, shown, hub.origin)
 
 
 def _text(tag: str, n: int) -> dict[str, Any]:
@@ -207,7 +217,7 @@ class Member:
             license="CC-BY-4.0",
             consent=("train", "evaluate"),
         )
-        ev = sign_event(self.key, "contribution.submit", {"items": [meta]})
+        ev = sign_event(self.key, "contribution.submit", {"items": [meta]}, hub=self.c.origin)
         resp = self._send(
             "contribute", "POST", "/api/v1/contributions", json={**ev.to_wire(), "content": [part]}
         )
@@ -228,7 +238,7 @@ class Member:
             "item": resp.json()["id"],
             "verdict": self.rng.choice(["accept", "accept", "reject"]),
         }
-        ev = sign_event(self.key, "review.submit", body)
+        ev = sign_event(self.key, "review.submit", body, hub=self.c.origin)
         resp = self._send("review", "POST", "/api/v1/events", json=ev.to_wire())
         if resp is not None and resp.status_code == 409 and "not in review" in resp.text:
             # Every reviewer is offered the oldest item waiting; when others' reviews
@@ -243,7 +253,7 @@ class Member:
             "proposal": self.c.proposal,
             "choice": self.rng.choice(["for", "against", "abstain"]),
         }
-        ev = sign_event(self.key, "vote.cast", body)
+        ev = sign_event(self.key, "vote.cast", body, hub=self.c.origin)
         self._check("vote", self._send("vote", "POST", "/api/v1/events", json=ev.to_wire()), 1)
 
     def _read(self) -> None:

@@ -131,7 +131,7 @@ def cost(n: int, tmp: Path, repeat: int) -> dict[str, Any]:
     hub, _ = Hub.init(tmp / "big", charter=Charter(name="Cost"), founder_name="Ada")
     try:
         events = [
-            sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+            sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=hub.origin)
             for i in range(n - 1)
         ]
         for b in range(0, len(events), 1000):

@@ -167,7 +167,7 @@ class Community:
 
 
 def contribution_doc(
-    key: SigningKey, items: list[dict[str, Any]], rng: random.Random
+    key: SigningKey, items: list[dict[str, Any]], rng: random.Random, origin: str
 ) -> dict[str, Any]:
     """A signed ``contribution.submit`` with its content, as ``HubClient.contribute`` builds
     it, but with seeded salts: item ids, and so the evaluation set and the shards, are the
@@ -190,7 +190,7 @@ def contribution_doc(
             {"id": commitment[:32], "salt": base64.b64encode(salt).decode(), "item": item}
         )
     return {
-        **sign_event(key, "contribution.submit", {"items": described}).to_wire(),
+        **sign_event(key, "contribution.submit", {"items": described}, hub=origin).to_wire(),
         "content": content,
     }
 
@@ -231,20 +231,26 @@ def community(
     try:
         for name in MEMBERS:
             keys[name] = SigningKey(rng.randbytes(32))
-            hub.submit(sign_event(keys[name], "member.join", {"name": name}).to_wire())
+            hub.submit(
+                sign_event(keys[name], "member.join", {"name": name}, hub=hub.origin).to_wire()
+            )
         names = list(keys)
         in_review: list[tuple[str, str]] = []
         refused = 0
         for n in range(0, len(items), BATCH):
             owner = names[(n // BATCH) % len(names)]
-            got = hub.data.contribute(contribution_doc(keys[owner], items[n : n + BATCH], rng))
+            got = hub.data.contribute(
+                contribution_doc(keys[owner], items[n : n + BATCH], rng, hub.origin)
+            )
             for i in got["items"]:
                 if i["status"] == "in_review":
                     in_review.append((i["id"], owner))
                 else:
                     refused += 1
         reviews = [
-            sign_event(keys[name], "review.submit", {"item": iid, "verdict": "accept"}).to_wire()
+            sign_event(
+                keys[name], "review.submit", {"item": iid, "verdict": "accept"}, hub=hub.origin
+            ).to_wire()
             for iid, owner in in_review
             for name in [n for n in names if n != owner][:2]
         ]
@@ -520,7 +526,9 @@ def withdraw_one(hub: Hub, keys: dict[str, SigningKey], rng: random.Random) -> t
     shard = rng.choice([n for n, ids in enumerate(p.shards) if len(ids) > 1])
     item = rng.choice(p.shards[shard])
     member = keys[hub.state.contributions[item].member]
-    hub.submit(sign_event(member, "contribution.withdraw", {"items": [item]}).to_wire())
+    hub.submit(
+        sign_event(member, "contribution.withdraw", {"items": [item]}, hub=hub.origin).to_wire()
+    )
     return item, shard
 
 

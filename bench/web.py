@@ -188,7 +188,7 @@ def large_hub(directory: Path, members: int, items: int, proposals: int) -> tupl
     t0 = time.perf_counter()
     try:
         joins = [
-            sign_event(k, "member.join", {"name": f"Member {i:04d}"}).to_wire()
+            sign_event(k, "member.join", {"name": f"Member {i:04d}"}, hub=hub.origin).to_wire()
             for i, k in enumerate(keys[1:], 1)
         ]
         for i in range(0, len(joins), 500):
@@ -208,14 +208,17 @@ def large_hub(directory: Path, members: int, items: int, proposals: int) -> tupl
                 )
                 metas.append(meta)
                 parts.append(part)
-            ev = sign_event(owner, "contribution.submit", {"items": metas})
+            ev = sign_event(owner, "contribution.submit", {"items": metas}, hub=hub.origin)
             hub.data.contribute({**ev.to_wire(), "content": parts})
             reviews = []
             for meta in metas:
                 others = [k for k in rng.sample(keys, 3) if k is not owner][:2]
                 reviews += [
                     sign_event(
-                        k, "review.submit", {"item": meta["id"], "verdict": "accept"}
+                        k,
+                        "review.submit",
+                        {"item": meta["id"], "verdict": "accept"},
+                        hub=hub.origin,
                     ).to_wire()
                     for k in others
                 ]
@@ -235,12 +238,16 @@ def large_hub(directory: Path, members: int, items: int, proposals: int) -> tupl
                     "title": f"Question {p}",
                     "actions": [{"type": "signal", "text": f"Shall we {p}?"}],
                 },
+                hub=hub.origin,
             )
             hub.submit({"events": [ev.to_wire()]})
             number = hub.log.size() - 1
             votes = [
                 sign_event(
-                    k, "vote.cast", {"proposal": number, "choice": rng.choice(["for", "against"])}
+                    k,
+                    "vote.cast",
+                    {"proposal": number, "choice": rng.choice(["for", "against"])},
+                    hub=hub.origin,
                 ).to_wire()
                 for k in keys
             ]

@@ -49,7 +49,8 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
 ) -> None:
     c, hub, _ = client
     events = [
-        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(25)
+        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin)
+        for i in range(25)
     ]
     res = c.submit(events)
     assert [e["index"] for e in res["entries"]] == list(range(1, 26))
@@ -60,11 +61,13 @@ def test_batch_appends_in_order_and_returns_a_signed_checkpoint(
 def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
     http = raw(c)
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client[1].origin)
     assert http.post("/api/v1/events", json=ev.to_wire()).status_code == 201
     bad_sig = ev.to_wire()
     bad_sig["sig"] = base64.b64encode(bytes(64)).decode()
-    stranger = sign_event(SigningKey.generate(), "invite.create", {"token_hash": "2" * 64})
+    stranger = sign_event(
+        SigningKey.generate(), "invite.create", {"token_hash": "2" * 64}, hub=client[1].origin
+    )
     cases = [
         (http.post("/api/v1/events", content=b"{not json"), 400, "invalid_input", "malformed"),
         (http.post("/api/v1/events", content=b'{"a":1,"a":2}'), 400, "invalid_input", "duplicate"),
@@ -122,19 +125,33 @@ def test_every_error_has_one_json_shape(client: tuple[HubClient, Hub, SigningKey
 
 def test_sdk_raises_the_same_error_classes(client: tuple[HubClient, Hub, SigningKey]) -> None:
     c, _, _ = client
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=client[1].origin)
     c.submit([ev])
     with pytest.raises(Replay):
         c.submit([ev])
-    tampered = sign_event(SigningKey.generate(), "member.join", {"name": "Alan"})
+    tampered = sign_event(
+        SigningKey.generate(), "member.join", {"name": "Alan"}, hub=client[1].origin
+    )
     object.__setattr__(tampered, "sig", bytes(64))
     with pytest.raises(BadSignature):
         c.submit([tampered])
     with pytest.raises(UnknownMember):
-        c.submit([sign_event(SigningKey.generate(), "invite.create", {"token_hash": "3" * 64})])
+        c.submit(
+            [
+                sign_event(
+                    SigningKey.generate(),
+                    "invite.create",
+                    {"token_hash": "3" * 64},
+                    hub=client[1].origin,
+                )
+            ]
+        )
     with pytest.raises(NotFound):
         c.inclusion(50)
-    big = [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(1001)]
+    big = [
+        sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin)
+        for i in range(1001)
+    ]
     with pytest.raises(TooLarge, match="at most 1000"):
         c.submit(big)
 
@@ -143,7 +160,12 @@ def test_entries_and_proofs_over_http_verify(client: tuple[HubClient, Hub, Signi
     c, _, _ = client
     first = parse_checkpoint(c.checkpoint(), c.verifier())
     c.submit(
-        [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"}) for i in range(40)]
+        [
+            sign_event(
+                SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin
+            )
+            for i in range(40)
+        ]
     )
     cp = parse_checkpoint(c.checkpoint(), c.verifier())
     entries = list(c.iter_entries())
@@ -193,7 +215,9 @@ def test_the_client_pages_through_a_log_of_more_than_two_thousand_entries(
     for start in (0, 1000, 2000):  # the API takes at most 1,000 events a batch
         c.submit(
             [
-                sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}"})
+                sign_event(
+                    SigningKey.generate(), "member.join", {"name": f"m{i}"}, hub=client[1].origin
+                )
                 for i in range(start, start + 1000 if start < 2000 else 2050)
             ]
         )

@@ -57,13 +57,14 @@ class Target:
     proposal: int  # an open proposal every member may vote on
     item: str  # an item in review, Ada's
     elsewhere: dict[str, SignedEvent]  # events signed for the other hub
+    origin: str  # the origin of the attacked hub's log, which its events name
 
     def size(self) -> int:
         return int(httpx.get(f"{self.a}/api/v1/ledger/entries?start=0&end=0").json()["size"])
 
 
 def _act(client: HubClient, key: SigningKey, kind: str, body: dict[str, Any]) -> int:
-    return int(client.submit([sign_event(key, kind, body)])["entries"][0]["index"])
+    return int(client.submit([client.sign(key, kind, body)])["entries"][0]["index"])
 
 
 def _log_time(seconds_ago: float) -> str:
@@ -104,14 +105,17 @@ def target(
         item = receipt["items"][0]["id"]
     # Another community, with its own origin, where Grace is a member and Sam joined.
     attack_hub(root / "other", module_databases.new())
-    elsewhere = {
-        "join": sign_event(sam, "member.join", {"name": "Sam"}),
-        "grace join": sign_event(grace, "member.join", {"name": "Grace"}),
-    }
+    with HubClient(str(root / "hub")) as c:
+        origin = c.origin
     with HubClient(str(root / "other")) as c:
+        assert c.origin != origin
+        elsewhere = {
+            "join": c.sign(sam, "member.join", {"name": "Sam"}),
+            "grace join": c.sign(grace, "member.join", {"name": "Grace"}),
+        }
         c.submit([elsewhere["join"]])
         c.submit([elsewhere["grace join"]])
-        elsewhere["proposal"] = sign_event(
+        elsewhere["proposal"] = c.sign(
             grace, "proposal.create", {"title": "Trees", "actions": signal}
         )
         c.submit([elsewhere["proposal"]])
@@ -128,6 +132,7 @@ def target(
             proposal,
             item,
             elsewhere,
+            origin,
         )
     finally:
         for s in servers:
@@ -154,12 +159,12 @@ def _altered(doc: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> d
 
 
 def _vote(t: Target, key: SigningKey, choice: str = "for") -> SignedEvent:
-    return sign_event(key, "vote.cast", {"proposal": t.proposal, "choice": choice})
+    return sign_event(key, "vote.cast", {"proposal": t.proposal, "choice": choice}, hub=t.origin)
 
 
-def _invite(key: SigningKey) -> SignedEvent:
+def _invite(t: Target, key: SigningKey) -> SignedEvent:
     """An act that stays allowed whenever it is sent: registering a fresh invite."""
-    return sign_event(key, "invite.create", {"token_hash": secrets.token_hex(32)})
+    return sign_event(key, "invite.create", {"token_hash": secrets.token_hex(32)}, hub=t.origin)
 
 
 def _malleated(ev: SignedEvent) -> dict[str, Any]:
@@ -197,17 +202,20 @@ FORGERIES: dict[str, Forgery] = {
     ),
     # A hub-only kind signed by a member as themselves.
     "member logs a hub-only kind": lambda t: _wire(
-        sign_event(t.grace, "contribution.screen", {"batch": 1, "results": []})
+        sign_event(t.grace, "contribution.screen", {"batch": 1, "results": []}, hub=t.origin)
     ),
     "body altered after signing": lambda t: _altered(
         _wire(_vote(t, t.grace)), lambda e: e.update(body={**e["body"], "choice": "against"})
     ),
     "kind altered after signing": lambda t: _altered(
-        _wire(sign_event(t.grace, "proposal.cancel", {"proposal": t.proposal})),
+        _wire(sign_event(t.grace, "proposal.cancel", {"proposal": t.proposal}, hub=t.origin)),
         lambda e: e.update(kind="vote.cast"),
     ),
     "time altered after signing": lambda t: _altered(
         _wire(_vote(t, t.grace)), lambda e: e.update(time="2020-01-01T00:00:00Z")
+    ),
+    "hub altered after signing": lambda t: _altered(
+        _wire(_vote(t, t.grace)), lambda e: e.update(hub=t.origin + "-elsewhere")
     ),
     "nonce altered after signing": lambda t: _altered(
         _wire(_vote(t, t.grace)), lambda e: e.update(nonce="A" * 22)
@@ -221,16 +229,17 @@ FORGERIES: dict[str, Forgery] = {
             t.mallory,
             "proposal.create",
             {"title": "Let me back", "actions": [{"type": "signal", "text": "Let me back"}]},
+            hub=t.origin,
         )
     ),
     "removed member reviews": lambda t: _wire(
-        sign_event(t.mallory, "review.submit", {"item": t.item, "verdict": "accept"})
+        sign_event(t.mallory, "review.submit", {"item": t.item, "verdict": "accept"}, hub=t.origin)
     ),
     "removed member invites": lambda t: _wire(
-        sign_event(t.mallory, "invite.create", {"token_hash": "ab" * 32})
+        sign_event(t.mallory, "invite.create", {"token_hash": "ab" * 32}, hub=t.origin)
     ),
     "removed member joins again": lambda t: _wire(
-        sign_event(t.mallory, "member.join", {"name": "Mallory"})
+        sign_event(t.mallory, "member.join", {"name": "Mallory"}, hub=t.origin)
     ),
 }
 
@@ -278,33 +287,38 @@ def test_forged_events_are_refused_and_not_logged(target: Target, case: str) -> 
             assert "is removed, not active" in body["error"]["message"], body
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: an event's envelope names no hub, so a member's event "
-                "signed for one hub is valid on every other hub that knows the member "
-                "(needs the origin in the signed envelope)",
-            ),
-        )
-        for name in CROSS_ORIGIN
-    ],
-)
+@pytest.mark.parametrize("case", CROSS_ORIGIN)
 def test_events_signed_for_another_hub_are_refused(target: Target, case: str) -> None:
-    status, body = _refused(target, CROSS_ORIGIN[case](target), target.a)
-    assert 400 <= status < 500, (case, status, body)
+    """An event lifted from another community's public log names that community's hub:
+    refused here on every server, and not logged."""
+    doc = CROSS_ORIGIN[case](target)
+    for base in (target.a, target.b):
+        status, body = _refused(target, doc, base)
+        assert status == 403 and body["error"]["code"] == "forbidden", (case, body)
+        assert "signed for another hub" in body["error"]["message"], body
+        assert target.origin in body["error"]["message"], body
+
+
+def test_an_event_that_names_no_hub_is_refused_at_admission(target: Target) -> None:
+    """A version 1 event (from a client that predates the hub field) names no hub, so it
+    would be valid on every hub: a hub admits it from nobody, alone or in a batch."""
+    old = sign_event(target.grace, "invite.create", {"token_hash": secrets.token_hex(32)}, hub=None)
+    assert "hub" not in old.event and old.event["v"] == 1
+    for doc in (old.to_wire(), {"events": [_invite(target, target.ada).to_wire(), old.to_wire()]}):
+        for base in (target.a, target.b):
+            status, body = _refused(target, doc, base)
+            assert status == 400 and body["error"]["code"] == "invalid_input", body
+            assert "older form" in body["error"]["message"], body
+            assert "update it" in body["error"]["message"], body
 
 
 def test_a_replayed_event_is_refused_on_every_server_and_route(target: Target) -> None:
     """A valid event, acknowledged once, sent again (alone, inside a batch, through the
     other server) is a 409 and logs nothing; the batch it rides in is refused whole."""
-    ev = _invite(target.grace)
+    ev = _invite(target, target.grace)
     first = httpx.post(f"{target.a}/api/v1/events", json=ev.to_wire())
     assert first.status_code == 201, first.text
-    fresh = _invite(target.ada)
+    fresh = _invite(target, target.ada)
     for base in (target.a, target.b):
         status, body = _refused(target, ev.to_wire(), base, logged=1)
         assert status == 409 and body["error"]["code"] == "replay", body

@@ -30,9 +30,16 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], str, Not
     for i in range(6):
         token = f"token-{i}"
         th = hashlib.sha256(token.encode()).hexdigest()
-        hub.append([sign_event(founder, "invite.create", {"token_hash": th})])
+        hub.append([sign_event(founder, "invite.create", {"token_hash": th}, hub=hub.origin)])
         hub.append(
-            [sign_event(SigningKey.generate(), "member.join", {"name": f"m{i}", "invite": token})]
+            [
+                sign_event(
+                    SigningKey.generate(),
+                    "member.join",
+                    {"name": f"m{i}", "invite": token},
+                    hub=hub.origin,
+                )
+            ]
         )
     leaves = [leaf.data for leaf in hub.log.entries(0, None)]
     note, verifier = hub.log.checkpoint(), hub.verifier

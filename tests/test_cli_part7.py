@@ -241,7 +241,9 @@ def test_commands_take_item_prefixes_and_member_names(tmp_path: Path) -> None:
 def test_leave_says_what_it_erases_and_asks(tmp_path: Path) -> None:
     hub_dir, keys = text_hub(tmp_path, membership={"leaving_shares": "give-up"})
     with HubClient(str(hub_dir)) as c:
-        c.submit([sign_event(keys["Tim"], "delegate.set", {"to": keys["Grace"].key_id})])
+        c.submit(
+            [sign_event(keys["Tim"], "delegate.set", {"to": keys["Grace"].key_id}, hub=c.origin)]
+        )
     grace = tmp_path / "Grace.key"
     declined = cw("leave", "--hub", hub_dir, "--key", grace, ok=False, stdin="n\n")
     assert declined.returncode == 1 and "nothing was signed" in declined.stderr

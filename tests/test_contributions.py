@@ -171,7 +171,7 @@ def test_forged_or_replayed_batches_are_refused(coop: dict[str, Any]) -> None:
     from commonweal.ledger.canonical import canonical
 
     meta["bytes"] = len(canonical(item))
-    ev = sign_event(keys["Grace"], "contribution.submit", {"items": [meta]})
+    ev = sign_event(keys["Grace"], "contribution.submit", {"items": [meta]}, hub=hub.origin)
     content = [{"id": meta["id"], "salt": base64.b64encode(salt).decode(), "item": item}]
     swapped = [{**content[0], "item": {"text": TEXTS[3], "label": "news"}}]
     with pytest.raises(InvalidInput, match="commitment"):

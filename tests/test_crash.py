@@ -18,7 +18,7 @@ from commonweal.ledger.event import SignedEvent, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.ledger.merkle import leaf_hash
 from commonweal.verify import verify_hub
-from tests.kit import free_port, make_hub, start_server
+from tests.kit import free_port, make_hub, origin_of, start_server
 from tests.kit.attacks import Ack, attack_hub, crash_trials, lost_acks
 
 pytestmark = pytest.mark.slow
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url: str) -> None:
     hub, _ = make_hub(tmp_path / "hub", database_url)
+    origin = hub.origin
     hub.close()
     port = free_port()
     server = start_server(tmp_path / "hub", port)
@@ -38,7 +39,7 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
             while not stop.is_set():
                 batch = [
                     sign_event(
-                        SigningKey.generate(), "member.join", {"name": f"w{n}-{i}-{j}"}
+                        SigningKey.generate(), "member.join", {"name": f"w{n}-{i}-{j}"}, hub=origin
                     ).to_wire()
                     for j in range(3)
                 ]
@@ -85,7 +86,12 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, database_url:
     # And the hub comes back and keeps appending after the crash.
     server = start_server(tmp_path / "hub", port)
     try:
-        ev = sign_event(SigningKey.generate(), "member.join", {"name": "after the crash"})
+        ev = sign_event(
+            SigningKey.generate(),
+            "member.join",
+            {"name": "after the crash"},
+            hub=origin_of(tmp_path / "hub"),
+        )
         r = httpx.post(f"http://127.0.0.1:{port}/api/v1/events", json=ev.to_wire())
         assert r.status_code == 201 and r.json()["size"] == size + 1
     finally:
@@ -111,7 +117,7 @@ def test_the_loss_check_finds_a_missing_moved_or_different_entry() -> None:
     """The kill -9 loop's check is only as good as ``lost_acks``: an acknowledged event
     missing, at another index, or replaced by another event there must count as lost."""
     key = SigningKey.generate()
-    events = [sign_event(key, "member.join", {"name": f"n{i}"}) for i in range(3)]
+    events = [sign_event(key, "member.join", {"name": f"n{i}"}, hub=None) for i in range(3)]
 
     def entry(i: int, ev: SignedEvent) -> dict[str, Any]:
         leaf = encode_leaf(ev.data, i, "2026-01-01T00:00:00.000Z", ev.sig)
@@ -137,7 +143,7 @@ def test_the_loss_check_finds_a_missing_moved_or_different_entry() -> None:
     assert lost_acks(acks, {i: log[i] for i in (0, 1)}) == [acks[2]]  # missing
     swapped = {0: log[0], 1: entry(1, events[2]), 2: entry(2, events[1])}
     assert lost_acks(acks, swapped) == acks[1:]  # at another index
-    other = sign_event(key, "member.join", {"name": "someone else"})
+    other = sign_event(key, "member.join", {"name": "someone else"}, hub=None)
     assert lost_acks(acks, {**log, 2: entry(2, other)}) == [acks[2]]
     batch = Ack(1, "member.join", key.key_id, items=("a" * 32,))
     assert lost_acks(

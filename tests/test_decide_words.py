@@ -44,7 +44,9 @@ class Log:
             self.add(key, "member.join", {"name": NAMES[key]})
 
     def add(self, key: SigningKey, kind: str, body: dict[str, Any]) -> int:
-        ev = sign_event(key, kind, body, time=T)  # signed when logged: within any skew
+        ev = sign_event(
+            key, kind, body, hub="test/p", time=T
+        )  # signed when logged: within any skew
         leaf: Leaf = decode_leaf(encode_leaf(ev.data, self.state.size, T, ev.sig))
         self.state = rules.apply(self.state, leaf)
         return leaf.index

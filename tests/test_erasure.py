@@ -208,7 +208,7 @@ def crash(keyring, kek_ids):
 vault.destroy = crash
 hub = Hub.open(sys.argv[1])
 key = SigningKey.load(os.path.join(sys.argv[1], "founder.key"))
-hub.append([sign_event(key, "contribution.withdraw", {"items": [sys.argv[2]]})])
+hub.append([sign_event(key, "contribution.withdraw", {"items": [sys.argv[2]]}, hub=hub.origin)])
 """
 
 

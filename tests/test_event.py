@@ -25,6 +25,7 @@ from commonweal.ledger.event import (
     MAX_EVENT_BYTES,
     Leaf,
     SignedEvent,
+    check_envelope,
     decode_leaf,
     encode_leaf,
     now,
@@ -36,6 +37,7 @@ from commonweal.ledger.keys import SigningKey, verify_signature
 ALICE = SigningKey(bytes(range(32)))
 BOB = SigningKey(bytes(range(1, 33)))
 TIME = "2026-01-31T12:00:00.000Z"
+ORIGIN = "example.org/commonweal/test-event"
 LOG_TIME = "2026-01-31T12:00:01.250Z"
 
 # -- strategies ----------------------------------------------------------------------------
@@ -111,9 +113,9 @@ def tagged(value: Any) -> Any:
 
 
 def test_sign_event_builds_the_envelope_and_signs_its_canonical_bytes() -> None:
-    ev = sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME)
-    assert set(ev.event) == {"v", "kind", "actor", "time", "nonce", "body"}
-    assert ev.event["v"] == 1
+    ev = sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME, hub=ORIGIN)
+    assert set(ev.event) == {"v", "hub", "kind", "actor", "time", "nonce", "body"}
+    assert ev.event["v"] == 2 and ev.event["hub"] == ev.hub == ORIGIN
     assert ev.kind == "member.join"
     assert ev.actor == ALICE.key_id
     assert ev.event["time"] == TIME
@@ -125,9 +127,40 @@ def test_sign_event_builds_the_envelope_and_signs_its_canonical_bytes() -> None:
     assert not verify_signature(BOB.key_id, ev.data, ev.sig)
 
 
+def test_a_version_1_event_names_no_hub_and_still_reads() -> None:
+    """Logs written before version 2 hold events without ``hub``: they still parse (the
+    hub, not the envelope, refuses new ones), and a version 1 event with a hub, or a
+    version 2 event without one, is malformed."""
+    old = sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME, hub=None)
+    assert set(old.event) == {"v", "kind", "actor", "time", "nonce", "body"}
+    assert old.event["v"] == 1 and old.hub is None
+    assert SignedEvent.from_wire(old.to_wire()).hub is None
+    leaf = encode_leaf(old.data, 0, TIME, old.sig)
+    assert decode_leaf(leaf).event == old.event
+    assert decode_leaf(leaf, strict=False).event == old.event
+    new = sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME, hub=ORIGIN)
+    for event, words in [
+        ({**old.event, "hub": ORIGIN}, "unexpected ['hub']"),
+        ({k: v for k, v in new.event.items() if k != "hub"}, "missing ['hub']"),
+        ({**new.event, "v": 3}, "v must be 2"),
+        ({**new.event, "v": True}, "v must be 2"),
+    ]:
+        with pytest.raises(InvalidInput, match=re.escape(words)):
+            check_envelope(event)
+
+
+@pytest.mark.parametrize(
+    "hub", ["", "/x", "x/", "a b", "x" * 201, "ex\u00e9mple.org/c", 7, None, ["example.org/c"]]
+)
+def test_a_hub_that_is_not_a_log_origin_is_refused(hub: Any) -> None:
+    event = {**sign_event(ALICE, "member.join", {}, time=TIME, hub=ORIGIN).event, "hub": hub}
+    with pytest.raises(InvalidInput, match="hub must be the origin line"):
+        check_envelope(event)
+
+
 def test_every_event_gets_a_fresh_nonce_and_the_current_time() -> None:
-    a = sign_event(ALICE, "member.join", {})
-    b = sign_event(ALICE, "member.join", {})
+    a = sign_event(ALICE, "member.join", {}, hub=ORIGIN)
+    b = sign_event(ALICE, "member.join", {}, hub=ORIGIN)
     assert a.event["nonce"] != b.event["nonce"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", a.event["time"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", now())
@@ -136,7 +169,7 @@ def test_every_event_gets_a_fresh_nonce_and_the_current_time() -> None:
 @PROPERTY
 @given(body=bodies, kind=kinds, time=times)
 def test_signed_events_survive_the_wire(body: dict[str, Any], kind: str, time: str) -> None:
-    ev = sign_event(ALICE, kind, body, time=time)
+    ev = sign_event(ALICE, kind, body, time=time, hub=ORIGIN)
     wire = ev.to_wire()
     assert set(wire) == {"event", "sig"}
     assert base64.b64decode(wire["sig"], validate=True) == ev.sig
@@ -152,7 +185,7 @@ def test_signed_events_survive_the_wire(body: dict[str, Any], kind: str, time: s
 def test_any_change_to_a_signed_event_is_a_bad_signature(
     body: dict[str, Any], data: st.DataObject
 ) -> None:
-    ev = sign_event(ALICE, "contribution.submit", body, time=TIME)
+    ev = sign_event(ALICE, "contribution.submit", body, time=TIME, hub=ORIGIN)
     field = data.draw(st.sampled_from(["kind", "actor", "time", "nonce", "body"]), label="field")
     changed = dict(ev.event)
     if field == "kind":
@@ -172,7 +205,7 @@ def test_any_change_to_a_signed_event_is_a_bad_signature(
 
 
 def test_any_flipped_bit_of_the_signature_is_a_bad_signature() -> None:
-    ev = sign_event(ALICE, "vote.cast", {"proposal": 3, "choice": "yes"}, time=TIME)
+    ev = sign_event(ALICE, "vote.cast", {"proposal": 3, "choice": "yes"}, time=TIME, hub=ORIGIN)
     SignedEvent.from_wire(ev.to_wire())
     for bit in range(len(ev.sig) * 8):
         bad = bytearray(ev.sig)
@@ -188,17 +221,17 @@ def test_any_flipped_bit_of_the_signature_is_a_bad_signature() -> None:
     ids=["empty", "short", "zeros", "long"],
 )
 def test_signatures_of_the_wrong_length_or_content_are_bad_signatures(sig: bytes) -> None:
-    ev = sign_event(ALICE, "vote.cast", {}, time=TIME)
+    ev = sign_event(ALICE, "vote.cast", {}, time=TIME, hub=ORIGIN)
     with pytest.raises(BadSignature):
         SignedEvent.from_wire({"event": ev.event, "sig": base64.b64encode(sig).decode()})
     # Another event's valid signature by the same actor is no better.
-    other = sign_event(ALICE, "vote.cast", {}, time=TIME)
+    other = sign_event(ALICE, "vote.cast", {}, time=TIME, hub=ORIGIN)
     with pytest.raises(BadSignature):
         SignedEvent.from_wire({"event": ev.event, "sig": base64.b64encode(other.sig).decode()})
 
 
 def test_an_event_signed_by_someone_else_is_a_bad_signature() -> None:
-    ev = sign_event(BOB, "vote.cast", {}, time=TIME)
+    ev = sign_event(BOB, "vote.cast", {}, time=TIME, hub=ORIGIN)
     forged = dict(ev.event, actor=ALICE.key_id)
     with pytest.raises(BadSignature, match=ALICE.key_id[:16]):
         SignedEvent.from_wire({"event": forged, "sig": base64.b64encode(ev.sig).decode()})
@@ -208,7 +241,7 @@ def test_an_event_signed_by_someone_else_is_a_bad_signature() -> None:
 
 
 def _good() -> dict[str, Any]:
-    return sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME).to_wire()
+    return sign_event(ALICE, "member.join", {"name": "Ada"}, time=TIME, hub=ORIGIN).to_wire()
 
 
 def _with(**fields: Any) -> dict[str, Any]:
@@ -233,10 +266,13 @@ ENVELOPE_ERRORS = [
     (_without("nonce"), "missing ['nonce']"),
     (_without("body"), "missing ['body']"),
     (_with(extra=1), "unexpected ['extra']"),
-    (_with(v=2), "v must be 1"),
-    (_with(v=True), "v must be 1"),
-    (_with(v="1"), "v must be 1"),
-    (_with(v=None), "v must be 1"),
+    (_without("hub"), "missing ['hub']"),
+    (_with(v=1), "unexpected ['hub']"),  # version 1 names no hub
+    (_with(hub="not an origin"), "hub must be the origin line"),
+    (_with(v=3), "v must be 2"),
+    (_with(v=True), "v must be 2"),
+    (_with(v="2"), "v must be 2"),
+    (_with(v=None), "v must be 2"),
     (_with(kind="join"), "kind 'join'"),
     (_with(kind="Member.Join"), "kind 'Member.Join'"),
     (_with(kind="member..join"), "kind"),
@@ -298,7 +334,7 @@ def test_envelope_fields_with_trailing_whitespace_are_refused(field: str, value:
     if field in ("kind", "time"):
         args: dict[str, Any] = {"kind": "member.join", "time": TIME, field: value}
         with pytest.raises(InvalidInput, match=field):
-            sign_event(ALICE, args["kind"], {}, time=args["time"])
+            sign_event(ALICE, args["kind"], {}, time=args["time"], hub=ORIGIN)
     doc = _with(**{field: value})
     with pytest.raises(InvalidInput) as info:
         SignedEvent.from_wire(doc)
@@ -308,20 +344,22 @@ def test_envelope_fields_with_trailing_whitespace_are_refused(field: str, value:
 
 def test_sign_event_refuses_what_the_log_cannot_hold() -> None:
     with pytest.raises(InvalidInput, match="kind"):
-        sign_event(ALICE, "NotAKind", {})
+        sign_event(ALICE, "NotAKind", {}, hub=ORIGIN)
     with pytest.raises(InvalidInput, match="time"):
-        sign_event(ALICE, "member.join", {}, time="yesterday")
+        sign_event(ALICE, "member.join", {}, time="yesterday", hub=ORIGIN)
     with pytest.raises(InvalidInput, match=r"\$\.body\.amount"):
-        sign_event(ALICE, "member.join", {"amount": 1.5})
+        sign_event(ALICE, "member.join", {"amount": 1.5}, hub=ORIGIN)
     with pytest.raises(InvalidInput, match="body"):
-        sign_event(ALICE, "member.join", [])  # type: ignore[arg-type]
+        sign_event(ALICE, "member.join", [], hub=ORIGIN)  # type: ignore[arg-type]
 
 
 def test_events_over_the_size_limit_are_too_large() -> None:
-    ev = sign_event(ALICE, "contribution.submit", {"blob": "x" * MAX_EVENT_BYTES}, time=TIME)
+    ev = sign_event(
+        ALICE, "contribution.submit", {"blob": "x" * MAX_EVENT_BYTES}, time=TIME, hub=ORIGIN
+    )
     with pytest.raises(TooLarge, match=str(MAX_EVENT_BYTES)):
         SignedEvent.from_wire(ev.to_wire())
-    small = sign_event(ALICE, "contribution.submit", {"blob": "x" * 1000}, time=TIME)
+    small = sign_event(ALICE, "contribution.submit", {"blob": "x" * 1000}, time=TIME, hub=ORIGIN)
     assert SignedEvent.from_wire(small.to_wire()).data == small.data
 
 
@@ -334,7 +372,7 @@ def _b64(data: bytes) -> str:
 
 def test_signed_bytes_are_a_literal_slice_of_the_leaf_even_with_a_nested_index_key() -> None:
     body = {"a": 1, "index": 2, "log_time": TIME, "sig": "x", "z": {"q": 0, "index": 3}}
-    ev = sign_event(ALICE, "member.join", body, time=TIME)
+    ev = sign_event(ALICE, "member.join", body, time=TIME, hub=ORIGIN)
     assert b',"index":' in ev.data, "the body really does hold the leaf's marker"
     leaf = encode_leaf(ev.data, 41, LOG_TIME, ev.sig)
     assert leaf == canonical(
@@ -352,7 +390,7 @@ def test_signed_bytes_are_a_literal_slice_of_the_leaf_even_with_a_nested_index_k
 def test_encode_leaf_is_the_canonical_leaf_and_slices_back_to_the_signed_bytes(
     body: dict[str, Any], index: int, log_time: str
 ) -> None:
-    ev = sign_event(ALICE, "contribution.submit", body, time=TIME)
+    ev = sign_event(ALICE, "contribution.submit", body, time=TIME, hub=ORIGIN)
     leaf = encode_leaf(ev.data, index, log_time, ev.sig)
     assert leaf == canonical(
         {"event": ev.event, "index": index, "log_time": log_time, "sig": _b64(ev.sig)}
@@ -383,7 +421,7 @@ def _check_decoded(leaf: Leaf, ev: SignedEvent, index: int, log_time: str, data:
 @PROPERTY
 @given(body=bmp_bodies, index=indices, log_time=times)
 def test_leaves_decode_back_to_their_event(body: dict[str, Any], index: int, log_time: str) -> None:
-    ev = sign_event(ALICE, "contribution.submit", body, time=TIME)
+    ev = sign_event(ALICE, "contribution.submit", body, time=TIME, hub=ORIGIN)
     data = encode_leaf(ev.data, index, log_time, ev.sig)
     _check_decoded(decode_leaf(data, strict=True), ev, index, log_time, data)
     _check_decoded(decode_leaf(data, strict=False), ev, index, log_time, data)
@@ -396,14 +434,18 @@ def test_leaves_with_any_body_decode_strictly(
 ) -> None:
     # Any event the wire accepts is one the hub may append; its leaf must then pass the
     # strict decoding that `commonweal verify` applies, whatever the body's keys.
-    ev = SignedEvent.from_wire(sign_event(ALICE, "contribution.submit", body, time=TIME).to_wire())
+    ev = SignedEvent.from_wire(
+        sign_event(ALICE, "contribution.submit", body, time=TIME, hub=ORIGIN).to_wire()
+    )
     data = encode_leaf(ev.data, index, log_time, ev.sig)
     _check_decoded(decode_leaf(data, strict=True), ev, index, log_time, data)
 
 
 def test_a_leaf_whose_body_keys_sort_differently_in_utf16_decodes_strictly() -> None:
     body = {"\uffff": 1, "\U00010000": 2}
-    ev = SignedEvent.from_wire(sign_event(ALICE, "member.join", body, time=TIME).to_wire())
+    ev = SignedEvent.from_wire(
+        sign_event(ALICE, "member.join", body, time=TIME, hub=ORIGIN).to_wire()
+    )
     data = encode_leaf(ev.data, 0, LOG_TIME, ev.sig)
     assert data == canonical(
         {"event": ev.event, "index": 0, "log_time": LOG_TIME, "sig": _b64(ev.sig)}
@@ -420,7 +462,9 @@ def test_a_leaf_of_the_deepest_event_the_wire_accepts_decodes_strictly() -> None
         for _ in range(depth):
             value = [value]
         try:
-            ev = SignedEvent.from_wire(sign_event(ALICE, "member.join", {"x": value}).to_wire())
+            ev = SignedEvent.from_wire(
+                sign_event(ALICE, "member.join", {"x": value}, hub=ORIGIN).to_wire()
+            )
         except InvalidInput:
             break
         accepted = ev
@@ -454,7 +498,7 @@ def _respellings(data: bytes) -> list[bytes]:
 def test_strict_decoding_refuses_leaf_bytes_that_are_not_canonical(
     body: dict[str, Any], index: int
 ) -> None:
-    ev = sign_event(ALICE, "contribution.submit", body, time=TIME)
+    ev = sign_event(ALICE, "contribution.submit", body, time=TIME, hub=ORIGIN)
     data = encode_leaf(ev.data, index, LOG_TIME, ev.sig)
     for other in _respellings(data):
         with pytest.raises(InvalidInput):
@@ -474,7 +518,7 @@ def test_strict_decoding_refuses_leaf_bytes_that_are_not_canonical(
     ids=["duplicate key", "float", "escaped slash", "uppercase escape", "minus zero", "key order"],
 )
 def test_strict_decoding_refuses_non_canonical_spellings_inside_the_event(mutate: Any) -> None:
-    ev = sign_event(ALICE, "member.join", {}, time=TIME)
+    ev = sign_event(ALICE, "member.join", {}, time=TIME, hub=ORIGIN)
     data = mutate(encode_leaf(ev.data, 3, LOG_TIME, ev.sig))
     assert b'"body":{}' not in data
     with pytest.raises(InvalidInput):
@@ -508,7 +552,7 @@ def test_malformed_leaves_are_refused(data: bytes, message: str) -> None:
     ],
 )
 def test_leaf_fields_are_checked(field: str, value: Any, message: str) -> None:
-    ev = sign_event(ALICE, "member.join", {}, time=TIME)
+    ev = sign_event(ALICE, "member.join", {}, time=TIME, hub=ORIGIN)
     doc = {"event": ev.event, "index": 0, "log_time": LOG_TIME, "sig": _b64(ev.sig)}
     doc[field] = value
     with pytest.raises(InvalidInput, match=message):
@@ -516,7 +560,7 @@ def test_leaf_fields_are_checked(field: str, value: Any, message: str) -> None:
 
 
 def test_leaf_event_envelope_is_checked_when_strict() -> None:
-    ev = sign_event(ALICE, "member.join", {}, time=TIME)
+    ev = sign_event(ALICE, "member.join", {}, time=TIME, hub=ORIGIN)
     bad_event = {**ev.event, "kind": "NOPE"}
     data = canonical({"event": bad_event, "index": 0, "log_time": LOG_TIME, "sig": _b64(ev.sig)})
     with pytest.raises(InvalidInput, match="leaf event: kind"):
@@ -524,7 +568,7 @@ def test_leaf_event_envelope_is_checked_when_strict() -> None:
 
 
 def test_encode_leaf_and_signed_slice_refuse_what_is_not_a_leaf() -> None:
-    ev = sign_event(ALICE, "member.join", {}, time=TIME)
+    ev = sign_event(ALICE, "member.join", {}, time=TIME, hub=ORIGIN)
     with pytest.raises(InvalidInput, match="log_time"):
         encode_leaf(ev.data, 0, "2026-01-31", ev.sig)
     with pytest.raises(InvalidInput, match="event"):

@@ -83,7 +83,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def act(client: HubClient, key: SigningKey, kind: str, body: dict[str, Any]) -> int:
     """Sign and submit one event; its log index."""
-    return int(client.submit([sign_event(key, kind, body)])["entries"][0]["index"])
+    return int(
+        client.submit([sign_event(key, kind, body, hub=client.origin)])["entries"][0]["index"]
+    )
 
 
 def propose(client: HubClient, key: SigningKey, actions: list[dict[str, Any]], **extra: Any) -> int:

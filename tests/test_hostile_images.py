@@ -28,7 +28,7 @@ from commonweal.images import open_image
 from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.wire import describe_item
-from tests.kit import Databases, community, digit_items, free_port, start_server
+from tests.kit import Databases, community, digit_items, free_port, origin_of, start_server
 
 API = "/api/v1"
 ITEM_BYTES = 1_048_576  # the charter's largest item: bombs must get past the byte cap
@@ -211,14 +211,14 @@ def _log_size(http: httpx.Client) -> int:
     return int(http.get(f"{API}/ledger/checkpoint").text.splitlines()[1])
 
 
-def _contribution(key: SigningKey, image: str) -> dict[str, Any]:
+def _contribution(key: SigningKey, image: str, origin: str) -> dict[str, Any]:
     meta, part = describe_item(
         {"image": image, "label": "1"},
         task_kind="image-classification",
         license="CC-BY-4.0",
         consent=["train", "evaluate"],
     )
-    event = sign_event(key, "contribution.submit", {"items": [meta]})
+    event = sign_event(key, "contribution.submit", {"items": [meta]}, hub=origin)
     return {**event.to_wire(), "content": [part]}
 
 
@@ -234,6 +234,7 @@ def test_hostile_images_get_a_4xx_on_contribute_and_predict_and_memory_stays_bou
         )
         assert ok.status_code == 200, ok.text
         size = _log_size(http)
+        origin = origin_of(url)
         before = _peak_rss_kib(pid)
         answers = {}
         for name, (raw, status, _, words) in HOSTILE.items():
@@ -241,7 +242,9 @@ def test_hostile_images_get_a_4xx_on_contribute_and_predict_and_memory_stays_bou
             for route, resp in (
                 (
                     "contribute",
-                    http.post(f"{API}/contributions", json=_contribution(keys["Alan"], image)),
+                    http.post(
+                        f"{API}/contributions", json=_contribution(keys["Alan"], image, origin)
+                    ),
                 ),
                 (
                     "predict",

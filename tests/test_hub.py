@@ -32,7 +32,7 @@ from tests.kit import make_hub
 
 def join(hub: Hub, name: str, **body: str) -> SigningKey:
     key = SigningKey.generate()
-    hub.append([sign_event(key, "member.join", {"name": name, **body})])
+    hub.append([sign_event(key, "member.join", {"name": name, **body}, hub=hub.origin)])
     return key
 
 
@@ -64,7 +64,7 @@ def test_invite_policy_needs_an_unused_token(tmp_path: Path, database_url: str) 
         join(h, "Grace")
     token = "a-secret-token-for-grace"
     th = hashlib.sha256(token.encode()).hexdigest()
-    h.append([sign_event(founder, "invite.create", {"token_hash": th})])
+    h.append([sign_event(founder, "invite.create", {"token_hash": th}, hub=h.origin)])
     with pytest.raises(Forbidden, match="not one this community issued"):
         join(h, "Grace", invite="wrong-token")
     join(h, "Grace", invite=token)
@@ -84,11 +84,11 @@ def test_approval_policy_keeps_a_newcomer_pending_until_approved(
     newcomer = join(h, "Grace")
     assert {m["key"]: m["status"] for m in h.members()}[newcomer.key_id] == "pending"
     with pytest.raises(Forbidden, match="pending"):
-        h.append([sign_event(newcomer, "invite.create", {"token_hash": "0" * 64})])
-    h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id})])
+        h.append([sign_event(newcomer, "invite.create", {"token_hash": "0" * 64}, hub=h.origin)])
+    h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id}, hub=h.origin)])
     assert {m["key"]: m["status"] for m in h.members()}[newcomer.key_id] == "active"
     with pytest.raises(Conflict, match="already active"):
-        h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id})])
+        h.append([sign_event(founder, "member.approve", {"member": newcomer.key_id}, hub=h.origin)])
     verify_hub(h)
     h.close()
 
@@ -97,7 +97,7 @@ def test_refused_events_append_nothing_and_the_log_still_verifies(
     hub: tuple[Hub, SigningKey],
 ) -> None:
     h, founder = hub
-    good = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})
+    good = sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=h.origin)
     h.append([good])
     before = (h.log.size(), h.log.checkpoint())
     stranger = SigningKey.generate()
@@ -107,11 +107,23 @@ def test_refused_events_append_nothing_and_the_log_still_verifies(
     cases = [
         (forged, BadSignature),  # body changed after signing
         (good.to_wire(), Replay),  # the same signed event again
-        (sign_event(stranger, "invite.create", {"token_hash": "1" * 64}).to_wire(), UnknownMember),
-        (sign_event(founder, "member.join", {"name": "Ada again"}).to_wire(), Conflict),
-        (sign_event(stranger, "member.join", {"name": "grace"}).to_wire(), Conflict),  # taken
-        (sign_event(stranger, "member.join", {"name": "X", "age": 3}).to_wire(), InvalidInput),
-        (sign_event(stranger, "member.fly", {}).to_wire(), InvalidInput),
+        (
+            sign_event(stranger, "invite.create", {"token_hash": "1" * 64}, hub=h.origin).to_wire(),
+            UnknownMember,
+        ),
+        (
+            sign_event(founder, "member.join", {"name": "Ada again"}, hub=h.origin).to_wire(),
+            Conflict,
+        ),
+        (
+            sign_event(stranger, "member.join", {"name": "grace"}, hub=h.origin).to_wire(),
+            Conflict,
+        ),  # taken
+        (
+            sign_event(stranger, "member.join", {"name": "X", "age": 3}, hub=h.origin).to_wire(),
+            InvalidInput,
+        ),
+        (sign_event(stranger, "member.fly", {}, hub=h.origin).to_wire(), InvalidInput),
         ({"event": {"v": 1}, "sig": ""}, InvalidInput),
         ("not an object", InvalidInput),
     ]
@@ -126,8 +138,8 @@ def test_a_batch_is_all_or_nothing(hub: tuple[Hub, SigningKey]) -> None:
     h, _ = hub
     a, b = SigningKey.generate(), SigningKey.generate()
     batch = [
-        sign_event(a, "member.join", {"name": "Grace"}),
-        sign_event(b, "member.join", {"name": "GRACE"}),  # name taken by the first
+        sign_event(a, "member.join", {"name": "Grace"}, hub=h.origin),
+        sign_event(b, "member.join", {"name": "GRACE"}, hub=h.origin),  # name taken by the first
     ]
     with pytest.raises(Conflict, match=r"events\[1\]"):
         h.submit({"events": [e.to_wire() for e in batch]})
@@ -157,7 +169,10 @@ def _writer(directory: str, prefix: str, n: int) -> None:
     for i in range(n):
         keys = [SigningKey.generate() for _ in range(3)]
         h.append(
-            [sign_event(k, "member.join", {"name": f"{prefix}{i}-{j}"}) for j, k in enumerate(keys)]
+            [
+                sign_event(k, "member.join", {"name": f"{prefix}{i}-{j}"}, hub=h.origin)
+                for j, k in enumerate(keys)
+            ]
         )
     h.close()
 
@@ -387,13 +402,15 @@ def test_a_refresh_from_an_older_snapshot_never_moves_the_cache_back(
     append would then write its nodes at the wrong index)."""
     h, _ = make_hub(tmp_path / "hub", database_url)
     try:
-        h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Grace"})])
+        h.append(
+            [sign_event(SigningKey.generate(), "member.join", {"name": "Grace"}, hub=h.origin)]
+        )
         size = h.log.size()
         real_head = h.store.head
         monkeypatch.setattr(h.store, "head", lambda conn: (size - 1, real_head(conn)[1]))
         h.refresh()
         monkeypatch.setattr(h.store, "head", real_head)
-        h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alan"})])
+        h.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alan"}, hub=h.origin)])
         assert verify_hub(h).size == size + 1
     finally:
         h.close()

@@ -31,7 +31,7 @@ from commonweal.ledger.event import now, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.usage import stored_calls
 from commonweal.wire import AUTH_HEADER, auth_header, hash_api_key
-from tests.kit import Clock, community, free_port, start_server, text_items
+from tests.kit import Clock, community, free_port, origin_of, start_server, text_items
 from tests.kit.databases import Databases
 
 API = "/api/v1"
@@ -198,7 +198,7 @@ def test_a_member_who_left_through_one_server_is_refused_by_the_other_at_once(
             assert signed_get(servers.url(1), key, export).status_code == 200
             left = httpx.post(
                 servers.url(0) + f"{API}/events",
-                json=sign_event(key, "member.leave", {}).to_wire(),
+                json=sign_event(key, "member.leave", {}, hub=origin_of(directory)).to_wire(),
                 timeout=30,
             )
             assert left.status_code == 201, left.text
@@ -227,7 +227,12 @@ def test_a_members_event_rate_holds_across_two_servers(
         wait_for_a_fresh_minute()
         answers: list[httpx.Response] = []
         for n in range(EVENTS_PER_MINUTE + 6):
-            ev = sign_event(key, "member.address", {"address": "0x" + os.urandom(20).hex()})
+            ev = sign_event(
+                key,
+                "member.address",
+                {"address": "0x" + os.urandom(20).hex()},
+                hub=origin_of(directory),
+            )
             answers.append(
                 httpx.post(servers.url(n) + f"{API}/events", json=ev.to_wire(), timeout=30)
             )
@@ -242,7 +247,12 @@ def test_a_members_event_rate_holds_across_two_servers(
         }
         # Another member is not held back by this one.
         other = join(directory, "Calm")
-        ev = sign_event(other, "member.address", {"address": "0x" + os.urandom(20).hex()})
+        ev = sign_event(
+            other,
+            "member.address",
+            {"address": "0x" + os.urandom(20).hex()},
+            hub=origin_of(directory),
+        )
         assert (
             httpx.post(servers.url(1) + f"{API}/events", json=ev.to_wire(), timeout=30).status_code
             == 201
@@ -283,7 +293,9 @@ def test_the_client_waits_out_a_rate_limit_and_shows_it(
         )
         client.join(key, "Patient")
         events = [
-            sign_event(key, "member.address", {"address": "0x" + os.urandom(20).hex()})
+            sign_event(
+                key, "member.address", {"address": "0x" + os.urandom(20).hex()}, hub=client.origin
+            )
             for _ in range(EVENTS_PER_MINUTE)
         ]
         client.submit(events[:-1])  # 11 of 12, with the join
@@ -294,7 +306,9 @@ def test_the_client_waits_out_a_rate_limit_and_shows_it(
         # A batch larger than the whole limit can never pass: refused after the retries.
         clock.advance(60)
         many = [
-            sign_event(key, "member.address", {"address": "0x" + os.urandom(20).hex()})
+            sign_event(
+                key, "member.address", {"address": "0x" + os.urandom(20).hex()}, hub=client.origin
+            )
             for _ in range(EVENTS_PER_MINUTE + 1)
         ]
         with pytest.raises(RateLimited, match="this batch has 13"):

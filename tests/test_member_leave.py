@@ -36,7 +36,7 @@ def test_a_member_leaves(tmp_path: Path, database_url: str, leaving_shares: str)
         hub.ownership.close_epoch()
         held = hub.state.holdings[grace].shares
         assert held > 0
-        client.submit([sign_event(keys["Tim"], "delegate.set", {"to": grace})])
+        client.submit([sign_event(keys["Tim"], "delegate.set", {"to": grace}, hub=client.origin)])
         assert hub.state.delegates[tim] == grace
         number = client.submit(
             [
@@ -44,6 +44,7 @@ def test_a_member_leaves(tmp_path: Path, database_url: str, leaving_shares: str)
                     keys["Ada"],
                     "proposal.create",
                     {"title": "Train now", "actions": [{"type": "hub.run", "job": "train"}]},
+                    hub=client.origin,
                 )
             ]
         )["entries"][0]["index"]
@@ -78,9 +79,13 @@ def test_a_member_leaves(tmp_path: Path, database_url: str, leaving_shares: str)
 
         # She can no longer act: not vote, contribute, review or delegate.
         refusals = [
-            sign_event(keys["Grace"], "vote.cast", {"proposal": number, "choice": "for"}),
-            sign_event(keys["Grace"], "delegate.set", {"to": keys["Alan"].key_id}),
-            sign_event(keys["Grace"], "member.leave", {}),
+            sign_event(
+                keys["Grace"], "vote.cast", {"proposal": number, "choice": "for"}, hub=client.origin
+            ),
+            sign_event(
+                keys["Grace"], "delegate.set", {"to": keys["Alan"].key_id}, hub=client.origin
+            ),
+            sign_event(keys["Grace"], "member.leave", {}, hub=client.origin),
         ]
         for ev in refusals:
             with pytest.raises(Forbidden, match="member 'Grace' is left"):

@@ -73,7 +73,13 @@ def test_the_terms_of_leaving_are_those_the_cli_shows(tmp_path: Path, database_u
         tmp_path / "hub", database_url, kind="text-classification", items=text_items(200)
     )
     try:
-        client.submit([sign_event(keys["Alan"], "delegate.set", {"to": keys["Grace"].key_id})])
+        client.submit(
+            [
+                sign_event(
+                    keys["Alan"], "delegate.set", {"to": keys["Grace"].key_id}, hub=client.origin
+                )
+            ]
+        )
         state = client.embedded_hub.state
         for name in ("Grace", "Alan", "Tim"):
             key = keys[name].key_id
@@ -102,7 +108,13 @@ def test_reliability_is_computed_once_per_log_size(
         assert hub.data.reviewer_reliability() == first and len(calls) == 1
         assert first and set(first) <= {k.key_id for k in keys.values()}
         before = hub.state.size
-        client.submit([sign_event(keys["Tim"], "member.address", {"address": "0x" + "ab" * 20})])
+        client.submit(
+            [
+                sign_event(
+                    keys["Tim"], "member.address", {"address": "0x" + "ab" * 20}, hub=client.origin
+                )
+            ]
+        )
         size, stale = hub.data.reliability_as_of(stale_ok=True)
         assert (size, stale) == (before, first)  # at once, and a newer one is on its way
         for _ in range(200):

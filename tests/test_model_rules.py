@@ -352,7 +352,7 @@ def test_only_the_hub_registers_versions(ruled: Any, signer: str) -> None:
     """The founder, a member, a key nobody knows: the body is right, the signer is not."""
     hub, keys, state = ruled
     key = keys.get(signer) or SigningKey(b"s" * 32)
-    ev = sign_event(key, "model.version", valid_body(state))
+    ev = sign_event(key, "model.version", valid_body(state), hub=hub.origin)
     with pytest.raises(Forbidden, match="only the hub"):
         apply(state, ev)
     refused_by_hub(hub, [ev], Forbidden)
@@ -471,14 +471,15 @@ def serving_state(apikeys: str = "member", *, founder_revokes_keys: bool = False
             "origin": "test/serve",
             "founder_name": "Ada",
         },
+        hub=None,
     )
     state = apply(State(), found)
     for key, name in ((ALICE, "Alice"), (BOB, "Bob"), (CAROL, "Carol")):
-        state = apply(state, sign_event(key, "member.join", {"name": name}))
+        state = apply(state, sign_event(key, "member.join", {"name": name}, hub=None))
     if apikeys == "member":
         for key, name in ((ALICE, "a"), (BOB, "b")):
             body = {"key_hash": key_hash(name), "consumer": f"consumer {name}"}
-            state = apply(state, sign_event(key, "apikey.create", body))
+            state = apply(state, sign_event(key, "apikey.create", body, hub=None))
     return state
 
 
@@ -511,7 +512,7 @@ def revenue(
         "credits": sum(u["credits"] for u in lines),
     }
     body.update(override)
-    return sign_event(signer, "revenue.record", body)
+    return sign_event(signer, "revenue.record", body, hub=None)
 
 
 @pytest.mark.parametrize("founder_revokes_keys", [False, True])
@@ -521,7 +522,7 @@ def test_api_keys_are_issued_and_revoked_by_the_right_members(founder_revokes_ke
     assert (a.issued_by, a.status, a.quota_per_day) == (ALICE.key_id, "active", 1000)
 
     def revoke(key: SigningKey, name: str) -> SignedEvent:
-        return sign_event(key, "apikey.revoke", {"key_hash": key_hash(name)})
+        return sign_event(key, "apikey.revoke", {"key_hash": key_hash(name)}, hub=None)
 
     # Neither another member nor the hub may revoke Alice's key...
     said = "(or the founder)" if founder_revokes_keys else "the members can revoke it by a vote"
@@ -548,7 +549,7 @@ def test_api_keys_are_issued_and_revoked_by_the_right_members(founder_revokes_ke
 
     def create(key: SigningKey, **body: Any) -> SignedEvent:
         return sign_event(
-            key, "apikey.create", {"key_hash": key_hash("c"), "consumer": "C", **body}
+            key, "apikey.create", {"key_hash": key_hash("c"), "consumer": "C", **body}, hub=None
         )
 
     assert apply(state, create(CAROL)).apikeys[key_hash("c")].quota_per_day == 1000
@@ -557,14 +558,19 @@ def test_api_keys_are_issued_and_revoked_by_the_right_members(founder_revokes_ke
         (create(SigningKey(b"x" * 32)), UnknownMember),
         (create(HUB), UnknownMember),
         (
-            sign_event(CAROL, "apikey.create", {"key_hash": key_hash("a"), "consumer": "C"}),
+            sign_event(
+                CAROL, "apikey.create", {"key_hash": key_hash("a"), "consumer": "C"}, hub=None
+            ),
             Conflict,
         ),
         (
-            sign_event(CAROL, "apikey.create", {"key_hash": "AB" * 32, "consumer": "C"}),
+            sign_event(CAROL, "apikey.create", {"key_hash": "AB" * 32, "consumer": "C"}, hub=None),
             InvalidInput,
         ),
-        (sign_event(CAROL, "apikey.create", {"key_hash": "secret", "consumer": "C"}), InvalidInput),
+        (
+            sign_event(CAROL, "apikey.create", {"key_hash": "secret", "consumer": "C"}, hub=None),
+            InvalidInput,
+        ),
         (create(CAROL, consumer=""), InvalidInput),
         (create(CAROL, consumer="tab\there"), InvalidInput),
         (create(CAROL, quota_per_day=1001), InvalidInput),
@@ -578,8 +584,10 @@ def test_a_founder_only_charter_refuses_members_keys() -> None:
     state = serving_state("founder")
     body = {"key_hash": key_hash("c"), "consumer": "C"}
     with pytest.raises(Forbidden, match="only the founder"):
-        apply(state, sign_event(ALICE, "apikey.create", body))
-    assert key_hash("c") in apply(state, sign_event(FOUNDER, "apikey.create", body)).apikeys
+        apply(state, sign_event(ALICE, "apikey.create", body, hub=None))
+    assert (
+        key_hash("c") in apply(state, sign_event(FOUNDER, "apikey.create", body, hub=None)).apikeys
+    )
 
 
 def test_revenue_is_calls_times_price_in_disjoint_periods() -> None:
@@ -597,7 +605,9 @@ def test_revenue_is_calls_times_price_in_disjoint_periods() -> None:
     with pytest.raises(Conflict, match="overlaps"):
         apply(first, revenue(start="2025-12-01T00:59:59.999Z", end="2025-12-01T02:00:00.000Z"))
     # A revoked key's calls before its revocation are still billed.
-    revoked = apply(state, sign_event(ALICE, "apikey.revoke", {"key_hash": key_hash("a")}))
+    revoked = apply(
+        state, sign_event(ALICE, "apikey.revoke", {"key_hash": key_hash("a")}, hub=None)
+    )
     assert apply(revoked, revenue()).treasury.revenue == 7 * PRICE
 
 
@@ -702,16 +712,16 @@ def test_the_hub_refuses_bad_keys_and_revenue_and_writes_nothing(
 ) -> None:
     h, founder = hub
     alice, bob = SigningKey(b"A" * 32), SigningKey(b"B" * 32)
-    h.append([sign_event(alice, "member.join", {"name": "Alice"})])
-    h.append([sign_event(bob, "member.join", {"name": "Bob"})])
+    h.append([sign_event(alice, "member.join", {"name": "Alice"}, hub=h.origin)])
+    h.append([sign_event(bob, "member.join", {"name": "Bob"}, hub=h.origin)])
     price = h.state.charter.serving.price_per_call  # type: ignore[union-attr]
     ka, kb = sorted([key_hash("a"), key_hash("b")])
-    h.append([sign_event(alice, "apikey.create", {"key_hash": ka, "consumer": "A"})])
-    h.append([sign_event(bob, "apikey.create", {"key_hash": kb, "consumer": "B"})])
+    h.append([sign_event(alice, "apikey.create", {"key_hash": ka, "consumer": "A"}, hub=h.origin)])
+    h.append([sign_event(bob, "apikey.create", {"key_hash": kb, "consumer": "B"}, hub=h.origin)])
     assert [r["key_hash"] for r in h.projections()["apikeys"]] == [ka, kb]
 
     # Revocation by someone who did not issue the key.
-    refused_by_hub(h, [sign_event(bob, "apikey.revoke", {"key_hash": ka})], Forbidden)
+    refused_by_hub(h, [sign_event(bob, "apikey.revoke", {"key_hash": ka}, hub=h.origin)], Forbidden)
 
     def record(lines: list[tuple[str, int, int]], **body: Any) -> SignedEvent:
         usage = [{"key_hash": k, "calls": c, "credits": cr} for k, c, cr in lines]
@@ -729,7 +739,7 @@ def test_the_hub_refuses_bad_keys_and_revenue_and_writes_nothing(
 
     refused_by_hub(h, [record([(ka, 4, 4 * price + 1)])], InvalidInput)
     refused_by_hub(h, [record([(kb, 1, price), (ka, 1, price)])], InvalidInput)
-    not_hub = sign_event(founder, "revenue.record", record([(ka, 1, price)]).body)
+    not_hub = sign_event(founder, "revenue.record", record([(ka, 1, price)]).body, hub=h.origin)
     refused_by_hub(h, [not_hub], Forbidden)
 
     # A right record moves the treasury; the next may not overlap it.
@@ -741,7 +751,7 @@ def test_the_hub_refuses_bad_keys_and_revenue_and_writes_nothing(
     )
     refused_by_hub(h, [overlapping], Conflict)
     # The issuer revokes; the projection follows.
-    h.append([sign_event(alice, "apikey.revoke", {"key_hash": ka})])
+    h.append([sign_event(alice, "apikey.revoke", {"key_hash": ka}, hub=h.origin)])
     assert {r["key_hash"]: r["status"] for r in h.projections()["apikeys"]} == {
         ka: "revoked",
         kb: "active",
@@ -757,10 +767,10 @@ def test_the_hub_refuses_members_keys_under_a_founder_only_charter(
     )
     try:
         alice = SigningKey(b"A" * 32)
-        h.append([sign_event(alice, "member.join", {"name": "Alice"})])
+        h.append([sign_event(alice, "member.join", {"name": "Alice"}, hub=h.origin)])
         body = {"key_hash": key_hash("a"), "consumer": "A"}
-        refused_by_hub(h, [sign_event(alice, "apikey.create", body)], Forbidden)
-        h.append([sign_event(founder, "apikey.create", body)])
+        refused_by_hub(h, [sign_event(alice, "apikey.create", body, hub=h.origin)], Forbidden)
+        h.append([sign_event(founder, "apikey.create", body, hub=h.origin)])
         assert [r["issued_by"] for r in h.projections()["apikeys"]] == [founder.key_id]
     finally:
         h.close()

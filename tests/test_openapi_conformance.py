@@ -5,6 +5,7 @@ that has something behind every route (on SQLite, and on PostgreSQL when configu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from commonweal.api import spec
 from commonweal.hub import core
 from commonweal.hub import models as hub_models
+from commonweal.ledger import event
 from tests.kit import Databases, free_port, start_server
 from tests.kit.conformance import conformance_community, run_schemathesis
 
@@ -100,3 +102,8 @@ def test_the_document_states_every_error_once_and_no_unsent_422() -> None:
 def test_the_documents_limits_are_the_hubs() -> None:
     assert spec.MAX_BATCH == core.MAX_BATCH
     assert spec.TRY_INPUTS == hub_models.TRY_INPUTS
+    # The envelope the spec documents is the one the hub admits: version 2, naming the hub.
+    assert spec.ORIGIN.removeprefix("^").removesuffix("$") == event.ORIGIN.pattern
+    fields = spec.Envelope.model_fields
+    assert set(fields) == set(event._ENVELOPE_KEYS)
+    assert fields["v"].annotation == Literal[event.EVENT_VERSION]

@@ -93,7 +93,11 @@ def accept_pending(client: HubClient, keys: Keys) -> None:
             k for k in keys.values() if k.key_id != c["member"] and (c["id"], k.key_id) not in done
         ]
         for k in others[: c["reviews_needed"] - c["reviews"]]:
-            events.append(sign_event(k, "review.submit", {"item": c["id"], "verdict": "accept"}))
+            events.append(
+                sign_event(
+                    k, "review.submit", {"item": c["id"], "verdict": "accept"}, hub=client.origin
+                )
+            )
     for b in range(0, len(events), 500):
         client.submit(events[b : b + 500])
 
@@ -165,7 +169,9 @@ def test_the_review_pool_pays_information_not_agreement(tmp_path: Path, database
                 **{c: "accept" if good else "reject" for c in CAREFUL},
             }
             events += [
-                sign_event(keys[r], "review.submit", {"item": item, "verdict": v})
+                sign_event(
+                    keys[r], "review.submit", {"item": item, "verdict": v}, hub=client.origin
+                )
                 for r, v in said.items()
             ]
         for b in range(0, len(events), 500):
@@ -488,7 +494,12 @@ def _sam_and_the_others(directory: Path, url: str, split: bool) -> dict[str, Any
         for c in client.contributions(status="in_review"):
             reviewers = [n for n in ("Ada", "Grace", "Alan") if keys[n].key_id != c["member"]]
             events += [
-                sign_event(keys[n], "review.submit", {"item": c["id"], "verdict": "accept"})
+                sign_event(
+                    keys[n],
+                    "review.submit",
+                    {"item": c["id"], "verdict": "accept"},
+                    hub=client.origin,
+                )
                 for n in reviewers[:2]
             ]
         client.submit(events)
@@ -576,11 +587,23 @@ def test_only_the_issuer_or_a_vote_revokes_an_api_key(
 
         action = {"type": "apikey.revoke", "key_hash": h2}
         made = client.submit(
-            [sign_event(keys["Grace"], "proposal.create", {"title": "No", "actions": [action]})]
+            [
+                sign_event(
+                    keys["Grace"],
+                    "proposal.create",
+                    {"title": "No", "actions": [action]},
+                    hub=client.origin,
+                )
+            ]
         )
         number = made["entries"][0]["index"]
         client.submit(
-            [sign_event(keys[n], "vote.cast", {"proposal": number, "choice": "for"}) for n in keys]
+            [
+                sign_event(
+                    keys[n], "vote.cast", {"proposal": number, "choice": "for"}, hub=client.origin
+                )
+                for n in keys
+            ]
         )
         clock.advance(5 * 86400)  # past the voting period and the timelock
         hub.governance.execute(number)
@@ -616,11 +639,15 @@ def test_under_a_version_2_charter_a_vote_not_the_founder_revokes_a_members_key(
         def proposal(votes: dict[str, str]) -> int:
             action = {"type": "apikey.revoke", "key_hash": tim_key}
             body = {"title": "Revoke the Corner Shop's key", "actions": [action]}
-            made = client.submit([sign_event(keys["Grace"], "proposal.create", body)])
+            made = client.submit(
+                [sign_event(keys["Grace"], "proposal.create", body, hub=client.origin)]
+            )
             number: int = made["entries"][0]["index"]
             client.submit(
                 [
-                    sign_event(keys[n], "vote.cast", {"proposal": number, "choice": c})
+                    sign_event(
+                        keys[n], "vote.cast", {"proposal": number, "choice": c}, hub=client.origin
+                    )
                     for n, c in votes.items()
                 ]
             )

@@ -51,13 +51,16 @@ def founded(charter: dict[str, Any]) -> State:
             "founder_name": "Ada",
         },
         time=T0,
+        hub="test/p",
     )
     return rules.apply(State(), leaf(ev, 0, T0))
 
 
 def act(state: State, key: SigningKey, kind: str, body: dict[str, Any], t: str) -> State:
     """``key`` signs ``kind`` at ``t`` and the hub logs it at ``t``."""
-    return rules.apply(state, leaf(sign_event(key, kind, body, time=t), state.size, t))
+    return rules.apply(
+        state, leaf(sign_event(key, kind, body, time=t, hub="test/p"), state.size, t)
+    )
 
 
 def invite(state: State, key: SigningKey, token: str, t: str) -> State:
@@ -67,7 +70,15 @@ def invite(state: State, key: SigningKey, token: str, t: str) -> State:
 
 def signed_at(key: SigningKey, kind: str, body: dict[str, Any], t: str) -> SignedEvent:
     """An event signed with any time at all (``sign_event`` refuses impossible ones)."""
-    event = {"v": 1, "kind": kind, "actor": key.key_id, "time": t, "nonce": "n" * 22, "body": body}
+    event = {
+        "v": 2,
+        "hub": "test/p",
+        "kind": kind,
+        "actor": key.key_id,
+        "time": t,
+        "nonce": "n" * 22,
+        "body": body,
+    }
     data = canonical(event)
     return SignedEvent(event, data, key.sign(data))
 
@@ -96,7 +107,7 @@ def test_an_event_is_accepted_exactly_when_its_time_is_within_the_skew(
 ) -> None:
     s = founded({"events": {"max_clock_skew_seconds": skew}})
     t = at(T0, offset)
-    ev = sign_event(KEYS[1], "member.join", {"name": "Grace"}, time=t)
+    ev = sign_event(KEYS[1], "member.join", {"name": "Grace"}, time=t, hub="test/p")
     if abs(offset) <= skew:
         assert rules.apply(s, leaf(ev, 1, T0)).is_active(KEYS[1].key_id)
     else:
@@ -107,7 +118,9 @@ def test_an_event_is_accepted_exactly_when_its_time_is_within_the_skew(
 def test_a_version_2_charter_keeps_its_unbounded_times() -> None:
     """Logs made before part 9 verify as written: a version-2 charter has no skew bound."""
     s = founded({"v": 2})
-    ev = sign_event(KEYS[1], "member.join", {"name": "Grace"}, time="2099-01-01T00:00:00Z")
+    ev = sign_event(
+        KEYS[1], "member.join", {"name": "Grace"}, time="2099-01-01T00:00:00Z", hub="test/p"
+    )
     assert rules.apply(s, leaf(ev, 1, T0)).is_active(KEYS[1].key_id)
 
 
@@ -237,7 +250,9 @@ def test_hub_refuses_a_skewed_event_and_replay_catches_one_logged(
 ) -> None:
     hub, _ = _hub(tmp_path, database_url, {})
     grace = SigningKey.generate()
-    far = sign_event(grace, "member.join", {"name": "Grace"}, time="2031-06-01T00:00:00Z")
+    far = sign_event(
+        grace, "member.join", {"name": "Grace"}, time="2031-06-01T00:00:00Z", hub=hub.origin
+    )
     with pytest.raises(InvalidInput, match=r"events\.max_clock_skew_seconds"):
         hub.append([far])
     assert hub.log.size() == 1
@@ -249,7 +264,9 @@ def test_hub_refuses_a_lookalike_name_and_names_the_member_it_resembles(
     tmp_path: Path, database_url: str
 ) -> None:
     hub, _ = _hub(tmp_path, database_url, {})
-    hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Grace Hopper"})])
+    hub.append(
+        [sign_event(SigningKey.generate(), "member.join", {"name": "Grace Hopper"}, hub=hub.origin)]
+    )
     lookalikes = [
         "Gгace Hopper",  # Cyrillic г
         "Ｇｒａｃｅ Ｈｏｐｐｅｒ",  # fullwidth
@@ -259,14 +276,26 @@ def test_hub_refuses_a_lookalike_name_and_names_the_member_it_resembles(
     ]
     for name in lookalikes:
         with pytest.raises(Conflict) as caught:
-            hub.append([sign_event(SigningKey.generate(), "member.join", {"name": name})])
+            hub.append(
+                [sign_event(SigningKey.generate(), "member.join", {"name": name}, hub=hub.origin)]
+            )
         said = str(caught.value)
         assert "'Grace Hopper'" in said or "'Ada'" in said, said
     with pytest.raises(InvalidInput, match="holds control or invisible"):
-        hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Gr\u200bace"})])
+        hub.append(
+            [
+                sign_event(
+                    SigningKey.generate(), "member.join", {"name": "Gr\u200bace"}, hub=hub.origin
+                )
+            ]
+        )
     with pytest.raises(InvalidInput, match="mixes scripts"):
-        hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Alαn"})])
-    hub.append([sign_event(SigningKey.generate(), "member.join", {"name": "Алан"})])  # one script
+        hub.append(
+            [sign_event(SigningKey.generate(), "member.join", {"name": "Alαn"}, hub=hub.origin)]
+        )
+    hub.append(
+        [sign_event(SigningKey.generate(), "member.join", {"name": "Алан"}, hub=hub.origin)]
+    )  # one script
     assert hub.log.size() == 3
     hub.close()
 
@@ -280,8 +309,10 @@ def test_hub_limits_invites_and_replay_catches_one_too_many(
     made = []
     for n in range(2):
         th = hashlib.sha256(f"tok-{n}".encode()).hexdigest()
-        hub.append([sign_event(ada, "invite.create", {"token_hash": th})])
-    third = sign_event(ada, "invite.create", {"token_hash": hashlib.sha256(b"x").hexdigest()})
+        hub.append([sign_event(ada, "invite.create", {"token_hash": th}, hub=hub.origin)])
+    third = sign_event(
+        ada, "invite.create", {"token_hash": hashlib.sha256(b"x").hexdigest()}, hub=hub.origin
+    )
     with pytest.raises(Forbidden, match=r"membership\.invites_per_member"):
         hub.append([third])
     made.append((third, hub.clock()))
@@ -294,16 +325,16 @@ def test_hub_keeps_a_newcomer_pending_until_enough_approvals_and_replay_agrees(
 ) -> None:
     hub, ada = _hub(tmp_path, database_url, {"membership": {"approvals_required": 2}})
     grace, alan = SigningKey.generate(), SigningKey.generate()
-    hub.append([sign_event(grace, "member.join", {"name": "Grace"})])
-    hub.append([sign_event(ada, "member.approve", {"member": grace.key_id})])
-    hub.append([sign_event(alan, "member.join", {"name": "Alan"})])
-    hub.append([sign_event(ada, "member.approve", {"member": alan.key_id})])
+    hub.append([sign_event(grace, "member.join", {"name": "Grace"}, hub=hub.origin)])
+    hub.append([sign_event(ada, "member.approve", {"member": grace.key_id}, hub=hub.origin)])
+    hub.append([sign_event(alan, "member.join", {"name": "Alan"}, hub=hub.origin)])
+    hub.append([sign_event(ada, "member.approve", {"member": alan.key_id}, hub=hub.origin)])
     assert hub.state.members[alan.key_id].status == "pending"
-    early = sign_event(alan, "invite.create", {"token_hash": "a" * 64})
+    early = sign_event(alan, "invite.create", {"token_hash": "a" * 64}, hub=hub.origin)
     with pytest.raises(Forbidden, match="pending, not active"):
         hub.append([early])
     refused_on_replay(hub, [(early, hub.clock())], "pending, not active")
-    hub.append([sign_event(grace, "member.approve", {"member": alan.key_id})])
+    hub.append([sign_event(grace, "member.approve", {"member": alan.key_id}, hub=hub.origin)])
     assert hub.state.members[alan.key_id].status == "active"
     hub.close()
 
@@ -392,7 +423,9 @@ def test_the_api_lists_pending_newcomers_and_approval_goes_through_events(
             ]
             ok = api.post(
                 "/api/v1/events",
-                json=sign_event(grace, "member.approve", {"member": alan.key_id}).to_wire(),
+                json=sign_event(
+                    grace, "member.approve", {"member": alan.key_id}, hub=client.origin
+                ).to_wire(),
             )
             assert ok.status_code == 201, ok.text
             assert api.get("/api/v1/members/pending").json()["pending"] == []
@@ -407,18 +440,25 @@ def test_the_name_index_admits_thousands_in_linear_time_and_forgets_a_failed_bat
         tmp_path / "hub", charter=validate_charter({"name": "Many"}), founder_name="Ada"
     )
     keys = [SigningKey(n.to_bytes(32, "big")) for n in range(1, 2001)]
-    hub.append([sign_event(k, "member.join", {"name": f"member {n}"}) for n, k in enumerate(keys)])
+    hub.append(
+        [
+            sign_event(k, "member.join", {"name": f"member {n}"}, hub=hub.origin)
+            for n, k in enumerate(keys)
+        ]
+    )
     assert len(hub.state.members) == 2001
     # A batch refused after one join was checked leaves that name free again.
     late, clash = SigningKey.generate(), SigningKey.generate()
     with pytest.raises(Conflict, match="looks like 'member 7'"):
         hub.append(
             [
-                sign_event(late, "member.join", {"name": "Late"}),
-                sign_event(clash, "member.join", {"name": "\uff4dember 7"}),  # fullwidth m
+                sign_event(late, "member.join", {"name": "Late"}, hub=hub.origin),
+                sign_event(
+                    clash, "member.join", {"name": "\uff4dember 7"}, hub=hub.origin
+                ),  # fullwidth m
             ]
         )
-    hub.append([sign_event(late, "member.join", {"name": "Late"})])
+    hub.append([sign_event(late, "member.join", {"name": "Late"}, hub=hub.origin)])
     index = NameIndex()
     with pytest.raises(Conflict, match="looks like 'Late'"):
         index.check(hub.state, SigningKey.generate().key_id, "ＬＡＴＥ")

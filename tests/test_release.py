@@ -40,13 +40,21 @@ def test_released_weights_can_be_downloaded(
         made = client.submit(
             [
                 sign_event(
-                    keys["Grace"], "proposal.create", {"title": "Open v1", "actions": [action]}
+                    keys["Grace"],
+                    "proposal.create",
+                    {"title": "Open v1", "actions": [action]},
+                    hub=client.origin,
                 )
             ]
         )
         number = made["entries"][0]["index"]
         client.submit(
-            [sign_event(keys[n], "vote.cast", {"proposal": number, "choice": "for"}) for n in keys]
+            [
+                sign_event(
+                    keys[n], "vote.cast", {"proposal": number, "choice": "for"}, hub=client.origin
+                )
+                for n in keys
+            ]
         )
         assert current_tally(hub.state, number)["passed"]
         clock.advance(5 * 86400)  # past the voting period and the timelock

@@ -74,11 +74,15 @@ def test_a_flagged_item_is_reviewed_again_and_the_next_version_follows(
                     keys[name],
                     "review.submit",
                     {"item": x, "verdict": "reject", "reason": "not about rivers"},
+                    hub=client.origin,
                 )
             )
             verdicts.append(
                 sign_event(
-                    keys[name], "review.submit", {"item": y, "verdict": "relabel", "label": other}
+                    keys[name],
+                    "review.submit",
+                    {"item": y, "verdict": "relabel", "label": other},
+                    hub=client.origin,
                 )
             )
         client.submit(verdicts)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from commonweal.community import rules
 from commonweal.community.charter import Charter
 from commonweal.community.state import State
-from commonweal.errors import CommonwealError, Conflict, InvalidInput, Replay
+from commonweal.errors import CommonwealError, Conflict, Forbidden, InvalidInput, Replay
 from commonweal.ledger.event import Leaf, decode_leaf, encode_leaf, sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.store.projection import state_rows
@@ -40,6 +40,7 @@ def founding(policy: str) -> Leaf:
             "origin": "test/p",
             "founder_name": "k0",
         },
+        hub="test/p",
     )
     return leaf_for(ev, 0)
 
@@ -64,12 +65,12 @@ def event_for(act: tuple[object, ...], accepted: list[Leaf]) -> object:
         body: dict[str, object] = {"name": arg}
         if extra is not None:
             body["invite"] = extra
-        return sign_event(key, "member.join", body)
+        return sign_event(key, "member.join", body, hub="test/p")
     if kind == "invite":
         th = hashlib.sha256(str(arg).encode()).hexdigest()
-        return sign_event(key, "invite.create", {"token_hash": th})
+        return sign_event(key, "invite.create", {"token_hash": th}, hub="test/p")
     if kind == "approve":
-        return sign_event(key, "member.approve", {"member": KEYS[int(arg)].key_id})  # type: ignore[call-overload]
+        return sign_event(key, "member.approve", {"member": KEYS[int(arg)].key_id}, hub="test/p")  # type: ignore[call-overload]
     # A replay: re-send an event the log already holds.
     old = accepted[int(who) % len(accepted)]  # type: ignore[call-overload]
 
@@ -111,7 +112,7 @@ def test_replaying_the_accepted_events_gives_the_same_state(policy: str, acts: l
 
 
 def test_the_first_entry_must_found_the_community() -> None:
-    ev = sign_event(KEYS[1], "member.join", {"name": "x"})
+    ev = sign_event(KEYS[1], "member.join", {"name": "x"}, hub="test/p")
     with pytest.raises(Conflict, match="first entry"):
         rules.apply(State(), leaf_for(ev, 0))
 
@@ -122,6 +123,7 @@ def test_the_community_is_founded_once() -> None:
         KEYS[1],
         "community.found",
         {"charter": {"name": "Q"}, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"},
+        hub="test/p",
     )
     with pytest.raises(Conflict, match="already exists"):
         rules.apply(s, leaf_for(again, 1))
@@ -129,7 +131,7 @@ def test_the_community_is_founded_once() -> None:
 
 def test_an_entry_out_of_place_is_refused() -> None:
     s = rules.apply(State(), founding("open"))
-    ev = sign_event(KEYS[1], "member.join", {"name": "x"})
+    ev = sign_event(KEYS[1], "member.join", {"name": "x"}, hub="test/p")
     with pytest.raises(Conflict, match="cannot follow"):
         rules.apply(s, leaf_for(ev, 5))
 
@@ -148,6 +150,7 @@ def test_a_bad_charter_is_refused_naming_the_field(charter: dict[str, object]) -
         KEYS[0],
         "community.found",
         {"charter": charter, "hub_key": HUB.key_id, "origin": "x/y", "founder_name": "z"},
+        hub="x/y",
     )
     with pytest.raises(InvalidInput, match=r"community\.found\.charter\.\w+"):
         rules.apply(State(), leaf_for(ev, 0))
@@ -157,4 +160,32 @@ def test_a_bad_charter_is_refused_naming_the_field(charter: dict[str, object]) -
 def test_bad_member_names_are_refused(name: str) -> None:
     s = rules.apply(State(), founding("open"))
     with pytest.raises(InvalidInput, match="name"):
-        rules.apply(s, leaf_for(sign_event(KEYS[1], "member.join", {"name": name}), 1))
+        rules.apply(
+            s, leaf_for(sign_event(KEYS[1], "member.join", {"name": name}, hub="test/p"), 1)
+        )
+
+
+def test_an_event_signed_for_another_log_is_refused_and_v1_still_replays() -> None:
+    """The rules hold a version 2 event to the log's origin (entry 0 declares it, and
+    must itself be signed for it), at admission and in every replay alike; version 1
+    events, which name no hub, replay as they always did (old logs hold them)."""
+    s = rules.apply(State(), founding("open"))
+    assert s.origin == "test/p"
+    here = sign_event(KEYS[1], "member.join", {"name": "a"}, hub="test/p")
+    assert rules.apply(s, leaf_for(here, 1)).members[KEYS[1].key_id].name == "a"
+    there = sign_event(KEYS[1], "member.join", {"name": "a"}, hub="test/other")
+    with pytest.raises(Forbidden, match="signed for another hub: 'test/other', not this log's"):
+        rules.apply(s, leaf_for(there, 1))
+    old = sign_event(KEYS[1], "member.join", {"name": "a"}, hub=None)
+    assert rules.apply(s, leaf_for(old, 1)).members[KEYS[1].key_id].name == "a"
+    body = {
+        "charter": Charter(name="P").to_json(),
+        "hub_key": HUB.key_id,
+        "origin": "test/p",
+        "founder_name": "k0",
+    }
+    lying = sign_event(KEYS[0], "community.found", body, hub="test/q")
+    with pytest.raises(Forbidden, match="another hub"):
+        rules.apply(State(), leaf_for(lying, 0))
+    legacy = sign_event(KEYS[0], "community.found", body, hub=None)
+    assert rules.apply(State(), leaf_for(legacy, 0)).origin == "test/p"

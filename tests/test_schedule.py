@@ -142,11 +142,18 @@ def test_a_vote_orders_a_job_and_a_failed_job_waits_for_the_log_to_change(
 
         def ordered(job: str) -> None:
             body = {"title": f"Run {job}", "actions": [{"type": "hub.run", "job": job}]}
-            ack = client.submit([sign_event(keys["Ada"], "proposal.create", body)])
+            ack = client.submit(
+                [sign_event(keys["Ada"], "proposal.create", body, hub=client.origin)]
+            )
             number = ack["entries"][0]["index"]
             client.submit(
                 [
-                    sign_event(keys[n], "vote.cast", {"proposal": number, "choice": "for"})
+                    sign_event(
+                        keys[n],
+                        "vote.cast",
+                        {"proposal": number, "choice": "for"},
+                        hub=client.origin,
+                    )
                     for n in keys
                 ]
             )

@@ -148,7 +148,9 @@ def error_of(resp: httpx.Response, status: int, code: str) -> str:
 def post_event(
     client: HubClient, key: SigningKey, kind: str, body: dict[str, Any]
 ) -> httpx.Response:
-    return client._http.post(f"{API}/events", json=sign_event(key, kind, body).to_wire())
+    return client._http.post(
+        f"{API}/events", json=sign_event(key, kind, body, hub=client.origin).to_wire()
+    )
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 15.0) -> Any:

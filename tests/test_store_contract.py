@@ -57,7 +57,7 @@ T = "2030-01-01T00:00:00.000Z"
 
 def entry(index: int) -> EntryRow:
     """A real leaf (a signed join) at ``index``."""
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": f"m{index}"})
+    ev = sign_event(SigningKey.generate(), "member.join", {"name": f"m{index}"}, hub=None)
     return EntryRow(index, encode_leaf(ev.data, index, T, ev.sig), "member.join", ev.actor, T)
 
 

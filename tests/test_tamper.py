@@ -97,7 +97,9 @@ def test_a_hub_appends_nothing_over_an_altered_frontier_node(copy: Path) -> None
     hub = Hub.open(copy)
     try:
         before = hub.log.checkpoint()
-        join = sign_event(SigningKey.generate(), "member.join", {"name": "Newcomer"})
+        join = sign_event(
+            SigningKey.generate(), "member.join", {"name": "Newcomer"}, hub=hub.origin
+        )
         with pytest.raises(HubError, match="do not fold to the root of the hub's signed"):
             hub.append([join])
         assert hub.log.checkpoint() == before and hub.log.size() == size
@@ -113,7 +115,14 @@ def test_a_hub_appends_after_another_process_appended(copy: Path) -> None:
         for n in range(3):
             for hub in (first, second):
                 hub.append(
-                    [sign_event(SigningKey.generate(), "member.join", {"name": f"p{n}{id(hub)}"})]
+                    [
+                        sign_event(
+                            SigningKey.generate(),
+                            "member.join",
+                            {"name": f"p{n}{id(hub)}"},
+                            hub=first.origin,
+                        )
+                    ]
                 )
         assert first.log.size() == second.log.size()
     finally:

@@ -647,7 +647,13 @@ def test_a_withdrawal_during_training_never_reaches_the_version(
             return
         other = Hub.open(directory)
         try:
-            other.append([sign_event(keys["Grace"], "contribution.withdraw", {"items": gone})])
+            other.append(
+                [
+                    sign_event(
+                        keys["Grace"], "contribution.withdraw", {"items": gone}, hub=other.origin
+                    )
+                ]
+            )
         finally:
             other.close()
 
@@ -686,7 +692,13 @@ def test_training_catches_up_with_withdrawals_by_other_processes(digits: Communi
     item = per_shard[0][0]
     other = Hub.open(directory)
     try:
-        other.append([sign_event(keys["Grace"], "contribution.withdraw", {"items": [item]})])
+        other.append(
+            [
+                sign_event(
+                    keys["Grace"], "contribution.withdraw", {"items": [item]}, hub=other.origin
+                )
+            ]
+        )
     finally:
         other.close()
     done = hub.models.train()

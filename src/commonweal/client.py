@@ -87,6 +87,7 @@ class HubClient:
         self.retries = retries
         self.on_wait: OnWait = on_wait or _log_wait
         self._hub: Any = None
+        self._origin: str | None = None
         self._http: httpx.Client
         if is_remote(hub):
             self._http = httpx.Client(base_url=hub.rstrip("/"), timeout=timeout)
@@ -159,6 +160,24 @@ class HubClient:
         clean = {k: v for k, v in params.items() if v is not None}
         return self._request("GET", API + path, params=clean).json()
 
+    # -- signing ------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        """The origin line of the hub's log, which every event signed for it names (so
+        the event cannot be replayed to another hub). Asked once, then kept: a hub's
+        origin never changes."""
+        if self._origin is None:
+            if self._hub is not None:
+                self._origin = str(self._hub.origin)
+            else:
+                self._origin = str(self.community()["origin"])
+        return self._origin
+
+    def sign(self, key: SigningKey, kind: str, body: dict[str, Any]) -> SignedEvent:
+        """Sign an event as ``key`` for this hub (locally: the key never leaves)."""
+        return sign_event(key, kind, body, hub=self.origin)
+
     # -- ledger -------------------------------------------------------------------------
 
     def submit(self, events: Sequence[SignedEvent]) -> dict[str, Any]:
@@ -219,17 +238,17 @@ class HubClient:
         body: dict[str, Any] = {"name": name}
         if invite is not None:
             body["invite"] = invite
-        return self.submit([sign_event(key, "member.join", body)])
+        return self.submit([self.sign(key, "member.join", body)])
 
     def create_invite(self, key: SigningKey) -> tuple[str, dict[str, Any]]:
         """Register a fresh invite; return the secret token (give it to the invitee)."""
         token = secrets.token_urlsafe(18)
         th = hashlib.sha256(token.encode()).hexdigest()
-        return token, self.submit([sign_event(key, "invite.create", {"token_hash": th})])
+        return token, self.submit([self.sign(key, "invite.create", {"token_hash": th})])
 
     def approve(self, key: SigningKey, member: str) -> dict[str, Any]:
         """Admit a pending member (as an active member)."""
-        return self.submit([sign_event(key, "member.approve", {"member": member})])
+        return self.submit([self.sign(key, "member.approve", {"member": member})])
 
     # -- contributions and reviews ------------------------------------------------------
 
@@ -265,7 +284,7 @@ class HubClient:
             )
             described.append(meta)
             content.append(part)
-        ev = sign_event(key, "contribution.submit", {"items": described})
+        ev = self.sign(key, "contribution.submit", {"items": described})
         doc = {**ev.to_wire(), "content": content}
         return self._request("POST", API + "/contributions", json=doc).json()  # type: ignore[no-any-return]
 
@@ -311,7 +330,7 @@ class HubClient:
             body["label"] = label
         if reason is not None:
             body["reason"] = reason
-        ev = sign_event(key, "review.submit", body)
+        ev = self.sign(key, "review.submit", body)
         return self._request("POST", API + "/reviews", json=ev.to_wire()).json()  # type: ignore[no-any-return]
 
     def reliability(self) -> list[dict[str, Any]]:
@@ -320,14 +339,14 @@ class HubClient:
 
     def withdraw(self, key: SigningKey, ids: Sequence[str]) -> dict[str, Any]:
         """Withdraw this member's items: the hub erases their content."""
-        return self.submit([sign_event(key, "contribution.withdraw", {"items": list(ids)})])
+        return self.submit([self.sign(key, "contribution.withdraw", {"items": list(ids)})])
 
     def leave(self, key: SigningKey, note: str | None = None) -> dict[str, Any]:
         """Leave the community: every item of this member is withdrawn (the hub erases its
         content), delegations to and from them end, and their shares are kept or given up
         as the charter's ``membership.leaving_shares`` says."""
         body = {} if note is None else {"note": note}
-        return self.submit([sign_event(key, "member.leave", body)])
+        return self.submit([self.sign(key, "member.leave", body)])
 
     def export(self, key: SigningKey) -> dict[str, Any]:
         """Everything this member contributed, content included, and every log entry about
@@ -394,11 +413,11 @@ class HubClient:
         body: dict[str, Any] = {"key_hash": key_hash, "consumer": consumer}
         if quota_per_day is not None:
             body["quota_per_day"] = quota_per_day
-        return secret, self.submit([sign_event(key, "apikey.create", body)])
+        return secret, self.submit([self.sign(key, "apikey.create", body)])
 
     def revoke_apikey(self, key: SigningKey, key_hash: str) -> dict[str, Any]:
         """Revoke a consumer's API key by its hash."""
-        return self.submit([sign_event(key, "apikey.revoke", {"key_hash": key_hash})])
+        return self.submit([self.sign(key, "apikey.revoke", {"key_hash": key_hash})])
 
     def treasury(self) -> dict[str, Any]:
         """The treasury's balance and the revenue and calls billed so far."""
@@ -448,8 +467,8 @@ class HubClient:
 
     def register_address(self, key: SigningKey, address: str) -> dict[str, Any]:
         """Register the EVM address this member's on-chain claims go to."""
-        return self.submit([sign_event(key, "member.address", {"address": address})])
+        return self.submit([self.sign(key, "member.address", {"address": address})])
 
     def transfer_shares(self, key: SigningKey, to: str, shares: int) -> dict[str, Any]:
         """Give ``shares`` to another member (only if the charter makes shares transferable)."""
-        return self.submit([sign_event(key, "shares.transfer", {"to": to, "shares": shares})])
+        return self.submit([self.sign(key, "shares.transfer", {"to": to, "shares": shares})])

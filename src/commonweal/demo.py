@@ -15,7 +15,6 @@ from commonweal.client import HubClient
 from commonweal.community.charter import Charter, validate_charter
 from commonweal.community.governance import seconds_between
 from commonweal.hub import Hub
-from commonweal.ledger.event import sign_event
 from commonweal.ledger.keys import SigningKey
 from commonweal.verify import verify_hub
 
@@ -298,7 +297,7 @@ def _review_everything(
                 body: dict[str, Any] = {"item": c["id"], "verdict": "accept"}
                 if verdict != c["label"]:
                     body = {"item": c["id"], "verdict": "relabel", "label": verdict}
-                events.append(sign_event(key, "review.submit", body))
+                events.append(client.sign(key, "review.submit", body))
         for b in range(0, len(events), 500):
             client.submit(events[b : b + 500])
         if rounds > 5:
@@ -447,11 +446,11 @@ def _governance_story(
     joined = max(hub.state.joined_at.values())
     time.sleep(max(0.0, DEMO_PROBATION_SECONDS - seconds_between(joined, hub.clock())) + 0.05)
     # Radia trusts Grace on governance: Grace's vote counts for her where she doesn't vote.
-    client.submit([sign_event(keys["Radia"], "delegate.set", {"to": keys["Grace"].key_id})])
+    client.submit([client.sign(keys["Radia"], "delegate.set", {"to": keys["Grace"].key_id})])
     number = _propose_reviewer_pay(client, keys, hub)
     against = {"Donald", "Edsger"}
     votes = [
-        sign_event(
+        client.sign(
             key, "vote.cast", {"proposal": number, "choice": "against" if n in against else "for"}
         )
         for n, key in keys.items()
@@ -483,7 +482,7 @@ def _propose_reviewer_pay(client: HubClient, keys: dict[str, SigningKey], hub: H
     amended["rewards"] |= {"data_pct": 60, "review_pct": 30}
     created = client.submit(
         [
-            sign_event(
+            client.sign(
                 keys["Grace"],
                 "proposal.create",
                 {

@@ -3,7 +3,7 @@ and server as processes, and a clock tests move by hand. Test modules import fro
 (and take conftest's fixtures by name), never from each other."""
 
 from tests.kit.clock import Clock
-from tests.kit.commands import cw, cwj, free_port, start_server
+from tests.kit.commands import cw, cwj, free_port, origin_of, start_server
 from tests.kit.communities import (
     MEMBERS,
     accept_all,
@@ -41,6 +41,7 @@ __all__ = [
     "free_port",
     "hub_database",
     "make_hub",
+    "origin_of",
     "png",
     "seeded_salts",
     "start_server",

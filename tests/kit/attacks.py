@@ -226,7 +226,13 @@ class Writers:
 
     def _rounds(self, client: HubClient, w: int, n: int) -> None:
         me = SigningKey.generate()
-        self._send(client, [sign_event(me, "member.join", {"name": f"Writer {self.tag}-{w}"})])
+        origin = self._call(lambda: client.origin)  # what every event is signed for
+        if origin is None:
+            return
+        self._send(
+            client,
+            [sign_event(me, "member.join", {"name": f"Writer {self.tag}-{w}"}, hub=origin)],
+        )
         if self._charter is None:
             found = self._call(client.community)
             if found is None:
@@ -237,7 +243,10 @@ class Writers:
         while not self._stop.is_set():
             joins = [
                 sign_event(
-                    SigningKey.generate(), "member.join", {"name": f"J {self.tag}-{w}-{i}-{j}"}
+                    SigningKey.generate(),
+                    "member.join",
+                    {"name": f"J {self.tag}-{w}-{i}-{j}"},
+                    hub=origin,
                 )
                 for j in range(2)
             ]
@@ -249,18 +258,25 @@ class Writers:
                 item = theirs[0]
                 reviewed.add(item)
                 body = {"item": item, "verdict": "accept"}
-                self._send(client, [sign_event(me, "review.submit", body)])
+                self._send(client, [sign_event(me, "review.submit", body, hub=origin)])
             if i % 4 == 0:
                 title = f"Plant trees, round {self.tag}-{w}-{i}"
                 actions = [{"type": "signal", "text": "Plant more trees by the canal"}]
                 got = self._send(
                     client,
-                    [sign_event(me, "proposal.create", {"title": title, "actions": actions})],
+                    [
+                        sign_event(
+                            me,
+                            "proposal.create",
+                            {"title": title, "actions": actions},
+                            hub=origin,
+                        )
+                    ],
                 )
                 if got:
                     choice = self._rng.choice(["for", "against"])
                     vote = {"proposal": got[0].index, "choice": choice}
-                    self._send(client, [sign_event(me, "vote.cast", vote)])
+                    self._send(client, [sign_event(me, "vote.cast", vote, hub=origin)])
             i += 1
 
     def _contribute(self, client: HubClient, me: SigningKey, w: int, i: int) -> None:

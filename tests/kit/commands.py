@@ -81,3 +81,16 @@ def start_server(hub_dir: Path, port: int) -> subprocess.Popen[bytes]:
     proc.kill()
     proc.wait(10)
     raise RuntimeError("server did not start")
+
+
+def origin_of(hub: str | Path) -> str:
+    """The origin line of a hub's log, which every event signed for it must name: from a
+    served hub's ``/community``, or a hub directory's ``hub.toml`` (no hub opened, so it
+    is safe while a server runs on that directory)."""
+    if str(hub).startswith(("http://", "https://")):
+        r = httpx.get(str(hub).rstrip("/") + "/api/v1/community", timeout=30)
+        r.raise_for_status()
+        return str(r.json()["origin"])
+    import tomllib
+
+    return str(tomllib.loads((Path(hub) / "hub.toml").read_text())["origin"])

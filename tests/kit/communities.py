@@ -142,7 +142,12 @@ def accept_all(client: HubClient, keys: dict[str, SigningKey]) -> None:
         others = [n for n in names if keys[n].key_id not in (c["member"], *before)]
         for name in others[: c["reviews_needed"] - c["reviews"]]:
             events.append(
-                sign_event(keys[name], "review.submit", {"item": c["id"], "verdict": "accept"})
+                sign_event(
+                    keys[name],
+                    "review.submit",
+                    {"item": c["id"], "verdict": "accept"},
+                    hub=client.origin,
+                )
             )
     for b in range(0, len(events), 500):
         client.submit(events[b : b + 500])

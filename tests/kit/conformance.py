@@ -43,7 +43,13 @@ def conformance_community(directory: Path, database: str) -> Credentials:
         hub.ownership.value()
         hub.ownership.close_epoch()
         hub.ownership.pay_out()
-        client.submit([sign_event(keys["Tim"], "delegate.set", {"to": keys["Grace"].key_id})])
+        client.submit(
+            [
+                sign_event(
+                    keys["Tim"], "delegate.set", {"to": keys["Grace"].key_id}, hub=client.origin
+                )
+            ]
+        )
         charter = hub.state.charter
         assert charter is not None
         client.submit(
@@ -56,6 +62,7 @@ def conformance_community(directory: Path, database: str) -> Credentials:
                         "description": "Review keeps our data clean.",
                         "actions": [{"type": "charter.amend", "charter": charter.to_json()}],
                     },
+                    hub=client.origin,
                 )
             ]
         )

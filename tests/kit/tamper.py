@@ -65,7 +65,14 @@ def build_community(directory: Path, database: str) -> Path:
         hub.ownership.pay_out(None)
         signal = [{"type": "signal", "text": "Plant more trees by the canal"}]
         client.submit(
-            [sign_event(keys["Grace"], "proposal.create", {"title": "Trees", "actions": signal})]
+            [
+                sign_event(
+                    keys["Grace"],
+                    "proposal.create",
+                    {"title": "Trees", "actions": signal},
+                    hub=client.origin,
+                )
+            ]
         )
     finally:
         client.close()
@@ -158,10 +165,14 @@ def _later_time(leaf: bytes) -> bytes:
     return leaf.replace(b'"log_time":"' + old, b'"log_time":"' + new)
 
 
-def _forged_leaf(index: int, like: bytes) -> bytes:
-    """A validly signed join by a stranger, as the leaf at ``index``, at ``like``'s time."""
-    ev = sign_event(SigningKey.generate(), "member.join", {"name": "Mallory"})
-    return encode_leaf(ev.data, index, decode_leaf(like, strict=False).log_time, ev.sig)
+def _forged_leaf(index: int, like: bytes, *, hub: str | None = None) -> bytes:
+    """A validly signed join by a stranger, as the leaf at ``index``, at ``like``'s time,
+    signed for ``like``'s hub unless another ``hub`` is given."""
+    was = decode_leaf(like, strict=False)
+    ev = sign_event(
+        SigningKey.generate(), "member.join", {"name": "Mallory"}, hub=hub or was.event.get("hub")
+    )
+    return encode_leaf(ev.data, index, was.log_time, ev.sig)
 
 
 def _leaf_event_altered(t: Tampering) -> list[str]:
@@ -201,6 +212,15 @@ def _entry_replaced_by_forgery(t: Tampering) -> list[str]:
     i = t.size - 1
     t.set_leaf(i, _forged_leaf(i, t.leaf(i)))
     return [f"entry {i}", "leaf was changed"]
+
+
+def _other_hubs_event_resealed(t: Tampering) -> list[str]:
+    """The operator logs an event lifted from another community's log (signed for that
+    hub) and re-signs the checkpoint over it: tree and checkpoint agree, the rules do not."""
+    i = t.size - 1
+    t.set_leaf(i, _forged_leaf(i, t.leaf(i), hub="elsewhere.example/commonweal/other"))
+    t.reseal(t.size)
+    return [f"entry {i}", "signed for another hub"]
 
 
 def _hub_event_resigned(t: Tampering) -> list[str]:
@@ -384,6 +404,7 @@ DATABASE_KINDS: list[DatabaseKind] = [
     DatabaseKind("two entries swapped", "entries", _entries_swapped),
     DatabaseKind("an entry replaced by a signed forgery", "entries", _entry_replaced_by_forgery),
     DatabaseKind("a hub event rewritten and re-signed", "entries", _hub_event_resigned),
+    DatabaseKind("another hub's event logged and re-signed", "entries", _other_hubs_event_resealed),
     DatabaseKind(
         "an entry added past the checkpoint", "entries", _entry_added_past_checkpoint, new=True
     ),

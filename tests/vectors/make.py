@@ -141,37 +141,49 @@ EVENT_CASES: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+VECTOR_ORIGIN = "example.org/commonweal-vectors"
+
+
 def event_vectors() -> dict[str, Any]:
+    """Each case twice: version 1 (no hub; still read in old logs, byte-for-byte as before)
+    and version 2, which names the hub's origin."""
     out = []
-    for i, (label, kind, body) in enumerate(EVENT_CASES):
-        key = SigningKey(seed(label))
-        event = {
-            "v": 1,
-            "kind": kind,
-            "actor": key.key_id,
-            "time": f"2026-01-31T12:00:0{i}.000Z",
-            "nonce": base64.urlsafe_b64encode(hashlib.sha256(f"nonce {i}".encode()).digest()[:16])
-            .rstrip(b"=")
-            .decode(),
-            "body": body,
-        }
-        data = canonical(event)
-        out.append(
-            {
-                "seed": b64(key.seed),
+    for hub in (None, VECTOR_ORIGIN):
+        for i, (label, kind, body) in enumerate(EVENT_CASES):
+            key = SigningKey(seed(label))
+            nonce_label = f"nonce {i}" if hub is None else f"nonce v2 {i}"
+            event: dict[str, Any] = {
+                "v": 1 if hub is None else 2,
                 "kind": kind,
+                "actor": key.key_id,
+                "time": f"2026-01-31T12:00:0{i}.000Z",
+                "nonce": base64.urlsafe_b64encode(
+                    hashlib.sha256(nonce_label.encode()).digest()[:16]
+                )
+                .rstrip(b"=")
+                .decode(),
                 "body": body,
-                "time": event["time"],
-                "nonce": event["nonce"],
-                "event": event,
-                "canonical": data.decode(),
-                "sig": b64(key.sign(data)),
             }
-        )
+            if hub is not None:
+                event["hub"] = hub
+            data = canonical(event)
+            out.append(
+                {
+                    "seed": b64(key.seed),
+                    "kind": kind,
+                    "body": body,
+                    "hub": hub,
+                    "time": event["time"],
+                    "nonce": event["nonce"],
+                    "event": event,
+                    "canonical": data.decode(),
+                    "sig": b64(key.sign(data)),
+                }
+            )
     return {
         "about": (
-            "signEvent(seed, kind, body, {time, nonce}) -> event; Ed25519 over "
-            "canonical(event) -> sig (base64)"
+            "signEvent(seed, kind, body, {hub, time, nonce}) -> event (hub null: the "
+            "version 1 form); Ed25519 over canonical(event) -> sig (base64)"
         ),
         "events": out,
     }
@@ -395,8 +407,8 @@ def checkpoint_vectors() -> dict[str, Any]:
 def entry_vectors() -> dict[str, Any]:
     """A small log of real leaves, its signed checkpoint, and one entry with its proof: what
     the ledger explorer's "Verify in my browser" checks, offline."""
-    signer = NoteSigner("example.org/commonweal-vectors", SigningKey(seed("hub")))
-    events = event_vectors()["events"]
+    signer = NoteSigner(VECTOR_ORIGIN, SigningKey(seed("hub")))
+    events = [e for e in event_vectors()["events"] if e["hub"] == VECTOR_ORIGIN]
     leaves = []
     for i, ev in enumerate(events):
         data = canonical(ev["event"])

@@ -87,7 +87,7 @@ def wait_for(page: Watched, url: str, selector: str, seconds: float) -> None:
 def propose(site: Site, name: str, body: dict[str, Any]) -> int:
     def send() -> int:
         with HubClient(site.url) as c:
-            res = c.submit([sign_event(site.keys[name], "proposal.create", body)])
+            res = c.submit([sign_event(site.keys[name], "proposal.create", body, hub=c.origin)])
             return int(res["entries"][0]["index"])
 
     return off_the_browser_thread(send)

@@ -26,7 +26,9 @@ def hub(site: Site) -> Iterator[HubClient]:
 def settle(c: HubClient, site: Site) -> None:
     """Ada and Tim decide whatever is in review (Grace contributes; Alan reviews here)."""
     events = [
-        sign_event(site.keys[name], "review.submit", {"item": row["id"], "verdict": "accept"})
+        sign_event(
+            site.keys[name], "review.submit", {"item": row["id"], "verdict": "accept"}, hub=c.origin
+        )
         for row in c.contributions(status="in_review")
         for name in ("Ada", "Tim")
         if site.keys[name].key_id != row["member"]

@@ -84,7 +84,8 @@ def test_sign_js_signs_events_and_requests_as_the_vectors_say(js: Any) -> None:
         js,
         """async (events, m) => Promise.all(events.map(async (e) => {
             const key = await m.fromSeed(m.fromBase64(e.seed));
-            const signed = await m.signEvent(key, e.kind, e.body, {time: e.time, nonce: e.nonce});
+            const opts = {hub: e.hub, time: e.time, nonce: e.nonce};
+            const signed = await m.signEvent(key, e.kind, e.body, opts);
             const check = await m.verifyEvent(e.event, e.sig);
             return [m.canonical(signed.event), signed.sig, check.ok];
         }))""",

@@ -176,6 +176,8 @@ TIME = (
 )
 NONCE = r"^[A-Za-z0-9_-]{16,64}$"
 KIND = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+# A log origin (``ledger.event.ORIGIN``): what an event names as the hub it is signed for.
+ORIGIN = r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$"
 DECIMAL = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
 # A model version: its number, or ``latest``.
 VERSION = r"^(latest|[0-9]{1,18})$"
@@ -198,7 +200,13 @@ class Envelope(BaseModel):
     """An event as its actor signed it (RFC 8785 canonical bytes)."""
 
     model_config = _Closed
-    v: Literal[1]
+    v: Literal[2]
+    hub: str = Field(
+        pattern=ORIGIN,
+        max_length=200,
+        description="The origin line of the hub's log (`GET /api/v1/community`): the "
+        "event is valid on this hub only. Events without it (version 1) are refused.",
+    )
     kind: str = Field(pattern=KIND, description="What the event does, e.g. `vote.cast`.")
     actor: str = Field(pattern=KEY_ID, description="The signer's Ed25519 public key, hex.")
     time: str = Field(pattern=TIME, description="When the actor signed it, RFC 3339 UTC.")

@@ -25,7 +25,6 @@ from commonweal.cli.output import emit, out
 from commonweal.community.charter import ACTION_TYPES
 from commonweal.community.governance import commitment
 from commonweal.errors import CommonwealError, InvalidInput, NotFound
-from commonweal.ledger.event import sign_event
 from commonweal.ledger.files import write_private
 
 __all__ = ["parse_actions", "register"]
@@ -149,7 +148,7 @@ def propose(
             # The rules refuse it, saying why, where the charter does not allow it
             # (governance.secret_per_proposal) — the same answer the web app shows.
             body["secret"] = True
-        res = c.submit([sign_event(k, "proposal.create", body)])
+        res = c.submit([c.sign(k, "proposal.create", body)])
         number = res["entries"][0]["index"]
         shown = c.proposal(number)
     shown["changes"] = changes
@@ -232,10 +231,10 @@ def vote(
                 "proposal": proposal,
                 "commitment": commitment(proposal, k.key_id, picked, salt),
             }
-            res = c.submit([sign_event(k, "vote.commit", body)])
+            res = c.submit([c.sign(k, "vote.commit", body)])
             said = f"Committed to a secret vote on proposal {proposal}; reveal it after {p['ends']}"
         else:
-            res = c.submit([sign_event(k, "vote.cast", {"proposal": proposal, "choice": picked})])
+            res = c.submit([c.sign(k, "vote.cast", {"proposal": proposal, "choice": picked})])
             said = f"Voted {choice} on proposal {proposal}"
     emit(res, as_json, lambda: out.print(said))
 
@@ -257,7 +256,7 @@ def reveal(
         except (ValueError, RecursionError):
             raise InvalidInput(f"{path} is not the ballot this machine kept (not JSON)") from None
         body = {"proposal": proposal, "choice": kept["choice"], "salt": kept["salt"]}
-        res = c.submit([sign_event(k, "vote.reveal", body)])
+        res = c.submit([c.sign(k, "vote.reveal", body)])
     emit(res, as_json, lambda: out.print(f"Revealed your vote on proposal {proposal}"))
 
 
@@ -277,7 +276,7 @@ def delegate(
     k = load_key(key)
     with connect(hub) as c:
         target = None if none else resolve_member(c.members(), str(to))
-        res = c.submit([sign_event(k, "delegate.set", {"to": target})])
+        res = c.submit([c.sign(k, "delegate.set", {"to": target})])
     emit(
         res,
         as_json,
@@ -360,9 +359,7 @@ def execute(
         k = load_key(key)
         with connect(hub) as c:
             tally = c.proposal(proposal)["tally"]
-            done = c.submit(
-                [sign_event(k, "proposal.execute", {"proposal": proposal, "tally": tally})]
-            )
+            done = c.submit([c.sign(k, "proposal.execute", {"proposal": proposal, "tally": tally})])
             res = {**c.proposal(proposal), "entry": done["entries"][0]["index"]}
     emit(
         res,

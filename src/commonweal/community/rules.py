@@ -257,6 +257,7 @@ def apply(state: State, leaf: Leaf) -> State:
         raise InvalidInput(f"unknown event kind {event['kind']!r}; known kinds: {sorted(KINDS)}")
     if state.size == 0 and event["kind"] != "community.found":
         raise Conflict("the first entry of a log must be community.found")
+    _check_hub(state, leaf)
     nonce_key = f"{event['actor']}:{event['nonce']}"
     seen = state.nonces.get(nonce_key)
     if seen is not None:
@@ -269,6 +270,22 @@ def apply(state: State, leaf: Leaf) -> State:
     changes["size"] = state.size + 1
     changes["nonces"] = state.nonces.set(nonce_key, leaf.index)
     return state.evolve(changes)
+
+
+def _check_hub(state: State, leaf: Leaf) -> None:
+    """A version 2 event names the log it was signed for: anything else is an event lifted
+    from another community's (public) log. Version 1 events name none and stay valid in
+    the logs that hold them; the hub refuses new ones at admission (``Hub.append``)."""
+    hub = leaf.event.get("hub")
+    if hub is None:
+        return
+    # Entry 0 declares the origin it is signed for, so it must agree with itself.
+    origin = state.origin if state.size else leaf.body.get("origin")
+    if hub != origin:
+        raise Forbidden(
+            f"{leaf.kind}: this event was signed for another hub: {hub!r}, not this "
+            f"log's {origin!r}; sign it again for this hub"
+        )
 
 
 _last_log_time: tuple[str, Any] = ("", None)

@@ -304,6 +304,7 @@ class Hub:
                 "origin": signer.name,
                 "founder_name": founder_name,
             },
+            hub=signer.name,
             time=hub.clock(),
         )
         hub.append([genesis])
@@ -528,7 +529,7 @@ class Hub:
         """An event signed by the hub itself (screening results, review decisions)."""
         # Stamped on the hub's own clock: the event time must sit within the charter's
         # skew of the log time this same clock gives the entry.
-        return sign_event(self.signer.key, kind, body, time=self.clock())
+        return sign_event(self.signer.key, kind, body, hub=self.origin, time=self.clock())
 
     def record(
         self,
@@ -661,6 +662,16 @@ class _Batch:
         """Check and apply ``ev`` as the next entry; ``pos`` is its place among the
         member's events (``None`` for the hub's own)."""
         index = self.next_index
+        if ev.hub is None:
+            # Replay still reads version 1 (old logs hold it); a new entry names its hub,
+            # else it could be lifted from this log and replayed to another community.
+            exc = InvalidInput(
+                f"{ev.kind}: this client signs events in an older form (version 1, naming "
+                "no hub); update it"
+            )
+            if pos is not None and self.numbered:
+                exc = InvalidInput(f"events[{pos}]: {exc.message}")
+            raise exc
         data = encode_leaf(ev.data, index, self.log_time, ev.sig)
         leaf = Leaf(index, self.log_time, ev.event, ev.sig, data)
         try:

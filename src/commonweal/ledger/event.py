@@ -1,8 +1,14 @@
 """Signed events and the log leaves that wrap them.
 
-An event is the envelope ``{"v": 1, "kind", "actor", "time", "nonce", "body"}``; its
-signature is Ed25519 over the event's canonical (RFC 8785) bytes, by the actor's key. On the
-wire a signed event is ``{"event": {...}, "sig": "<base64>"}``.
+An event is the envelope ``{"v": 2, "hub", "kind", "actor", "time", "nonce", "body"}``;
+its signature is Ed25519 over the event's canonical (RFC 8785) bytes, by the actor's key.
+On the wire a signed event is ``{"event": {...}, "sig": "<base64>"}``.
+
+``hub`` is the origin line of the log the event was signed for (the name the hub signs its
+checkpoints under, unique per hub), so an event taken from one community's public log
+cannot be replayed to another community where the same key is a member: the rules refuse
+an event whose ``hub`` is not the log's origin. Version 1 events name no hub; they stay
+valid in the logs that already hold them, but a hub admits only version 2.
 
 When the hub appends an event it wraps it as a *leaf*, the canonical JSON object
 ``{"event": {...}, "index": N, "log_time": "...", "sig": "..."}``. Those bytes are what
@@ -27,6 +33,7 @@ from commonweal.ledger.canonical import canonical, has_float, is_canonical, pars
 from commonweal.ledger.keys import SigningKey, check_signature, is_key_id
 
 __all__ = [
+    "EVENT_VERSION",
     "MAX_EVENT_BYTES",
     "Leaf",
     "SignedEvent",
@@ -37,9 +44,15 @@ __all__ = [
     "sign_event",
 ]
 
-EVENT_VERSION = 1
+EVENT_VERSION = 2
 MAX_EVENT_BYTES = 64 * 1024
-_ENVELOPE_KEYS = frozenset({"v", "kind", "actor", "time", "nonce", "body"})
+# Version 1 (no hub) is still read: logs written before version 2 hold it.
+_ENVELOPE_KEYS_V1 = frozenset({"v", "kind", "actor", "time", "nonce", "body"})
+_ENVELOPE_KEYS = _ENVELOPE_KEYS_V1 | {"hub"}
+_ENVELOPES = {1: _ENVELOPE_KEYS_V1, 2: _ENVELOPE_KEYS}
+# A log origin as C2SP tlog-checkpoint names it (the same pattern community.found checks).
+ORIGIN = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
+MAX_ORIGIN = 200
 # Used with fullmatch: "$" alone would also match before a trailing newline.
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -91,6 +104,11 @@ class SignedEvent:
     def body(self) -> dict[str, Any]:
         return self.event["body"]  # type: ignore[no-any-return]
 
+    @property
+    def hub(self) -> str | None:
+        """The origin of the log the event was signed for (None: a version 1 event)."""
+        return self.event.get("hub")
+
     def to_wire(self) -> dict[str, Any]:
         return {"event": self.event, "sig": _b64(self.sig)}
 
@@ -118,16 +136,25 @@ def check_envelope(event: Any, *, where: str = "event") -> None:
     """Raise InvalidInput naming the first field that is missing or malformed."""
     if not isinstance(event, dict):
         raise InvalidInput(f"{where}: event must be a JSON object")
-    keys = set(event)
-    if keys != _ENVELOPE_KEYS:
-        missing, extra = sorted(_ENVELOPE_KEYS - keys), sorted(keys - _ENVELOPE_KEYS)
+    v = event.get("v")
+    if type(v) is not int or v not in _ENVELOPES:
+        raise InvalidInput(f"{where}: v must be {EVENT_VERSION} (1 in old logs), got {v!r}")
+    expected, keys = _ENVELOPES[v], set(event)
+    if keys != expected:
+        missing, extra = sorted(expected - keys), sorted(keys - expected)
         raise InvalidInput(
-            f"{where}: envelope fields must be exactly {sorted(_ENVELOPE_KEYS)}"
+            f"{where}: envelope fields of a version {v} event must be exactly "
+            f"{sorted(expected)}"
             + (f"; missing {missing}" if missing else "")
             + (f"; unexpected {extra}" if extra else "")
         )
-    if event["v"] != EVENT_VERSION or type(event["v"]) is not int:
-        raise InvalidInput(f"{where}: v must be {EVENT_VERSION}, got {event['v']!r}")
+    if v >= 2:
+        h = event["hub"]
+        if not isinstance(h, str) or len(h) > MAX_ORIGIN or not ORIGIN.fullmatch(h):
+            raise InvalidInput(
+                f"{where}: hub must be the origin line of the hub's log, like "
+                f"'example.org/commonweal/river-a1b2c3d4', got {str(h)[:70]!r}"
+            )
     kind = event["kind"]
     if not isinstance(kind, str) or not _KIND.fullmatch(kind):
         raise InvalidInput(f"{where}: kind {kind!r} is not like 'member.join'")
@@ -149,17 +176,30 @@ def check_envelope(event: Any, *, where: str = "event") -> None:
 
 
 def sign_event(
-    key: SigningKey, kind: str, body: dict[str, Any], *, time: str | None = None
+    key: SigningKey,
+    kind: str,
+    body: dict[str, Any],
+    *,
+    hub: str | None,
+    time: str | None = None,
 ) -> SignedEvent:
-    """Build and sign an event as ``key``: what a member's CLI or SDK does locally."""
-    event = {
-        "v": EVENT_VERSION,
+    """Build and sign an event as ``key`` for the hub whose log origin is ``hub``: what a
+    member's CLI or SDK does locally.
+
+    ``hub`` is required so that no caller signs for no hub by forgetting it; ``None``
+    signs the version 1 form, which names no hub. Only replay accepts that form (logs
+    written before version 2, test vectors); every hub refuses it at admission.
+    """
+    event: dict[str, Any] = {
+        "v": EVENT_VERSION if hub is not None else 1,
         "kind": kind,
         "actor": key.key_id,
         "time": time or now(),
         "nonce": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
         "body": body,
     }
+    if hub is not None:
+        event["hub"] = hub
     check_envelope(event)
     data = canonical(event)
     return SignedEvent(event, data, key.sign(data))
@@ -253,7 +293,7 @@ def decode_leaf(data: bytes, *, strict: bool = True, check_floats: bool = True) 
         check_envelope(event, where="leaf event")
         if instant(log_time) is None:
             raise InvalidInput(f"leaf log_time {log_time!r} is not a real RFC 3339 UTC instant")
-    elif not isinstance(event, dict) or event.keys() != _ENVELOPE_KEYS:
+    elif not isinstance(event, dict) or event.keys() not in (_ENVELOPE_KEYS, _ENVELOPE_KEYS_V1):
         raise InvalidInput("leaf event does not have the envelope's fields")
     if type(index) is not int or index < 0:
         raise InvalidInput(f"leaf index {index!r} is not a non-negative integer")

@@ -79,6 +79,9 @@ def page(
         nav=NAV,
         title=title,
         community=community_name(hub),
+        # Events signed in the browser name this hub's log (sign.js reads the meta tag),
+        # so they cannot be replayed to another community.
+        origin=hub.origin,
         version=__version__,
         **ctx,
     )

@@ -15,9 +15,23 @@ export function nonce() {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
 }
 
-/** Build and sign an event as `key`: `{event, sig}`, ready to send. */
-export async function signEvent(key, kind, body, { time, nonce: n } = {}) {
-  const event = { v: 1, kind, actor: key.keyId, time: time || now(), nonce: n || nonce(), body };
+/** The origin line of this hub's log, which the server renders into every page. */
+export function pageOrigin() {
+  const meta = globalThis.document?.querySelector('meta[name="commonweal-origin"]');
+  if (!meta || !meta.content) {
+    throw new Error("this page does not name its hub's origin; reload it from the hub");
+  }
+  return meta.content;
+}
+
+/** Build and sign an event as `key` for the hub whose log origin is `hub` (default: this
+ * page's hub): `{event, sig}`, ready to send. The event names the hub so that it cannot be
+ * replayed to another community. `hub: null` makes the old version 1 form, which names no
+ * hub: only replay of old logs accepts it (the test vectors check it still matches). */
+export async function signEvent(key, kind, body, { hub, time, nonce: n } = {}) {
+  const origin = hub === undefined ? pageOrigin() : hub;
+  const base = { kind, actor: key.keyId, time: time || now(), nonce: n || nonce(), body };
+  const event = origin === null ? { v: 1, ...base } : { v: 2, hub: origin, ...base };
   const sig = await key.sign(canonicalBytes(event));
   return { event, sig: toBase64(sig) };
 }
