@@ -162,8 +162,7 @@ def entry(request: Request, hub: HubDep, index: str) -> HTMLResponse:
         leaf_hash=leaf_hash(leaf.data).hex(),
         leaf_b64=base64.b64encode(leaf.data).decode(),
         leaf_bytes=len(leaf.data),
-        verifier=str(hub.verifier),
-        origin=hub.origin,
+        verifier=str(hub.verifier),  # ``origin`` comes with every page (render.page)
         size=size,
         data=data,
         previous=leaf.index - 1 if leaf.index > 0 else None,
