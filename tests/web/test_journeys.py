@@ -254,7 +254,13 @@ def test_newcomers_join_contribute_review_and_the_founder_trains(
     trained = cwj("train", "--hub", coop.directory)
     assert trained["version"] == 1, trained
     p = ada.page
-    p.goto(coop.url + "/model")
+    # The server sees what another process appended within a second (FRESH_SECONDS): a
+    # page asked for at once may still show no version, so look again until it does.
+    for _ in range(15):
+        p.goto(coop.url + "/model")
+        if p.query_selector("#versions-chart") is not None:
+            break
+        p.wait_for_timeout(1000)
     p.wait_for_selector("#versions-chart[data-drawn]")
     assert "Version 1, the latest" in p.inner_text("#h-latest")
     ada.check("1-model-v1")
