@@ -260,6 +260,24 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="The certificate's private key (PEM).")
     ] = None,
+    federated: Annotated[
+        bool,
+        typer.Option(
+            "--federated",
+            help="Also run the federation's Flower SuperLink (TLS, only enrolled members' "
+            "nodes may connect) and keep its registered nodes in step with the log.",
+        ),
+    ] = False,
+    federated_port: Annotated[
+        int, typer.Option(help="With --federated: the SuperLink's port.")
+    ] = 9092,
+    federated_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --federated: a host name or IP members' nodes use to reach this "
+            "machine (its certificate names it); repeat for several."
+        ),
+    ] = None,
 ) -> None:
     """Serve the hub: the members' web app at /, the HTTP API under /api/v1 (docs at /docs).
 
@@ -302,14 +320,31 @@ def serve(
             )
         # Requests are single inputs: BLAS threads would only contend with the server's own.
         threadpool_limits(1, user_api="blas")
-        uvicorn.run(
-            create_app(h, billing=True, limited=True),
-            host=host,
-            port=port,
-            log_level="info",
-            ssl_certfile=str(tls_cert) if tls_cert else None,
-            ssl_keyfile=str(tls_key) if tls_key else None,
-        )
+        federation = None
+        if federated:
+            from commonweal.federated.service import Federation
+
+            names = list(federated_name or [])
+            federation = Federation(h, host=host, port=federated_port, hosts=names)
+            federation.start(serve=True)
+            h.federation.trainer = federation.train
+            err.print(
+                f"Federation: Flower SuperLink on {federation.link.address} (TLS; enrolled "
+                "nodes only); members start theirs with `commonweal node run`",
+                highlight=False,
+            )
+        try:
+            uvicorn.run(
+                create_app(h, billing=True, limited=True),
+                host=host,
+                port=port,
+                log_level="info",
+                ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None,
+            )
+        finally:
+            if federation is not None:
+                federation.stop()
 
 
 def _leaving_terms(c: HubClient, key_id: str) -> dict[str, Any]:

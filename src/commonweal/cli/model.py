@@ -92,9 +92,29 @@ def train(
             "(after a withdrawal, only the shards that held withdrawn items retrain).",
         ),
     ] = False,
+    federated: Annotated[
+        bool,
+        typer.Option(
+            "--federated",
+            help="Train with the members' own nodes (Flower): their data never leaves their "
+            "machines. Uses the SuperLink `serve --federated` runs, or starts one and waits "
+            "for enrolled nodes to connect.",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="With --federated: seconds to wait for the charter's minimum of nodes to "
+            "come online."
+        ),
+    ] = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a new model version on every accepted item that consents to training."""
+    """Train a new model version on every accepted item that consents to training, or
+    (--federated) on the enrolled members' nodes."""
+    if federated:
+        _train_federated(hub, wait, as_json)
+        return
     with hub_directory(hub) as h, stages(not as_json) as progress:
         res = h.models.train(incremental=incremental, progress=progress)
     emit(
@@ -109,6 +129,37 @@ def train(
             f"  artifact sha256 {res['artifact']['sha256']}"
         ),
     )
+
+
+def _train_federated(hub: str, wait: float, as_json: bool) -> None:
+    from commonweal.federated.service import Federation
+
+    with hub_directory(hub) as h, stages(not as_json) as progress:
+        fed = Federation.attach(h)
+        if fed is not None:
+            res = fed.train(progress=progress, wait=wait)
+        else:
+            with Federation(h) as own:
+                res = own.train(progress=progress, wait=wait)
+        names = {m["key"]: m["name"] for m in h.members()}
+    fl = res["federated"]
+
+    def render() -> None:
+        who = ", ".join(
+            f"{names.get(p['member'], p['member'][:12])} ({p['items']} items, "
+            f"{p['rounds']} rounds)"
+            for p in fl["participants"]
+        )
+        start = f"from v{fl['start']}" if fl["start"] else "from zeros"
+        out.print(
+            f"Model version [bold]{res['version']}[/] (log entry {res['entry']}), federated "
+            f"run {fl['run']}, {len(fl['rounds'])} rounds {start}: "
+            f"{_metrics_text(res['metrics'])}\n"
+            f"  members' nodes: {who or 'none'}\n"
+            f"  artifact sha256 {res['artifact']['sha256']}"
+        )
+
+    emit(res, as_json, render)
 
 
 def models(
