@@ -229,6 +229,12 @@ class HubClient:
         """The community's name, origin, hub key, founder and charter."""
         return self._get("/community")  # type: ignore[no-any-return]
 
+    def federation(self) -> dict[str, Any]:
+        """The community's federation: the charter's ``[federated]`` section, the enrolled
+        nodes and, while the hub serves one, where its SuperLink listens and the CA that
+        signed its certificate."""
+        return self._get("/federated")  # type: ignore[no-any-return]
+
     def members(self) -> list[dict[str, Any]]:
         """Every member, with their status."""
         return self._get("/members")["members"]  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ from typing import Any
 from commonweal.client import HubClient
 from commonweal.community.charter import Charter, validate_charter
 from commonweal.community.governance import seconds_between
+from commonweal.federated.bundle import app_sha256
 from commonweal.hub import Hub
 from commonweal.ledger.keys import SigningKey
 from commonweal.verify import verify_hub
@@ -90,6 +91,13 @@ def _demo_charter() -> Charter:
                 "timelock_seconds": 1,
                 "probation_seconds": DEMO_PROBATION_SECONDS,
             },
+            # Two clinics train on digits the hub never sees (Flower, on this machine).
+            "federated": {
+                "enabled": True,
+                "rounds": 3,
+                "min_clients": 2,
+                "app_sha256": app_sha256(),
+            },
         }
     )
 
@@ -107,6 +115,7 @@ def _tell_the_story(directory: Path, say: Callable[[str], None]) -> None:
         _model_story(client, keys, say)
         _ownership_story(client, keys, say)
         _governance_story(client, keys, say)
+        _federated_story(client, keys, directory, say)
 
 
 def _invite_members(
@@ -182,7 +191,7 @@ MISLABELLER, DUPLICATOR, OVERSHARER, SLOPPY_REVIEWER = "Edsger", "Donald", "Barb
 # Digits kept back for later: the latecomer's batch, then Katherine's. They are digits the
 # community has not seen (a fresh copy of one it has would be a copy: its value goes to
 # whoever gave the original).
-_LATER = {"latecomer": 150, "Katherine": 60}
+_LATER = {"latecomer": 150, "Katherine": 60, "clinics": 300}
 
 
 def _digit_order() -> list[int]:
@@ -197,7 +206,13 @@ def _digit_order() -> list[int]:
 def _kept_back(who: str) -> list[int]:
     order = _digit_order()
     later = order[len(order) - sum(_LATER.values()) :]
-    return later[: _LATER["latecomer"]] if who == "latecomer" else later[_LATER["latecomer"] :]
+    ends: dict[str, tuple[int, int]] = {}
+    start = 0
+    for name, n in _LATER.items():
+        ends[name] = (start, start + n)
+        start += n
+    a, b = ends[who]
+    return later[a:b]
 
 
 def _png(pixels: Any) -> str:
@@ -523,4 +538,98 @@ def _epoch_under_new_rules(
         f"epoch {epoch['epoch']} under the new rules pays only value not rewarded before: "
         f"data {pools['data']['amount']} ({got} to Katherine), review "
         f"{pools['review']['amount']}, compute {pools['compute']['amount']}"
+    )
+
+
+CLINICS = ("Northside Clinic", "Harbour Clinic")
+
+
+def _federated_story(
+    client: HubClient, keys: dict[str, SigningKey], directory: Path, say: Callable[[str], None]
+) -> None:
+    """Two clinics hold digits they may not share. They join, enroll their nodes (the log
+    gets counts and a root, never the data), and their Flower SuperNodes train the next
+    version with the hub's SuperLink; the version is valued and the epoch pays them."""
+    import csv
+    import io
+
+    from sklearn.datasets import load_digits
+
+    from commonweal.federated import node as fed_node
+    from commonweal.federated.service import Federation
+
+    hub = client.embedded_hub
+    digits = load_digits()
+    kept = _kept_back("clinics")
+    charter = client.community()["charter"]
+    clinic_keys: dict[str, Path] = {}
+    data_dirs: dict[str, Path] = {}
+    for n, name in enumerate(CLINICS):
+        slug = name.lower().replace(" ", "-")
+        key = SigningKey.generate()
+        key_path = directory / "clinics" / f"{slug}.key"
+        key.save(key_path, name=name)
+        token, _ = client.create_invite(keys["Ada"])
+        client.join(key, name, invite=token)
+        keys[name] = key
+        clinic_keys[name] = key_path
+        # The clinic's own records: a folder of images and labels.csv, on its machine.
+        folder = directory / "clinics" / slug / "data"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rows = io.StringIO()
+        w = csv.writer(rows)
+        w.writerow(["file", "label"])
+        for i in kept[n::2]:
+            f = f"{i:04d}.png"
+            (folder / f).write_bytes(base64.b64decode(_png(digits.images[i].tolist())))
+            w.writerow([f, str(int(digits.target[i]))])
+        (folder / "labels.csv").write_text(rows.getvalue())
+        data_dirs[name] = folder
+        data = fed_node.read_node_data(folder, charter, key.seed)
+        body = fed_node.enroll_body(
+            data,
+            fed_node.node_public_line(key_path),
+            license=charter["licenses"][0],
+            consent=["train", "evaluate"],
+        )
+        client.submit([client.sign(key, "federated.enroll", body)])
+        say(
+            f"  {name} enrolled a node: {data.items} digits stay on its machine; the log "
+            f"holds their count and root {data.root[:16]}…"
+        )
+    federation = Federation(hub)
+    federation.start(serve=True)
+    procs = []
+    try:
+        info = client.federation()
+        for name in CLINICS:
+            prepared = fed_node.prepare_node(
+                clinic_keys[name], info, charter, data_dirs[name], keys[name].key_id
+            )
+            procs.append(
+                fed_node.start_supernode(prepared, log=prepared.directory / "supernode.log")
+            )
+        res = federation.train(wait=120)
+    finally:
+        for proc in procs:
+            fed_node.stop_group(proc)
+        federation.stop()
+    fl = res["federated"]
+    say(
+        f"  model v{res['version']} trained by the clinics' nodes (Flower, {len(fl['rounds'])} "
+        f"rounds from v{fl['start']}): accuracy {float(res['metrics']['accuracy']):.3f}; each "
+        f"round is a signed entry ({fl['rounds'][0]}–{fl['rounds'][-1]}) with every update's hash"
+    )
+    report = hub.ownership.value()
+    values = ", ".join(
+        f"{hub.state.members[m['member']].name} {float(m['value']):+.4f}"
+        for m in report["members"]
+    )
+    say(f"  valuation {report['valuation']} of v{report['model']} (round Shapley): {values}")
+    epoch = hub.ownership.close_epoch()
+    pools = epoch["pools"]
+    say(
+        f"  reward epoch {epoch['epoch']}: data {pools['data']['amount']} shares by value, "
+        f"compute {pools['compute']['amount']} by validated rounds — to the clinics, whose "
+        "data the hub never held"
     )

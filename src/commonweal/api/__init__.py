@@ -20,6 +20,7 @@ from commonweal.api import (
     community,
     contributions,
     errors,
+    federated,
     governance,
     ledger,
     models,
@@ -41,6 +42,7 @@ ROUTERS = (
     ownership.router,
     governance.router,
     webhooks.router,
+    federated.router,
 )
 
 

@@ -40,6 +40,7 @@ from commonweal.errors import (
 )
 from commonweal.hub import names
 from commonweal.hub.data import DataArea
+from commonweal.hub.federation import FederationArea
 from commonweal.hub.decisions import pending_decisions
 from commonweal.hub.governance import GovernanceArea
 from commonweal.hub.limits import LimitsArea
@@ -181,6 +182,7 @@ class Hub:
         self.webhooks = WebhooksArea(self)
         self.limits = LimitsArea(self)
         self.signatures = SignaturesArea(self)
+        self.federation = FederationArea(self)
         with read_connection(engine) as conn:
             self.store.check_schema(conn)
             stale = self.store.needs_upgrade(conn)
