@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from commonweal.community.charter import Charter
+from commonweal.community.federated import central_version
 from commonweal.community.models import Pool, manifest_root, pool, trainer_name
 from commonweal.community.state import State
 from commonweal.community.views import resolve_version
@@ -188,10 +189,12 @@ def item_arrays(hub: Hub, state: State, ids: Sequence[str]) -> tuple[Any, Any]:
 def _previous_shards(
     hub: Hub, state: State, recipe: dict[str, Any]
 ) -> dict[tuple[int, str], _Shard]:
-    """The latest version's shard models, by (shard, items root), if its recipe is ours."""
-    latest = state.latest_model
-    if latest is None:
+    """The latest central version's shard models, by (shard, items root), if its recipe is
+    ours (a federated version in between trained no shards to reuse)."""
+    central = central_version(state)
+    if not central:
         return {}
+    latest = state.models[central]
     body = hub.log.entries(latest.entry, latest.entry + 1)[0].body
     if {k: body[k] for k in recipe} != recipe:
         return {}
@@ -479,7 +482,9 @@ def _model_of(conn: Connection, state: State, body: dict[str, Any]) -> ShardedMo
     """The model a ``model.version`` body names, from the stored shard blobs."""
     assert state.charter is not None and state.charter.task is not None
     shards = [
-        load_shard(artifacts.blob(conn, s["sha256"])) if s["count"] else None
+        # A federated version's one model may hold no central items (count 0): a shard
+        # exists wherever the log names its blob.
+        load_shard(artifacts.blob(conn, s["sha256"])) if s["sha256"] else None
         for s in body["shards"]
     ]
     return ShardedModel(shards, state.charter.task.labels or None)
@@ -494,7 +499,7 @@ def check_artifact(hub: Hub, conn: Connection, state: State, version: int) -> No
     mv = state.models[version]
     body = hub.store.leaves(conn, mv.entry, mv.entry + 1)[0].body
     for n, shard in enumerate(body["shards"]):
-        if not shard["count"]:
+        if not shard["sha256"]:
             continue
         try:
             artifacts.blob(conn, shard["sha256"])

@@ -8,6 +8,9 @@ with the method the charter names:
   standardised tabular columns). Deterministic — anyone with the data gets the same
   numbers — and split-invariant: an item's value does not depend on who gave it, so a
   member who spreads their data over fake identities earns nothing extra.
+- ``round-shapley`` (a federated version, part 10): each node's Shapley value in every
+  round, from the coalition utilities the round's entry logs; the rules recompute them, so
+  the values are the log's and the hub stores none of its own.
 - ``tmc-shapley``: members valued on the real trainer. Each coalition's model is fitted
   with the charter's recipe (trainer, SISA shards, seed) on the coalition's items and
   scored on the evaluation set; truncated Monte Carlo permutations (exact enumeration for
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from commonweal.community.charter import Charter
+from commonweal.community.federated import valuation_body
 from commonweal.community.state import Contribution, State, ValuationRecord
 from commonweal.community.valuations import method_name, method_params, values_root
 from commonweal.community.views import resolve_version, valuation_report
@@ -100,6 +104,8 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     if charter is None or charter.task is None:
         raise Conflict("this community has no task in its charter, so it has no model to value")
     v = resolve_version(state, version)
+    if v in state.fl_versions:
+        return _value_federated(hub, v, say)
     mv = state.models[v]
     ids = manifest_ids(hub, v)
     evaluation = evaluation_ids(hub, v)
@@ -133,6 +139,44 @@ def _value(hub: Hub, version: str | int, say: Progress) -> dict[str, Any]:
     done = hub.record("valuation.record", register)
     say("recording", 1, 1)
     return valuation_report(hub.state, done.body, done.entry, rows)
+
+
+def _value_federated(hub: Hub, version: int, say: Progress) -> dict[str, Any]:
+    """Log the valuation of a federated version: each participant's per-round values
+    summed, as the rules compute them from the round entries."""
+    say("recording", 0, 1)
+    done = hub.record("valuation.record", lambda ctx: valuation_body(ctx.state, version))
+    say("recording", 1, 1)
+    return federated_report(hub.state, done.body, done.entry)
+
+
+def federated_rows(state: State, record: ValuationRecord) -> list[tuple[str, str, str]]:
+    """A federated valuation's ``(enroll root, member, value)`` rows, from the log."""
+    body = valuation_body(state, record.model)
+    roots = {m: root for m, root, *_ in state.fl_versions[record.model].participants}
+    return sorted((roots[m["member"]], m["member"], m["value"]) for m in body["members"])
+
+
+def federated_report(state: State, body: dict[str, Any], entry: int) -> dict[str, Any]:
+    """What ``commonweal value`` shows of a federated version: each node's value, items
+    and accepted rounds."""
+    fv = state.fl_versions[body["model"]]
+    rounds = {m: r for m, _, _, r in fv.participants}
+    positive = sum(max(0.0, float(m["value"])) for m in body["members"])
+    members = [
+        {
+            **m,
+            "name": state.members[m["member"]].name if m["member"] in state.members else "",
+            "rounds": rounds.get(m["member"], 0),
+            "value_pct": round(100.0 * max(0.0, float(m["value"])) / positive, 2)
+            if positive
+            else 0.0,
+        }
+        for m in body["members"]
+    ]
+    members.sort(key=lambda m: -float(m["value"]))
+    return {**{k: v for k, v in body.items() if k != "members"}, "entry": entry,
+            "members": members, "flagged": []}
 
 
 def _item_values(
@@ -384,6 +428,14 @@ def stored_values(
     record = record or hub.state.valuations.get(valuation)
     if record is None:
         raise NotFound(f"there is no valuation {valuation}; see `commonweal values`")
+    if record.model in hub.state.fl_versions:
+        rows = federated_rows(hub.state, record)
+        if values_root(rows) != record.values_root:  # pragma: no cover - the rules check it
+            raise VerificationFailed(
+                f"valuation {valuation} does not match its rounds (entry {record.entry})",
+                index=record.entry,
+            )
+        return rows
     with hub.read() as conn:
         rows = stored.values_of(conn, valuation)
     if values_root(rows) != record.values_root or len(rows) != record.items:
@@ -424,6 +476,8 @@ def check_valuation(hub: Hub, record: ValuationRecord) -> None:
     root, they cover exactly the version's items, and the logged total, counts and members'
     totals are what they add up to."""
     rows = stored_values(hub, record.valuation, record)
+    if record.model in hub.state.fl_versions:
+        return  # recomputed from the round entries: replay already checked every number
     fail = None
     if [r[0] for r in rows] != manifest_ids(hub, record.model):
         fail = f"do not cover exactly the items of version {record.model}"
