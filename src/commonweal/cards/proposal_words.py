@@ -24,6 +24,7 @@ JOB_WORDS = {
     "close-epoch": "close a reward epoch (minting shares)",
     "payout": "pay the treasury out to the shareholders",
     "quality-scan": "scan the accepted items for suspected label errors",
+    "train-federated": "train a new model version on the members' own nodes (federated)",
 }
 
 

@@ -16,7 +16,7 @@ from commonweal.community.state import State
 
 __all__ = ["JOBS", "Clocks", "due_jobs", "new_since_last_version"]
 
-JOBS = ("train", "value", "close-epoch", "payout", "quality-scan")
+JOBS = ("train", "value", "close-epoch", "payout", "quality-scan", "train-federated")
 
 
 class Clocks(NamedTuple):
@@ -73,6 +73,11 @@ def due_jobs(state: State, clocks: Clocks) -> list[str]:
         )
     ):
         due.append("train")
+    # Federated training runs only when a vote orders it (``hub.run``): it needs members'
+    # nodes online, which no clock can promise.
+    federated = max((state.models[v].entry for v in state.fl_versions), default=-1)
+    if _ordered(state, "train-federated", federated):
+        due.append("train-federated")
     valued = {v.model for v in state.valuations.values()}
     last_valuation = max((v.entry for v in state.valuations.values()), default=-1)
     if latest is not None and (

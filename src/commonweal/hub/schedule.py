@@ -49,6 +49,7 @@ class Scheduler(Worker):
             "close-epoch": hub.ownership.close_epoch,
             "payout": hub.ownership.pay_out,
             "quality-scan": self._scan,
+            "train-federated": hub.federation.train,
         }
 
     def _scan(self) -> Any:
