@@ -20,12 +20,12 @@ __all__ = [
     "ACTION_TYPES",
     "CHARTER_VERSION",
     "CONSENT_SCOPES",
+    "FEDERATED_TASKS",
     "Charter",
     "Column",
     "Duplicates",
     "Evaluation",
     "Events",
-    "FEDERATED_TASKS",
     "Federated",
     "Governance",
     "JoinPolicy",
@@ -453,7 +453,10 @@ class Federated(_Section):
     )
     rounds: int = Field(default=5, ge=1, le=1000, description="rounds of one training run")
     clients_per_round: int = Field(
-        default=0, ge=0, le=1000, description="nodes asked per round (0: every enrolled node online)"
+        default=0,
+        ge=0,
+        le=1000,
+        description="nodes asked per round (0: every enrolled node online)",
     )
     min_clients: int = Field(
         default=2, ge=1, le=1000, description="a round needs this many nodes' replies"
