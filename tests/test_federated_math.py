@@ -48,9 +48,7 @@ def test_exact_values_share_out_the_whole_coalitions_utility(n: int, draw: list[
 
 @given(st.integers(2, 5), utilities_draw)
 @settings(max_examples=60, deadline=None)
-def test_players_who_add_the_same_to_every_coalition_get_the_same(
-    n: int, draw: list[int]
-) -> None:
+def test_players_who_add_the_same_to_every_coalition_get_the_same(n: int, draw: list[int]) -> None:
     # Utility depends on the coalition's size and on whether it holds player 0 or 1 only
     # through how many of the two it holds: players 0 and 1 are interchangeable.
     def u(mask: int) -> str:

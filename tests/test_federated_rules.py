@@ -313,11 +313,7 @@ def test_rounds_credit_accepted_members_and_log_their_values() -> None:
     assert values == {ALICE.key_id: "0.300000000000", BOB.key_id: "0.100000000000"}
     assert CAROL.key_id not in values  # rejected: earns nothing that round
     view = federation(state)
-    assert (
-        view["enabled"]
-        and [n["rounds"] for n in view["nodes"]] == sorted([2, 2, 0], key=lambda r: 0)
-        or True
-    )
+    assert view["enabled"]
     assert {n["member"]: n["rounds"] for n in view["nodes"]} == {
         ALICE.key_id: 2,
         BOB.key_id: 2,
@@ -458,7 +454,7 @@ def test_a_run_starts_from_the_latest_central_version_trained_on_the_current_poo
 
 
 def test_nodes_are_projected_rebuilt_and_compared(tmp_path: Path, database_url: str) -> None:
-    hub, founder = Hub.init(
+    hub, _ = Hub.init(
         tmp_path / "hub",
         charter=validate_charter(fed_charter()),
         founder_name="Ada",
