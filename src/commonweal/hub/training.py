@@ -499,6 +499,8 @@ def check_artifact(hub: Hub, conn: Connection, state: State, version: int) -> No
     mv = state.models[version]
     body = hub.store.leaves(conn, mv.entry, mv.entry + 1)[0].body
     for n, shard in enumerate(body["shards"]):
+        # An empty central shard stores nothing (sha256 ""); a federated version's one
+        # shard is stored even when it started from zeros (count 0 central items).
         if not shard["sha256"]:
             continue
         try:
