@@ -622,8 +622,7 @@ def _federated_story(
     )
     report = hub.ownership.value()
     values = ", ".join(
-        f"{hub.state.members[m['member']].name} {float(m['value']):+.4f}"
-        for m in report["members"]
+        f"{hub.state.members[m['member']].name} {float(m['value']):+.4f}" for m in report["members"]
     )
     say(f"  valuation {report['valuation']} of v{report['model']} (round Shapley): {values}")
     epoch = hub.ownership.close_epoch()

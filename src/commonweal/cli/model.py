@@ -146,8 +146,7 @@ def _train_federated(hub: str, wait: float, as_json: bool) -> None:
 
     def render() -> None:
         who = ", ".join(
-            f"{names.get(p['member'], p['member'][:12])} ({p['items']} items, "
-            f"{p['rounds']} rounds)"
+            f"{names.get(p['member'], p['member'][:12])} ({p['items']} items, {p['rounds']} rounds)"
             for p in fl["participants"]
         )
         start = f"from v{fl['start']}" if fl["start"] else "from zeros"

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from commonweal.federated.superlink import SuperLink
+
 from commonweal.community.federated import node_status
 from commonweal.errors import Conflict, HubError
-from commonweal.federated.superlink import SuperLink
 
 if TYPE_CHECKING:
     from commonweal.federated.training import Progress
@@ -148,9 +149,7 @@ class Federation:
         with self._lock:
             state = self.hub.state
             want = {
-                m: n.node_key
-                for m, n in state.nodes.items()
-                if node_status(state, m) == "enrolled"
+                m: n.node_key for m, n in state.nodes.items() if node_status(state, m) == "enrolled"
             }
             changed = False
             for member, entry in list(self._registry.items()):
@@ -191,9 +190,7 @@ class Federation:
 
     # -- training ------------------------------------------------------------------------
 
-    def train(
-        self, *, progress: Progress | None = None, wait: float = 60.0
-    ) -> dict[str, Any]:
+    def train(self, *, progress: Progress | None = None, wait: float = 60.0) -> dict[str, Any]:
         """Train a federated version with the nodes online (waiting up to ``wait`` s for
         the charter's minimum)."""
         from commonweal.federated.training import train

@@ -43,6 +43,7 @@ from commonweal.store import artifacts
 
 if TYPE_CHECKING:
     from commonweal.federated.superlink import SuperLink
+
     from commonweal.hub.core import Computing, Hub
 
 __all__ = ["TRAINER", "start_weights", "train"]
@@ -294,9 +295,7 @@ def _register(
     metrics: dict[str, str] = {}
     if eval_items:
         X, y = item_arrays(hub, state, eval_items)
-        metrics = scoring.metrics(
-            charter.task.kind, labels, y, ShardedModel([model], labels), X
-        )
+        metrics = scoring.metrics(charter.task.kind, labels, y, ShardedModel([model], labels), X)
     else:
         metrics = dict(rounds[-1].get("metrics") or {})
     signed = [hub.sign("federated.round", {"run": run_id, **r}) for r in rounds]

@@ -40,8 +40,8 @@ from commonweal.errors import (
 )
 from commonweal.hub import names
 from commonweal.hub.data import DataArea
-from commonweal.hub.federation import FederationArea
 from commonweal.hub.decisions import pending_decisions
+from commonweal.hub.federation import FederationArea
 from commonweal.hub.governance import GovernanceArea
 from commonweal.hub.limits import LimitsArea
 from commonweal.hub.log import LogArea

@@ -175,8 +175,12 @@ def federated_report(state: State, body: dict[str, Any], entry: int) -> dict[str
         for m in body["members"]
     ]
     members.sort(key=lambda m: -float(m["value"]))
-    return {**{k: v for k, v in body.items() if k != "members"}, "entry": entry,
-            "members": members, "flagged": []}
+    return {
+        **{k: v for k, v in body.items() if k != "members"},
+        "entry": entry,
+        "members": members,
+        "flagged": [],
+    }
 
 
 def _item_values(
