@@ -9,6 +9,7 @@ so that charters written today still validate tomorrow.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,11 +20,13 @@ __all__ = [
     "ACTION_TYPES",
     "CHARTER_VERSION",
     "CONSENT_SCOPES",
+    "FEDERATED_TASKS",
     "Charter",
     "Column",
     "Duplicates",
     "Evaluation",
     "Events",
+    "Federated",
     "Governance",
     "JoinPolicy",
     "Limits",
@@ -83,6 +86,10 @@ TaskKind = Literal[
 ConsentScope = Literal["train", "evaluate", "commercial", "publish"]
 CONSENT_SCOPES: tuple[str, ...] = ("train", "evaluate", "commercial", "publish")
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+_DECIMAL = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+# Federated members train a linear softmax over the charter's fixed features: text's 2^18
+# hashed columns make each update too large to send, and regression is not softmax.
+FEDERATED_TASKS = ("image-classification", "tabular-classification")
 _SPDX = r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$"
 
 
@@ -434,6 +441,102 @@ class Rewards(_Section):
         return self
 
 
+class Federated(_Section):
+    """Federated members: members who train the community's model on their own machines
+    (Flower), so their data never leaves them. Each round is logged with every node's
+    update hash, what robust aggregation rejected and why, and each member's value."""
+
+    enabled: bool = Field(
+        default=False,
+        description="whether members may enroll nodes and the hub may train with them "
+        "(image- or tabular-classification tasks only)",
+    )
+    rounds: int = Field(default=5, ge=1, le=1000, description="rounds of one training run")
+    clients_per_round: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="nodes asked per round (0: every enrolled node online)",
+    )
+    min_clients: int = Field(
+        default=2, ge=1, le=1000, description="a round needs this many nodes' replies"
+    )
+    aggregation: Literal["fedavg", "trimmed-mean", "median", "krum", "multi-krum", "bulyan"] = (
+        Field(default="fedavg", description="how the nodes' updates are combined")
+    )
+    trim_pct: int = Field(
+        default=20, ge=0, le=49, description="trimmed-mean: the percent cut at each end"
+    )
+    malicious: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="krum, multi-krum, bulyan: how many Byzantine nodes are tolerated",
+    )
+    outlier_factor: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="an update further from the median update than this many times the "
+        "median such distance is rejected (0: off)",
+    )
+    local_epochs: int = Field(
+        default=5, ge=1, le=1000, description="gradient steps per round on each node"
+    )
+    learning_rate: str = Field(default="0.5", pattern=_DECIMAL)
+    l2: str = Field(default="0.0001", pattern=_DECIMAL)
+    dp: Literal["off", "server-fixed", "client-fixed"] = Field(
+        default="off",
+        description="differential privacy: off, or Flower's fixed-clipping wrapper with "
+        "noise added by the hub (server-fixed) or by each node (client-fixed)",
+    )
+    noise_multiplier: str = Field(default="1.0", pattern=_DECIMAL)
+    clipping_norm: str = Field(default="10", pattern=_DECIMAL)
+    delta: str = Field(default="0.00001", pattern=_DECIMAL)
+    epsilon_budget: str = Field(
+        default="0",
+        pattern=_DECIMAL,
+        description="the privacy loss a member may spend across all rounds (0: no cap)",
+    )
+    valuation: Literal["round-shapley"] = Field(
+        default="round-shapley",
+        description="each round's accepted nodes valued by Shapley over the round's "
+        "coalitions, scored on the evaluation set",
+    )
+    max_exact_players: int = Field(
+        default=10, ge=1, le=14, description="exact Shapley up to this many nodes a round"
+    )
+    permutations: int = Field(
+        default=200, ge=1, le=10_000, description="sampled permutations beyond that"
+    )
+    local_holdout_pct: int = Field(
+        default=20, ge=0, le=50, description="nodes score on this held-out part of their data"
+    )
+    start: Literal["latest", "zeros"] = Field(
+        default="latest",
+        description="latest: start from the latest central version's weights; zeros: from zeros",
+    )
+    app_sha256: str = Field(
+        default="",
+        pattern=r"^([0-9a-f]{64})?$",
+        description="SHA-256 of the Flower app bundle nodes may run (set by init)",
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> Federated:
+        if self.clients_per_round and self.min_clients > self.clients_per_round:
+            raise ValueError(
+                f"min_clients {self.min_clients} exceeds clients_per_round "
+                f"{self.clients_per_round}; lower it or ask more nodes per round"
+            )
+        for name in ("noise_multiplier", "clipping_norm", "delta", "learning_rate"):
+            if not Decimal(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be greater than 0")
+        if not Decimal(self.delta) < 1:
+            raise ValueError(f"delta {self.delta} must be below 1")
+        return self
+
+
 ACTION_TYPES: tuple[str, ...] = (
     "charter.amend",
     "member.admit",
@@ -577,6 +680,7 @@ class Charter(BaseModel):
     events: Events = Field(default_factory=Events)
     schedule: Schedule = Field(default_factory=Schedule)
     governance: Governance = Field(default_factory=Governance)
+    federated: Federated = Field(default_factory=Federated)
 
     @model_validator(mode="before")
     @classmethod
@@ -614,7 +718,26 @@ class Charter(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _federation_fits_task(self) -> Charter:
+        kind = self.task.kind if self.task is not None else None
+        if self.federated.enabled and kind not in FEDERATED_TASKS:
+            raise ValueError(
+                f"federated.enabled needs an image- or tabular-classification task, not "
+                f"{kind}: turn federation off or change the task"
+            )
+        return self
+
     def to_json(self) -> dict[str, Any]:
+        """The charter as its document: a ``[federated]`` section only when one was given.
+        A charter founded before part 10 has none, and its document (which proposals hash,
+        see ``community.actions.charter_hash``) must stay byte for byte what was logged."""
+        if "federated" in self.model_fields_set:
+            return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"federated"})
+
+    def to_full_json(self) -> dict[str, Any]:
+        """Every section with its defaults, for showing the charter to people."""
         return self.model_dump(mode="json")
 
 

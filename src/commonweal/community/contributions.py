@@ -33,7 +33,15 @@ from commonweal.community.state import Contribution, MemberStats, Review, State,
 from commonweal.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from commonweal.ledger.event import Leaf
 
-__all__ = ["ITEM_ID_HEX", "KINDS", "VERDICTS", "item_id", "matched_consensus", "reviews_needed"]
+__all__ = [
+    "ITEM_ID_HEX",
+    "KINDS",
+    "VERDICTS",
+    "item_id",
+    "item_terms",
+    "matched_consensus",
+    "reviews_needed",
+]
 
 ITEM_ID_HEX = 32
 VERDICTS = ("accept", "reject", "relabel", "flag")
@@ -110,7 +118,7 @@ def _item_commitment(
     return commitment, iid
 
 
-def _item_terms(raw: dict[str, Any], where: str, charter: Charter) -> tuple[Any, str]:
+def item_terms(raw: dict[str, Any], where: str, charter: Charter) -> tuple[Any, str]:
     """An item's license and its consent scopes in charter order, once the charter accepts
     the license and the consent covers what the charter requires."""
     lic = raw.get("license")
@@ -160,7 +168,7 @@ def _submit(state: State, leaf: Leaf) -> Changes:
     for n, raw in enumerate(items):
         where = f"{kind}: items[{n}]"
         commitment, iid = _item_commitment(raw, where, contributions, ids)
-        lic, ordered = _item_terms(raw, where, charter)
+        lic, ordered = item_terms(raw, where, charter)
         label = _item_label(raw, where, charter, labels)
         contributions[iid] = Contribution(
             iid,

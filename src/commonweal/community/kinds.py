@@ -33,6 +33,7 @@ class Touched:
     holdings: tuple[str, ...] = ()
     payouts: tuple[int, ...] = ()
     proposals: tuple[int, ...] = ()
+    nodes: tuple[str, ...] = ()
 
 
 def fields(

@@ -15,7 +15,8 @@ holds it can retrain the manifest with the logged seed and compare.
 Event kinds:
 
 - ``model.version`` — by the hub: a new version, its manifests, trainer, seed, libraries,
-  metrics on the evaluation set and the SHA-256 of its saved artifact.
+  metrics on the evaluation set and the SHA-256 of its saved artifact. A version trained
+  by federated members carries a ``federated`` field (``community.federated.check_version``).
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ from commonweal.ledger.merkle import tree_root
 __all__ = [
     "KINDS",
     "Pool",
+    "check_metrics_and_artifact",
     "evaluation_beacon",
     "in_evaluation",
     "manifest_root",
     "pool",
     "shard_of",
+    "summary",
     "trainer_name",
 ]
 
@@ -215,7 +218,7 @@ def _pool(state: State) -> Pool:
     return Pool(tuple(tuple(sorted(s)) for s in shards), tuple(sorted(evaluation)))
 
 
-def _summary(ids: Sequence[str]) -> dict[str, Any]:
+def summary(ids: Sequence[str]) -> dict[str, Any]:
     return {"root": manifest_root(ids), "count": len(ids)}
 
 
@@ -253,7 +256,7 @@ def _version_charter(state: State, body: dict[str, Any], kind: str) -> Charter:
     return charter
 
 
-def _check_metrics_and_artifact(body: dict[str, Any], kind: str) -> None:
+def check_metrics_and_artifact(body: dict[str, Any], kind: str) -> None:
     for name, value in body["metrics"].items():
         if not isinstance(value, str) or not _METRIC.fullmatch(value):
             raise InvalidInput(f"{kind}: metric {name!r} must be a decimal string")
@@ -265,7 +268,7 @@ def _check_metrics_and_artifact(body: dict[str, Any], kind: str) -> None:
 def _check_shard(state: State, n: int, got: Any, ids: tuple[str, ...], kind: str) -> None:
     """Shard ``n``'s logged part is the pool's ``ids``: stored (sha256 and bytes) unless
     empty, and reused only from a version that exists."""
-    if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != _summary(ids):
+    if not isinstance(got, dict) or {k: got.get(k) for k in ("root", "count")} != summary(ids):
         raise InvalidInput(f"{kind}: shard {n}'s manifest is not the one the log implies")
     sha, size, reused = got.get("sha256"), got.get("bytes"), got.get("from_version")
     stored = _HEX64.fullmatch(str(sha)) and type(size) is int and size > 0
@@ -288,9 +291,9 @@ def _check_data(state: State, body: dict[str, Any], charter: Charter, kind: str)
             f"{kind}: the evaluation set holds {len(p.evaluation)} items; the charter needs "
             f"{cfg.evaluation.min_items}"
         )
-    if body["evaluation"] != _summary(p.evaluation):
+    if body["evaluation"] != summary(p.evaluation):
         raise InvalidInput(f"{kind}: the evaluation set is not the one the log implies")
-    if body["manifest"] != _summary(p.training):
+    if body["manifest"] != summary(p.training):
         raise InvalidInput(f"{kind}: the manifest is not the training pool the log implies")
     shards = body["shards"]
     if len(shards) != len(p.shards):
@@ -305,10 +308,15 @@ def _check_data(state: State, body: dict[str, Any], charter: Charter, kind: str)
 
 def _version(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
-    body = fields(leaf, _BODY, {"previous": int})
+    body = fields(leaf, _BODY, {"previous": int, "federated": dict})
     need_hub(state, leaf)
+    if "federated" in body:
+        # Trained on members' machines (Flower): its own rules, in community.federated.
+        from commonweal.community.federated import check_version
+
+        return check_version(state, leaf, body)
     charter = _version_charter(state, body, kind)
-    _check_metrics_and_artifact(body, kind)
+    check_metrics_and_artifact(body, kind)
     _check_data(state, body, charter, kind)
     model = ModelVersion(
         body["version"],

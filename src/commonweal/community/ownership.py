@@ -14,7 +14,8 @@ Event kinds:
   paid each member for, and only the new value's part of the pool is minted, so the same
   work is never paid twice); the review pool to reviewers by the information in their
   verdicts since the last epoch (``community.review_pay``); the compute pool to validated
-  training work (none until federated training, so until then it is not minted). The
+  training work: each member's federated rounds that aggregation accepted since the last
+  epoch (without any, it is not minted). The
   body logs each pool's weights (the inputs) and awards.
 - ``payout.record`` — by the hub: pays treasury credits to shareholders pro rata to the
   shares they hold at that entry (the snapshot is the log up to it).
@@ -78,8 +79,8 @@ def epoch_inputs(state: State) -> tuple[int, dict[str, list[tuple[str, int]]]]:
     weights = {
         "data": _data_weights(state, state.valuations[last]),
         "review": _review_weights(state, cfg.review_weight),
-        # Validated training work arrives with federated training (part 10).
-        "compute": [],
+        # Validated training work: federated rounds whose update aggregation accepted.
+        "compute": [(m, n) for m, n in sorted(state.compute_credit.items()) if n > 0],
     }
     return last, weights
 
@@ -265,6 +266,8 @@ def _epoch(state: State, leaf: Leaf) -> Changes:
         # Verdicts are paid once: the next epoch counts the ones decided after this.
         "review_credit": Map(),
         "review_tallies": Map(),
+        # Accepted rounds are paid once too (none to reset in a community without them).
+        "compute_credit": Map() if state.compute_credit else state.compute_credit,
     }
 
 

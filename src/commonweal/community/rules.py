@@ -38,6 +38,7 @@ from typing import Any
 
 from commonweal.community import (
     contributions,
+    federated,
     governance,
     leaving,
     models,
@@ -241,7 +242,16 @@ KINDS: dict[str, _Kind] = {
     "invite.create": _Kind(_invite, lambda lf: Touched(invites=(lf.body["token_hash"],))),
     **{
         name: _Kind(rule, touch)
-        for module in (contributions, models, serving, valuations, ownership, governance, leaving)
+        for module in (
+            contributions,
+            models,
+            serving,
+            valuations,
+            ownership,
+            governance,
+            leaving,
+            federated,
+        )
         for name, (rule, touch) in module.KINDS.items()
     },
 }

@@ -21,16 +21,20 @@ __all__ = [
     "CONTRIBUTION_COLUMNS",
     "INVITE_COLUMNS",
     "MEMBER_COLUMNS",
+    "NODE_COLUMNS",
     "REVIEW_COLUMNS",
     "ApiKey",
     "Contribution",
     "Epoch",
+    "FlRound",
+    "FlVersion",
     "Holding",
     "Invite",
     "Member",
     "MemberStats",
     "MemberStatus",
     "ModelVersion",
+    "Node",
     "Payout",
     "Proposal",
     "Review",
@@ -327,10 +331,58 @@ class Proposal(NamedTuple):
         return tuple(self)
 
 
+class Node(NamedTuple):
+    """A member's federated node, in the column order of the ``nodes`` projection: what
+    their latest ``federated.enroll`` logged (never their data) and the accepted rounds it
+    has taken part in. ``status`` is the enrollment's (enrolled | withdrawn); a member who
+    is no longer active has their node out whatever it says (``federated.node_status``)."""
+
+    member: str
+    node_key: str  # OpenSSH public key, ecdsa-sha2-nistp384
+    items: int
+    labels: str  # canonical JSON: label -> count
+    root: str  # Merkle root over the salted item commitments
+    license: str
+    consent: str  # comma-separated scopes, in charter order
+    status: str  # enrolled | withdrawn
+    enrolled_index: int
+    updated_index: int
+    rounds: int = 0  # accepted rounds, over every run
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+class FlRound(NamedTuple):
+    """One logged ``federated.round``, as later rules need it: its run, round number and
+    start version, the accepted members (sorted) and their Shapley values that round."""
+
+    run: str
+    round: int
+    start: int
+    accepted: tuple[str, ...]
+    values: tuple[tuple[str, str], ...]  # (member, decimal string), sorted by member
+
+
+class FlVersion(NamedTuple):
+    """What a federated model version was trained from: its Flower run, the round entries,
+    the start version, and each participant's (member, enroll root, items, accepted
+    rounds), sorted by member."""
+
+    run: str
+    rounds: tuple[int, ...]
+    start: int
+    participants: tuple[tuple[str, str, int, int], ...]
+
+
 MEMBER_COLUMNS = Member._fields
 INVITE_COLUMNS = Invite._fields
 CONTRIBUTION_COLUMNS = Contribution._fields[:-2]  # not reviewers, not resembles
 REVIEW_COLUMNS = Review._fields
+NODE_COLUMNS = Node._fields
 _EMPTY: Any = Map()  # immutable, so one instance serves every default
 
 
@@ -388,6 +440,14 @@ class State(NamedTuple):
     delegations: Map[int, Map[str, str]] = _EMPTY  # proposal -> delegations at its start
     ballots: Map[int, Map[str, Any]] = _EMPTY  # proposal -> member -> choice
     commits: Map[int, Map[str, str]] = _EMPTY  # proposal -> member -> commitment (secret)
+    # Part 10: federated members (community.federated).
+    nodes: Map[str, Node] = _EMPTY  # member -> their node's latest enrollment
+    node_keys: Map[str, str] = _EMPTY  # every node key ever enrolled -> its member
+    fl_runs: Map[str, int] = _EMPTY  # Flower run id -> its last logged round
+    fl_rounds: Map[int, FlRound] = _EMPTY  # federated.round entry -> what it decided
+    fl_versions: Map[int, FlVersion] = _EMPTY  # federated model version -> its run
+    compute_credit: Map[str, int] = _EMPTY  # member -> accepted rounds since the last epoch
+    dp_rounds: Map[str, int] = _EMPTY  # member -> rounds they took part in under DP
 
     def evolve(self, changes: dict[str, Any]) -> State:
         """A copy with ``changes`` applied (cheaper than ``_replace`` on the replay hot

@@ -212,6 +212,8 @@ def _record(state: State, leaf: Any) -> Changes:
     kind = leaf.kind
     body = fields(leaf, _BODY, {"details": dict})
     need_hub(state, leaf)
+    if body.get("model") in state.fl_versions:
+        return _federated_record(state, leaf, body)
     model, method = _valued_model(state, body, kind)
     _check_values(body, model, kind)
     totals, items, negative = _member_totals(state, body["members"], kind)
@@ -228,6 +230,39 @@ def _record(state: State, leaf: Any) -> Changes:
         body["negative"],
         body["total"],
         canonical_str(totals),
+    )
+    return {"valuations": state.valuations.set(record.valuation, record)}
+
+
+def _federated_record(state: State, leaf: Any, body: dict[str, Any]) -> Changes:
+    """A federated version's valuation: the members' per-round Shapley values summed,
+    exactly as the rules recompute them from the logged rounds."""
+    from commonweal.community.federated import valuation_body
+
+    kind = leaf.kind
+    expected = len(state.valuations) + 1
+    if body["valuation"] != expected:
+        raise Conflict(f"{kind}: the next valuation is {expected}, not {body['valuation']}")
+    want = valuation_body(state, body["model"])
+    got = {k: v for k, v in body.items() if k != "details"}
+    if got != want:
+        wrong = sorted(k for k in want if got.get(k) != want[k])
+        raise InvalidInput(
+            f"{kind}: a federated version's valuation differs from the rules' in {wrong} "
+            "(community.federated.valuation_body)"
+        )
+    record = ValuationRecord(
+        want["valuation"],
+        leaf.index,
+        want["model"],
+        want["method"],
+        canonical_str(want["params"]),
+        want["evaluation"]["root"],
+        want["values"]["root"],
+        want["values"]["count"],
+        want["negative"],
+        want["total"],
+        canonical_str({r["member"]: r["value"] for r in want["members"]}),
     )
     return {"valuations": state.valuations.set(record.valuation, record)}
 
