@@ -22,8 +22,8 @@ import pytest
 from PIL import UnidentifiedImageError
 
 from commonweal.cli.data import iter_items
-from commonweal.cli.files import open_file, read_bytes, text_lines
 from commonweal.errors import InvalidInput, TooLarge
+from commonweal.files import open_file, read_bytes, text_lines
 from tests.kit import Databases, cw, cwj, digit_items
 
 DIGITS = {"kind": "image-classification", "labels": [str(d) for d in range(10)]}

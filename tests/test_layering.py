@@ -141,6 +141,24 @@ def test_the_image_decoder_is_a_leaf() -> None:
     assert _violations("commonweal.images", {"commonweal.errors"}) == []
 
 
+def test_file_readers_are_a_leaf() -> None:
+    assert _violations("commonweal.files", {"commonweal.errors"}) == []
+
+
+def test_a_federated_node_sits_on_the_hub_side_never_on_the_shells() -> None:
+    allowed = {
+        "commonweal.hub",
+        "commonweal.ml",
+        "commonweal.community",
+        "commonweal.ledger",
+        "commonweal.errors",
+        "commonweal.wire",
+        "commonweal.items",
+        "commonweal.files",
+    }
+    assert _violations("commonweal.federated", allowed) == []
+
+
 def test_storage_sits_on_the_rules() -> None:
     allowed = {"commonweal.ledger", "commonweal.community", "commonweal.errors"}
     assert _violations("commonweal.store", allowed) == []
@@ -268,6 +286,7 @@ def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
         "commonweal.wire",
         "commonweal.community",
         "commonweal.cards",  # the charter in plain words, shared with the web app
+        "commonweal.files",  # what a member's machine reads: documents, files of items
     }
     started_inside = {
         "commonweal.cli.hubs": {"commonweal.hub"},
@@ -276,6 +295,7 @@ def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
         "commonweal.cli.demo": {"commonweal.demo"},
         "commonweal.cli.data": {"commonweal.items"},
         "commonweal.cli.review": {"commonweal.images"},
+        "commonweal.cli.node": {"commonweal.federated"},
     }
     bad = []
     for imp in IMPORTS:

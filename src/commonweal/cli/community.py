@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import typer
 
-from commonweal.cli.files import DOCUMENT_BYTES, read_text
 from commonweal.cli.hubs import connect, hub_directory, new_hub
 from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
@@ -19,6 +18,7 @@ from commonweal.cli.output import emit, err, out, print_table
 from commonweal.client import HubClient, is_remote
 from commonweal.community.charter import Charter, validate_charter
 from commonweal.errors import CharterInvalid, ConfigError, Conflict, InvalidInput
+from commonweal.files import DOCUMENT_BYTES, read_text
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["read_charter", "register", "serve"]

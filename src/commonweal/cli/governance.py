@@ -17,7 +17,6 @@ from platformdirs import user_config_dir
 from rich.table import Table
 
 from commonweal.cards.charter_words import charter_diff
-from commonweal.cli.files import DOCUMENT_BYTES, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import resolve_items, resolve_member
 from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key
@@ -25,6 +24,7 @@ from commonweal.cli.output import emit, out
 from commonweal.community.charter import ACTION_TYPES
 from commonweal.community.governance import commitment
 from commonweal.errors import CommonwealError, InvalidInput, NotFound
+from commonweal.files import DOCUMENT_BYTES, read_text
 from commonweal.ledger.files import write_private
 
 __all__ = ["parse_actions", "register"]

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from commonweal.cli.files import DOCUMENT_BYTES, open_file, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import KEY_MIN, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt
 from commonweal.cli.output import emit, out, print_table, progress
 from commonweal.client import is_remote
 from commonweal.errors import ConfigError, InvalidInput, VerificationFailed
+from commonweal.files import DOCUMENT_BYTES, open_file, read_text
 from commonweal.ledger.merkle import leaf_hash, verify_inclusion
 from commonweal.ledger.note import NoteVerifier, parse_checkpoint
 

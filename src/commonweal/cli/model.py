@@ -14,13 +14,13 @@ import typer
 from rich.table import Table
 
 from commonweal.cli.data import file_limits, read_items
-from commonweal.cli.files import read_bytes, read_text
 from commonweal.cli.hubs import connect, hub_directory
 from commonweal.cli.ids import ITEM_MIN, KEY_MIN, pick, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, ModelOpt, load_key
 from commonweal.cli.output import emit, err, out, stages
 from commonweal.client import is_remote
 from commonweal.errors import InvalidInput, Unauthorized
+from commonweal.files import read_bytes, read_text
 from commonweal.wire import hash_api_key
 
 __all__ = ["register"]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from commonweal.cli.files import open_file
+from commonweal.files import open_file
 from commonweal.ledger.keys import SigningKey
 
 __all__ = ["HubDirOpt", "HubOpt", "JsonOpt", "KeyOpt", "ModelOpt", "load_key"]

@@ -1,5 +1,6 @@
-"""What the command line reads from disk: regular files only, within a size cap, text as
-strict UTF-8, and every problem one ``InvalidInput``/``TooLarge`` naming the file.
+"""What the command line and a federated node read from disk: regular files only, within a
+size cap, text as strict UTF-8, and every problem one ``InvalidInput``/``TooLarge`` naming the
+file; and the files of items (CSV, JSONL, an image folder) read within the charter's bounds.
 
 A path a member gives (or that a folder's ``labels.csv`` names) may be a directory, a
 device (``/dev/zero`` never ends), a FIFO (opening it blocks), a symlink out of the folder,
@@ -13,16 +14,28 @@ byte is reported with its line, and long files are streamed, never held whole.
 
 from __future__ import annotations
 
+import base64
+import csv
+import json
 import os
 import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from commonweal.errors import InvalidInput, TooLarge
 
-__all__ = ["DOCUMENT_BYTES", "open_file", "read_bytes", "read_text", "text_lines"]
+__all__ = [
+    "DOCUMENT_BYTES",
+    "file_limits",
+    "iter_items",
+    "open_file",
+    "read_bytes",
+    "read_items",
+    "read_text",
+    "text_lines",
+]
 
 # A charter, a ballot kept on this machine, a checkpoint: documents a person could write.
 DOCUMENT_BYTES = 1 << 20
@@ -128,3 +141,110 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, RuntimeError):
         return "a symlink loop"
     return str(exc) or type(exc).__name__
+
+
+# -- files of items (contributions, prediction inputs, a federated node's data) ------
+
+# What a member may contribute in a day, twice over for a file format's overhead (CSV
+# quoting, JSON spacing and escapes): a larger file cannot be contributed, so it is refused
+# before any of it is read. One line (a CSV row, a JSONL item) may take eight times an
+# item's bytes (every character a \uXXXX escape) and at least 64 KiB.
+_DAY_ITEMS, _ITEM_BYTES = 100_000, 8192  # the charter's defaults, for a charter without limits
+
+
+def file_limits(charter: dict[str, Any]) -> tuple[int, int, int]:
+    """``(file bytes, line bytes, item bytes)`` a contribution file is read within."""
+    limits = charter.get("limits") or {}
+    item = int(limits.get("max_item_bytes", _ITEM_BYTES))
+    day = int(limits.get("max_items_per_member_per_day", _DAY_ITEMS))
+    return 2 * day * item + (1 << 20), max(1 << 16, 8 * item), item
+
+
+def read_items(
+    path: Path, charter: dict[str, Any], *, max_items: int | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a file (see :func:`iter_items`), at most ``max_items`` of them."""
+    items = []
+    for n, (_, item) in enumerate(iter_items(path, charter), 1):
+        if max_items is not None and n > max_items:
+            raise TooLarge(f"{path} holds more than {max_items} items; send at most {max_items}")
+        items.append(item)
+    return items
+
+
+def iter_items(path: Path, charter: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, item)`` from a CSV or JSONL file, or (images) a folder with a labels.csv
+    file, read as they are used (never the whole file at once) within ``file_limits``."""
+    task = charter.get("task") or {}
+    max_file, max_line, max_item = file_limits(charter)
+    if path.is_dir():
+        yield from _image_folder(path, task, max_file, max_line, max_item)
+        return
+    if path.suffix == ".jsonl":
+        for n, line in text_lines(path, str(path), max_bytes=max_file, max_line=max_line):
+            if line.strip():
+                yield f"{path}:{n}", _shape(_json_line(line, f"{path}:{n}"), task, f"{path}:{n}")
+    elif path.suffix == ".csv":
+        for n, row in _csv_rows(path, max_file, max_line):
+            yield f"{path}:{n}", _shape(row, task, f"{path}:{n}")
+    else:
+        open_file(path, str(path), max_bytes=max_file).close()  # missing, a folder…: say so
+        raise InvalidInput(f"{path}: contribute takes a .csv or .jsonl file, or an image folder")
+
+
+def _json_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line, parse_float=str)
+    except RecursionError:
+        raise InvalidInput(f"{where}: JSON nested too deeply") from None
+    except ValueError:
+        raise InvalidInput(f"{where}: not a JSON object") from None
+
+
+def _csv_rows(path: Path, max_file: int, max_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of a CSV file with a header, streamed."""
+    # A field may be as long as a line (the module's default stops at 128 KiB).
+    csv.field_size_limit(max_line)
+    lines = text_lines(path, str(path), max_bytes=max_file, max_line=max_line)
+    reader = csv.DictReader(line for _, line in lines)
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}:{reader.line_num}: not CSV: {exc}") from None
+
+
+def _image_folder(
+    path: Path, task: dict[str, Any], max_file: int, max_line: int, max_item: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    labels = path / "labels.csv"
+    if task.get("kind") != "image-classification" or not labels.exists():
+        raise InvalidInput(
+            f"{path} is a folder: for an image task it needs labels.csv (file,label[,caption])"
+        )
+    for n, row in _csv_rows(labels, max_file, max_line):
+        if not row.get("file") or "label" not in row:
+            raise InvalidInput(f"{labels}:{n}: needs columns file and label")
+        where = f"{labels}:{n} ({row['file']})"
+        # Only a regular file inside the folder, no larger than an item can be: "..", an
+        # absolute path, a symlink out, a device or a FIFO is refused before it is read.
+        raw = read_bytes(Path(row["file"]), where, max_bytes=max_item, inside=path)
+        item = {"image": base64.b64encode(raw).decode(), "label": row["label"]}
+        if row.get("caption"):
+            item["caption"] = row["caption"]
+        yield where, item
+
+
+def _shape(row: Any, task: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise InvalidInput(f"{where}: not an object")
+    kind = task.get("kind", "")
+    if kind == "text-classification":
+        return {"text": row.get("text"), "label": row.get("label")}
+    if kind.startswith("tabular"):
+        if "features" in row:
+            return row
+        target = task.get("target", "target")
+        cols = [c["name"] for c in task.get("columns", [])]
+        return {"features": {c: row.get(c) for c in cols}, "target": row.get(target)}
+    return row

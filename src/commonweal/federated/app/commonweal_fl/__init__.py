@@ -1,0 +1,1 @@
+"""Shims naming the installed commonweal package's Flower apps (see pyproject.toml)."""
