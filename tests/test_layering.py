@@ -290,7 +290,8 @@ def test_the_cli_talks_to_hubs_through_the_sdk_and_one_helper() -> None:
     }
     started_inside = {
         "commonweal.cli.hubs": {"commonweal.hub"},
-        "commonweal.cli.community": {"commonweal.api"},
+        "commonweal.cli.community": {"commonweal.api", "commonweal.federated"},
+        "commonweal.cli.model": {"commonweal.federated"},
         "commonweal.cli.ledger": {"commonweal.verify"},
         "commonweal.cli.demo": {"commonweal.demo"},
         "commonweal.cli.data": {"commonweal.items"},

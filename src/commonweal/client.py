@@ -229,12 +229,6 @@ class HubClient:
         """The community's name, origin, hub key, founder and charter."""
         return self._get("/community")  # type: ignore[no-any-return]
 
-    def federation(self) -> dict[str, Any]:
-        """The community's federation: the charter's ``[federated]`` section, the enrolled
-        nodes and, while the hub serves one, where its SuperLink listens and the CA that
-        signed its certificate."""
-        return self._get("/federated")  # type: ignore[no-any-return]
-
     def members(self) -> list[dict[str, Any]]:
         """Every member, with their status."""
         return self._get("/members")["members"]  # type: ignore[no-any-return]
@@ -369,13 +363,9 @@ class HubClient:
         return self.submit([self.sign(key, "federated.withdraw", {})])
 
     def enrollment(self, member: str) -> dict[str, Any] | None:
-        """The body of ``member``'s latest ``federated.enroll`` in the log, or None."""
-        found = None
-        for e in self.iter_entries():
-            ev = e["event"]
-            if ev["kind"] == "federated.enroll" and ev["actor"] == member:
-                found = ev["body"]
-        return found
+        """``member``'s node as the log has it (their latest ``federated.enroll``: node key,
+        counts, root, license, consent; its status and accepted rounds), or None."""
+        return self._get(f"/federated/nodes/{member}")["node"]  # type: ignore[no-any-return]
 
     def export(self, key: SigningKey) -> dict[str, Any]:
         """Everything this member contributed, content included, and every log entry about

@@ -557,6 +557,7 @@ def _federated_story(
 
     from commonweal.federated import node as fed_node
     from commonweal.federated.service import Federation
+    from commonweal.federated.superlink import stop_group
 
     hub = client.embedded_hub
     digits = load_digits()
@@ -601,7 +602,7 @@ def _federated_story(
     federation.start(serve=True)
     procs = []
     try:
-        info = client.federation()
+        info = client.federated()
         for name in CLINICS:
             prepared = fed_node.prepare_node(
                 clinic_keys[name], info, charter, data_dirs[name], keys[name].key_id
@@ -612,7 +613,7 @@ def _federated_story(
         res = federation.train(wait=120)
     finally:
         for proc in procs:
-            fed_node.stop_group(proc)
+            stop_group(proc)
         federation.stop()
     fl = res["federated"]
     say(

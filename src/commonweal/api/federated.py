@@ -21,3 +21,12 @@ def get_federated(hub: HubDep) -> dict[str, Any]:
     ``ca_pem`` the certificate authority that signed the SuperLink's TLS certificate
     (``ca_sha256`` is its hash, to compare with what the hub's operator publishes)."""
     return hub.federation.info()
+
+
+@router.get("/federated/nodes/{member}", responses=errors())
+def get_node(hub: HubDep, member: str) -> dict[str, Any]:
+    """A member's node as the log has it: the node key, item and per-label counts, the
+    Merkle root over their salted item commitments, license, consent, status (enrolled,
+    withdrawn, or out because the member left) and accepted rounds. ``node`` is null when
+    the member never enrolled one."""
+    return {"node": hub.federation.node(member)}

@@ -16,7 +16,12 @@ from commonweal.cli.ids import KEY_MIN, resolve_member, short_ids
 from commonweal.cli.options import HubDirOpt, HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out, print_table
 from commonweal.client import HubClient, is_remote
-from commonweal.community.charter import Charter, validate_charter
+from commonweal.community.charter import (
+    FEDERATED_TASKS,
+    Charter,
+    validate_charter,
+    with_federated_app,
+)
 from commonweal.errors import CharterInvalid, ConfigError, Conflict, InvalidInput
 from commonweal.files import DOCUMENT_BYTES, read_text
 from commonweal.ledger.keys import SigningKey
@@ -123,6 +128,12 @@ def init(
         if charter is not None
         else _charter_from_options(name, join_policy, description, task, labels)
     )
+    if ch.task is not None and ch.task.kind in FEDERATED_TASKS:
+        # The Flower app this Commonweal ships is the one members' nodes will run, until a
+        # vote names another: logged from the start, so enabling federation needs no hash.
+        from commonweal.federated.bundle import app_sha256
+
+        ch = with_federated_app(ch, app_sha256())
     with new_hub(
         hub_dir,
         charter=ch,

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from commonweal.federated.superlink import SuperLink
-
 from commonweal.community.federated import node_status
 from commonweal.errors import Conflict, HubError
+from commonweal.federated.superlink import SuperLink
 
 if TYPE_CHECKING:
     from commonweal.federated.training import Progress

@@ -188,7 +188,7 @@ class SuperLink:
                     f"the SuperLink exited (status {code}) on {self.address}: "
                     f"{_tail(self.log_path)}"
                 )
-            if self._answers():
+            if self.answers():
                 return
             if time.monotonic() > deadline:
                 self.stop()
@@ -198,7 +198,8 @@ class SuperLink:
                 )
             time.sleep(0.3)
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """Whether the SuperLink is up and answers the CLI."""
         host, port = self.address.rsplit(":", 1)
         try:
             with socket.create_connection((host, int(port)), timeout=1):

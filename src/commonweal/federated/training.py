@@ -32,18 +32,17 @@ from commonweal.errors import Conflict, InvalidInput
 from commonweal.hub import scoring
 from commonweal.hub.training import (
     ARTIFACT_FORMAT,
-    EVALUATION_SHARD,
     artifact_bundle,
     item_arrays,
     library_versions,
     load_model,
+    store_single_model,
+    stored_items,
 )
 from commonweal.ml.sisa import ShardedModel, dump_shard
-from commonweal.store import artifacts
 
 if TYPE_CHECKING:
     from commonweal.federated.superlink import SuperLink
-
     from commonweal.hub.core import Computing, Hub
 
 __all__ = ["TRAINER", "start_weights", "train"]
@@ -306,16 +305,12 @@ def _register(
         central: list[str] = []
         if start:
             mv = st.models[start]
-            central = list(artifacts.version_items(ctx.conn, start))
+            central = stored_items(ctx.conn, start)
             if manifest_root(central) != mv.manifest_root:  # pragma: no cover - store damage
                 raise Conflict(f"the stored item list of version {start} does not match its log")
         p = pool(st)
         version = len(st.models) + 1
-        artifacts.put_blob(ctx.conn, sha, blob)
-        rows = [{"version": version, "item": i, "shard": 0} for i in central]
-        rows += [{"version": version, "item": i, "shard": EVALUATION_SHARD} for i in eval_items]
-        if rows:
-            artifacts.add_version_items(ctx.conn, rows)
+        store_single_model(ctx.conn, version, blob, central, eval_items)
         bundle = artifact_bundle(charter, [sha], lambda h: blob)
         body: dict[str, Any] = {
             "version": version,

@@ -461,6 +461,30 @@ def artifact_bundle(
     return buf.getvalue()
 
 
+def store_single_model(
+    conn: Connection,
+    version: int,
+    blob: bytes,
+    items: Sequence[str],
+    evaluation: Sequence[str],
+) -> str:
+    """Store a version made of one model (a federated one): its blob, and its item lists
+    (the central items it carries, in shard 0, and the evaluation set), as
+    ``write_version`` does for SISA shards. Returns the blob's SHA-256."""
+    sha = hashlib.sha256(blob).hexdigest()
+    artifacts.put_blob(conn, sha, blob)
+    rows = [{"version": version, "item": i, "shard": 0} for i in items]
+    rows += [{"version": version, "item": i, "shard": EVALUATION_SHARD} for i in evaluation]
+    if rows:
+        artifacts.add_version_items(conn, rows)
+    return sha
+
+
+def stored_items(conn: Connection, version: int) -> list[str]:
+    """The training items a registered version's stored list holds."""
+    return list(artifacts.version_items(conn, version))
+
+
 def _add_to_zip(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     info.external_attr = 0o644 << 16
