@@ -556,6 +556,7 @@ def _federated_story(
     from sklearn.datasets import load_digits
 
     from commonweal.federated import node as fed_node
+    from commonweal.federated import training as fed_training
     from commonweal.federated.service import Federation
     from commonweal.federated.superlink import stop_group
 
@@ -598,6 +599,12 @@ def _federated_story(
             f"  {name} enrolled a node: {data.items} digits stay on its machine; the log "
             f"holds their count and root {data.root[:16]}…"
         )
+    # Valuing v4 sent its items of negative value back to review: settle those and
+    # retrain the central model, so the clinics' run starts from the community's pool.
+    _review_everything(client, keys, lambda line: None)
+    hub.refresh()
+    if fed_training.pool_changed(hub.state):
+        _say_trained(say, "retrained after re-review", hub.models.train(incremental=True))
     federation = Federation(hub)
     federation.start(serve=True)
     procs = []

@@ -3,6 +3,7 @@ invitations, approving members, the member list, and serving the hub's API."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -344,6 +345,10 @@ def serve(
                 "nodes only); members start theirs with `commonweal node run`",
                 highlight=False,
             )
+        if federation is not None:
+            # uvicorn re-raises SIGTERM once it has shut down; with the default handler the
+            # process would die there, before the SuperLink (its own process group) stops.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             uvicorn.run(
                 create_app(h, billing=True, limited=True),

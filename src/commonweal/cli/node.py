@@ -83,11 +83,39 @@ def run(
             f"{data} is not the data you enrolled (root {found.root[:16]}…, logged "
             f"{logged['root'][:16]}…): enroll again"
         )
+    if logged.get("status") != "enrolled":
+        raise Conflict(
+            f"your node is {logged.get('status')}: enroll again (`commonweal node enroll`) "
+            "to take part"
+        )
+    federated = _wait_registered(hub, k.key_id, federated)
     node = prepare_node(key, federated, charter, data, k.key_id)
     err.print(f"Node running against {node.superlink}; Ctrl-C stops it.")
     code = run_supernode(node, port=port)
     if code not in (0, 130):
         raise InvalidInput(f"the node stopped (status {code}); see {node.directory}/supernode.log")
+
+
+def _wait_registered(hub: str, member: str, federated: dict[str, Any]) -> dict[str, Any]:
+    """The hub's federation once it has registered this member's node with its SuperLink
+    (it follows the log within seconds of an enrollment); a node that connected earlier
+    would be refused."""
+    import time
+
+    deadline = time.monotonic() + 30
+    said = False
+    while True:
+        me = next((n for n in federated.get("nodes", []) if n["member"] == member), None)
+        if federated.get("superlink") and me is not None and me.get("registered", True):
+            return federated
+        if time.monotonic() > deadline:
+            return federated  # prepare_node says what is missing
+        if not said:
+            err.print("Waiting for the hub to register your node with its SuperLink…")
+            said = True
+        time.sleep(1.0)
+        with connect(hub) as c:
+            federated = c.federated()
 
 
 def withdraw(hub: HubOpt, key: KeyOpt, as_json: JsonOpt = False) -> None:

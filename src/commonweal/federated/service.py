@@ -32,6 +32,7 @@ __all__ = ["Federation", "served_link"]
 _log = logging.getLogger(__name__)
 SERVED_FILE = "superlink.json"
 REGISTRY_FILE = "nodes.json"
+STRAGGLERS = 15.0
 
 
 def federated_dir(hub: Hub) -> Path:
@@ -179,11 +180,21 @@ class Federation:
         }
 
     def wait_for_nodes(self, count: int, *, timeout: float = 60.0) -> dict[str, str]:
-        """Wait until ``count`` enrolled nodes are online (or the timeout); the online ones."""
+        """The enrolled nodes online: every registered one, or — once ``count`` are
+        online — those that connect within ``STRAGGLERS`` seconds more (a member whose
+        machine is off does not hold the others up for long); at most ``timeout`` s."""
         deadline = time.monotonic() + timeout
+        enough_at: float | None = None
         while True:
             online = self.online()
-            if len(online) >= count or time.monotonic() > deadline:
+            now = time.monotonic()
+            if len(online) >= count and enough_at is None:
+                enough_at = now
+            if (
+                len(online) >= len(self._registry)
+                or now > deadline
+                or (enough_at is not None and now - enough_at > STRAGGLERS)
+            ):
                 return online
             time.sleep(1.0)
 

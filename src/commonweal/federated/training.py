@@ -71,6 +71,13 @@ def _new_run_dir(hub: Hub) -> Path:
     return d
 
 
+def pool_changed(state: State) -> bool:
+    """Whether items were accepted or withdrawn since the latest central version (a
+    federated run that starts from it needs it to hold the current pool)."""
+    v = central_version(state)
+    return bool(v) and state.models[v].manifest_root != manifest_root(pool(state).training)
+
+
 def start_weights(hub: Hub, state: State) -> tuple[int, np.ndarray, np.ndarray]:
     """Where round 1 starts: the latest central version's linear shards averaged into one
     softmax model (labels in the charter's order), or zeros. The charter's ``start``
@@ -85,9 +92,7 @@ def start_weights(hub: Hub, state: State) -> tuple[int, np.ndarray, np.ndarray]:
     v = central_version(state)
     if charter.federated.start != "latest" or v == 0:
         return 0, W, b
-    mv = state.models[v]
-    p = pool(state)
-    if mv.manifest_root != manifest_root(p.training):
+    if pool_changed(state):
         raise Conflict(
             f"the latest central version (v{v}) was trained on items that are no longer the "
             "community's pool (some were accepted or withdrawn since): train the central "

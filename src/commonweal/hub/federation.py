@@ -59,8 +59,13 @@ class FederationArea:
             try:
                 info = json.loads(served.read_text())
                 pem = ca.read_text()
+                registry = json.loads((d / "federated" / "nodes.json").read_text())
             except (OSError, ValueError):
                 return out
+            # Registered with the SuperLink now (it follows the log within seconds): a
+            # node that connects before its key is registered is refused.
+            for n in out["nodes"]:
+                n["registered"] = n["member"] in registry
             out["superlink"] = info.get("public") or info.get("address")
             out["ca_pem"] = pem
             out["ca_sha256"] = hashlib.sha256(pem.encode()).hexdigest()
