@@ -416,15 +416,42 @@ def _check_valuation(
     return want
 
 
+def _check_central(state: State, body: dict[str, Any], kind: str) -> None:
+    """The hub's own share of a round that started from a central version: an update on
+    the central items that version trained on (so central and federated members make one
+    model), weighted by their count. It is no member's: no credit, no value."""
+    c = body["central"]
+    start = body["start"]
+    if start == 0:
+        raise InvalidInput(f"{kind}: a run from zeros has no central items to train on")
+    want = state.models[start].items
+    if (
+        not isinstance(c, dict)
+        or set(c) != {"examples", "update"}
+        or c["examples"] != want
+        or not isinstance(c["update"], str)
+        or not _HEX64.fullmatch(c["update"])
+    ):
+        raise InvalidInput(
+            f"{kind}: central must be {{examples, update}}: the {want} items version {start} "
+            "trained on, and the SHA-256 of the hub's update on them"
+        )
+
+
 def _round(state: State, leaf: Leaf) -> Changes:
     kind = leaf.kind
     charter = state.charter
     assert charter is not None
     dp = dp_body(charter)
-    body = fields(leaf, _ROUND, {"dp": dict} if dp else {})
+    optional: dict[str, type] = {"central": dict}
+    if dp:
+        optional["dp"] = dict
+    body = fields(leaf, _ROUND, optional)
     need_hub(state, leaf)
     charter = _charter(state, kind)
     _check_run(state, body, charter, kind)
+    if "central" in body:
+        _check_central(state, body, kind)
     if body["strategy"] != strategy_body(charter):
         raise InvalidInput(f"{kind}: the strategy must be the charter's, {strategy_body(charter)}")
     if dp is not None and body.get("dp") != dp:

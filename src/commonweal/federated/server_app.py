@@ -45,7 +45,9 @@ from commonweal.ml.federated import (
     aggregate,
     coalition_utilities,
     distances_to_median,
+    mix,
     screen,
+    softmax_train,
     update_sha256,
 )
 
@@ -124,6 +126,14 @@ class FederatedRun:
         if (run_dir / "eval.npz").exists():
             with np.load(run_dir / "eval.npz") as z:
                 self.eval = (np.array(z["X"], np.float64), np.array(z["y"], np.intp))
+        # The central items the start version trained on (features, label indices):
+        # the hub's own share of every round, so central and federated members make one
+        # model. Absent for a run from zeros.
+        self.central: tuple[Any, Any] | None = None
+        if (run_dir / "central.npz").exists():
+            with np.load(run_dir / "central.npz") as z:
+                self.central = (np.array(z["X"], np.float64), np.array(z["y"], np.intp))
+        self.central_update: dict[int, Params] = {}
         self.nodes: dict[int, str] = {int(k): v for k, v in self.plan["nodes"].items()}
         dp = self.plan.get("dp")
         self.dp: dict[str, Any] | None = dp if dp and dp.get("mode", "off") != "off" else None
@@ -207,14 +217,43 @@ class FederatedRun:
         if not kept:
             raise RoundFailed(f"round {server_round}: every update was rejected")
         self.rows[server_round] = rows
-        self.valuation[server_round] = self._value(kept)
+        if self.central is not None:
+            # The hub trains on its central items exactly as a node trains on its own.
+            self.central_update[server_round] = softmax_train(
+                self.current,
+                self.central[0],
+                self.central[1],
+                epochs=int(self.plan["local_epochs"]),
+                lr=float(self.plan["learning_rate"]),
+                l2=float(self.plan["l2"]),
+            )
+        self.valuation[server_round] = self._value(kept, server_round)
         return [g[0] for g in kept]
 
     def _epsilon(self, member: str, rounds: int) -> str:
         assert self.dp is not None
         return epsilon_spent(rounds, str(self.dp["noise_multiplier"]), str(self.dp["delta"]))
 
-    def _value(self, kept: list[tuple[Message, str, Params, int]]) -> dict[str, Any]:
+    def with_central(
+        self, server_round: int, arrays: ArrayRecord, kept: list[Message]
+    ) -> ArrayRecord:
+        """The nodes' aggregate mixed with the hub's central update, by example counts."""
+        central = self.central_update.get(server_round)
+        if central is None or self.central is None:
+            return arrays
+        examples = sum(_int(m.content.metric_records["metrics"]["num-examples"]) for m in kept)
+        W, b = mix(_params(arrays), examples, central, len(self.central[1]))
+        return ArrayRecord([W, b])
+
+    def central_row(self, server_round: int) -> dict[str, Any] | None:
+        central = self.central_update.get(server_round)
+        if central is None or self.central is None:
+            return None
+        return {"examples": len(self.central[1]), "update": update_sha256(central)}
+
+    def _value(
+        self, kept: list[tuple[Message, str, Params, int]], server_round: int
+    ) -> dict[str, Any]:
         """Round Shapley of the accepted members: coalition utilities on the hub's
         evaluation set (all 0 without one: nothing to measure on)."""
         players = [g[1] for g in kept]
@@ -236,6 +275,7 @@ class FederatedRun:
                 masks,
                 trim_pct=int(self.plan["trim_pct"]),
                 malicious=int(self.plan["malicious"]),
+                central=self._central_share(server_round),
             )
         table = {str(m): decimal_text(u, 12) for m, u in sorted(utilities.items())}
         return {
@@ -246,6 +286,12 @@ class FederatedRun:
             "seed": seed,
             "values": round_shapley(players, table, permutations, seed),
         }
+
+    def _central_share(self, server_round: int) -> tuple[Params, int] | None:
+        central = self.central_update.get(server_round)
+        if central is None or self.central is None:
+            return None
+        return central, len(self.central[1])
 
     def fallback(self, replies: list[Message]) -> ArrayRecord | None:
         """The numerics' aggregate when Flower's rule is undefined for so few updates."""
@@ -295,6 +341,9 @@ class FederatedRun:
             body["dp"] = {
                 k: self.dp[k] for k in ("mode", "noise_multiplier", "clipping_norm", "delta")
             }
+        central = self.central_row(server_round)
+        if central is not None:
+            body["central"] = central
         body |= {
             "participants": self.rows[server_round],
             "aggregate": update_sha256(params),
@@ -398,8 +447,11 @@ def _audited(base: type[Any], run: FederatedRun) -> type[Any]:
             if run.dp is None:
                 fallback = run.fallback(kept)
                 if fallback is not None:
-                    return fallback, None
-            return super().aggregate_train(server_round, kept)  # type: ignore[no-any-return]
+                    return run.with_central(server_round, fallback, kept), None
+            arrays, metrics = super().aggregate_train(server_round, kept)
+            if arrays is not None:
+                arrays = run.with_central(server_round, arrays, kept)
+            return arrays, metrics
 
         def aggregate_evaluate(
             self, server_round: int, replies: Iterable[Message]

@@ -7,9 +7,10 @@ round's ``federated.round`` event and the ``model.version`` they make, in one co
 that fails, or a SuperLink killed mid-training, leaves no trace in the log, and the
 command can simply be run again.
 
-The evaluation set is written to the run directory decrypted (the ServerApp, a separate
-process Flower starts, scores every round on it): the file is private to the hub's user
-and deleted when the run ends, whatever happens.
+The evaluation set — and, for a run that starts from a central version, the central items
+it trained on, which the hub trains on in every round beside the nodes — is written to the
+run directory decrypted (the ServerApp, a separate process Flower starts, reads it): the
+files are private to the hub's user and deleted when the run ends, whatever happens.
 """
 
 from __future__ import annotations
@@ -166,13 +167,20 @@ def train(
     run_dir = _new_run_dir(hub)
     try:
         eval_items = list(p.evaluation)
+        index_of = {label: n for n, label in enumerate(labels)}
         if eval_items:
             X, y = item_arrays(hub, state, eval_items)
             X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
-            index = {label: n for n, label in enumerate(labels)}
-            yi = np.array([index[str(v)] for v in y], dtype=np.int64)
+            yi = np.array([index_of[str(v)] for v in y], dtype=np.int64)
             _save_private(run_dir / "eval.npz", X=X, y=yi)
         _save_private(run_dir / "start.npz", W=W0, b=b0)
+        if start:
+            # The hub's own share of each round: the central items the start version
+            # trained on, featurized like the evaluation set (and deleted like it).
+            Xc, yc = item_arrays(hub, state, list(pool(state).training))
+            Xc = Xc.toarray() if hasattr(Xc, "toarray") else np.asarray(Xc, dtype=np.float64)
+            yci = np.array([index_of[str(v)] for v in yc], dtype=np.int64)
+            _save_private(run_dir / "central.npz", X=Xc, y=yci)
         plan = _plan(state, nodes, start, W0.shape[1])
         _write_private(run_dir / "plan.json", json.dumps(plan, indent=1, sort_keys=True))
         from commonweal.federated.bundle import app_dir
@@ -192,6 +200,7 @@ def train(
     finally:
         # Derived from members' data: never left behind, whatever happened.
         (run_dir / "eval.npz").unlink(missing_ok=True)
+        (run_dir / "central.npz").unlink(missing_ok=True)
 
 
 def _plan(state: State, nodes: dict[str, str], start: int, features: int) -> dict[str, Any]:

@@ -46,6 +46,7 @@ __all__ = [
     "distances_to_median",
     "is_finite",
     "local_split",
+    "mix",
     "screen",
     "softmax_train",
     "update_sha256",
@@ -335,6 +336,14 @@ def aggregate(
     return _bulyan(ups, malicious)
 
 
+def mix(aggregate: Params, examples: int, central: Params, central_examples: int) -> Params:
+    """The nodes' aggregate and the hub's update on its central items, weighted by how
+    many examples each stands for: central and federated members in one model."""
+    total = examples + central_examples
+    a, c = examples / total, central_examples / total
+    return (a * aggregate[0] + c * central[0], a * aggregate[1] + c * central[1])
+
+
 def coalition_utilities(
     name: str,
     updates: list[Params],
@@ -346,10 +355,16 @@ def coalition_utilities(
     *,
     trim_pct: int,
     malicious: int,
+    central: tuple[Params, int] | None = None,
 ) -> dict[int, float]:
     """Utility of each coalition ``mask`` (bit ``i`` = ``updates[i]``): the accuracy on
     ``(X, y)`` of what the rule aggregates from that coalition alone; mask 0 is the accuracy
-    of ``previous`` (the round's starting model: a round nobody joins changes nothing)."""
+    of ``previous`` (the round's starting model: a round nobody joins changes nothing).
+
+    With ``central`` (the hub's update on its central items, and their count), the hub
+    takes part in every coalition: a coalition's model is its aggregate mixed with the
+    central update (``mix``), and mask 0 is the central update alone — members are valued
+    for what they add to the community's own data."""
     full = (1 << len(updates)) - 1
     out: dict[int, float] = {}
     for mask in masks:
@@ -358,7 +373,7 @@ def coalition_utilities(
         if mask in out:
             continue
         if mask == 0:
-            out[mask] = accuracy(previous, X, y)
+            out[mask] = accuracy(previous if central is None else central[0], X, y)
             continue
         members = [i for i in range(len(updates)) if mask >> i & 1]
         model = aggregate(
@@ -368,6 +383,8 @@ def coalition_utilities(
             trim_pct=trim_pct,
             malicious=malicious,
         )
+        if central is not None:
+            model = mix(model, sum(examples[i] for i in members), *central)
         out[mask] = accuracy(model, X, y)
     return out
 
