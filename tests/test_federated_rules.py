@@ -450,6 +450,23 @@ def test_a_run_starts_from_the_latest_central_version_trained_on_the_current_poo
         apply(zeros, hub_event("model.version", version_body(zeros, run="9")))
 
 
+def test_the_hubs_central_share_of_a_round_is_its_start_versions_items() -> None:
+    state = enrolled()
+    central = ModelVersion(
+        1, 0, "", "pixels-logreg", 1, 0, 5, "12" * 32, 0, "", "{}", "ab" * 32, None
+    )
+    state = state.evolve({"models": state.models.set(1, central)})
+    body = round_body(state, start=1)
+    share = {"examples": 5, "update": "cd" * 32}
+    after = apply(state, hub_event("federated.round", {**body, "central": share}))
+    # No member's: no credit to anyone but the accepted members.
+    assert set(after.compute_credit) == {ALICE.key_id, BOB.key_id}
+    refused(state, {**body, "central": {**share, "examples": 6}}, InvalidInput, "5 items")
+    refused(state, {**body, "central": {**share, "update": "x"}}, InvalidInput, "SHA-256")
+    zeros = round_body(state, run="8")
+    refused(state, {**zeros, "central": share}, InvalidInput, "from zeros has no central")
+
+
 # -- through a real hub: projections, rebuild, verify's comparison ------------------------
 
 
