@@ -242,3 +242,93 @@ def test_a_superlink_killed_mid_training_logs_nothing_and_training_again_works(
             for p in procs:
                 stop_group(p)
             fed.stop()
+
+
+def test_central_and_federated_members_make_one_private_model_that_is_served(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A community with central data trains version 1; two clinics train version 2 from it
+    with server-side differential privacy and the trimmed mean. Each round logs the hub's
+    central share and each clinic's epsilon; the version is served, metered, carded,
+    valued and rewarded, and the whole log verifies."""
+    import base64
+
+    from commonweal.federated import node as fn
+    from commonweal.federated.bundle import app_sha256
+    from commonweal.federated.service import Federation
+    from commonweal.federated.superlink import stop_group
+    from commonweal.ledger.keys import SigningKey
+    from commonweal.verify import verify_hub
+    from tests.kit.communities import community, digit_items
+
+    fed = {
+        "enabled": True, "rounds": 2, "min_clients": 2, "aggregation": "trimmed-mean",
+        "dp": "server-fixed", "noise_multiplier": "0.05", "clipping_norm": "100",
+        "app_sha256": app_sha256(),
+    }  # fmt: skip
+    client, keys = community(tmp_path / "hub", database_url, charter_extra={"federated": fed})
+    procs: list[subprocess.Popen[bytes]] = []
+    federation = None
+    try:
+        h = client.embedded_hub
+        v1 = h.models.train()
+        charter = client.community()["charter"]
+        clinics = []
+        for k in range(2):
+            key = SigningKey.generate()
+            path = tmp_path / f"clinic{k}.key"
+            key.save(path, name=f"clinic{k}")
+            client.join(key, f"Clinic {k}")
+            folder = tmp_path / f"clinic{k}"
+            folder.mkdir()
+            rows = ["file,label"]
+            for n, item in enumerate(digit_items(400 + 150 * k, 150)):
+                (folder / f"{n}.png").write_bytes(base64.b64decode(item["image"]))
+                rows.append(f"{n}.png,{item['label']}")
+            (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+            found = fn.read_node_data(folder, charter, key.seed)
+            client.enroll_node(
+                key,
+                fn.enroll_body(found, fn.node_public_line(path), license=charter["licenses"][0],
+                               consent=["train", "evaluate"]),
+            )  # fmt: skip
+            clinics.append((key, path, folder))
+        federation = Federation(h)
+        federation.start(serve=True)
+        info = client.federated()
+        for key, path, folder in clinics:
+            node = fn.prepare_node(path, info, charter, folder, key.key_id)
+            procs.append(fn.start_supernode(node, log=node.directory / "supernode.log"))
+        v2 = federation.train(wait=120)
+        fl = v2["federated"]
+        assert v2["version"] == 2 and fl["start"] == 1
+        assert v2["manifest"] == v1["manifest"]  # it carries version 1's central items
+        entries = h.log.entries(fl["rounds"][0], fl["rounds"][-1] + 1)
+        for leaf in entries:
+            body = leaf.body
+            assert body["central"]["examples"] == v1["manifest"]["count"]
+            assert body["dp"]["mode"] == "server-fixed"
+            assert all("epsilon" in p for p in body["participants"])
+        eps = [p["epsilon"] for leaf in entries for p in leaf.body["participants"]]
+        assert float(eps[-1]) > float(eps[0]) > 0  # privacy loss adds up over rounds
+        assert float(v2["metrics"]["accuracy"]) >= float(v1["metrics"]["accuracy"]) - 0.05
+
+        secret, _ = client.create_apikey(keys["Ada"], "a reader")
+        got = client.predict(digit_items(1700, 20), api_key=secret, version=2)
+        assert len(got["predictions"]) == 20
+        card = client.card(2)
+        assert "federated" in card.lower()
+        valued = h.ownership.value()
+        assert valued["model"] == 2 and {m["member"] for m in valued["members"]} == {
+            key.key_id for key, _, _ in clinics
+        }
+        epoch = h.ownership.close_epoch()
+        assert epoch["pools"]["compute"]["amount"] > 0
+        report = verify_hub(h, workers=1)
+        assert any("federated" in c for c in report.checks)
+    finally:
+        for p in procs:
+            stop_group(p)
+        if federation is not None:
+            federation.stop()
+        client.close()
