@@ -28,8 +28,8 @@ from commonweal.federated.bundle import app_dir, app_sha256
 from commonweal.federated.client_app import load_node
 from commonweal.federated.keys import make_node_key, node_key_path
 from commonweal.federated.node import PreparedNode, prepare_node, run_supernode, start_supernode
-from commonweal.federated.superlink import SuperLink, free_port, stop_group
 from commonweal.federated.server_app import fraction_text
+from commonweal.federated.superlink import SuperLink, free_port, stop_group
 from commonweal.ml.federated import accuracy, correct_counts
 
 pytestmark = pytest.mark.slow

@@ -360,17 +360,15 @@ class FederatedRun:
                 continue
             try:
                 m = msg.content.metric_records["metrics"]
-                metrics = {
-                    "accuracy": decimal_text(_float(m["accuracy"])),
-                    "examples": _int(m["num-examples"]),
-                }
+                examples = _int(m["num-examples"])
+                metrics = {"accuracy": decimal_text(_float(m["accuracy"])), "examples": examples}
             except (KeyError, ValueError, TypeError, InvalidInput):
                 continue  # a malformed reply says nothing about the node's data
             out[member] = metrics
             if pending is not None and member in accepted:
                 counts = self._counts(msg, 1 + len(pending.masks))
                 if counts is not None:
-                    pooled.append((counts, metrics["examples"]))
+                    pooled.append((counts, examples))
         self.node_metrics[server_round] = dict(sorted(out.items()))
         if pending is not None:
             self._pool(server_round, pending, pooled)
@@ -401,7 +399,8 @@ class FederatedRun:
         shares = pooled_accuracies(usable)
         if shares is None:
             return  # nobody scored anything: the utilities stay "0", the metrics {}
-        table = {str(m): fraction_text(u, 12) for m, u in zip(pending.masks, shares[1:])}
+        scored = zip(pending.masks, shares[1:], strict=True)
+        table = {str(m): fraction_text(u, 12) for m, u in scored}
         self.valuation[server_round] = self._shapley(
             pending.players, table, pending.permutations, pending.seed
         )
