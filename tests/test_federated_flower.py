@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from sklearn.model_selection import train_test_split
 
 from commonweal.errors import Unauthorized
 from commonweal.federated.bundle import app_dir, app_sha256
+from commonweal.federated.client_app import load_node
 from commonweal.federated.keys import make_node_key, node_key_path
 from commonweal.federated.node import PreparedNode, prepare_node, run_supernode, start_supernode
+from commonweal.federated.server_app import fraction_text
 from commonweal.federated.superlink import SuperLink, free_port, stop_group
-from commonweal.ml.federated import accuracy
+from commonweal.ml.federated import accuracy, correct_counts
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +110,7 @@ class Deployment:
     def stop(self, name: str) -> None:
         stop_group(self.procs.pop(name))
 
-    def run_dir(self, n: int, names: list[str], **plan: Any) -> Path:
+    def run_dir(self, n: int, names: list[str], *, evaluation: bool = True, **plan: Any) -> Path:
         d = self.root / "hub" / "federated" / "runs" / str(n)
         d.mkdir(parents=True)
         base = {
@@ -132,7 +135,8 @@ class Deployment:
         }
         (d / "plan.json").write_text(json.dumps(base | plan))
         np.savez(d / "start.npz", W=np.zeros((10, 64)), b=np.zeros(10))
-        np.savez(d / "eval.npz", X=self.Xte, y=self.yte)
+        if evaluation:
+            np.savez(d / "eval.npz", X=self.Xte, y=self.yte)
         return d
 
     def close(self) -> None:
@@ -227,16 +231,60 @@ def test_gate_refuses_another_bundle_and_nan_node_is_rejected(fl: Deployment) ->
         fl.stop("gated")
 
 
-def test_node_stopped_mid_run_is_dropped(fl: Deployment) -> None:
-    d = fl.run_dir(3, ["alice", "bob", "carol"], rounds=2)
+def _pooled(fl: Deployment, names: list[str], W: Any, b: Any) -> tuple[int, int]:
+    """Correct rows of ``(W, b)`` over the named nodes' held-out parts, and their size, the
+    parts read as the ClientApp reads them."""
+    held = [load_node(fl.nodes[n].node_json) for n in names]
+    model = (W[np.newaxis], b[np.newaxis])
+    correct = sum(int(correct_counts(model, h.X[h.holdout], h.y[h.holdout])[0]) for h in held)
+    return correct, sum(len(h.holdout) for h in held)
+
+
+def test_nodes_value_members_without_an_evaluation_set_and_a_stopped_node_is_dropped(
+    fl: Deployment,
+) -> None:
+    """One run for both (each run costs tens of seconds): with no ``eval.npz`` the nodes
+    score the coalition models; carol stops after round 1, so round 2 is valued and
+    measured on alice's and bob's held-out parts alone."""
+    names = ["alice", "bob", "carol"]
+    d = fl.run_dir(3, names, rounds=2, evaluation=False)
     fl.link.submit(app_dir(), {"run-dir": str(d)})
     _wait(d / "round-1.json")
     os.killpg(fl.procs["carol"].pid, signal.SIGTERM)
     done = _wait(d / "done.json")
-    assert done == {"rounds": 2, "ok": True}
+    assert done == {"rounds": 2, "ok": True}, (
+        (d / "error.txt").read_text() if (d / "error.txt").exists() else done
+    )
+
+    r1 = json.loads((d / "round-1.json").read_text())
+    v1 = r1["valuation"]
+    u1 = {int(m): Fraction(u) for m, u in v1["utilities"].items()}
+    assert sorted(u1) == list(range(8))
+    held = [load_node(fl.nodes[n].node_json) for n in names]
+    examples = sum(len(h.holdout) for h in held)
+    zeros_right = sum(int(np.sum(h.y[h.holdout] == 0)) for h in held)  # zeros pick label 0
+    assert v1["utilities"]["0"] == fraction_text(Fraction(zeros_right, examples), 12)
+    assert r1["metrics"]["examples"] == str(examples)
+    # The aggregate is Flower's FedAvg, the full coalition the numpy replica: near equal.
+    assert abs(Fraction(r1["metrics"]["accuracy"]) - u1[7]) < Fraction(2, 100)
+    assert set(r1["node_metrics"]) == {fl.member(n) for n in names}
+    values = {m: Fraction(v) for m, v in v1["values"].items()}
+    assert set(values) == {fl.member(n) for n in names}
+    assert all(v > Fraction(1, 10) for v in values.values()), values
+    gained = u1[7] - u1[0]
+    assert gained > Fraction(1, 2)
+    assert abs(sum(values.values()) - gained) < Fraction(1, 10**9)  # Shapley's efficiency
+
     r2 = json.loads((d / "round-2.json").read_text())
     assert [p["member"] for p in r2["participants"]] == sorted(
         fl.member(n) for n in ["alice", "bob"]
     )
     assert r2["round"] == 2 and r2["start"] == 0
-    assert float(r2["metrics"]["accuracy"]) > 0.85
+    assert sorted(r2["valuation"]["utilities"], key=int) == ["0", "1", "2", "3"]
+    with np.load(d / "result.npz") as z:
+        correct, examples = _pooled(fl, ["alice", "bob"], z["W"], z["b"])
+    assert r2["metrics"] == {
+        "accuracy": fraction_text(Fraction(correct, examples)),
+        "examples": str(examples),
+    }
+    assert Fraction(correct, examples) > Fraction(85, 100)

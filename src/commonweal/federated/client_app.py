@@ -4,8 +4,9 @@ Flower starts one process per message, so each message reads the node's data afr
 ``node.json`` (written by ``commonweal node run``, named by the SuperNode's node config
 ``node-json``) says where the data is and holds the community's charter. The node trains
 the charter's softmax on all but its held-out part (``local_holdout_pct``, a deterministic
-split) and scores the model it is sent on the held-out part. Nothing but the two weight
-arrays and counts leaves the machine.
+split) and scores the model it is sent on the held-out part, and, when the hub has no
+evaluation set of its own, each coalition model the hub sends with it. Nothing but the two
+weight arrays and counts leaves the machine.
 
 ``COMMONWEAL_SIMULATE_ATTACK`` (``flip:S``, ``scale:S``, ``nan``) turns the node Byzantine:
 a test and benchmark knob standing for a member who changed their code.
@@ -28,12 +29,17 @@ from commonweal.community.charter import Charter, validate_charter
 from commonweal.errors import InvalidInput
 from commonweal.files import iter_items
 from commonweal.hub.features import featurize
-from commonweal.ml.federated import Params, accuracy, local_split, softmax_train
+from commonweal.ml.federated import Params, accuracy, correct_counts, local_split, softmax_train
 from commonweal.wire import label_of
 
-__all__ = ["ATTACK_ENV", "NodeData", "app", "attack", "load_node"]
+__all__ = ["ATTACK_ENV", "CANDIDATES", "CORRECT", "NodeData", "app", "attack", "load_node"]
 
 ATTACK_ENV = "COMMONWEAL_SIMULATE_ATTACK"
+# The ServerApp's record keys (server_app.CANDIDATES / CORRECT; not imported from there, so
+# a node does not load the server's strategies): the coalition models an evaluate message
+# may carry, and the reply's correct counts.
+CANDIDATES = "candidates"
+CORRECT = "correct"
 # What the DP wrapper puts in a train message's config when clipping is the client's job.
 _CLIPPING_KEY = "clipping_norm"
 
@@ -140,9 +146,29 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Accuracy of the sent weights on the node's held-out part."""
+    """Accuracy of the sent weights on the node's held-out part, and the correct counts of
+    the sent weights and then of each coalition candidate the message carries.
+
+    These are the node's own claims about data only it sees: the hub cannot check them, and
+    a node that lies here moves the coalition utilities (and so members' values) without
+    its training update ever looking odd."""
     data = _node_data(context)
     X, y = data.X[data.holdout], data.y[data.holdout]
-    acc = accuracy(_arrays(msg), X, y) if len(y) else 0.0
-    content = RecordDict({"metrics": MetricRecord({"accuracy": acc, "num-examples": len(y)})})
+    sent = _arrays(msg)
+    acc = accuracy(sent, X, y) if len(y) else 0.0
+    models = (sent[0][np.newaxis], sent[1][np.newaxis])
+    if CANDIDATES in msg.content.array_records:
+        stacked = msg.content.array_records[CANDIDATES].to_numpy_ndarrays()
+        if len(stacked) != 2:
+            raise InvalidInput(f"the candidates record has {len(stacked)} arrays, not 2 (W, b)")
+        models = (
+            np.concatenate([models[0], np.asarray(stacked[0], dtype=np.float64)]),
+            np.concatenate([models[1], np.asarray(stacked[1], dtype=np.float64)]),
+        )
+    content = RecordDict(
+        {
+            "metrics": MetricRecord({"accuracy": acc, "num-examples": len(y)}),
+            CORRECT: ArrayRecord([correct_counts(models, X, y)]),
+        }
+    )
     return Message(content, reply_to=msg)

@@ -11,6 +11,22 @@ updates valued (round Shapley over coalition utilities on the hub's evaluation s
 rejected replies are dropped, then the strategy aggregates the rest. Nodes that fail (an
 error reply: a crash, the node's gate refusing the bundle, a node gone) are left out and
 noted in ``failures-<r>.json``; the round goes on while ``min_clients`` replied.
+
+Without ``eval.npz`` (a community with no central evaluation set) the nodes evaluate
+instead: the round's federated evaluate step sends, beside the aggregate, every coalition
+model the valuation needs (:data:`CANDIDATES`), each node returns how many of its held-out
+rows each one labels right (:data:`CORRECT`), and the pooled counts are the coalition
+utilities and the round's ``metrics``. Flower runs the evaluate step after aggregation and
+before ``evaluate_fn``, so ``round-<r>.json`` is still written once, complete, by
+:meth:`FederatedRun.record_round`.
+
+What a node reports about its held-out part is its own claim: a node can lie about its
+counts (inflating the coalitions it is in, or deflating others), and robust aggregation,
+which screens *updates*, does nothing for this path. Only accepted participants' counts are
+pooled, so a node screened out this round has no say. And every node receives every
+coalition's aggregate, single members' updates included: fine for the linear models of
+image/tabular tasks among members who trust each other that far, but it is a disclosure the
+hub's own evaluation set avoids.
 """
 
 from __future__ import annotations
@@ -18,13 +34,16 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.exception import InconsistentMessageReplies
 from flwr.serverapp.strategy import (
     Bulyan,
     DifferentialPrivacyClientSideFixedClipping,
@@ -43,15 +62,31 @@ from commonweal.ml.federated import (
     Params,
     accuracy,
     aggregate,
+    coalition_models,
     coalition_utilities,
     distances_to_median,
     mix,
+    pooled_accuracies,
     screen,
     softmax_train,
     update_sha256,
 )
 
-__all__ = ["FederatedRun", "app", "decimal_text", "strategy_body"]
+__all__ = [
+    "CANDIDATES",
+    "CORRECT",
+    "FederatedRun",
+    "app",
+    "decimal_text",
+    "fraction_text",
+    "strategy_body",
+]
+
+# Record keys of the node-evaluation exchange (the ClientApp uses the same names): the
+# coalition models sent with an evaluate message, as [W stack, b stack]; and the reply's one
+# int array: correct held-out rows of the sent aggregate, then of each candidate in order.
+CANDIDATES = "candidates"
+CORRECT = "correct"
 
 _BASES: dict[str, type[FedAvg]] = {
     "fedavg": FedAvg,
@@ -68,6 +103,15 @@ def decimal_text(x: float, places: int = 6) -> str:
     q = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
     text = format(q, "f")
     return "0" if text.lstrip("-").strip("0.") == "" else text
+
+
+def fraction_text(x: Fraction, places: int = 6) -> str:
+    """``x`` rounded half-even to ``places`` decimals, exactly (no float on the way), in
+    :func:`decimal_text`'s format."""
+    q = round(x * 10**places)  # Fraction rounding is exact and half-even
+    if q == 0:
+        return "0"
+    return format(Decimal(q).scaleb(-places), "f")
 
 
 def strategy_body(plan: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +158,17 @@ class RoundFailed(RuntimeError):
     """A round cannot go on (too few replies); ``done.json`` says why."""
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A round's valuation waiting for the nodes' held-out counts (no ``eval.npz``)."""
+
+    players: list[str]
+    permutations: int
+    seed: int
+    masks: list[int]
+    models: Params
+
+
 class FederatedRun:
     """One run: the plan, the evaluation set, and what each round saw."""
 
@@ -145,6 +200,8 @@ class FederatedRun:
         self.node_metrics: dict[int, dict[str, Any]] = {}
         self.failures: dict[int, dict[str, str]] = {}
         self.aggregates: dict[int, str] = {}
+        self.pending: dict[int, _Pending] = {}
+        self.pooled_metrics: dict[int, dict[str, str]] = {}
 
     # -- training replies -----------------------------------------------------------
 
@@ -227,7 +284,7 @@ class FederatedRun:
                 lr=float(self.plan["learning_rate"]),
                 l2=float(self.plan["l2"]),
             )
-        self.valuation[server_round] = self._value(kept, server_round)
+        self.valuation[server_round] = self._value(server_round, kept)
         return [g[0] for g in kept]
 
     def _epsilon(self, member: str, rounds: int) -> str:
@@ -252,32 +309,57 @@ class FederatedRun:
         return {"examples": len(self.central[1]), "update": update_sha256(central)}
 
     def _value(
-        self, kept: list[tuple[Message, str, Params, int]], server_round: int
+        self, server_round: int, kept: list[tuple[Message, str, Params, int]]
     ) -> dict[str, Any]:
         """Round Shapley of the accepted members: coalition utilities on the hub's
-        evaluation set (all 0 without one: nothing to measure on)."""
+        evaluation set. Without one, the coalition models wait in :attr:`pending` for the
+        nodes to score them (:meth:`node_evaluations`); until then, and for good if no node
+        scores them, every utility is 0."""
         players = [g[1] for g in kept]
         cfg = self.plan["valuation"]
         n = len(players)
         permutations = 0 if n <= int(cfg["max_exact_players"]) else int(cfg["permutations"])
         seed = int(cfg["seed"])
         masks = needed_coalitions(n, permutations, seed)
+        updates, examples = [g[2] for g in kept], [g[3] for g in kept]
+        rule = {"trim_pct": int(self.plan["trim_pct"]), "malicious": int(self.plan["malicious"])}
+        central = self._central_share(server_round)
         if self.eval is None:
-            utilities = dict.fromkeys(masks, 0.0)
+            table = {str(m): "0" for m in sorted(masks)}
+            if self.dp is not None:
+                # The coalition models would show every node the others' updates (one
+                # member's coalition is their raw, un-noised update): under differential
+                # privacy nothing is sent, and these rounds value no one.
+                return self._shapley(players, table, permutations, seed)
+            models = coalition_models(
+                self.plan["aggregation"],
+                updates,
+                examples,
+                self.current,
+                masks,
+                **rule,
+                central=central,
+            )
+            self.pending[server_round] = _Pending(players, permutations, seed, masks, models)
         else:
             utilities = coalition_utilities(
                 self.plan["aggregation"],
-                [g[2] for g in kept],
-                [g[3] for g in kept],
+                updates,
+                examples,
                 self.current,
                 self.eval[0],
                 self.eval[1],
                 masks,
-                trim_pct=int(self.plan["trim_pct"]),
-                malicious=int(self.plan["malicious"]),
-                central=self._central_share(server_round),
+                **rule,
+                central=central,
             )
-        table = {str(m): decimal_text(u, 12) for m, u in sorted(utilities.items())}
+            table = {str(m): decimal_text(u, 12) for m, u in sorted(utilities.items())}
+        return self._shapley(players, table, permutations, seed)
+
+    @staticmethod
+    def _shapley(
+        players: list[str], table: dict[str, str], permutations: int, seed: int
+    ) -> dict[str, Any]:
         return {
             "method": "round-shapley",
             "players": players,
@@ -310,19 +392,78 @@ class FederatedRun:
 
     # -- evaluation and the round's record --------------------------------------------
 
+    def candidates(self, server_round: int) -> ArrayRecord | None:
+        """The coalition models the nodes score this round (None: the hub scores them)."""
+        pending = self.pending.get(server_round)
+        if pending is None:
+            return None
+        return ArrayRecord([pending.models[0], pending.models[1]])
+
     def node_evaluations(self, server_round: int, replies: list[Message]) -> None:
-        members = {r["member"] for r in self.rows.get(server_round, [])}
+        """Each participant's own held-out accuracy; without ``eval.npz``, also the pooled
+        coalition utilities and the round's metrics (see the module docstring: these are
+        the nodes' claims)."""
+        rows = self.rows.get(server_round, [])
+        members = {r["member"] for r in rows}
+        accepted = {r["member"] for r in rows if r["status"] == "accepted"}
+        # Popped: the stacked coalition models are not needed past this round's evaluation.
+        pending = self.pending.pop(server_round, None)
         out: dict[str, Any] = {}
+        pooled: list[tuple[Any, int]] = []
         for msg in replies:
             member = self.nodes.get(msg.metadata.src_node_id)
             if msg.has_error() or member is None or member not in members:
                 continue
-            m = msg.content.metric_records["metrics"]
-            out[member] = {
-                "accuracy": decimal_text(_float(m["accuracy"])),
-                "examples": _int(m["num-examples"]),
-            }
+            try:
+                m = msg.content.metric_records["metrics"]
+                examples = _int(m["num-examples"])
+                metrics = {"accuracy": decimal_text(_float(m["accuracy"])), "examples": examples}
+            except (KeyError, ValueError, TypeError, InvalidInput):
+                continue  # a malformed reply says nothing about the node's data
+            out[member] = metrics
+            if pending is not None and member in accepted:
+                counts = self._counts(msg, 1 + len(pending.masks))
+                if counts is not None:
+                    pooled.append((counts, examples))
         self.node_metrics[server_round] = dict(sorted(out.items()))
+        if pending is not None:
+            self._pool(server_round, pending, pooled)
+
+    @staticmethod
+    def _counts(msg: Message, width: int) -> Any:
+        """The reply's correct counts, or None when it has none of the right shape."""
+        try:
+            arrays = msg.content.array_records[CORRECT].to_numpy_ndarrays()
+        except (KeyError, ValueError, TypeError):
+            return None
+        if len(arrays) != 1 or arrays[0].shape != (width,):
+            return None
+        return arrays[0]
+
+    def _pool(self, server_round: int, pending: _Pending, pooled: list[tuple[Any, int]]) -> None:
+        """Coalition utilities from the accepted nodes' pooled held-out counts."""
+        # Nodes whose evaluation failed (an error reply, a timeout, counts of the wrong
+        # shape or out of range) are simply not counted: the utilities are over the rows of
+        # the nodes that did answer. A reply that pooling refuses is dropped the same way.
+        usable: list[tuple[Any, int]] = []
+        for reply in pooled:
+            try:
+                pooled_accuracies([reply])
+            except InvalidInput:
+                continue
+            usable.append(reply)
+        shares = pooled_accuracies(usable)
+        if shares is None:
+            return  # nobody scored anything: the utilities stay "0", the metrics {}
+        scored = zip(pending.masks, shares[1:], strict=True)
+        table = {str(m): fraction_text(u, 12) for m, u in scored}
+        self.valuation[server_round] = self._shapley(
+            pending.players, table, pending.permutations, pending.seed
+        )
+        self.pooled_metrics[server_round] = {
+            "accuracy": fraction_text(shares[0]),
+            "examples": str(sum(e for _, e in usable)),
+        }
 
     def record_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Write ``round-<r>.json`` (called after the round's evaluations)."""
@@ -330,6 +471,8 @@ class FederatedRun:
         metrics: dict[str, str] = {}
         if self.eval is not None:
             metrics["accuracy"] = decimal_text(accuracy(params, *self.eval))
+        else:
+            metrics = dict(self.pooled_metrics.get(server_round, {}))
         if server_round == 0:
             return MetricRecord({k: float(v) for k, v in metrics.items()})
         body: dict[str, Any] = {
@@ -453,6 +596,17 @@ def _audited(base: type[Any], run: FederatedRun) -> type[Any]:
                 arrays = run.with_central(server_round, arrays, kept)
             return arrays, metrics
 
+        def configure_evaluate(
+            self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+        ) -> Iterable[Message]:
+            messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+            candidates = run.candidates(server_round)
+            if candidates is not None:
+                # Flower's messages share one RecordDict; setting it on each is harmless.
+                for msg in messages:
+                    msg.content[CANDIDATES] = candidates
+            return messages
+
         def aggregate_evaluate(
             self, server_round: int, replies: Iterable[Message]
         ) -> MetricRecord | None:
@@ -461,7 +615,13 @@ def _audited(base: type[Any], run: FederatedRun) -> type[Any]:
             ok = [m for m in listed if not m.has_error()]
             if not ok:
                 return None
-            return super().aggregate_evaluate(server_round, ok)  # type: ignore[no-any-return]
+            try:
+                return super().aggregate_evaluate(server_round, ok)  # type: ignore[no-any-return]
+            except (InconsistentMessageReplies, ZeroDivisionError):
+                # Flower's own average of the nodes' metrics is only logged; one odd reply,
+                # or held-out parts all empty (local_holdout_pct = 0: a zero total weight),
+                # must not end the run (the round's record comes from node_evaluations).
+                return None
 
     Audited.__name__ = f"Audited{base.__name__}"
     return Audited

@@ -29,6 +29,7 @@ log records hashes of what nodes actually sent, not recomputed parameters).
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -41,12 +42,15 @@ __all__ = [
     "Params",
     "accuracy",
     "aggregate",
+    "coalition_models",
     "coalition_utilities",
+    "correct_counts",
     "cross_entropy",
     "distances_to_median",
     "is_finite",
     "local_split",
     "mix",
+    "pooled_accuracies",
     "screen",
     "softmax_train",
     "update_sha256",
@@ -344,6 +348,35 @@ def mix(aggregate: Params, examples: int, central: Params, central_examples: int
     return (a * aggregate[0] + c * central[0], a * aggregate[1] + c * central[1])
 
 
+def _coalition_model(
+    name: str,
+    updates: list[Params],
+    examples: list[int],
+    previous: Params,
+    mask: int,
+    *,
+    trim_pct: int,
+    malicious: int,
+    central: tuple[Params, int] | None = None,
+) -> Params:
+    full = (1 << len(updates)) - 1
+    if mask < 0 or mask > full:
+        raise InvalidInput(f"coalition mask {mask} is outside 0..{full} for {len(updates)}")
+    if mask == 0:
+        return _params(previous if central is None else central[0])
+    members = [i for i in range(len(updates)) if mask >> i & 1]
+    model = aggregate(
+        name,
+        [updates[i] for i in members],
+        [examples[i] for i in members],
+        trim_pct=trim_pct,
+        malicious=malicious,
+    )
+    if central is not None:
+        model = mix(model, sum(examples[i] for i in members), *central)
+    return model
+
+
 def coalition_utilities(
     name: str,
     updates: list[Params],
@@ -365,28 +398,108 @@ def coalition_utilities(
     takes part in every coalition: a coalition's model is its aggregate mixed with the
     central update (``mix``), and mask 0 is the central update alone — members are valued
     for what they add to the community's own data."""
-    full = (1 << len(updates)) - 1
     out: dict[int, float] = {}
     for mask in masks:
-        if mask < 0 or mask > full:
-            raise InvalidInput(f"coalition mask {mask} is outside 0..{full} for {len(updates)}")
-        if mask in out:
-            continue
-        if mask == 0:
-            out[mask] = accuracy(previous if central is None else central[0], X, y)
-            continue
-        members = [i for i in range(len(updates)) if mask >> i & 1]
-        model = aggregate(
+        if mask not in out:
+            model = _coalition_model(
+                name,
+                updates,
+                examples,
+                previous,
+                mask,
+                trim_pct=trim_pct,
+                malicious=malicious,
+                central=central,
+            )
+            out[mask] = accuracy(model, X, y)
+    return out
+
+
+def coalition_models(
+    name: str,
+    updates: list[Params],
+    examples: list[int],
+    previous: Params,
+    masks: list[int],
+    *,
+    trim_pct: int,
+    malicious: int,
+    central: tuple[Params, int] | None = None,
+) -> Params:
+    """What each coalition ``mask`` aggregates to, stacked in ``masks`` order: ``W`` of shape
+    (masks, labels, features), ``b`` of shape (masks, labels); mask 0 is ``previous``. The
+    models :func:`coalition_utilities` scores, for scoring elsewhere (on nodes' held-out
+    parts, when the hub has no evaluation set of its own)."""
+    if not masks:
+        raise InvalidInput("no coalitions to aggregate: a round values at least one player")
+    models = [
+        _coalition_model(
             name,
-            [updates[i] for i in members],
-            [examples[i] for i in members],
+            updates,
+            examples,
+            previous,
+            mask,
             trim_pct=trim_pct,
             malicious=malicious,
+            central=central,
         )
-        if central is not None:
-            model = mix(model, sum(examples[i] for i in members), *central)
-        out[mask] = accuracy(model, X, y)
-    return out
+        for mask in masks
+    ]
+    return np.stack([m[0] for m in models]), np.stack([m[1] for m in models])
+
+
+def correct_counts(models: Params, X: Any, y: Any) -> NDArray[np.int64]:
+    """For each stacked model (as :func:`coalition_models` gives them), how many rows of
+    ``(X, y)`` it labels right, by the rule :func:`accuracy` uses (ties: the first label).
+    No rows: all zeros (a node whose held-out part is empty counts nothing)."""
+    Ws = np.asarray(models[0], dtype=np.float64)
+    bs = np.asarray(models[1], dtype=np.float64)
+    if Ws.ndim != 3 or bs.shape != Ws.shape[:2]:
+        raise InvalidInput(
+            f"stacked models have shapes W {Ws.shape} and b {bs.shape}; expected W "
+            "(models, labels, features) and b (models, labels)"
+        )
+    if len(np.asarray(y)) == 0:
+        return np.zeros(Ws.shape[0], dtype=np.int64)
+    Xa, ya = _data((Ws[0], bs[0]), X, y)
+    # One model at a time: memory stays rows x labels however many coalitions there are.
+    return np.array(
+        [int(np.sum(np.argmax(Xa @ W.T + b, axis=1) == ya)) for W, b in zip(Ws, bs, strict=True)],
+        dtype=np.int64,
+    )
+
+
+def pooled_accuracies(replies: list[tuple[Any, int]]) -> list[Fraction] | None:
+    """Accuracy of each model over the union of several nodes' held-out parts, exactly.
+
+    ``replies`` holds, per node, its correct counts (one per model, the same models in the
+    same order on every node) and its held-out example count; each model's accuracy is its
+    summed correct count over the summed examples, so a node weighs by its rows, not by one
+    vote. ``None`` when no rows were scored at all (no replies, or only empty held-out
+    parts). A malformed reply is an error: callers drop it before pooling."""
+    if not replies:
+        return None
+    width = len(np.asarray(replies[0][0]))
+    total = 0
+    sums = [0] * width
+    for counts, examples in replies:
+        arr = np.asarray(counts)
+        if arr.ndim != 1 or len(arr) != width or not np.issubdtype(arr.dtype, np.integer):
+            raise InvalidInput(
+                f"correct counts of shape {arr.shape} ({arr.dtype}); expected {width} integers"
+            )
+        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+            raise InvalidInput(f"held-out example count {examples!r} must be an integer >= 0")
+        if width and (int(arr.min()) < 0 or int(arr.max()) > examples):
+            raise InvalidInput(
+                f"correct counts {int(arr.min())}..{int(arr.max())} are outside 0..{examples}, "
+                "the node's held-out examples"
+            )
+        total += examples
+        sums = [s + int(c) for s, c in zip(sums, arr.tolist(), strict=True)]
+    if total == 0:
+        return None
+    return [Fraction(s, total) for s in sums]
 
 
 def local_split(n: int, holdout_pct: int, seed: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
