@@ -145,8 +145,23 @@ def _data_pool(state: State, size: int, weights: list[tuple[str, int]]) -> int:
         return 0
     if not state.charter.rewards.reward_once:
         return size
-    total = sum(w for _, w in _value_weights(state, state.valuations[len(state.valuations)]))
+    record = state.valuations[len(state.valuations)]
+    total = sum(w for _, w in _value_weights(state, record)) + _central_value(state, record)
     return size * sum(w for _, w in weights) // total
+
+
+def _central_value(state: State, record: ValuationRecord) -> int:
+    """For a federated version's valuation: the value of the central items it carries, as
+    the latest valuation of its start version weighed them. A federated valuation values
+    only what the nodes added on top of those items; without this, a few nodes' small gain
+    would be "all the value" of the model and mint the whole pool."""
+    fv = state.fl_versions.get(record.model)
+    if fv is None or not fv.start:
+        return 0
+    of_start = [v for v in state.valuations.values() if v.model == fv.start]
+    if not of_start:
+        return 0
+    return sum(w for _, w in _value_weights(state, max(of_start)))
 
 
 def _review_pool(state: State, size: int, weights: list[tuple[str, int]]) -> int:
