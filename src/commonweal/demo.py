@@ -632,7 +632,11 @@ def _federated_story(
     values = ", ".join(
         f"{hub.state.members[m['member']].name} {float(m['value']):+.4f}" for m in report["members"]
     )
-    say(f"  valuation {report['valuation']} of v{report['model']} (round Shapley): {values}")
+    one = 1 / max(1, res["evaluation"]["count"])
+    say(
+        f"  valuation {report['valuation']} of v{report['model']} (round Shapley, what each "
+        f"clinic added to the central items): {values} (one held-out item is {one:.4f})"
+    )
     epoch = hub.ownership.close_epoch()
     pools = epoch["pools"]
     say(
