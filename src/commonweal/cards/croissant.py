@@ -216,8 +216,7 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
             f"The items that {plural(len(v.contributors), 'member')} of {v.community} contributed "
             f"and consented to for training, as used by model version {v.version}: "
             f"{plural(v.manifest_count, 'item')}, listed by a manifest whose Merkle root is in "
-            f"the community's signed, append-only log."
-            + _federated_words(v)
+            f"the community's signed, append-only log." + _federated_words(v)
         ),
         "conformsTo": CROISSANT_1_0,
         "citeAs": (

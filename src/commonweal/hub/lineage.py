@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "evaluation_ids",
+    "federated_info",
     "item_lineage",
     "lineage_changes",
     "manifest_ids",
@@ -265,11 +266,11 @@ def card_info(hub: Hub, version: int, ids_of: IdsOf | None = None) -> dict[str, 
         ],
         "withdrawn_since_previous": withdrawn,
         "release": release_of(state, version),
-        "federated": _federated_info(hub, version),
+        "federated": federated_info(hub, version),
     }
 
 
-def _federated_info(hub: Hub, version: int) -> dict[str, Any] | None:
+def federated_info(hub: Hub, version: int) -> dict[str, Any] | None:
     """What a card says about a version trained on members' nodes (None for a central
     one): each round's counts and aggregate hash from its logged entry, and each node's
     enrollment, accepted rounds and (under DP) the epsilon its last round logged."""
