@@ -628,3 +628,174 @@ agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl
 odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr
 deepfloyd-if-license llama2 gemma unknown other
 """
+
+
+# -- a federated version ------------------------------------------------------------------
+
+CAROL = "33" * 32
+NODE_ROOT = "d4" * 32
+
+
+def federated_info(*, start: int = 2, dp: bool = True) -> dict[str, Any]:
+    """What ``card_info`` gathers for a version trained on members' nodes: the recipe as
+    ``params``, one shard, the run's rounds and nodes."""
+    info = sample_info("tabular-classification")
+    info.update(
+        trainer="federated-softmax",
+        shards=1,
+        reused=[],
+        libraries={"flwr": "1.42.0", "numpy": "2.1.0", "scikit-learn": "1.5.2"},
+        params={
+            "aggregation": "trimmed-mean",
+            "params": {"outlier_factor": 3, "trim_pct": 20},
+            "local_epochs": 5,
+            "learning_rate": "0.5",
+            "l2": "0.0001",
+            "dp": (
+                {
+                    "mode": "server-fixed",
+                    "noise_multiplier": "1.0",
+                    "clipping_norm": "10",
+                    "delta": "0.00001",
+                }
+                if dp
+                else {"mode": "off"}
+            ),
+        },
+        federated={
+            "run": "8812",
+            "start": start,
+            "rounds": [
+                {
+                    "round": n,
+                    "entry": 4210 + n,
+                    "accepted": 2,
+                    "rejected": 1 if n == 2 else 0,
+                    "central": 1200 if start else 0,
+                    "aggregate": f"{n:02d}" * 32,
+                }
+                for n in (1, 2, 3)
+            ],
+            "participants": [
+                {
+                    "member": ADA,
+                    "name": "Ada",
+                    "root": NODE_ROOT,
+                    "items": 180,
+                    "rounds": 3,
+                    "epsilon": "4.12" if dp else "",
+                },
+                {
+                    "member": CAROL,
+                    "name": "Carol|<b>",
+                    "root": "e5" * 32,
+                    "items": 90,
+                    "rounds": 2,
+                    "epsilon": "4.12" if dp else "",
+                },
+            ],
+        },
+    )
+    if not start:
+        info["manifest"] = {"root": MANIFEST_ROOT, "count": 0}
+        info["contributors"] = []
+    return info
+
+
+def test_federated_card_says_what_trained_it_and_not_sisa() -> None:
+    card = render_model_card(federated_info())
+    headings = [line for line in card.splitlines() if line.startswith("## ")]
+    assert headings[headings.index("## Training data") + 1] == "## How it was trained"
+    text = prose(card)
+    for sisa in ("SISA", "ensemble", "shards were reused", "retrained shards"):
+        assert sisa not in text
+    assert "trained with federated learning on Flower 1.42.0, over 3 rounds" in text
+    assert "Flower run:** `8812`, 3 rounds (log entries 4211 to 4213)" in text
+    assert "trimmed-mean: a trimmed mean, coordinate by coordinate, cutting 20%" in text
+    assert "more than 3 times the median such distance is rejected" in text
+    assert "from version 2's weights. In every round the hub also trained on the 1200 central" in (
+        " ".join(text.split())
+    )
+    assert "noise multiplier 1.0, clipping norm 10, delta 0.00001" in text
+    assert "epsilon, composed over every DP round" in text
+    assert "took 5 full-batch gradient steps (learning rate 0.5, L2 penalty 0.0001)" in text
+    # The nodes: biggest first, each with items, accepted rounds, epsilon and enroll root;
+    # a hostile name stays in its cell.
+    assert table_rows(card, "| Member | Key | Items | Accepted rounds") == [
+        ["Ada", f"`{ADA[:16]}`", "180", "3", "4.12", f"`{NODE_ROOT}`"],
+        ["Carol\\|&lt;b&gt;", f"`{CAROL[:16]}`", "90", "2", "4.12", f"`{'e5' * 32}`"],
+    ]
+    rounds = table_rows(card, "| Round | Log entry")
+    assert [r[:5] for r in rounds] == [
+        ["1", "4211", "2", "0", "1200"],
+        ["2", "4212", "2", "1", "1200"],
+        ["3", "4213", "2", "0", "1200"],
+    ]
+    assert "later versions are trained without their node" in text
+    assert "keeps what their updates taught it" in text
+    assert "commonweal ledger show --start 4211 --end 4214" in card
+    assert "270 items that stayed on their own machines" in text
+
+
+def test_federated_card_from_zeros_without_dp_says_so() -> None:
+    info = federated_info(start=0, dp=False)
+    card = render_model_card(info)
+    text = " ".join(prose(card).split())
+    assert "from zeros: the hub trained none of its own items" in text
+    assert "**Differential privacy:** none" in text
+    assert "Epsilon" not in card
+    assert "central items beside them" not in text
+    assert table_rows(card, "| Member | Key | Items | Accepted rounds")[0][:4] == [
+        "Ada",
+        f"`{ADA[:16]}`",
+        "180",
+        "3",
+    ]
+
+
+def test_federated_card_metrics_come_from_nodes_when_the_hub_has_no_held_out_set() -> None:
+    info = federated_info()
+    info["evaluation"] = {"root": EVAL_ROOT, "count": 0, "holdout_pct": 20}
+    text = " ".join(prose(render_model_card(info)).split())
+    assert "these metrics are the nodes' own" in text
+    assert "treat the metrics as rough" not in text
+
+
+def test_federated_front_matter_is_valid_yaml_with_its_run() -> None:
+    yaml = pytest.importorskip("yaml")
+    meta = yaml.safe_load(front_matter(render_model_card(federated_info())))
+    assert "federated-learning" in meta["tags"] and "sisa" not in meta["tags"]
+    assert meta["commonweal"]["federated_run"] == "8812"
+    assert meta["commonweal"]["federated_start_version"] == 2
+    assert meta["commonweal"]["federated_rounds"] == 3
+    assert meta["commonweal"]["federated_nodes"] == 2
+    assert meta["library_name"] == "sklearn"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("federated", "run"), "run 1"),
+        (("federated", "participants", 0, "root"), "nothex"),
+        (("federated", "rounds", 0, "aggregate"), "00"),
+        (("federated", "rounds", 0, "accepted"), -1),
+        (("params", "dp"), "off"),
+    ],
+)
+def test_federated_info_the_hub_could_not_have_built_is_refused(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    info = federated_info()
+    target: Any = info
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(HubError, match=re.escape(str(path[0]))):
+        render_model_card(info)
+
+
+def test_federated_croissant_says_the_nodes_data_is_not_described() -> None:
+    doc = croissant(federated_info())
+    assert "stayed on their own machines" in doc["description"]
+    assert doc["commonweal:federatedRun"] == "8812"
+    assert doc["commonweal:federatedNodes"] == 2

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from commonweal.community.charter import Charter, validate_charter
 
 __all__ = [
+    "AGGREGATION",
     "SAY",
     "SECTIONS",
     "charter_diff",
@@ -54,7 +55,8 @@ def _every(what: str) -> Callable[[Any], str]:
     return lambda v: f"The hub {what} every {duration(v)}." if v else f"The hub never {what}."
 
 
-_AGGREGATION = {
+# How each aggregation combines the nodes' updates, in words; the model card says it too.
+AGGREGATION: dict[str, str] = {
     "fedavg": "averaging them, weighted by examples (FedAvg)",
     "trimmed-mean": "a trimmed mean, coordinate by coordinate",
     "median": "their coordinate-wise median",
@@ -216,7 +218,7 @@ SAY: dict[str, Say] = {
         f"Each round asks {v} enrolled nodes." if v else "Each round asks every node online."
     ),
     "federated.min_clients": "A round needs replies from at least {v} nodes.",
-    "federated.aggregation": lambda v: f"Updates are combined by {_AGGREGATION[v]}.",
+    "federated.aggregation": lambda v: f"Updates are combined by {AGGREGATION[v]}.",
     "federated.trim_pct": "Trimmed mean cuts {v}% of the updates at each end.",
     "federated.malicious": "Krum and Bulyan tolerate {v} dishonest nodes.",
     "federated.outlier_factor": lambda v: (

@@ -216,7 +216,7 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
             f"The items that {plural(len(v.contributors), 'member')} of {v.community} contributed "
             f"and consented to for training, as used by model version {v.version}: "
             f"{plural(v.manifest_count, 'item')}, listed by a manifest whose Merkle root is in "
-            f"the community's signed, append-only log."
+            f"the community's signed, append-only log." + _federated_words(v)
         ),
         "conformsTo": CROISSANT_1_0,
         "citeAs": (
@@ -240,4 +240,33 @@ def croissant(info: dict[str, Any]) -> dict[str, Any]:
         "commonweal:evaluationMerkleRoot": v.evaluation_root,
         "commonweal:metrics": _property_values(v.metrics),
         "commonweal:artifactSha256": v.artifact_sha256,
+        **_federated_facts(v),
+    }
+
+
+def _federated_words(v: VersionFacts) -> str:
+    """What a federated version's datasheet must not leave out: the model also learned
+    from data this dataset does not hold."""
+    fed = v.federated
+    if fed is None:
+        return ""
+    items = sum(n.items for n in fed.nodes)
+    return (
+        f" The model was also trained with federated learning (Flower run {fed.run}) on "
+        f"{plural(items, 'item')} of {plural(len(fed.nodes), 'member')} that stayed on their "
+        "own machines; those items are not part of this dataset, and the log holds only their "
+        "counts and a Merkle root over salted commitments of them."
+    )
+
+
+def _federated_facts(v: VersionFacts) -> dict[str, Any]:
+    fed = v.federated
+    if fed is None:
+        return {}
+    return {
+        "commonweal:federatedRun": fed.run,
+        "commonweal:federatedStartVersion": fed.start,
+        "commonweal:federatedRounds": len(fed.rounds),
+        "commonweal:federatedNodes": len(fed.nodes),
+        "commonweal:federatedNodeItems": sum(n.items for n in fed.nodes),
     }

@@ -21,6 +21,9 @@ __all__ = [
     "TASK_KINDS",
     "ColumnFacts",
     "ContributorFacts",
+    "FederatedFacts",
+    "NodeFacts",
+    "RoundFacts",
     "VersionFacts",
     "parse_info",
     "plural",
@@ -55,6 +58,56 @@ class ContributorFacts:
     member: str
     name: str
     items: int
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One member whose node took part in a federated version: what their enrollment
+    logged (items, the Merkle root over their salted item commitments), the run's rounds
+    that accepted their update, and (under DP) their privacy loss so far, as the log has
+    it ("" without DP)."""
+
+    member: str
+    name: str
+    items: int
+    root: str
+    rounds: int
+    epsilon: str
+
+
+@dataclass(frozen=True)
+class RoundFacts:
+    """One ``federated.round`` of the run: its log entry, how many updates were accepted
+    and rejected, the hub's central share (examples; 0 when none) and the aggregate's
+    SHA-256."""
+
+    round: int
+    entry: int
+    accepted: int
+    rejected: int
+    central: int
+    aggregate: str
+
+
+@dataclass(frozen=True)
+class FederatedFacts:
+    """How a federated version trained: its Flower run, the version it started from (0 =
+    zeros), the aggregation and its parameters, DP settings (empty mode "off" when none),
+    the rounds and the members' nodes."""
+
+    run: str
+    start: int
+    aggregation: str
+    aggregation_params: tuple[tuple[str, str], ...]
+    local_epochs: int
+    learning_rate: str
+    l2: str
+    dp_mode: str
+    noise_multiplier: str
+    clipping_norm: str
+    delta: str
+    rounds: tuple[RoundFacts, ...]
+    nodes: tuple[NodeFacts, ...]
 
 
 @dataclass(frozen=True)
@@ -98,6 +151,7 @@ class VersionFacts:
     release_license: str = ""  # set by a model.release vote
     release_weights: str = "private"
     release_proposal: int | None = None
+    federated: FederatedFacts | None = None  # set for a version trained on members' nodes
 
 
 def _bad(where: str, what: str) -> HubError:
@@ -207,6 +261,7 @@ def parse_info(info: Mapping[str, Any]) -> VersionFacts:
         previous=previous,
         reused=reused,
         withdrawn=_optional_int(info, "withdrawn_since_previous", ""),
+        federated=_federated(info, params),
         **_release_facts(info.get("release")),
     )
 
@@ -297,3 +352,70 @@ def _release_facts(release: Any) -> dict[str, Any]:
     if proposal is not None and (type(proposal) is not int or proposal < 0):
         raise _bad("release.proposal", "a log entry")
     return {"release_license": lic, "release_weights": weights, "release_proposal": proposal}
+
+
+def _federated(info: Mapping[str, Any], params: Mapping[str, Any]) -> FederatedFacts | None:
+    """The ``federated`` facts of a version trained on members' nodes (None otherwise);
+    the aggregation, local training and DP settings are the version's logged ``params``
+    (the charter's federated recipe)."""
+    if info.get("federated") is None:
+        return None
+    fed = _obj(info, "federated", "")
+    run = _str(fed, "run", "federated.", re.compile(r"[0-9]{1,20}"))
+    agg = params.get("params") or {}
+    if not isinstance(agg, Mapping) or not all(
+        type(x) is int or isinstance(x, str) for x in agg.values()
+    ):
+        raise _bad("params.params", "an object of aggregation parameters")
+    dp = params.get("dp") or {"mode": "off"}
+    if not isinstance(dp, Mapping):
+        raise _bad("params.dp", "an object")
+    dp_mode = _str(dp, "mode", "params.dp.")
+    on = dp_mode != "off"
+    rounds = []
+    for i, r in enumerate(fed.get("rounds") or ()):
+        if not isinstance(r, Mapping):
+            raise _bad(f"federated.rounds[{i}]", "an object")
+        where = f"federated.rounds[{i}]."
+        rounds.append(
+            RoundFacts(
+                _int(r, "round", where),
+                _int(r, "entry", where),
+                _int(r, "accepted", where),
+                _int(r, "rejected", where),
+                _optional_int(r, "central", where),
+                _str(r, "aggregate", where, _HEX64),
+            )
+        )
+    nodes = []
+    for i, n in enumerate(fed.get("participants") or ()):
+        if not isinstance(n, Mapping):
+            raise _bad(f"federated.participants[{i}]", "an object")
+        where = f"federated.participants[{i}]."
+        nodes.append(
+            NodeFacts(
+                _str(n, "member", where, _HEX64),
+                _str(n, "name", where),
+                _int(n, "items", where),
+                _str(n, "root", where, _HEX64),
+                _int(n, "rounds", where),
+                _optional_str(n, "epsilon", where),
+            )
+        )
+    # The card's order, like the contributors': most items first, ties by key.
+    nodes.sort(key=lambda n: (-n.items, n.member))
+    return FederatedFacts(
+        run=run,
+        start=_int(fed, "start", "federated."),
+        aggregation=_str(params, "aggregation", "params."),
+        aggregation_params=tuple((k, str(agg[k])) for k in sorted(agg)),
+        local_epochs=_int(params, "local_epochs", "params."),
+        learning_rate=_str(params, "learning_rate", "params."),
+        l2=_str(params, "l2", "params."),
+        dp_mode=dp_mode,
+        noise_multiplier=_str(dp, "noise_multiplier", "params.dp.") if on else "",
+        clipping_norm=_str(dp, "clipping_norm", "params.dp.") if on else "",
+        delta=_str(dp, "delta", "params.dp.") if on else "",
+        rounds=tuple(sorted(rounds, key=lambda r: r.round)),
+        nodes=tuple(nodes),
+    )

@@ -17,7 +17,15 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from commonweal.cards.facts import SPDX_ID, ColumnFacts, VersionFacts, parse_info, plural
+from commonweal.cards.charter_words import AGGREGATION
+from commonweal.cards.facts import (
+    SPDX_ID,
+    ColumnFacts,
+    FederatedFacts,
+    VersionFacts,
+    parse_info,
+    plural,
+)
 
 __all__ = ["HF_LICENSES", "hf_license", "render_model_card"]
 
@@ -183,7 +191,8 @@ def _front_matter(v: VersionFacts) -> list[str]:
     if v.release_proposal is not None and v.release_license:
         lines.extend(f"{k}: {_yaml_str(x)}" for k, x in hf_license(v.release_license).items())
     lines.append("tags:")
-    for tag in ("commonweal", "community-owned", v.kind, "sisa", "merkle-log"):
+    method = ("federated-learning", "flower") if v.federated else ("sisa",)
+    for tag in ("commonweal", "community-owned", v.kind, *method, "merkle-log"):
         lines.append(f"- {_yaml_str(tag)}")
     lines.append(f"pipeline_tag: {_yaml_str(v.kind)}")
     if v.artifact_format == "skops":
@@ -219,8 +228,15 @@ def _front_matter(v: VersionFacts) -> list[str]:
         f"  evaluation_root: {_yaml_str(v.evaluation_root)}",
         f"  evaluation_count: {v.evaluation_count}",
         f"  artifact_sha256: {_yaml_str(v.artifact_sha256)}",
-        "---",
     ]
+    if v.federated is not None:
+        lines += [
+            f"  federated_run: {_yaml_str(v.federated.run)}",
+            f"  federated_start_version: {v.federated.start}",
+            f"  federated_rounds: {len(v.federated.rounds)}",
+            f"  federated_nodes: {len(v.federated.nodes)}",
+        ]
+    lines.append("---")
     return lines
 
 
@@ -264,8 +280,7 @@ def _model_details(v: VersionFacts) -> list[str]:
         f"- **Task:** {v.kind}",
         f"- **Input:** {given}",
         f"- **Output:** {predicted}",
-        f"- **Trainer:** {_md(v.trainer)}, as an ensemble of {plural(v.shards, 'shard')} "
-        "(see Unlearning)",
+        _trainer_line(v),
         f"- **Artifact:** {_md(v.artifact_format)}, {v.artifact_bytes} bytes, "
         f"SHA-256 `{v.artifact_sha256}`",
         f"- **Recorded:** {v.log_time}, entry {v.index} of the log `{v.origin}`",
@@ -276,6 +291,26 @@ def _model_details(v: VersionFacts) -> list[str]:
         for i, paragraph in enumerate(description):
             lines += ([">"] if i else []) + [f"> {paragraph}"]
     return lines
+
+
+def _trainer_line(v: VersionFacts) -> str:
+    fed = v.federated
+    if fed is None:
+        return (
+            f"- **Trainer:** {_md(v.trainer)}, as an ensemble of {plural(v.shards, 'shard')} "
+            "(see Unlearning)"
+        )
+    return (
+        f"- **Trainer:** {_md(v.trainer)}: one linear softmax model (multinomial logistic "
+        f"regression) trained with federated learning on {_flower(v)}, over "
+        f"{plural(len(fed.rounds), 'round')} (see How it was trained)"
+    )
+
+
+def _flower(v: VersionFacts) -> str:
+    """Flower, with the version the log recorded when it has one."""
+    flwr = dict(v.libraries).get("flwr")
+    return "Flower" + (f" {_md(flwr)}" if flwr else "")
 
 
 def _intended_use(v: VersionFacts) -> list[str]:
@@ -328,14 +363,25 @@ def _spdx_link(spdx: str) -> str:
 
 
 def _training_data(v: VersionFacts) -> list[str]:
+    fed = v.federated
+    held = "" if fed is None else " held by the hub (its central items)"
     lines = [
         "## Training data",
         "",
-        f"{plural(v.manifest_count, 'item')} from "
+        f"{plural(v.manifest_count, 'item')}{held} from "
         f"{plural(len(v.contributors), 'contributing member')}. "
-        f"The manifest lists every training item; its Merkle root `{v.manifest_root}` is in the "
-        f"signed log (entry {v.index}), so anyone can check an item's inclusion against it.",
+        f"The manifest lists every {'central ' if fed else ''}training item; its Merkle root "
+        f"`{v.manifest_root}` is in the signed log (entry {v.index}), so anyone can check an "
+        "item's inclusion against it.",
     ]
+    if fed is not None:
+        node_items = sum(n.items for n in fed.nodes)
+        lines += [
+            "",
+            f"Besides them, {plural(len(fed.nodes), 'member')}' nodes trained on "
+            f"{plural(node_items, 'item')} that stayed on their own machines: they are in no "
+            "manifest and the hub never saw them (see How it was trained).",
+        ]
     if v.previous is not None:
         lines += [
             "",
@@ -358,13 +404,19 @@ def _training_data(v: VersionFacts) -> list[str]:
 
 
 def _evaluation(v: VersionFacts) -> list[str]:
-    lines = [
-        "## Evaluation",
-        "",
-        f"Measured on a held-out set of {plural(v.evaluation_count, 'item')} ({v.holdout_pct}% of "
-        f"the contributions, never trained on), whose Merkle root is `{v.evaluation_root}`.",
-        "",
-    ]
+    if v.federated is not None and v.evaluation_count == 0:
+        said = (
+            "The hub has no held-out set of its own, so these metrics are the nodes' own: each "
+            "node scored the last round's model on the held-out part of its data, and the metrics "
+            "are pooled over those parts, as the last round's entry logs them."
+        )
+    else:
+        said = (
+            f"Measured on a held-out set of {plural(v.evaluation_count, 'item')} "
+            f"({v.holdout_pct}% of the contributions, never trained on), whose Merkle root is "
+            f"`{v.evaluation_root}`."
+        )
+    lines = ["## Evaluation", "", said, ""]
     lines += _table(["Metric", "Value"], ([_md(k), _md(x)] for k, x in v.metrics), [False, True])
     return lines
 
@@ -392,6 +444,30 @@ def _lineage(v: VersionFacts) -> list[str]:
         f"# The artifact you downloaded is the one the log names (expect {v.artifact_sha256}):",
         "sha256sum ARTIFACT",
         "```",
+        *_federated_proof(v.federated),
+    ]
+
+
+def _federated_proof(fed: FederatedFacts | None) -> list[str]:
+    if fed is None:
+        return []
+    first = fed.rounds[0].entry if fed.rounds else 0
+    last = fed.rounds[-1].entry if fed.rounds else 0
+    return [
+        "",
+        "Each round of the federated run is its own `federated.round` entry (listed under How "
+        "it was trained): who took part, the SHA-256 of each node's update as the node sent "
+        "it, which updates were rejected and why, the aggregate's SHA-256, the metrics, and "
+        "each accepted member's Shapley value that round with the coalition utilities it was "
+        "computed from (the rules recompute the values and each member's epsilon on replay). "
+        "A member can hash the update their node sent (the float64 little-endian bytes of "
+        "`W`, then `b`) and find it in the round's entry:",
+        "",
+        "```sh",
+        "# The run's round entries, decoded, and the first one's place in the signed log:",
+        f"commonweal ledger show --start {first} --end {last + 1} --json --hub HUB",
+        f"commonweal ledger prove --index {first} --hub HUB",
+        "```",
     ]
 
 
@@ -401,7 +477,7 @@ def _reproducibility(v: VersionFacts) -> list[str]:
         "",
         f"- **Trainer:** {_md(v.trainer)}",
         f"- **Seed:** {v.seed}",
-        f"- **Shards:** {v.shards}",
+        f"- **Shards:** {v.shards}" + (" (the one federated model)" if v.federated else ""),
         "",
         "### Parameters",
         "",
@@ -418,6 +494,15 @@ def _reproducibility(v: VersionFacts) -> list[str]:
     lines += _table(
         ["Library", "Version"], ([_md(k), _md(x)] for k, x in v.libraries), [False, False]
     )
+    if v.federated is not None:
+        lines += [
+            "",
+            "The nodes' data never left their machines, so nobody else can retrain this "
+            "version from scratch. What anyone can check: the artifact is the one the log "
+            "names (its SHA-256 above), the round entries chain the run together, and each "
+            "member can check that their node's update is the one logged.",
+        ]
+        return lines
     lines += [
         "",
         "Training the same trainer with these parameters, seed and shard count on the items the "
@@ -429,6 +514,24 @@ def _reproducibility(v: VersionFacts) -> list[str]:
 
 
 def _unlearning(v: VersionFacts) -> list[str]:
+    fed = v.federated
+    if fed is not None:
+        central = (
+            f" It started from version {fed.start}'s weights, so what that version learned "
+            "from the central items is in it too; a withdrawn central item is gone only from "
+            "versions trained after it was withdrawn."
+            if fed.start
+            else ""
+        )
+        return [
+            "## Unlearning",
+            "",
+            "A federated model is one model, not shards: nothing is retrained piece by piece. A "
+            "member who withdraws their node (`federated.withdraw`), leaves or is removed takes "
+            "part in no later round, so later versions are trained without their node. This "
+            "version, and every earlier one, keeps what their updates taught it; the log keeps "
+            f"their update hashes and enroll root, never their data.{central}",
+        ]
     lines = [
         "## Unlearning",
         "",
@@ -466,19 +569,178 @@ def _limitations(v: VersionFacts) -> list[str]:
         "- The held-out set is drawn from the same contributions, so its metrics estimate "
         "performance on data like the community's own, not on data from elsewhere.",
     ]
-    if v.evaluation_count < _SMALL_HOLDOUT:
+    if v.federated is not None:
+        lines.append(
+            "- The nodes' data was neither screened nor reviewed: the hub never saw it. Robust "
+            "aggregation and the outlier rule limit what a wrong or dishonest node can do to "
+            "the model; they do not prove its data right."
+        )
+    if v.evaluation_count < _SMALL_HOLDOUT and not (v.federated and not v.evaluation_count):
         lines.append(
             f"- The held-out set has only {plural(v.evaluation_count, 'item')}: treat the "
             "metrics as rough."
         )
     lines += [
-        "- Unlearning is per version: a withdrawn item is gone from this version's retrained "
-        "shards, but artifacts of earlier versions trained on it stay as they were for anyone "
-        "who kept a copy.",
+        (
+            "- Unlearning is per version: a withdrawn node is out of later versions, but this "
+            "version keeps what its updates taught it, for anyone who kept a copy."
+            if v.federated
+            else "- Unlearning is per version: a withdrawn item is gone from this version's "
+            "retrained shards, but artifacts of earlier versions trained on it stay as they "
+            "were for anyone who kept a copy."
+        ),
         "- The log proves what the hub recorded, when, and which artifact hash it published; it "
-        "does not by itself prove that the artifact came from training on the manifest. "
-        "Reproducing the training (above) checks that.",
+        + (
+            "does not by itself prove that the artifact came from the logged rounds: the nodes' "
+            "data cannot be retrained on elsewhere, so each member checking their own update's "
+            "hash is the check there is."
+            if v.federated
+            else "does not by itself prove that the artifact came from training on the "
+            "manifest. Reproducing the training (above) checks that."
+        ),
     ]
+    return lines
+
+
+def _summary(v: VersionFacts) -> str:
+    fed = v.federated
+    if fed is None:
+        return (
+            f"A {v.kind} model that the hub of {_md(v.community)} trained on "
+            f"{plural(v.manifest_count, 'item')} its members contributed."
+        )
+    central = (
+        f", and on the hub's {plural(v.manifest_count, 'central item')} beside them"
+        if v.manifest_count and any(r.central for r in fed.rounds)
+        else ""
+    )
+    return (
+        f"A {v.kind} model that members of {_md(v.community)} trained together with "
+        f"federated learning: {plural(len(fed.nodes), 'member')}' nodes trained it on data that "
+        f"never left their own machines{central}."
+    )
+
+
+def _aggregation_words(fed: FederatedFacts) -> str:
+    words = AGGREGATION.get(fed.aggregation, _md(fed.aggregation))
+    shown = {k: x for k, x in fed.aggregation_params}
+    extra = []
+    if "trim_pct" in shown:
+        extra.append(f"cutting {_md(shown['trim_pct'])}% of the updates at each end")
+    if "malicious" in shown:
+        extra.append(f"tolerating {_md(shown['malicious'])} dishonest nodes")
+    outlier = shown.get("outlier_factor", "0")
+    rule = (
+        f"An update whose distance to the coordinate-wise median update is more than "
+        f"{_md(outlier)} times the median such distance is rejected: it is left out, earns "
+        "nothing that round, and the round's entry says why."
+        if outlier not in ("0", "")
+        else "No update is rejected for its distance from the others."
+    )
+    return f"{_md(fed.aggregation)}: {words}" + "".join(f", {e}" for e in extra) + f". {rule}"
+
+
+def _dp_words(fed: FederatedFacts) -> str:
+    if fed.dp_mode == "off":
+        return (
+            "none: no differential-privacy noise was added, so an update can reveal more "
+            "about a node's data than a noised one would."
+        )
+    who = (
+        "the hub clipped each update and added Gaussian noise to their sum"
+        if fed.dp_mode == "server-fixed"
+        else "each node clipped its update and added Gaussian noise before sending it"
+    )
+    return (
+        f"{_md(fed.dp_mode)}: {who} (noise multiplier {_md(fed.noise_multiplier)}, clipping "
+        f"norm {_md(fed.clipping_norm)}, delta {_md(fed.delta)}). Each member's privacy loss "
+        "(epsilon, composed over every DP round their node has taken part in) is in each "
+        "round's log entry, and the rules recompute it on replay."
+    )
+
+
+def _start_words(v: VersionFacts, fed: FederatedFacts) -> str:
+    if fed.start == 0:
+        return (
+            "from zeros: the hub trained none of its own items, and the model learned only "
+            "from the members' nodes."
+        )
+    central = sum(1 for r in fed.rounds if r.central)
+    beside = (
+        f"In {'every round' if central == len(fed.rounds) else plural(central, 'round')} the "
+        f"hub also trained on the {plural(v.manifest_count, 'central item')} version "
+        f"{fed.start} trained on, beside the nodes, mixed in by example counts (the round's "
+        "`central` share in the log; it earns no member anything)."
+        if central
+        else "The hub's central items took no part in the rounds."
+    )
+    return f"from version {fed.start}'s weights. {beside}"
+
+
+def _federated_training(v: VersionFacts, fed: FederatedFacts) -> list[str]:
+    entries = [r.entry for r in fed.rounds]
+    span = (
+        f"log entries {min(entries)} to {max(entries)}"
+        if len(entries) > 1
+        else f"log entry {entries[0]}"
+        if entries
+        else "no log entries"
+    )
+    eps = fed.dp_mode != "off"
+    lines = [
+        "## How it was trained",
+        "",
+        f"Federated: each member below ran a node (a Flower SuperNode) on their own machine, "
+        f"and their data never left it. In each round the hub ({_flower(v)} SuperLink) sent "
+        f"the current weights to the nodes; each node took {fed.local_epochs} full-batch "
+        f"gradient steps (learning rate {_md(fed.learning_rate)}, L2 penalty {_md(fed.l2)}) on "
+        "its own items, less a held-out part it scores the model on, and sent back its "
+        "updated weights; the hub combined the accepted updates into the next round's weights.",
+        "",
+        f"- **Flower run:** `{fed.run}`, {plural(len(fed.rounds), 'round')} ({span})",
+        f"- **Started:** {_start_words(v, fed)}",
+        f"- **Aggregation:** {_aggregation_words(fed)}",
+        f"- **Differential privacy:** {_dp_words(fed)}",
+        "",
+        "### Members' nodes",
+        "",
+        "Items are what each member's enrollment (`federated.enroll`) logged; the enroll root "
+        "is the Merkle root over salted commitments of those items, so a member can later "
+        "prove which items their node held without showing them.",
+        "",
+    ]
+    header = ["Member", "Key", "Items", "Accepted rounds", *(["Epsilon"] if eps else [])]
+    lines += _table(
+        [*header, "Enroll root"],
+        (
+            [
+                _md(n.name),
+                f"`{n.member[:16]}`",
+                str(n.items),
+                str(n.rounds),
+                *([_md(n.epsilon) or "—"] if eps else []),
+                f"`{n.root}`",
+            ]
+            for n in fed.nodes
+        ),
+        [False, False, True, True, *([True] if eps else []), False],
+    )
+    lines += ["", "### Rounds", ""]
+    lines += _table(
+        ["Round", "Log entry", "Accepted", "Rejected", "Central items", "Aggregate SHA-256"],
+        (
+            [
+                str(r.round),
+                str(r.entry),
+                str(r.accepted),
+                str(r.rejected),
+                str(r.central),
+                f"`{r.aggregate}`",
+            ]
+            for r in fed.rounds
+        ),
+        [True, True, True, True, True, False],
+    )
     return lines
 
 
@@ -494,15 +756,15 @@ def render_model_card(info: dict[str, Any]) -> str:
         [
             f"# {_md(v.community)}: model version {v.version}",
             "",
-            f"A {v.kind} model that the hub of {_md(v.community)} trained on "
-            f"{plural(v.manifest_count, 'item')} its members contributed. Every fact on this card "
-            f"is recorded in the community's signed, append-only log `{v.origin}` (entry "
-            f"{v.index}) and can be checked without trusting the hub.",
+            _summary(v) + " Every fact on this card is recorded in the community's signed, "
+            f"append-only log `{v.origin}` (entry {v.index}) and can be checked without "
+            "trusting the hub.",
         ],
         _model_details(v),
         _intended_use(v),
         _release(v),
         _training_data(v),
+        *([_federated_training(v, v.federated)] if v.federated else []),
         _evaluation(v),
         _lineage(v),
         _reproducibility(v),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "evaluation_ids",
+    "federated_info",
     "item_lineage",
     "lineage_changes",
     "manifest_ids",
@@ -265,4 +266,50 @@ def card_info(hub: Hub, version: int, ids_of: IdsOf | None = None) -> dict[str, 
         ],
         "withdrawn_since_previous": withdrawn,
         "release": release_of(state, version),
+        "federated": federated_info(hub, version),
+    }
+
+
+def federated_info(hub: Hub, version: int) -> dict[str, Any] | None:
+    """What a card says about a version trained on members' nodes (None for a central
+    one): each round's counts and aggregate hash from its logged entry, and each node's
+    enrollment, accepted rounds and (under DP) the epsilon its last round logged."""
+    state = hub.state
+    fv = state.fl_versions.get(version)
+    if fv is None:
+        return None
+    rounds = []
+    epsilon: dict[str, str] = {}
+    for entry in fv.rounds:
+        body = hub.log.entries(entry, entry + 1)[0].body
+        rows = body["participants"]
+        accepted = sum(1 for p in rows if p["status"] == "accepted")
+        rounds.append(
+            {
+                "round": body["round"],
+                "entry": entry,
+                "accepted": accepted,
+                "rejected": len(rows) - accepted,
+                "central": (body.get("central") or {}).get("examples", 0),
+                "aggregate": body["aggregate"],
+            }
+        )
+        # Each round logs a member's total epsilon after it: the last one is what they
+        # had spent when this version was made.
+        epsilon.update({p["member"]: p["epsilon"] for p in rows if "epsilon" in p})
+    return {
+        "run": fv.run,
+        "start": fv.start,
+        "rounds": rounds,
+        "participants": [
+            {
+                "member": member,
+                "name": state.members[member].name if member in state.members else "",
+                "root": root,
+                "items": items,
+                "rounds": accepted,
+                "epsilon": epsilon.get(member, ""),
+            }
+            for member, root, items, accepted in fv.participants
+        ],
     }

@@ -146,6 +146,11 @@ class ModelsArea:
         """Everything a model card and datasheet say about a version, from the log."""
         return lineage.card_info(self._hub, self.resolve(version), self.kept_manifest_ids)
 
+    def federated(self, version: str | int) -> dict[str, Any] | None:
+        """How a version trained on members' nodes: its run, start, rounds and nodes (None
+        for a version the hub trained centrally)."""
+        return lineage.federated_info(self._hub, self.resolve(version))
+
     # -- artifacts -----------------------------------------------------------------------
 
     def export_artifact(self, version: str | int) -> tuple[int, bytes]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from commonweal.api.deps import HubDep
-from commonweal.cards.charter_words import charter_sections
+from commonweal.cards.charter_words import AGGREGATION, charter_sections
+from commonweal.community.views import federation
+from commonweal.hub import Hub
 from commonweal.web.describe import describe
 from commonweal.web.render import charter_doc, page
 
@@ -45,4 +49,20 @@ def home(request: Request, hub: HubDep) -> HTMLResponse:
         recent=recent,
         versions=versions,
         cap=hub.ownership.cap_table(),
+        federation=_federation(hub),
     )
+
+
+def _federation(hub: Hub) -> dict[str, Any] | None:
+    """The charter's federation in a line (None when it does not enable one): how many
+    members' nodes are enrolled, and how updates are combined."""
+    info = federation(hub.state)
+    if not info["enabled"]:
+        return None
+    cfg = info["charter"]
+    return {
+        "enrolled": sum(1 for n in info["nodes"] if n["status"] == "enrolled"),
+        "rounds": cfg["rounds"],
+        "aggregation": AGGREGATION.get(cfg["aggregation"], cfg["aggregation"]),
+        "dp": cfg["dp"],
+    }

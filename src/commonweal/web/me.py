@@ -18,6 +18,8 @@ from fastapi.responses import HTMLResponse
 
 from commonweal.api.deps import CurrentMember, HubDep
 from commonweal.community import views
+from commonweal.community.federated_math import epsilon_spent
+from commonweal.errors import NotFound
 from commonweal.web.render import page, templates
 
 __all__ = ["histogram", "router"]
@@ -102,6 +104,31 @@ def items(
         page=page_number,
         pages=pages,
         all_count=sum(found["counts"].values()),
+    )
+
+
+@router.get("/w/me/node", response_class=HTMLResponse)
+def my_node(request: Request, hub: HubDep, member: CurrentMember) -> HTMLResponse:
+    """My federated node: its status, items, accepted rounds, privacy loss and enroll
+    root, and the command that runs it (or enrolls one). 404 when the charter does not
+    enable federation and I never enrolled: the page then shows nothing of it."""
+    state = hub.state
+    assert state.charter is not None
+    cfg = state.charter.federated
+    node = hub.federation.node(member)
+    if node is None and not cfg.enabled:
+        raise NotFound("this community's charter does not enable federated members")
+    dp_rounds = node["dp_rounds"] if node else 0
+    return fragment(
+        "me_node.html",
+        node=node,
+        enabled=cfg.enabled,
+        hub_url=str(request.base_url).rstrip("/"),
+        # The loss the rules recompute for each DP round the node took part in; the same
+        # function, so the page shows what the log's round entries say.
+        epsilon=epsilon_spent(dp_rounds, cfg.noise_multiplier, cfg.delta) if dp_rounds else "",
+        dp=cfg.dp,
+        budget=cfg.epsilon_budget,
     )
 
 

@@ -173,6 +173,7 @@ def model_version(request: Request, hub: HubDep, version: str) -> HTMLResponse:
         removed_count=len(removed),
         names={r["member"]: member_name(st, r["member"]) for r in removed[:REMOVED_SHOWN]},
         last=max(st.models),
+        fed=hub.models.federated(v),
     )
 
 
