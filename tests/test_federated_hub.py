@@ -233,12 +233,19 @@ def test_a_superlink_killed_mid_training_logs_nothing_and_training_again_works(
 
             # Start it again: the nodes reconnect (their keys registered afresh) and the
             # run completes.
-            port = fed.link.port
             fed.stop()
-            # On its port again (as `serve --federated` restarts on its own): the nodes,
-            # which kept retrying, connect to it.
-            fed = Federation(h, port=port)
+            # Served again: a new SuperLink instance, which `node run` notices and
+            # reconnects to with a fresh SuperNode (Flower's own retries keep the old,
+            # dead session); here the test does what `node run` does.
+            fed = Federation(h)
             fed.start(serve=True)
+            info = c.federated()
+            for p in procs:
+                stop_group(p)
+            procs = []
+            for key, path, data in members:
+                node = fn.prepare_node(path, info, charter, data, key.key_id)
+                procs.append(fn.start_supernode(node, log=node.directory / "supernode.log"))
             res = fed.train(wait=120)
             assert res["version"] == 1 and len(res["federated"]["rounds"]) == 2
         finally:

@@ -13,7 +13,7 @@ import typer
 from commonweal.cli.hubs import connect
 from commonweal.cli.options import HubOpt, JsonOpt, KeyOpt, load_key
 from commonweal.cli.output import emit, err, out
-from commonweal.errors import Conflict, InvalidInput
+from commonweal.errors import CommonwealError, Conflict, InvalidInput
 
 __all__ = ["register"]
 
@@ -91,7 +91,23 @@ def run(
     federated = _wait_registered(hub, k.key_id, federated)
     node = prepare_node(key, federated, charter, data, k.key_id)
     err.print(f"Node running against {node.superlink}; Ctrl-C stops it.")
-    code = run_supernode(node, port=port)
+    seen = {"instance": federated.get("superlink_instance")}
+
+    def restart() -> Any:
+        """A fresh node when the hub's SuperLink was restarted (a new instance)."""
+        try:
+            with connect(hub) as c:
+                now = c.federated()
+        except CommonwealError:
+            return None  # the hub is away: keep the node, it retries on its own
+        instance = now.get("superlink_instance")
+        if not now.get("superlink") or instance in (None, seen["instance"]):
+            return None
+        seen["instance"] = instance
+        err.print("The hub's SuperLink restarted: reconnecting your node.")
+        return prepare_node(key, now, charter, data, k.key_id)
+
+    code = run_supernode(node, port=port, restart=restart)
     if code not in (0, 130):
         raise InvalidInput(f"the node stopped (status {code}); see {node.directory}/supernode.log")
 

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,14 +221,34 @@ def start_supernode(
 _REFUSED = ("code: 2004", "code: 2001", "No SuperNode found", "401")
 
 
-def run_supernode(node: PreparedNode, *, port: int = 0) -> int:
+def run_supernode(
+    node: PreparedNode,
+    *,
+    port: int = 0,
+    restart: Callable[[], PreparedNode | None] | None = None,
+    every: float = 10.0,
+) -> int:
     """Run the SuperNode in the foreground until it ends or Ctrl-C; its exit status.
-    A refusal by the SuperLink (an unknown or unregistered key) becomes Unauthorized."""
+    A refusal by the SuperLink (an unknown or unregistered key) becomes Unauthorized.
+
+    ``restart``, asked every ``every`` seconds, returns a node to start afresh when the
+    hub's SuperLink was restarted: Flower's SuperNode retries its old session forever
+    against a new SuperLink, so the member's node would never train again."""
     log = node.directory / "supernode.log"
     log.write_bytes(b"")
     proc = start_supernode(node, port=port, log=log)
     try:
-        code = proc.wait()
+        while True:
+            try:
+                code = proc.wait(timeout=every if restart is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                assert restart is not None
+                fresh = restart()
+                if fresh is not None:
+                    stop_group(proc)
+                    node = fresh
+                    proc = start_supernode(node, port=port, log=log)
     except KeyboardInterrupt:
         stop_group(proc)
         return 130

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -112,6 +113,9 @@ class Federation:
                     "port": self.link.port,
                     "address": self.link.address,
                     "public": public,
+                    # Which start of the SuperLink this is: members' nodes reconnect
+                    # afresh when it changes (see ``node.run_supernode``).
+                    "instance": secrets.token_hex(8),
                 },
             )
             self._thread = threading.Thread(target=self._follow, name="federation", daemon=True)

@@ -48,6 +48,7 @@ class FederationArea:
 
         out = federation(self._hub.state)
         out["superlink"] = None
+        out["superlink_instance"] = None
         out["ca_pem"] = None
         out["ca_sha256"] = None
         d = self._hub.directory
@@ -67,6 +68,7 @@ class FederationArea:
             for n in out["nodes"]:
                 n["registered"] = n["member"] in registry
             out["superlink"] = info.get("public") or info.get("address")
+            out["superlink_instance"] = info.get("instance")
             out["ca_pem"] = pem
             out["ca_sha256"] = hashlib.sha256(pem.encode()).hexdigest()
         return out
