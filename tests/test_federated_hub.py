@@ -273,7 +273,7 @@ def test_central_and_federated_members_make_one_private_model_that_is_served(
 
     fed = {
         "enabled": True, "rounds": 2, "min_clients": 2, "aggregation": "trimmed-mean",
-        "dp": "server-fixed", "noise_multiplier": "0.05", "clipping_norm": "100",
+        "dp": "server-fixed", "noise_multiplier": "0.01", "clipping_norm": "20",
         "app_sha256": app_sha256(),
     }  # fmt: skip
     client, keys = community(tmp_path / "hub", database_url, charter_extra={"federated": fed})
@@ -321,7 +321,7 @@ def test_central_and_federated_members_make_one_private_model_that_is_served(
             assert all("epsilon" in p for p in body["participants"])
         eps = [p["epsilon"] for leaf in entries for p in leaf.body["participants"]]
         assert float(eps[-1]) > float(eps[0]) > 0  # privacy loss adds up over rounds
-        assert float(v2["metrics"]["accuracy"]) >= float(v1["metrics"]["accuracy"]) - 0.05
+        assert float(v2["metrics"]["accuracy"]) >= float(v1["metrics"]["accuracy"]) - 0.1
 
         secret, _ = client.create_apikey(keys["Ada"], "a reader")
         got = client.predict(digit_items(1700, 20), api_key=secret, version=2)

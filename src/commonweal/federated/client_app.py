@@ -47,7 +47,9 @@ _CLIPPING_KEY = "clipping_norm"
 class NodeData:
     """A node's featurized data, split into the part it trains on and the held-out part."""
 
-    def __init__(self, charter: Charter, items: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, charter: Charter, items: list[dict[str, Any]], holdout_pct: int | None = None
+    ) -> None:
         task = charter.task
         if task is None or task.kind not in ("image-classification", "tabular-classification"):
             raise InvalidInput("federated training needs an image- or tabular-classification task")
@@ -59,19 +61,19 @@ class NodeData:
         self.X = np.asarray(featurize(task, items), dtype=np.float64)
         self.y = np.array([index[lb] for lb in labels], dtype=np.intp)
         fed = charter.federated
-        self.train, self.holdout = local_split(
-            len(items), fed.local_holdout_pct, charter.training.seed
-        )
+        pct = fed.local_holdout_pct if holdout_pct is None else holdout_pct
+        self.train, self.holdout = local_split(len(items), pct, charter.training.seed)
 
 
-def load_node(node_json: Path) -> NodeData:
-    """The data ``node.json`` names, read with the charter it holds."""
+def load_node(node_json: Path, holdout_pct: int | None = None) -> NodeData:
+    """The data ``node.json`` names, read with the charter it holds; ``holdout_pct`` (the
+    server's, when it sends one) overrides the charter's ``local_holdout_pct``."""
     doc = json.loads(node_json.read_text())
     charter = validate_charter(doc["charter"])
     items = [item for _, item in iter_items(Path(doc["data"]), doc["charter"])]
     if not items:
         raise InvalidInput(f"{doc['data']} holds no items")
-    return NodeData(charter, items)
+    return NodeData(charter, items, holdout_pct)
 
 
 def attack(params: Params, how: str) -> Params:
@@ -88,14 +90,15 @@ def attack(params: Params, how: str) -> Params:
     raise InvalidInput(f"{ATTACK_ENV}={how!r}: use flip:S, scale:S or nan")
 
 
-def _node_data(context: Context) -> NodeData:
+def _node_data(context: Context, holdout_pct: int | None = None) -> NodeData:
     where = context.node_config.get("node-json")
     if not isinstance(where, str) or not where:
         raise InvalidInput(
             "this SuperNode has no node-json in its node config; start it with "
             "`commonweal node run`"
         )
-    return load_node(Path(where))
+    pct = max(0, min(50, holdout_pct)) if holdout_pct is not None else None
+    return load_node(Path(where), pct)
 
 
 def _arrays(msg: Message) -> Params:
@@ -120,8 +123,9 @@ app = ClientApp(mods=[_client_clipping])
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train from the sent weights on the node's training part; the new weights."""
-    data = _node_data(context)
     config = msg.content.config_records["config"]
+    sent_pct = config.get("holdout-pct")
+    data = _node_data(context, int(str(sent_pct)) if sent_pct is not None else None)
     start = _arrays(msg)
     X, y = data.X[data.train], data.y[data.train]
     params = softmax_train(

@@ -500,6 +500,11 @@ class FederatedRun:
 
     # -- the run ------------------------------------------------------------------------
 
+    def holdout_pct(self) -> int:
+        """The part of its rows a node holds out: none when the hub scores every round on
+        its own evaluation set, else the charter's ``local_holdout_pct``."""
+        return 0 if self.eval is not None else int(self.plan.get("local_holdout_pct", 20))
+
     def strategy(self) -> Strategy:
         plan = self.plan
         name = plan["aggregation"]
@@ -507,7 +512,9 @@ class FederatedRun:
             raise InvalidInput(f"aggregation {name!r} is unknown")
         kw: dict[str, Any] = {
             "fraction_train": 1.0,
-            "fraction_evaluate": 1.0,
+            # With the hub's own evaluation set, nodes need not score anything: each round
+            # is then one process per node, not two, and nodes train on all their rows.
+            "fraction_evaluate": 1.0 if self.eval is None else 0.0,
             "min_train_nodes": int(plan["min_clients"]),
             "min_evaluate_nodes": int(plan["min_clients"]),
             "min_available_nodes": int(plan["min_clients"]),
@@ -548,6 +555,7 @@ class FederatedRun:
                 "local-epochs": int(plan["local_epochs"]),
                 "learning-rate": float(plan["learning_rate"]),
                 "l2": float(plan["l2"]),
+                "holdout-pct": self.holdout_pct(),
             }
         )
         result = strategy.start(

@@ -240,6 +240,7 @@ def _plan(state: State, nodes: dict[str, str], start: int, features: int) -> dic
         # What each member's DP rounds were before this run: the ServerApp adds its own.
         "dp_rounds": dict(state.dp_rounds),
         "epsilon_budget": fed.epsilon_budget,
+        "local_holdout_pct": fed.local_holdout_pct,
     }
 
 
