@@ -53,6 +53,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -407,6 +408,27 @@ def per_round(run: dict[str, Any]) -> float:
     return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else float("nan")
 
 
+def compute(run: dict[str, Any]) -> dict[str, float]:
+    """Flower's compute time of a run (ServerApp, all ClientApp processes), per round."""
+    c = run["info"].get("compute-time") or {}
+    n = len(run["times"])
+    return {
+        "serverapp": float(c.get("serverapp-seconds", 0)) / n,
+        "clientapp": float(c.get("clientapp-seconds", 0)) / n,
+    }
+
+
+def import_seconds(module: str, repeat: int = 3) -> float:
+    """Best-of-``repeat`` wall time of a fresh Python importing ``module``: what every
+    Flower message pays on a node, since each starts a new ClientApp process."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def values(run: dict[str, Any]) -> dict[str, Any]:
     """Per node: summed round-Shapley value, rounds accepted and rounds rejected."""
     out = {member(n): {"value": 0.0, "accepted": 0, "rejected": 0} for n in range(NODES)}
@@ -476,6 +498,9 @@ def summarize(raw: dict[str, Any], central: float) -> dict[str, Any]:
             "ours_wall": [p["ours"]["wall"] for p in ov["pairs"]],
             "anchor_accuracy": [p["anchor"]["accuracy"][-1] for p in ov["pairs"]],
             "ours_accuracy": [p["ours"]["accuracy"][-1] for p in ov["pairs"]],
+            # Flower's own accounting of the runs (flwr list): process seconds per round.
+            "anchor_flower_compute": [compute(p["anchor"]) for p in ov["pairs"]],
+            "ours_flower_compute": [compute(p["ours"]) for p in ov["pairs"]],
             "valued_s_per_round": valued,
             "valuation_extra_s_per_round": valued - statistics.median(ours),
             "target": OVERHEAD_TARGET,
@@ -552,6 +577,20 @@ def print_tables(s: dict[str, Any]) -> None:
             f"{k + 1:>4} | {a:>14.2f} {o:>12.2f} {r:>6.3f} | {aw:>10.1f}s {ow:>8.1f}s | "
             f"{aa:>10.3f} {oa:>8.3f}"
         )
+    for k, (a, o) in enumerate(
+        zip(ov["anchor_flower_compute"], ov["ours_flower_compute"], strict=True)
+    ):
+        print(
+            f"{k + 1:>4} | Flower's compute time per round: ServerApp {a['serverapp']:.2f} s "
+            f"(anchor) / {o['serverapp']:.2f} s (ours); ClientApps {a['clientapp']:.1f} s / "
+            f"{o['clientapp']:.1f} s"
+        )
+    prof = s["profile"]
+    print(
+        f"each message starts a ClientApp process; a fresh Python importing flwr.clientapp: "
+        f"{prof['flwr']:.2f} s, commonweal.federated.client_app (flwr included): "
+        f"{prof['client_app']:.2f} s (both apps import it)"
+    )
     print(
         f"ratio ours/anchor (median): {ov['ratio']:.3f}  target <= {OVERHEAD_TARGET}: "
         f"{ok(ov['meets_target'])}"
@@ -601,6 +640,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 rounds, one overhead pair")
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--save", type=Path, help="also write the JSON document to this file")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.repeat = 2, 1
@@ -625,6 +665,10 @@ def main() -> None:
         else:
             shutil.rmtree(root, ignore_errors=True)
     s = summarize(raw, central)
+    s["profile"] = {
+        "flwr": import_seconds("flwr.clientapp"),
+        "client_app": import_seconds("commonweal.federated.client_app"),
+    }
     s["seconds"] = time.monotonic() - t0
     s["runs"] = {
         "overhead": [
@@ -632,6 +676,8 @@ def main() -> None:
             for p in raw["overhead"]["pairs"]
         ],
     }
+    if args.save:
+        args.save.write_text(json.dumps(s, indent=1, default=str))
     if args.json:
         json.dump(s, sys.stdout, indent=1, default=str)
         print()
