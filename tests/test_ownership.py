@@ -556,7 +556,7 @@ def test_a_version_2_hub_is_upgraded_and_its_ownership_rebuilt_from_the_log(flow
     again = Hub.open(flow.directory)
     try:
         with again.read() as conn:
-            assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION == 5
+            assert conn.execute(select(schema_info.c.version)).scalar_one() == SCHEMA_VERSION == 6
         after = again.projections()
         for name in ("valuations", "holdings", "epochs", "payouts", "treasury"):
             assert after[name] == before[name] and after[name], name

@@ -348,6 +348,29 @@ class HubClient:
         body = {} if note is None else {"note": note}
         return self.submit([self.sign(key, "member.leave", body)])
 
+    # -- federated members ----------------------------------------------------------------
+
+    def federated(self) -> dict[str, Any]:
+        """The community's federation: SuperLink address, its CA, the app hash, nodes."""
+        return self._get("/federated")  # type: ignore[no-any-return]
+
+    def enroll_node(self, key: SigningKey, body: dict[str, Any]) -> dict[str, Any]:
+        """Sign and submit ``federated.enroll`` (a node key and a commitment to its data)."""
+        return self.submit([self.sign(key, "federated.enroll", body)])
+
+    def withdraw_node(self, key: SigningKey) -> dict[str, Any]:
+        """Take this member's node out of later rounds."""
+        return self.submit([self.sign(key, "federated.withdraw", {})])
+
+    def enrollment(self, member: str) -> dict[str, Any] | None:
+        """The body of ``member``'s latest ``federated.enroll`` in the log, or None."""
+        found = None
+        for e in self.iter_entries():
+            ev = e["event"]
+            if ev["kind"] == "federated.enroll" and ev["actor"] == member:
+                found = ev["body"]
+        return found
+
     def export(self, key: SigningKey) -> dict[str, Any]:
         """Everything this member contributed, content included, and every log entry about
         them."""

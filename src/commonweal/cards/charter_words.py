@@ -54,6 +54,15 @@ def _every(what: str) -> Callable[[Any], str]:
     return lambda v: f"The hub {what} every {duration(v)}." if v else f"The hub never {what}."
 
 
+_AGGREGATION = {
+    "fedavg": "averaging them, weighted by examples (FedAvg)",
+    "trimmed-mean": "a trimmed mean, coordinate by coordinate",
+    "median": "their coordinate-wise median",
+    "krum": "Krum (the update closest to its neighbours)",
+    "multi-krum": "Multi-Krum (averaging the updates closest to their neighbours)",
+    "bulyan": "Bulyan (Krum, then a trimmed mean)",
+}
+
 _JOIN = {
     "open": "Anyone with a key may join.",
     "invite": "Joining needs an invite token from a member.",
@@ -198,6 +207,57 @@ SAY: dict[str, Say] = {
     ),
     "schedule.payout_every_seconds": _every("pays the treasury out to shareholders"),
     "schedule.scan_every_seconds": _every("scans the pool for suspected label errors"),
+    "federated.enabled": _yes(
+        "Members may train the model on data that never leaves their machines (Flower).",
+        "Members do not train on their own machines: all data is shared with the hub.",
+    ),
+    "federated.rounds": "A federated training run has {v} rounds.",
+    "federated.clients_per_round": lambda v: (
+        f"Each round asks {v} enrolled nodes." if v else "Each round asks every node online."
+    ),
+    "federated.min_clients": "A round needs replies from at least {v} nodes.",
+    "federated.aggregation": lambda v: f"Updates are combined by {_AGGREGATION[v]}.",
+    "federated.trim_pct": "Trimmed mean cuts {v}% of the updates at each end.",
+    "federated.malicious": "Krum and Bulyan tolerate {v} dishonest nodes.",
+    "federated.outlier_factor": lambda v: (
+        f"An update more than {v} times as far from the median update as is usual is "
+        "rejected, earns nothing that round, and the log says why."
+        if v
+        else "No update is rejected for its distance from the others."
+    ),
+    "federated.local_epochs": "Each node takes {v} training steps on its data per round.",
+    "federated.learning_rate": "Nodes train with learning rate {v}.",
+    "federated.l2": "Nodes train with L2 penalty {v}.",
+    "federated.dp": lambda v: {
+        "off": "No differential-privacy noise is added to the updates.",
+        "server-fixed": "Updates are clipped and the hub adds Gaussian noise to their sum "
+        "(differential privacy).",
+        "client-fixed": "Each node clips its update and adds Gaussian noise before sending "
+        "it (differential privacy).",
+    }[v],
+    "federated.noise_multiplier": "The noise is {v} times the clipping norm.",
+    "federated.clipping_norm": "Updates are clipped to norm {v}.",
+    "federated.delta": "Privacy loss is counted at delta {v}.",
+    "federated.epsilon_budget": lambda v: (
+        f"A member's node stops taking part once its privacy loss would pass epsilon {v}."
+        if v not in ("0", "0.0")
+        else "There is no cap on a member's privacy loss (each round's is logged)."
+    ),
+    "federated.valuation": "Each round values each accepted node by its Shapley value "
+    "over the round's coalitions.",
+    "federated.max_exact_players": "Shapley values are exact for up to {v} nodes a round.",
+    "federated.permutations": "Beyond that, {v} seeded orders of the nodes are sampled.",
+    "federated.local_holdout_pct": "Nodes keep {v}% of their data aside to score the model.",
+    "federated.start": lambda v: (
+        "A federated run starts from the latest centrally trained version."
+        if v == "latest"
+        else "A federated run starts from zeros."
+    ),
+    "federated.app_sha256": lambda v: (
+        f"Nodes run only the Flower app whose SHA-256 is {v}."
+        if v
+        else "No Flower app is named yet: nodes run nothing."
+    ),
     "governance.proposers": "Proposals may be made by: {v}.",
     "governance.proposal_threshold_shares": lambda v: (
         f"A proposer needs at least {v} shares." if v else "A proposer needs no shares."
@@ -248,6 +308,7 @@ SECTIONS: dict[str, str] = {
     "schedule": "What the hub does on its own",
     "governance": "Votes",
     "governance.default": "Voting rule",
+    "federated": "Federated members (data that stays home)",
 }
 
 
@@ -291,8 +352,8 @@ def charter_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What ``new`` changes in ``old``, one line per setting: ``path: old → new`` (both
     read with the charter's defaults, so an amendment that names only some settings
     changes only those)."""
-    before = flat(validate_charter(old, where="current charter").to_json())
-    after = flat(validate_charter(new, where="amended charter").to_json())
+    before = flat(validate_charter(old, where="current charter").to_full_json())
+    after = flat(validate_charter(new, where="amended charter").to_full_json())
     lines = []
     for path in sorted(set(before) | set(after)):
         a, b = before.get(path), after.get(path)
@@ -329,7 +390,7 @@ def _rule_lines(rules: dict[str, Any]) -> list[str]:
 def charter_sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The charter ``doc`` (read with its defaults) as headed paragraphs: ``[(heading,
     [sentence, ...]), ...]``, one sentence per setting, in the charter's own order."""
-    full = validate_charter(doc).to_json()
+    full = validate_charter(doc).to_full_json()
     top: tuple[str, list[str]] = (SECTIONS[""], [])
     sections = [top, (SECTIONS["task"], _task_lines(full["task"]))]
     for step in settings(Charter, full):

@@ -109,8 +109,9 @@ def amendment(action: Mapping[str, Any], charter: Mapping[str, Any]) -> list[dic
     value before and after (JSON text, ``(unset)`` where absent) and what the new value
     means. An amended charter that is not valid is one line with the rules' ``error``."""
     try:
-        before = flat(validate_charter(dict(charter), where="current charter").to_json())
-        after = flat(validate_charter(action.get("charter"), where="amended charter").to_json())
+        before = flat(validate_charter(dict(charter), where="current charter").to_full_json())
+        amended = validate_charter(action.get("charter"), where="amended charter")
+        after = flat(amended.to_full_json())
     except CommonwealError as exc:
         return [{"error": exc.message}]
     out = []

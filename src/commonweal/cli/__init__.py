@@ -6,7 +6,7 @@ command that prints data takes ``--json`` and then writes one JSON document to s
 nothing else; every failure prints one line on stderr and exits non-zero.
 
 One module per area (``community``, ``ledger``, ``demo``, ``data``, ``governance``,
-``model``, ``ownership``), each with a ``register`` function that adds its commands to the
+``model``, ``ownership``, ``node``), each with a ``register`` function that adds its commands to the
 app; ``output`` and ``options`` hold what they share, and ``hubs`` is the one way to open a
 hub. The order of the ``register`` calls below is the order of ``commonweal --help``.
 """
@@ -29,6 +29,7 @@ from commonweal.cli import (
     governance,
     ledger,
     model,
+    node,
     ownership,
 )
 from commonweal.cli.output import err, out
@@ -62,6 +63,7 @@ def build_app() -> typer.Typer:
     governance.register(app)
     model.register(app)
     ownership.register(app, member)
+    node.register(app)
     return app
 
 

@@ -138,7 +138,7 @@ def _section_text(model: type[BaseModel], doc: dict[str, Any], prefix: str) -> l
 def template_text() -> str:
     """A charter TOML with every setting at its default, each under a comment saying
     what it means; ``init --charter`` takes it as it is."""
-    defaults = Charter(name="My Community").to_json()
+    defaults = Charter(name="My Community").to_full_json()
     head = [
         "# A Commonweal charter: the community's rules, fixed in the first entry of its log.",
         "# Change what you need, then: commonweal init HUB_DIR --charter THIS_FILE",

@@ -41,6 +41,7 @@ __all__ = [
     "Valuation",
     "VotingRule",
     "validate_charter",
+    "with_federated_app",
 ]
 
 CHARTER_VERSION = 3
@@ -753,6 +754,17 @@ def _with_defaults(data: dict[str, Any], meaning: dict[str, Any]) -> dict[str, A
         elif key not in out:
             out[key] = value
     return out
+
+
+def with_federated_app(charter: Charter, app_sha256: str) -> Charter:
+    """``charter`` naming the Flower app bundle nodes may run: the hook ``commonweal init``
+    calls with ``commonweal.federated.bundle.app_sha256()``. A founder's own hash (set in
+    their charter file) is kept."""
+    if charter.federated.app_sha256:
+        return charter
+    doc = charter.to_full_json()
+    doc["federated"]["app_sha256"] = app_sha256
+    return validate_charter(doc, where="charter")
 
 
 def validate_charter(doc: Any, *, where: str = "charter") -> Charter:

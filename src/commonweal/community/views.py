@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from commonweal.community.federated import node_status
 from commonweal.community.governance import current_tally, phase, seconds_between
 from commonweal.community.leaving import left_items
 from commonweal.community.naming import resolve_member
@@ -27,12 +28,14 @@ __all__ = [
     "describe_proposal",
     "executable_proposals",
     "explain_power",
+    "federation",
     "find_member",
     "leaving_terms",
     "list_proposals",
     "member_api_keys",
     "member_items",
     "member_name",
+    "member_node",
     "member_profile",
     "member_tallies",
     "model_report",
@@ -663,4 +666,42 @@ def leaving_terms(state: State, member: str) -> dict[str, Any]:
         "delegated_by": sorted(k for k, to in state.delegates.items() if to == member),
         "shares": h.shares if h else 0,
         "leaving_shares": state.charter.membership.leaving_shares,
+    }
+
+
+def member_node(state: State, member: str) -> dict[str, Any] | None:
+    """A member's federated node as the log has it (None if they never enrolled), with
+    its status following the member's (a member who left has their node out)."""
+    node = state.nodes.get(member)
+    if node is None:
+        return None
+    return {
+        **node.to_json(),
+        "labels": json.loads(node.labels),
+        "consent": node.consent.split(",") if node.consent else [],
+        "status": node_status(state, member),
+        "dp_rounds": state.dp_rounds.get(member, 0),
+        "compute_credit": state.compute_credit.get(member, 0),
+    }
+
+
+def federation(state: State) -> dict[str, Any]:
+    """The community's federated section and its nodes, for ``GET /federated`` (the hub
+    adds where its SuperLink listens and the CA that signed it)."""
+    assert state.charter is not None
+    cfg = state.charter.federated
+    return {
+        "enabled": cfg.enabled,
+        "app_sha256": cfg.app_sha256,
+        "charter": cfg.model_dump(mode="json"),
+        "nodes": [
+            {
+                "member": key,
+                "name": member_name(state, key),
+                "status": node_status(state, key),
+                "items": node.items,
+                "rounds": node.rounds,
+            }
+            for key, node in sorted(state.nodes.items())
+        ],
     }

@@ -479,7 +479,7 @@ def _model_of(conn: Connection, state: State, body: dict[str, Any]) -> ShardedMo
     """The model a ``model.version`` body names, from the stored shard blobs."""
     assert state.charter is not None and state.charter.task is not None
     shards = [
-        load_shard(artifacts.blob(conn, s["sha256"])) if s["count"] else None
+        load_shard(artifacts.blob(conn, s["sha256"])) if s["sha256"] else None
         for s in body["shards"]
     ]
     return ShardedModel(shards, state.charter.task.labels or None)
@@ -494,7 +494,9 @@ def check_artifact(hub: Hub, conn: Connection, state: State, version: int) -> No
     mv = state.models[version]
     body = hub.store.leaves(conn, mv.entry, mv.entry + 1)[0].body
     for n, shard in enumerate(body["shards"]):
-        if not shard["count"]:
+        # An empty central shard stores nothing (sha256 ""); a federated version's one
+        # shard is stored even when it started from zeros (count 0 central items).
+        if not shard["sha256"]:
             continue
         try:
             artifacts.blob(conn, shard["sha256"])

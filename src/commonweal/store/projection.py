@@ -27,6 +27,7 @@ from commonweal.store.schema import (
     invites,
     members,
     models,
+    nodes,
     payouts,
     proposals,
     reviews,
@@ -58,6 +59,7 @@ _KEYS: dict[str, str] = {
     "epochs": "epoch",
     "payouts": "payout",
     "proposals": "proposal",
+    "nodes": "member",
 }
 
 
@@ -98,7 +100,7 @@ def state_rows(state: State) -> dict[str, list[dict[str, Any]]]:
         "treasury": [state.treasury.to_json()] if state.charter is not None else [],
         **{
             name: [r.to_json() for _, r in sorted(getattr(state, name).items())]
-            for name in ("valuations", "holdings", "epochs", "payouts", "proposals")
+            for name in ("valuations", "holdings", "epochs", "payouts", "proposals", "nodes")
         },
     }
 
@@ -132,6 +134,7 @@ def _state_tuples(state: State) -> dict[str, list[Any]]:
         "epochs": list(state.epochs.values()),
         "payouts": list(state.payouts.values()),
         "proposals": list(state.proposals.values()),
+        "nodes": list(state.nodes.values()),
     }
 
 
@@ -218,6 +221,7 @@ _KEYED = (
     epochs,
     payouts,
     proposals,
+    nodes,
 )
 
 

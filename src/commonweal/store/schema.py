@@ -46,6 +46,7 @@ __all__ = [
     "model_items",
     "models",
     "near_signatures",
+    "nodes",
     "payouts",
     "proposals",
     "quality_reports",
@@ -60,8 +61,9 @@ __all__ = [
 ]
 
 # 2: models, API keys, treasury, usage (part 3); 3: ownership, governance; 4: member webhooks;
-# 5: item keys stored wrapped under a key-encryption key kept outside the database
-SCHEMA_VERSION = 5
+# 5: item keys stored wrapped under a key-encryption key kept outside the database;
+# 6: federated members' nodes (part 10)
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -313,6 +315,24 @@ proposals = Table(
     Column("charter_base", String(64), nullable=False),
 )
 
+# A federated member's node: their latest enrollment (never their data) and the accepted
+# rounds it took part in. ``status`` is the enrollment's; the API joins the member's own.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("member", String(64), primary_key=True),
+    Column("node_key", Text, nullable=False),  # OpenSSH ecdsa-sha2-nistp384 public key
+    Column("items", BigInteger, nullable=False),
+    Column("labels", Text, nullable=False),  # canonical JSON: label -> count
+    Column("root", String(64), nullable=False),
+    Column("license", String(64), nullable=False),
+    Column("consent", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("enrolled_index", BigInteger, nullable=False),
+    Column("updated_index", BigInteger, nullable=False),
+    Column("rounds", BigInteger, nullable=False),
+)
+
 PROJECTION_TABLES = (
     community,
     members,
@@ -327,6 +347,7 @@ PROJECTION_TABLES = (
     epochs,
     payouts,
     proposals,
+    nodes,
 )
 
 # -- the hub's own data: not in the log, not derivable from it ----------------------------

@@ -71,6 +71,17 @@ def verify_hub(
             f"stored manifests and evaluation sets of {len(report.state.models)} model "
             "version(s) match their roots"
         )
+    if report.state is not None and report.state.fl_versions:
+        # Trained on members' machines: nothing here can retrain it (the data never came
+        # to the hub). Its rounds replayed above; its artifact hashed above; it must load.
+        from commonweal.hub.training import load_model
+
+        for v in sorted(report.state.fl_versions):
+            load_model(hub, v)
+        report.checks.append(
+            f"federated: trained on members' machines: {len(report.state.fl_versions)} "
+            "version(s) not retrained; their artifacts hash to their entries and load"
+        )
     if report.state is not None and report.state.valuations:
         for record in report.state.valuations.values():
             hub.ownership.check_valuation(record)
