@@ -34,8 +34,8 @@ recommends (100 local epochs, learning rate 2, l2 1e-4), every node in every rou
 Both apps run through the node's gate; the bench's gate (written over the node's, see
 ``BENCH_GATE``) also admits the anchor's bundle, so the one deployment runs both.
 
-    .venv/bin/python bench/federated.py                # about 15 minutes on 2 cores
-    .venv/bin/python bench/federated.py --quick        # 2 rounds, one overhead pair: ~6 minutes
+    .venv/bin/python bench/federated.py                # 15-30 minutes on 2 cores
+    .venv/bin/python bench/federated.py --quick        # 2 rounds, one overhead pair: ~10 minutes
     .venv/bin/python bench/federated.py --rounds 3 --repeat 1 --json > /tmp/fed.json
 
 Tables on stdout (or one JSON document with ``--json``), progress on stderr. Every process
