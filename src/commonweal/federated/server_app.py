@@ -284,7 +284,9 @@ class FederatedRun:
                 lr=float(self.plan["learning_rate"]),
                 l2=float(self.plan["l2"]),
             )
-        self.valuation[server_round] = self._value(server_round, kept)
+        # A plan without valuation (the benchmark's switch, never the hub's) values nothing.
+        if self.plan.get("valuation") is not None:
+            self.valuation[server_round] = self._value(server_round, kept)
         return [g[0] for g in kept]
 
     def _epsilon(self, member: str, rounds: int) -> str:
@@ -492,8 +494,9 @@ class FederatedRun:
             "aggregate": update_sha256(params),
             "metrics": metrics,
             "node_metrics": self.node_metrics.get(server_round, {}),
-            "valuation": self.valuation[server_round],
         }
+        if server_round in self.valuation:
+            body["valuation"] = self.valuation[server_round]
         (self.dir / f"round-{server_round}.json").write_text(json.dumps(body, indent=1))
         self.current = params
         return MetricRecord({k: float(v) for k, v in metrics.items()})
