@@ -189,7 +189,8 @@ def test_bundle_hash_is_stable_and_is_the_one_flower_runs(fl: Deployment) -> Non
     )
     assert all(p["status"] == "accepted" for p in r1["participants"])
     assert r1["strategy"] == {"aggregation": "fedavg", "params": {"outlier_factor": 3}}
-    assert set(r1["node_metrics"]) == {p["member"] for p in r1["participants"]}
+    # The hub scores every round on its own evaluation set: nodes hold out and score nothing.
+    assert r1["node_metrics"] == {}
     assert sorted(r1["valuation"]["utilities"], key=int) == [str(m) for m in range(8)]
     assert float(r1["metrics"]["accuracy"]) > 0.85
     with np.load(d / "result.npz") as z:
