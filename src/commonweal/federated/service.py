@@ -214,5 +214,13 @@ class Federation:
         need = charter.federated.min_clients if charter is not None else 1
         if self._owned:
             self.sync()
-        nodes = self.wait_for_nodes(need, timeout=wait)
-        return train(self.hub, self.link, nodes=nodes, progress=progress)
+        online = self.wait_for_nodes(need, timeout=wait)
+        if len(online) < need:
+            raise Conflict(
+                f"{len(online)} enrolled node(s) are online and the charter needs {need} "
+                "(federated.min_clients): ask members to run `commonweal node run`"
+            )
+        # Every registered node, not only those online now: Flower sends each round to
+        # whoever is connected, and a node that connects mid-run is still its member's.
+        registered = {e["node"]: m for m, e in self._registry.items()}
+        return train(self.hub, self.link, nodes=registered, progress=progress)
