@@ -176,6 +176,11 @@ class Federation:
 
     def online(self) -> dict[str, str]:
         """Registered nodes that are connected now: node id -> member key."""
+        if not self._owned:
+            # Attached to a served federation: its process registers nodes as members
+            # enroll, and writes them down; read what it has registered by now.
+            with contextlib.suppress(OSError, ValueError):
+                self._registry = json.loads((self.dir / REGISTRY_FILE).read_text())
         by_node = {e["node"]: m for m, e in self._registry.items()}
         return {
             str(n["node-id"]): by_node[str(n["node-id"])]
