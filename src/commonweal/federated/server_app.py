@@ -214,7 +214,7 @@ class FederatedRun:
             if msg.has_error():
                 failures[str(node)] = str(msg.error.reason)
                 continue
-            member = self.nodes.get(node)
+            member = self.member_of(node)
             if member is None:
                 failures[str(node)] = "not an enrolled node of this community"
                 continue
@@ -288,6 +288,21 @@ class FederatedRun:
         if self.plan.get("valuation") is not None:
             self.valuation[server_round] = self._value(server_round, kept)
         return [g[0] for g in kept]
+
+    def member_of(self, node: int) -> str | None:
+        """The member whose node this is: from the plan, or — for a node registered after
+        the run started (a member who enrolled meanwhile) — from the hub's registry of
+        the nodes it registered, which follows the log (``plan.registry``)."""
+        member = self.nodes.get(node)
+        registry = self.plan.get("registry")
+        if member is None and registry:
+            try:
+                doc = json.loads(Path(registry).read_text())
+            except (OSError, ValueError):
+                return None
+            self.nodes.update({int(e["node"]): m for m, e in doc.items()})
+            member = self.nodes.get(node)
+        return member
 
     def _epsilon(self, member: str, rounds: int) -> str:
         assert self.dp is not None
@@ -413,7 +428,7 @@ class FederatedRun:
         out: dict[str, Any] = {}
         pooled: list[tuple[Any, int]] = []
         for msg in replies:
-            member = self.nodes.get(msg.metadata.src_node_id)
+            member = self.member_of(msg.metadata.src_node_id)
             if msg.has_error() or member is None or member not in members:
                 continue
             try:

@@ -188,6 +188,12 @@ class Federation:
             if str(n.get("status")) == "online" and str(n["node-id"]) in by_node
         }
 
+    def _enrolled(self) -> int:
+        """How many members' nodes the log says are enrolled now."""
+        self.hub.refresh(max_age=1.0)
+        state = self.hub.state
+        return sum(1 for m in state.nodes if node_status(state, m) == "enrolled")
+
     def wait_for_nodes(self, count: int, *, timeout: float = 60.0) -> dict[str, str]:
         """The enrolled nodes online: every registered one, or — once ``count`` are
         online — those that connect within ``STRAGGLERS`` seconds more (a member whose
@@ -200,7 +206,7 @@ class Federation:
             if len(online) >= count and enough_at is None:
                 enough_at = now
             if (
-                len(online) >= len(self._registry)
+                len(online) >= max(len(self._registry), self._enrolled())
                 or now > deadline
                 or (enough_at is not None and now - enough_at > STRAGGLERS)
             ):
@@ -228,4 +234,10 @@ class Federation:
         # Every registered node, not only those online now: Flower sends each round to
         # whoever is connected, and a node that connects mid-run is still its member's.
         registered = {e["node"]: m for m, e in self._registry.items()}
-        return train(self.hub, self.link, nodes=registered, progress=progress)
+        return train(
+            self.hub,
+            self.link,
+            nodes=registered,
+            progress=progress,
+            registry=self.dir / REGISTRY_FILE,
+        )

@@ -141,6 +141,7 @@ def train(
     nodes: dict[str, str],
     progress: Progress | None = None,
     timeout: float = 1800.0,
+    registry: Path | None = None,
 ) -> dict[str, Any]:
     """Run the charter's federated training on ``link`` with the registered ``nodes``
     (Flower node id -> member key) and register the version it makes."""
@@ -182,6 +183,8 @@ def train(
             yci = np.array([index_of[str(v)] for v in yc], dtype=np.int64)
             _save_private(run_dir / "central.npz", X=Xc, y=yci)
         plan = _plan(state, nodes, start, W0.shape[1])
+        if registry is not None:
+            plan["registry"] = str(registry)
         _write_private(run_dir / "plan.json", json.dumps(plan, indent=1, sort_keys=True))
         from commonweal.federated.bundle import app_dir
 
