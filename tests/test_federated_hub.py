@@ -324,7 +324,8 @@ def test_central_and_federated_members_make_one_private_model_that_is_served(
         assert float(v2["metrics"]["accuracy"]) >= float(v1["metrics"]["accuracy"]) - 0.1
 
         secret, _ = client.create_apikey(keys["Ada"], "a reader")
-        got = client.predict(digit_items(1700, 20), api_key=secret, version=2)
+        inputs = [{"image": it["image"]} for it in digit_items(1700, 20)]
+        got = client.predict(inputs, api_key=secret, version=2)
         assert len(got["predictions"]) == 20
         card = client.card(2)
         assert "federated" in card.lower()
