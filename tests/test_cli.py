@@ -66,6 +66,7 @@ def test_a_community_from_init_to_verified_export(tmp_path: Path, database_url: 
         "epochs": 0,
         "payouts": 0,
         "proposals": 0,
+        "nodes": 0,
     }
 
 
@@ -177,7 +178,9 @@ def test_demo_builds_a_verified_community(tmp_path: Path) -> None:
     # epoch followed it. Since part 7 an epoch mints only for value not rewarded before:
     # the first epoch pays its pools whole, the second the part of each that new work is.
     assert [p["status"] for p in res["proposals"]] == ["executed"]
-    first, second = res["epochs"]
+    # Then two clinics trained a version on their own nodes: its epoch pays them.
+    first, second, federated = res["epochs"]
+    assert federated["compute"] > 0
     assert (first["data"], first["review"]) == (700_000, 200_000)
     assert 0 <= second["data"] < 600_000 and 0 <= second["review"] <= 300_000
     assert second["data"] + second["review"] > 0  # an epoch with nothing new is refused

@@ -150,6 +150,7 @@ AREAS = {
     "governance": ["propose", "vote", "reveal", "delegate", "proposals", "execute"],
     "model": ["train", "models", "lineage", "card", "predict", "apikey", "revenue", "model"],
     "ownership": ["value", "values", "shares", "payout", "statement", "transfer", "rewards"],
+    "node": ["node"],
 }
 GROUPS = {
     "charter": ["show", "template"],
@@ -163,6 +164,7 @@ GROUPS = {
     "revenue": ["close", "treasury"],
     "model": ["export"],
     "rewards": ["close-epoch", "export-claims"],
+    "node": ["enroll", "run", "withdraw"],
 }
 
 

@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse
 from commonweal.api.deps import CurrentMember, HubDep
 from commonweal.community import views
 from commonweal.community.federated_math import epsilon_spent
-from commonweal.errors import NotFound
 from commonweal.web.render import page, templates
 
 __all__ = ["histogram", "router"]
@@ -110,14 +109,15 @@ def items(
 @router.get("/w/me/node", response_class=HTMLResponse)
 def my_node(request: Request, hub: HubDep, member: CurrentMember) -> HTMLResponse:
     """My federated node: its status, items, accepted rounds, privacy loss and enroll
-    root, and the command that runs it (or enrolls one). 404 when the charter does not
-    enable federation and I never enrolled: the page then shows nothing of it."""
+    root, and the command that runs it (or enrolls one). Empty when the charter does not
+    enable federation and I never enrolled: the page then shows nothing of it (an empty
+    answer, not a 404, which a browser reports as an error in every member's console)."""
     state = hub.state
     assert state.charter is not None
     cfg = state.charter.federated
     node = hub.federation.node(member)
     if node is None and not cfg.enabled:
-        raise NotFound("this community's charter does not enable federated members")
+        return HTMLResponse("")
     dp_rounds = node["dp_rounds"] if node else 0
     return fragment(
         "me_node.html",
