@@ -602,7 +602,8 @@ def print_tables(s: dict[str, Any]) -> None:
     ov = s["overhead"]
     print(f"Federated figures on one live deployment: {NODES} SuperNodes (TLS, node auth),")
     print(
-        f"digits, {s['rounds']} rounds, nodes hold out {s['holdout']}%, "
+        f"digits, {s['rounds']} rounds, nodes train on all their rows (the hub scores on "
+        f"its evaluation set; --holdout {s['holdout']}% applies only without one), "
         f"recipe {CHOSEN['local_epochs']} local epochs, "
         f"lr {CHOSEN['learning_rate']}, l2 {CHOSEN['l2']}; central model "
         f"{s['central']:.3f} on 360 rows\n"
