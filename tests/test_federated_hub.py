@@ -170,6 +170,24 @@ def test_members_train_from_home_are_valued_rewarded_and_can_leave(
     finally:
         for p in nodes:
             _stop(p)
+    # Stopping `node run` (SIGTERM, as a service manager does) stops its SuperNode too.
+    _wait("the nodes' SuperNodes to exit", lambda: not _running_under(tmp_path), timeout=30)
+
+
+def _running_under(path: Path) -> list[str]:
+    """Command lines of live SuperNodes that name ``path`` (left running)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().split()[2]
+        except (OSError, IndexError):
+            continue
+        if str(path) in cmd and "flower-supernode" in cmd and state != "Z":
+            found.append(cmd)
+    return found
 
 
 def test_a_superlink_killed_mid_training_logs_nothing_and_training_again_works(

@@ -5,6 +5,8 @@ hub. The data stays on this machine; the node's logic lives in ``commonweal.fede
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -107,6 +109,9 @@ def run(
         err.print("The hub's SuperLink restarted: reconnecting your node.")
         return prepare_node(key, now, charter, data, k.key_id)
 
+    # Stopped by a service manager (SIGTERM), not Ctrl-C: exit through Python, so the
+    # SuperNode (its own process group) is stopped with us rather than left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     code = run_supernode(node, port=port, restart=restart)
     if code not in (0, 130):
         raise InvalidInput(f"the node stopped (status {code}); see {node.directory}/supernode.log")
