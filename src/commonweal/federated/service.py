@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from commonweal.community.federated import node_status
 from commonweal.errors import Conflict, HubError
 from commonweal.federated.superlink import SuperLink
+from commonweal.ledger.files import write_private
 
 if TYPE_CHECKING:
     from commonweal.federated.training import Progress
@@ -43,11 +43,7 @@ def federated_dir(hub: Hub) -> Path:
 
 
 def _write_private(path: Path, doc: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def served_link(hub: Hub) -> tuple[SuperLink, dict[str, Any]] | None:

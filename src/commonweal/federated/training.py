@@ -16,9 +16,8 @@ files are private to the hub's user and deleted when the run ends, whatever happ
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from commonweal.hub.training import (
     store_single_model,
     stored_items,
 )
+from commonweal.ledger.files import write_private
 from commonweal.ml.sisa import ShardedModel, dump_shard
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def train(
         plan = _plan(state, nodes, start, W0.shape[1])
         if registry is not None:
             plan["registry"] = str(registry)
-        _write_private(run_dir / "plan.json", json.dumps(plan, indent=1, sort_keys=True))
+        write_private(run_dir / "plan.json", json.dumps(plan, indent=1, sort_keys=True))
         from commonweal.federated.bundle import app_dir
 
         say("starting the federated run", 0, fed.rounds)
@@ -394,20 +394,7 @@ def _flwr_version() -> str:
 
 
 def _save_private(path: Path, **arrays: Any) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def clean_runs(hub: Hub, keep: int = 20) -> None:
-    """Keep the newest ``keep`` run directories (their round files help explain a run)."""
-    base = runs_dir(hub)
-    old = sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    for p in old[:-keep]:
-        shutil.rmtree(p, ignore_errors=True)
+    """``arrays`` as an .npz file only the hub's user can read (written atomically)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_private(path, buf.getvalue())
