@@ -39,6 +39,10 @@ def _charter(path: Path, rounds: int = 2) -> Path:
         'name = "Clinic Pool"\njoin_policy = "open"\nlicenses = ["CC-BY-4.0"]\n'
         f'[task]\nkind = "tabular-classification"\nlabels = {json.dumps(LABELS)}\n{cols}\n'
         f"[federated]\nenabled = true\nrounds = {rounds}\nmin_clients = 2\n"
+        # The test values and closes the epoch itself: the served hub's scheduler must not
+        # race it to the same acts (it would close the epoch between the two commands).
+        "[schedule]\ntrain_every_seconds = 0\nvalue_new_versions = false\n"
+        "close_epoch_after_valuation = false\npayout_every_seconds = 0\nscan_every_seconds = 0\n"
     )
     return path
 
