@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from commonweal.api import create_app
 from commonweal.client import HubClient
 from commonweal.embedded import EmbeddedTransport
-from commonweal.errors import QuotaExceeded, RateLimited
+from commonweal.errors import QuotaExceeded, RateLimited, TooLarge
 from commonweal.hub import Hub
 from commonweal.hub.models import TRY_PER_DAY, TRY_PER_MINUTE
 from commonweal.ledger.event import now, sign_event
@@ -303,7 +303,7 @@ def test_the_client_waits_out_a_rate_limit_and_shows_it(
         assert ack["entries"][0]["kind"] == "member.address"
         assert [(s, a) for s, a, _ in waits] == [(1.0, 1)]
         assert "a member may add 12 a minute" in waits[0][2]
-        # A batch larger than the whole limit can never pass: refused after the retries.
+        # A batch larger than the whole limit can never pass: refused at once, unwaited.
         clock.advance(60)
         many = [
             sign_event(
@@ -311,9 +311,11 @@ def test_the_client_waits_out_a_rate_limit_and_shows_it(
             )
             for _ in range(EVENTS_PER_MINUTE + 1)
         ]
-        with pytest.raises(RateLimited, match="this batch has 13"):
+        with pytest.raises(TooLarge, match=r"this batch has 13 events .* batches of 12 or fewer"):
             client.submit(many)
-        assert len(waits) == 3
+        assert len(waits) == 1
+        # Nothing of it was counted: a batch within the limit still passes this minute.
+        assert len(client.submit(many[:EVENTS_PER_MINUTE])["entries"]) == EVENTS_PER_MINUTE
 
 
 def test_requests_per_address_are_limited_with_retry_after(

@@ -3,6 +3,8 @@
 A hub run by ``commonweal serve`` (``create_app(..., limited=True)``) refuses, with 429 and
 ``Retry-After``, what passes the charter's ``limits.events_per_member_per_minute`` and
 ``limits.requests_per_ip_per_minute``. Windows are fixed UTC minutes of the hub's clock.
+A batch with more of one member's events than a whole minute takes is refused with 413 at
+once: no wait would let it in.
 
 - **Events per member** are counted in the database (``store.counters``), inside the
   append's own transaction: the conditional upsert that takes them commits with the
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from commonweal.community.governance import at
-from commonweal.errors import RateLimited
+from commonweal.errors import RateLimited, TooLarge
 from commonweal.store import counters
 from commonweal.store.database import write_connection
 
@@ -80,6 +82,13 @@ class LimitsArea:
         limit = state.charter.limits.events_per_member_per_minute
         period = minute_of(log_time)
         for actor, n in sorted(Counter(a for a in actors if a != state.hub_key).items()):
+            if n > limit:
+                # No minute will ever take it: waiting for the next one would only make
+                # the member wait twice for the same refusal.
+                raise TooLarge(
+                    f"this batch has {n} events from {actor[:12]}…, and a member may add "
+                    f"at most {limit} a minute: send them in batches of {limit} or fewer"
+                )
             if counters.take(conn, EVENTS, actor, period, n, limit) is None:
                 raise RateLimited(
                     f"too many events from {actor[:12]}…: a member may add {limit} a minute "
