@@ -46,6 +46,8 @@ def test_federated_version_node_and_charter_show_on_the_pages(
         for rnd in (1, 2):
             hub.append([hub.sign("federated.round", round_body(hub.state, "7", rnd))])
         hub.append([hub.sign("model.version", version_body(hub.state, "7"))])
+        valued = hub.ownership.value()  # from the rounds' logged values: no artifact read
+        alice_value = next(m for m in valued["members"] if m["member"] == alice.key_id)
         hub.append([sign_event(bob, "federated.withdraw", {}, hub=hub.origin)])
 
         card = render_model_card(hub.models.card_info(1))
@@ -72,6 +74,16 @@ def test_federated_version_node_and_charter_show_on_the_pages(
             assert "withdrawn: it takes part in no later round" in gone
             assert "commonweal node enroll --hub" in gone
             assert 'id="node-none"' in node_of(carol)
+
+            # My page credits Alice's node, not "none of your items".
+            headers = {AUTH_HEADER: auth_header(alice, "GET", "/w/me/summary")}
+            summary = http.get("/w/me/summary", headers=headers).text
+            assert 'id="node-value">Valuation 1 valued the rounds your node trained' in summary
+            assert f"{float(alice_value['value']):.4g}" in summary
+            assert "credited none of your items" not in summary
+            headers = {AUTH_HEADER: auth_header(alice, "GET", "/w/me/items")}
+            items = http.get("/w/me/items", headers=headers).text
+            assert 'id="items-node">You have given the hub no items: your node trains' in items
 
             home = http.get("/").text
             assert 'id="charter-federated"' in home and "1 node is enrolled" in home

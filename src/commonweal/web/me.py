@@ -9,6 +9,7 @@ renders one member's page to another. Every act on the page is an event the brow
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -61,6 +62,12 @@ def summary(hub: HubDep, member: CurrentMember) -> HTMLResponse:
     epochs, payouts = st["epochs"], st["payouts"]
     values = hub.ownership.member_values(member)
     valuation = hub.ownership.latest_valuation()
+    # A member who trained from home has no items the hub could value one by one: a
+    # federated valuation credits their node's rounds instead (summed per member).
+    node_value = None
+    if valuation is not None and not values:
+        record = hub.state.valuations[valuation]
+        node_value = json.loads(record.members).get(member)
     total = sum(h.shares for h in hub.state.holdings.values())
     return fragment(
         "me_summary.html",
@@ -75,6 +82,7 @@ def summary(hub: HubDep, member: CurrentMember) -> HTMLResponse:
         valued=len(values),
         value_total=math.fsum(values),
         negative=sum(1 for v in values if v < 0),
+        node_value=float(node_value) if node_value is not None else None,
     )
 
 
@@ -103,6 +111,7 @@ def items(
         page=page_number,
         pages=pages,
         all_count=sum(found["counts"].values()),
+        has_node=member in hub.state.nodes,
     )
 
 
