@@ -70,6 +70,7 @@ def test_federated_version_node_and_charter_show_on_the_pages(
             assert "2 since the last reward epoch" in mine
             assert "your privacy loss so far is epsilon" in mine
             assert f'title="{ROOT}"' in mine and "commonweal node run --hub" in mine
+            assert 'id="node-withdraw">commonweal node withdraw --hub' in mine
             gone = node_of(bob)
             assert "withdrawn: it takes part in no later round" in gone
             assert "commonweal node enroll --hub" in gone
