@@ -91,7 +91,7 @@ def _value_weights(state: State, record: ValuationRecord) -> list[tuple[str, int
     weighs care (``rewards.label_accuracy_power``): a member who mislabels a third of
     what they send earns for the rest at about half the rate, so sending volume
     carelessly does not pay."""
-    values: dict[str, str] = json.loads(record.members)
+    values = record.member_totals()
     assert state.charter is not None
     power = state.charter.rewards.label_accuracy_power
     accuracy = _label_accuracy(state) if power else {}

@@ -11,6 +11,7 @@ entry, and a tuple is built and read several times faster, which `ledger verify`
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, NamedTuple
 
 from immutables import Map
@@ -225,6 +226,11 @@ class ValuationRecord(NamedTuple):
     negative: int
     total: str  # decimal string: the sum of every item's value
     members: str  # canonical JSON: member key -> decimal string
+
+    def member_totals(self) -> dict[str, str]:
+        """Each credited member's value in all (a decimal string), read from ``members``."""
+        totals: dict[str, str] = json.loads(self.members)
+        return totals
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()

@@ -9,7 +9,6 @@ renders one member's page to another. Every act on the page is an event the brow
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -66,8 +65,8 @@ def summary(hub: HubDep, member: CurrentMember) -> HTMLResponse:
     # federated valuation credits their node's rounds instead (summed per member).
     node_value = None
     if valuation is not None and not values:
-        record = hub.state.valuations[valuation]
-        node_value = json.loads(record.members).get(member)
+        credited = hub.state.valuations[valuation].member_totals().get(member)
+        node_value = float(credited) if credited is not None else None
     total = sum(h.shares for h in hub.state.holdings.values())
     return fragment(
         "me_summary.html",
@@ -82,7 +81,7 @@ def summary(hub: HubDep, member: CurrentMember) -> HTMLResponse:
         valued=len(values),
         value_total=math.fsum(values),
         negative=sum(1 for v in values if v < 0),
-        node_value=float(node_value) if node_value is not None else None,
+        node_value=node_value,
     )
 
 
