@@ -187,7 +187,9 @@ def test_a_failed_push_is_retried_with_backoff_and_a_redirect_is_not_followed(
 ) -> None:
     c, keys = co_op
     hub = c.embedded_hub
-    notifier = Notifier(hub, interval=0.05)
+    # The first backoff is 2 × interval, on the wall clock: long enough that the second
+    # tick comes before it ends on a loaded CI machine (0.1 s did not, once).
+    notifier = Notifier(hub, interval=1.0)
     grace = keys["Grace"]
     c.set_webhook(grace, receiver.url + "/grace")
     c.contribute(keys["Tim"], text_items(2))
@@ -196,7 +198,7 @@ def test_a_failed_push_is_retried_with_backoff_and_a_redirect_is_not_followed(
     hook = c.webhook(grace)
     assert hook["failures"] == 1 and "answered 500" in hook["last_error"]
     assert notifier.tick() == 0 and len(receiver.posts) == 1  # waiting out the backoff
-    time.sleep(0.15)  # the first backoff is 2 × interval
+    time.sleep(2.1)  # the first backoff has passed
     receiver.status = 200
     assert notifier.tick() == 1 and len(receiver.posts) == 2
     assert receiver.posts[-1][1]["new"] == {"reviews": 2}  # the same news, not lost
